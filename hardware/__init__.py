@@ -1,0 +1,1 @@
+"""What training runs on: the device, host and link catalogs, topologies, collectives."""

@@ -1,0 +1,171 @@
+"""Collective communication cost, computed on a topology graph.
+
+Every collective is reduced to the messages it sends (who to whom, how many bytes
+per byte of the buffer), routed over the graph with :meth:`Topology.route`. Loads
+add up per directed edge across all concurrent groups, so the bottleneck link and
+its load come from the graph, not from a constant. Time is the alpha-beta model:
+
+    t = max_e (load_e / capacity_e) * S  +  steps * alpha
+
+where alpha is the slowest link latency on any message's path (the per-message
+software and switch latency is paid once per step, not once per switch hop).
+
+Per-algorithm message patterns (buffer of S bytes, group of n):
+
+* ring all-reduce: each member sends 2(n-1)/n * S to its ring successor, in 2(n-1)
+  steps (Patarasuk & Yuan 2009; NCCL's ring algorithm);
+* ring all-gather / reduce-scatter: (n-1)/n * S to the successor in n-1 steps;
+* hierarchical all-reduce over k nodes with g members each: reduce-scatter inside
+  each node, g concurrent ring all-reduces of S/g across nodes (one per local rank,
+  each on its own NIC), all-gather inside each node (as in NCCL/Horovod);
+* aggregator all-reduce (parameter server, a star's only sensible choice): every
+  member sends S to the aggregator and receives S back;
+* point-to-point: S from each source to its destination.
+
+``background`` is the fraction of every network edge's capacity other jobs already
+use (a mission's "the fabric is 95 % busy"): those edges have (1 - background) of
+their capacity for us.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from functools import lru_cache
+
+from trainwall.hardware.topology import Topology
+
+Groups = tuple[tuple[int, ...], ...]
+
+
+@dataclass(frozen=True)
+class CollectivePlan:
+    """The cost of one collective, linear in the buffer size S (bytes).
+
+    ``seconds_per_byte`` is the bandwidth term, ``latency`` the alpha term;
+    ``bottleneck`` the directed edge that sets the bandwidth term, ``bottleneck_link``
+    its catalog link; ``network_load_per_byte`` the bytes crossing the busiest network
+    edge per byte of S, and ``network_capacity`` that edge's full capacity (for
+    network utilisation).
+    """
+
+    algorithm: str
+    seconds_per_byte: float
+    latency: float
+    bottleneck: tuple | None = None
+    bottleneck_link: str = ""
+    network_load_per_byte: float = 0.0
+    network_capacity: float = 0.0
+
+    def time(self, nbytes: float) -> float:
+        """Seconds to run this collective on a buffer of ``nbytes``."""
+        return nbytes * self.seconds_per_byte + self.latency if nbytes > 0 else 0.0
+
+    def then(self, other: "CollectivePlan", algorithm: str, scale: float = 1.0) -> "CollectivePlan":
+        """This collective followed by ``other`` run on ``scale`` x the buffer."""
+        mine = (self.seconds_per_byte, self.bottleneck, self.bottleneck_link)
+        theirs = (other.seconds_per_byte * scale, other.bottleneck, other.bottleneck_link)
+        slow = max(mine, theirs, key=lambda t: t[0])
+        net = max((self.network_load_per_byte, self.network_capacity),
+                  (other.network_load_per_byte * scale, other.network_capacity))
+        return CollectivePlan(algorithm, self.seconds_per_byte + other.seconds_per_byte * scale,
+                              self.latency + other.latency, slow[1], slow[2], net[0], net[1])
+
+
+NO_COMMUNICATION = CollectivePlan("none", 0.0, 0.0)
+
+
+def _capacity(topology: Topology, edge: tuple, background: float) -> float:
+    data = topology.graph.edges[edge]
+    return data["capacity"] * ((1.0 - background) if data["network"] else 1.0)
+
+
+def _plan(topology: Topology, messages: list[tuple[object, object, float]], steps: int,
+          algorithm: str, background: float) -> CollectivePlan:
+    """Route ``messages`` (src node, dst node, bytes per byte of S) and cost them."""
+    load: dict[tuple, float] = defaultdict(float)
+    hop_latency = 0.0
+    for src, dst, share in messages:
+        path = topology.route(src, dst)
+        hop_latency = max([hop_latency] + [topology.graph.edges[e]["latency"] for e in path])
+        for edge in path:
+            load[edge] += share
+    if not load:
+        return NO_COMMUNICATION
+    seconds, bottleneck = max((ld / _capacity(topology, e, background), e) for e, ld in load.items())
+    net = [(ld, topology.graph.edges[e]["capacity"]) for e, ld in load.items()
+           if topology.graph.edges[e]["network"]]
+    net_load, net_cap = max(net, key=lambda t: t[0] / t[1]) if net else (0.0, 0.0)
+    return CollectivePlan(algorithm, seconds, steps * hop_latency, bottleneck,
+                          topology.graph.edges[bottleneck]["link"], net_load, net_cap)
+
+
+def _ring_messages(topology: Topology, groups: Groups, share: float) -> list:
+    out = []
+    for group in groups:
+        for i, rank in enumerate(group):
+            out.append((topology.devices[rank], topology.devices[group[(i + 1) % len(group)]], share))
+    return out
+
+
+def _ring(topology: Topology, groups: Groups, background: float, all_reduce: bool) -> CollectivePlan:
+    n = len(groups[0])
+    factor = (2.0 if all_reduce else 1.0) * (n - 1) / n
+    steps = (2 if all_reduce else 1) * (n - 1)
+    name = "ring all-reduce" if all_reduce else "ring"
+    return _plan(topology, _ring_messages(topology, groups, factor), steps, name, background)
+
+
+def _split_by_node(topology: Topology, groups: Groups) -> tuple[Groups, Groups] | None:
+    """(intra-node subgroups, inter-node subgroups by local index), if the groups are regular."""
+    intra, inter = [], []
+    for group in groups:
+        by_node: dict[int, list[int]] = defaultdict(list)
+        for rank in group:
+            by_node[topology.node_of(rank)].append(rank)
+        sizes = {len(v) for v in by_node.values()}
+        if len(by_node) < 2 or len(sizes) != 1 or sizes == {1}:
+            return None
+        members = [by_node[k] for k in sorted(by_node)]
+        intra.extend(tuple(m) for m in members)
+        inter.extend(tuple(m[i] for m in members) for i in range(len(members[0])))
+    return tuple(intra), tuple(inter)
+
+
+@lru_cache(maxsize=4096)
+def all_reduce(topology: Topology, groups: Groups, background: float = 0.0) -> CollectivePlan:
+    """The fastest all-reduce the topology offers for these concurrent groups."""
+    if not groups or len(groups[0]) < 2:
+        return NO_COMMUNICATION
+    candidates = [_ring(topology, groups, background, all_reduce=True)]
+    split = _split_by_node(topology, groups)
+    if split is not None:
+        intra, inter = split
+        g = len(intra[0])
+        rs = _ring(topology, intra, background, all_reduce=False)
+        ar = _ring(topology, inter, background, all_reduce=True)
+        candidates.append(rs.then(ar, "hierarchical all-reduce", 1.0 / g).then(rs, "hierarchical all-reduce"))
+    if topology.aggregator is not None:
+        msgs = [(topology.devices[r], topology.aggregator, 1.0) for grp in groups for r in grp]
+        msgs += [(topology.aggregator, topology.devices[r], 1.0) for grp in groups for r in grp]
+        candidates.append(_plan(topology, msgs, 2, "aggregator all-reduce", background))
+    return min(candidates, key=lambda p: (p.seconds_per_byte, p.latency))
+
+
+@lru_cache(maxsize=4096)
+def all_gather(topology: Topology, groups: Groups, background: float = 0.0) -> CollectivePlan:
+    """Ring all-gather (each member ends with all n shards of S); reduce-scatter costs the same."""
+    if not groups or len(groups[0]) < 2:
+        return NO_COMMUNICATION
+    return _ring(topology, groups, background, all_reduce=False)
+
+
+reduce_scatter = all_gather
+
+
+@lru_cache(maxsize=4096)
+def point_to_point(topology: Topology, pairs: tuple[tuple[int, int], ...],
+                   background: float = 0.0) -> CollectivePlan:
+    """Concurrent sends of S bytes from each ``src`` rank to its ``dst`` rank."""
+    msgs = [(topology.devices[a], topology.devices[b], 1.0) for a, b in pairs if a != b]
+    return _plan(topology, msgs, 1, "point-to-point", background) if msgs else NO_COMMUNICATION

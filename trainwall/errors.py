@@ -1,0 +1,50 @@
+"""Errors a user can cause, each carrying what the CLI needs to print one clear line.
+
+Every layer (catalogs, models, cost model, config loading) raises these for a user's
+mistake; the CLI turns them into ``FILE: field.path = value: what is allowed`` on
+stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class TrainwallError(Exception):
+    """Base class of every error caused by user input."""
+
+
+class InputError(TrainwallError):
+    """A value in the user's input is not allowed.
+
+    ``field`` is the dotted path of the offending value (``training.micro_batch``),
+    ``value`` the value as given, ``allowed`` what would have been accepted.
+    """
+
+    def __init__(self, field: str, value: object, allowed: str, *, source: str = "") -> None:
+        self.field = field
+        self.value = value
+        self.allowed = allowed
+        self.source = source
+        super().__init__(self.line())
+
+    def line(self) -> str:
+        where = f"{self.source}: " if self.source else ""
+        field = f"{self.field} = " if self.field else ""
+        return f"{where}{field}{self.value!r}: {self.allowed}"
+
+    def with_source(self, source: str) -> "InputError":
+        return InputError(self.field, self.value, self.allowed, source=source)
+
+
+class UnknownNameError(InputError):
+    """A catalog name that does not exist; suggests the closest known names."""
+
+    def __init__(self, field: str, value: str, known: Iterable[str], what: str) -> None:
+        known = sorted(known)
+        close = difflib.get_close_matches(str(value), known, n=3, cutoff=0.5)
+        hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+        super().__init__(field, value, f"unknown {what}; {hint}known: {', '.join(known)}")
+        self.known = known
+        self.suggestions = close
