@@ -1,0 +1,1 @@
+"""What is trained: architectures as layers of ops, and the workload catalog."""

@@ -1,0 +1,132 @@
+"""The workload catalog: a name (or an inline architecture) -> a :class:`Workload`.
+
+A workload is an architecture plus what the rest of the cost model needs about the
+data it trains on: the data pipeline's per-sample costs and the numerical-stability
+figures (``data/modalities.toml``, overridden per entry in ``data/catalog.toml``).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, fields
+from functools import cache
+from importlib import resources
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from trainwall.errors import InputError, UnknownNameError
+from trainwall.models import cnn, transformer
+from trainwall.models.ir import Network
+
+FAMILIES = ("transformer", "resnet", "mobilenet-v2", "ds-cnn", "micro-speech")
+MODALITIES = ("text", "image", "audio")
+AUGMENTATION_LEVELS = ("none", "light", "standard", "heavy")
+
+
+@dataclass(frozen=True)
+class DataProfile:
+    """Per-sample data-pipeline figures (see ``data/modalities.toml``)."""
+
+    sample_bytes: float
+    device_bytes: float
+    cpu_seconds: Mapping[str, float]
+
+
+@dataclass(frozen=True)
+class StabilityProfile:
+    """Numerical ranges and the critical batch (see ``data/modalities.toml``)."""
+
+    gradient_min: float
+    gradient_max: float
+    activation_max: float
+    critical_batch: float
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What is trained: an architecture and the properties of its data."""
+
+    name: str
+    family: str
+    modality: str
+    description: str
+    source: str
+    arch: Mapping[str, Any]
+    default_seq_len: int
+    data: DataProfile
+    stability: StabilityProfile
+
+    @property
+    def is_sequence(self) -> bool:
+        return self.family == "transformer"
+
+    def network(self, seq_len: int | None = None, attention: str = "flash") -> Network:
+        """The network at this sequence length (transformers) or its fixed input size."""
+        return build_network(self.family, _freeze(self.arch), seq_len or self.default_seq_len,
+                             attention, self.name)
+
+
+def _freeze(arch: Mapping[str, Any]) -> tuple:
+    return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in arch.items()))
+
+
+TRANSFORMER_FIELDS = tuple(f.name for f in fields(transformer.TransformerSpec))
+
+
+def build_network(family: str, arch: tuple, seq_len: int, attention: str, name: str) -> Network:
+    """Dispatch an architecture table to its builder."""
+    a = dict(arch)
+    if family == "transformer":
+        return transformer.build(transformer.TransformerSpec(**a), seq_len, attention, name)
+    if family == "resnet":
+        return cnn.resnet(tuple(a["blocks"]), a.get("bottleneck", True), a["image_size"], a["classes"],
+                          a.get("channels", 3), a.get("width"), name)
+    if family == "mobilenet-v2":
+        return cnn.mobilenet_v2(a.get("width_multiplier", 1.0), a["image_size"], a["classes"],
+                                a.get("dropout", True), name)
+    if family == "ds-cnn":
+        return cnn.ds_cnn(a["frames"], a["features"], a["channels"], a["blocks"], a["classes"], name)
+    if family == "micro-speech":
+        return cnn.micro_speech(a.get("frames", 49), a.get("features", 40), a.get("filters", 8),
+                                a.get("classes", 4), name)
+    raise UnknownNameError("workload.architecture.kind", family, FAMILIES, "architecture kind")
+
+
+def _read(name: str) -> dict:
+    return tomllib.loads(resources.files("trainwall.models").joinpath("data", name).read_text())
+
+
+def make_workload(name: str, entry: Mapping[str, Any]) -> Workload:
+    """A workload from a catalog entry or an inline architecture table."""
+    modality = entry.get("modality", "text" if entry["family"] == "transformer" else "image")
+    if modality not in MODALITIES:
+        raise InputError("workload.modality", modality, f"must be one of {', '.join(MODALITIES)}")
+    defaults = _read("modalities.toml")[modality]
+    data = {**defaults["data"], **entry.get("data", {})}
+    stability = {**defaults["stability"], **entry.get("stability", {})}
+    seq_len = int(entry.get("seq_len", 0))
+    if entry["family"] == "transformer":
+        data["sample_bytes"] = data["bytes_per_token"] * seq_len
+        data["device_bytes"] = data["device_bytes_per_token"] * seq_len
+    return Workload(
+        name=name, family=entry["family"], modality=modality,
+        description=entry.get("description", name), source=entry.get("source", "inline architecture"),
+        arch=MappingProxyType(dict(entry["arch"])), default_seq_len=seq_len,
+        data=DataProfile(float(data["sample_bytes"]), float(data["device_bytes"]),
+                         MappingProxyType(dict(data["cpu_seconds"]))),
+        stability=StabilityProfile(**{k: float(v) for k, v in stability.items()}),
+    )
+
+
+@cache
+def workloads() -> Mapping[str, Workload]:
+    """Every catalog workload by name."""
+    return MappingProxyType({k: make_workload(k, v) for k, v in _read("catalog.toml").items()})
+
+
+def workload(name: str, field: str = "workload.model") -> Workload:
+    """Look up a workload; an unknown name raises with the closest known names."""
+    try:
+        return workloads()[name]
+    except KeyError:
+        raise UnknownNameError(field, name, workloads(), "model") from None
