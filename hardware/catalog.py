@@ -7,7 +7,7 @@ vendor publishes nothing). Loading is cached: the files are read once per proces
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from types import MappingProxyType
@@ -24,6 +24,7 @@ class Host:
 
     key: str
     name: str
+    accelerators: int
     cores: int
     core_speed: float
     storage_bandwidth: float
@@ -63,8 +64,11 @@ class Device:
     host: Host
     host_link: Link
     source: str
+    devices_per_node: int
+    intra_node_link: str
+    inter_node_link: str
+    runtime_reserve_bytes: float
     flash_bytes: float = 0.0
-    extra: Mapping[str, object] = field(default_factory=dict)
 
     @property
     def reference_peak(self) -> float:

@@ -1,0 +1,283 @@
+"""The configuration file: its schema (pydantic, one definition for validation and the
+published JSON Schema), defaults drawn from the catalogs, and cross-field rules.
+
+A configuration names *what* is trained (``[workload]``), *on what* (``[system]``),
+*how* (``[training]``) and *how it is fed* (``[data]``); see INTERFACE.md. Unknown
+fields are errors (a typo must never be silently ignored), NaN and infinities are
+refused, and every message names the dotted field, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from trainwall.errors import InputError, UnknownNameError
+
+OPTIMIZERS = ("sgd", "momentum", "adam")
+PRECISIONS = ("fp32", "fp16-mixed", "bf16-mixed", "fp8-mixed")
+LOSS_SCALING = ("none", "static", "dynamic")
+RECOMPUTE = ("none", "selective", "full")
+ATTENTION = ("flash", "eager")
+AUGMENTATION = ("none", "light", "standard", "heavy")
+TOPOLOGIES = ("auto", "cluster", "single", "star")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
+
+
+PosInt = Annotated[int, Field(ge=1)]
+Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
+
+
+class TransformerArchitecture(_Strict):
+    """An inline transformer (GPT / Llama / BERT family)."""
+
+    kind: Literal["transformer"]
+    layers: PosInt
+    hidden: PosInt
+    heads: PosInt
+    ffn: PosInt
+    vocab: PosInt
+    kv_heads: PosInt | None = None
+    head_dim: PosInt | None = None
+    ffn_kind: Literal["gelu", "swiglu"] = "gelu"
+    norm: Literal["layernorm", "rmsnorm"] = "layernorm"
+    position: Literal["learned", "rope"] = "learned"
+    max_positions: Annotated[int, Field(ge=0)] = 0
+    bias: bool = True
+    dropout: bool = True
+    tied_embeddings: bool = True
+    fused_qkv: bool = True
+    encoder: bool = False
+    type_vocab: Annotated[int, Field(ge=0)] = 0
+    lm_head: bool = True
+
+    @model_validator(mode="after")
+    def _heads(self):
+        if self.hidden % self.heads and self.head_dim is None:
+            raise ValueError(f"heads = {self.heads} must divide hidden = {self.hidden} (or give head_dim)")
+        if self.kv_heads is not None and self.heads % self.kv_heads:
+            raise ValueError(f"kv_heads = {self.kv_heads} must divide heads = {self.heads}")
+        return self
+
+
+class ResNetArchitecture(_Strict):
+    kind: Literal["resnet"]
+    blocks: Annotated[list[PosInt], Field(min_length=1, max_length=8)]
+    bottleneck: bool = True
+    image_size: Annotated[int, Field(ge=32)]
+    width: Annotated[int, Field(ge=32)] | None = None
+    classes: PosInt
+    channels: PosInt = 3
+
+
+class MobileNetV2Architecture(_Strict):
+    kind: Literal["mobilenet-v2"]
+    width_multiplier: Annotated[float, Field(gt=0.0, le=4.0)] = 1.0
+    image_size: Annotated[int, Field(ge=32)]
+    classes: PosInt
+    dropout: bool = True
+
+
+class DSCNNArchitecture(_Strict):
+    kind: Literal["ds-cnn"]
+    frames: PosInt
+    features: PosInt
+    channels: PosInt
+    blocks: PosInt
+    classes: PosInt
+
+
+class MicroSpeechArchitecture(_Strict):
+    kind: Literal["micro-speech"]
+    frames: PosInt = 49
+    features: PosInt = 40
+    filters: PosInt = 8
+    classes: PosInt = 4
+
+
+Architecture = Annotated[
+    Union[TransformerArchitecture, ResNetArchitecture, MobileNetV2Architecture,
+          DSCNNArchitecture, MicroSpeechArchitecture],
+    Field(discriminator="kind"),
+]
+
+
+class WorkloadSection(_Strict):
+    """What is trained: a catalog ``model`` or an inline ``architecture``."""
+
+    model: str | None = None
+    architecture: Architecture | None = None
+    seq_len: PosInt | None = None
+    modality: Literal["text", "image", "audio"] | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if (self.model is None) == (self.architecture is None):
+            raise ValueError("give exactly one of workload.model (a catalog name) or [workload.architecture]")
+        return self
+
+
+class SystemSection(_Strict):
+    """What it runs on. Links and node size default to the accelerator's catalog entry."""
+
+    accelerator: str
+    devices: PosInt = 1
+    devices_per_node: PosInt | None = None
+    topology: Literal[TOPOLOGIES] = "auto"  # type: ignore[valid-type]
+    intra_node_link: str | None = None
+    inter_node_link: str | None = None
+    oversubscription: Annotated[float, Field(ge=1.0, le=64.0)] = 1.0
+    background_network_load: Fraction = 0.0
+    cpu_cores_per_node: PosInt | None = None
+    reserved_compute_fraction: Fraction = 0.0
+    reserved_memory: Annotated[float, Field(ge=0.0)] = 0.0
+    memory_budget: Annotated[float, Field(gt=0.0)] | None = None
+
+
+class TrainingSection(_Strict):
+    """How it is trained (INTERFACE.md, ``[training]``)."""
+
+    optimizer: Literal[OPTIMIZERS] = "adam"  # type: ignore[valid-type]
+    optimizer_state: Literal["fp32", "8bit"] = "fp32"
+    precision: Literal[PRECISIONS] = "bf16-mixed"  # type: ignore[valid-type]
+    loss_scaling: Literal[LOSS_SCALING] = "none"  # type: ignore[valid-type]
+    loss_scale: Annotated[float, Field(ge=1.0, le=2.0**32)] = 65536.0
+    recompute: Literal[RECOMPUTE] = "none"  # type: ignore[valid-type]
+    attention: Literal[ATTENTION] = "flash"  # type: ignore[valid-type]
+    micro_batch: PosInt = 1
+    global_batch: PosInt | None = None
+    tensor_parallel: PosInt = 1
+    pipeline_parallel: PosInt = 1
+    data_parallel: PosInt | None = None
+    sequence_parallel: bool = True
+    zero_stage: Annotated[int, Field(ge=0, le=3)] = 0
+    gradient_clipping: bool = False
+    trainable: str = "all"
+    local_steps: PosInt = 1
+
+
+class DataSection(_Strict):
+    """How samples reach the accelerators (part 2: the pipeline race)."""
+
+    workers: Annotated[int, Field(ge=0, le=4096)] = 8
+    augmentation: Literal[AUGMENTATION] = "standard"  # type: ignore[valid-type]
+
+
+class Config(_Strict):
+    """A whole configuration file, validated; catalog defaults resolved by properties."""
+
+    workload: WorkloadSection
+    system: SystemSection
+    training: TrainingSection = TrainingSection()
+    data: DataSection = DataSection()
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        t, s = self.training, self.system
+        dp = t.data_parallel if t.data_parallel is not None else s.devices // (t.tensor_parallel * t.pipeline_parallel)
+        if t.tensor_parallel * t.pipeline_parallel * dp != s.devices:
+            raise _FieldError("training.data_parallel", t.data_parallel,
+                              f"tensor_parallel x pipeline_parallel x data_parallel = "
+                              f"{t.tensor_parallel} x {t.pipeline_parallel} x {dp} must equal "
+                              f"system.devices = {s.devices}")
+        gb = t.global_batch if t.global_batch is not None else t.micro_batch * dp
+        if gb % (t.micro_batch * dp):
+            raise _FieldError("training.global_batch", gb,
+                              f"must be a multiple of micro_batch x data_parallel = {t.micro_batch} x {dp}")
+        if s.devices_per_node is not None and s.devices % s.devices_per_node:
+            raise _FieldError("system.devices_per_node", s.devices_per_node,
+                              f"must divide system.devices = {s.devices}")
+        return self
+
+    # Resolved values: what the cost model reads.
+    @property
+    def data_parallel(self) -> int:
+        t = self.training
+        return t.data_parallel or self.system.devices // (t.tensor_parallel * t.pipeline_parallel)
+
+    @property
+    def global_batch(self) -> int:
+        return self.training.global_batch or self.training.micro_batch * self.data_parallel
+
+    @property
+    def micro_batches(self) -> int:
+        """Micro-batches per pipeline per step (gradient-accumulation steps when pp = 1)."""
+        return self.global_batch // (self.training.micro_batch * self.data_parallel)
+
+
+class _FieldError(ValueError):
+    """A cross-field rule broken: carries the dotted field it is about."""
+
+    def __init__(self, field: str, value: object, allowed: str) -> None:
+        super().__init__(allowed)
+        self.field, self.value, self.allowed = field, value, allowed
+
+
+def _fields_of(model: type[BaseModel] | None) -> list[str]:
+    return sorted(model.model_fields) if model is not None else []
+
+
+def _model_at(loc: tuple) -> type[BaseModel] | None:
+    """The pydantic model class that holds the field at ``loc`` (for unknown-field hints)."""
+    model: type[BaseModel] | None = Config
+    for part in loc[:-1]:
+        if model is None or part not in model.model_fields:
+            return None
+        ann = model.model_fields[part].annotation
+        model = next((a for a in getattr(ann, "__args__", (ann,)) if isinstance(a, type)
+                      and issubclass(a, BaseModel)), None)
+    return model
+
+
+def _first_error(exc: ValidationError) -> InputError:
+    """Turn pydantic's first error into our one-line InputError."""
+    err = exc.errors(include_url=False)[0]
+    ctx_err = (err.get("ctx") or {}).get("error")
+    if isinstance(ctx_err, _FieldError):
+        return InputError(ctx_err.field, ctx_err.value, ctx_err.allowed)
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p in
+                ("transformer", "resnet", "mobilenet-v2", "ds-cnn", "micro-speech")))
+    field = ".".join(str(p) for p in loc)
+    value = err.get("input")
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        known = _fields_of(_model_at(loc))
+        return UnknownNameError(field, str(loc[-1]), known, "field") if known else \
+            InputError(field, value, "unknown field")
+    if kind == "missing":
+        return InputError(field, "<missing>", "is required")
+    if kind in ("finite_number",):
+        return InputError(field, value, "must be a finite number (no NaN or infinity)")
+    if kind == "union_tag_invalid" or kind == "union_tag_not_found":
+        return InputError(field + ".kind" if field else "kind", (value or {}).get("kind") if isinstance(value, dict) else value,
+                          "must be one of transformer, resnet, mobilenet-v2, ds-cnn, micro-speech")
+    msg = err["msg"]
+    if kind == "value_error":
+        msg = msg.removeprefix("Value error, ")
+    msg = msg.replace("Input should be", "must be").replace("input should be", "must be")
+    if isinstance(value, float) and math.isnan(value):
+        msg = "must be a finite number (no NaN or infinity)"
+    return InputError(field, value, msg[:1].lower() + msg[1:])
+
+
+def parse_config(data: object, source: str = "") -> Config:
+    """Validate already-parsed data into a :class:`Config`; errors are one-line InputErrors."""
+    if not isinstance(data, dict):
+        raise InputError("", type(data).__name__, "a configuration must be a table of sections", source=source)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise _first_error(exc).with_source(source) from None
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a TOML, JSON or YAML configuration file."""
+    from trainwall.fileformats import read_document
+
+    return parse_config(read_document(path), str(path))
