@@ -1,0 +1,105 @@
+"""Compute time of a layer on one device: a roofline per op.
+
+For every op, forward and backward,
+
+    t = max( FLOPs / (peak_precision x gemm_efficiency),
+             bytes / (memory_bandwidth x memory_bandwidth_efficiency) )
+
+(Williams, Waterman & Patterson 2009, "Roofline"), so a big GEMM runs at the
+device's measured GEMM ceiling and an element-wise kernel at its bandwidth, and a
+small batch is honestly slower per sample. Bytes are the activations read and
+written plus, for a GEMM, its weights. Backward:
+
+* FLOPs: the weight gradient (if the layer trains) plus the input gradient (if an
+  earlier layer trains) - each the forward FLOPs again for a linear layer, twice for
+  the attention core's two-operand matmuls (Narayanan et al. 2021, eq. 3);
+* bytes: the backward reads the saved inputs and the output gradient and writes the
+  input gradient: 2 x reads + writes (plus weights read and weight gradients written).
+
+Recompute re-runs forward work: the attention core (``selective``) or the whole
+layer (``full``). HFU counts it, MFU does not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from trainwall.models.ir import Layer
+
+
+@dataclass(frozen=True)
+class Rates:
+    """Effective device rates for one precision policy (reservations already applied)."""
+
+    gemm_flops: float
+    attention_flops: float
+    bandwidth: float
+    activation_bytes: int
+    weight_bytes: int
+    grad_bytes: int
+
+
+@dataclass(frozen=True)
+class LayerCost:
+    """One layer, one micro-batch, one device: seconds and FLOPs."""
+
+    forward_s: float
+    backward_s: float
+    recompute_s: float
+    model_flops: float
+    hardware_flops: float
+
+
+_CACHE: dict[tuple, LayerCost] = {}
+
+
+def layer_cost(layer: Layer, trainable: bool, grad_flows: bool, micro_batch: int, rates: Rates,
+               recompute: str, tp: int = 1, sequence_parallel: bool = False) -> LayerCost:
+    """The roofline time and FLOPs of ``layer`` for one micro-batch on one device.
+
+    ``grad_flows``: an earlier layer trains, so this layer computes input gradients.
+    """
+    key = (id(layer), trainable, grad_flows, micro_batch, rates, recompute, tp, sequence_parallel)
+    cached = _CACHE.get(key)
+    if cached is not None:
+        return cached
+    sharded = tp > 1 and any(op.tp for op in layer.ops)
+    mb = micro_batch
+    fwd = bwd = core_fwd = 0.0
+    model = hardware = core_flops = 0.0
+    upstream = grad_flows
+    for op in layer.ops:
+        split = tp if sharded and (op.tp or sequence_parallel) else 1
+        peak = rates.attention_flops if op.kind == "attention" else rates.gemm_flops
+        w_bytes = op.params / (tp if sharded and op.tp else 1) * rates.weight_bytes
+        act = rates.activation_bytes * mb / split
+        f = op.flops * mb / split
+        t_f = max(f / peak, ((op.reads + op.writes) * act + w_bytes) / rates.bandwidth)
+        fwd += t_f
+        model += f
+        if op.core:
+            core_fwd += t_f
+            core_flops += f
+        needs_w = trainable and op.wgrad_flops > 0
+        needs_x = upstream
+        if needs_w or needs_x:
+            fb = (op.wgrad_flops * needs_w + op.igrad_flops * needs_x) * mb / split
+            extra = op.recompute_flops * mb / split
+            b_bytes = (2 * op.reads + op.writes) * act + w_bytes * (1 + needs_w * rates.grad_bytes / max(1, rates.weight_bytes))
+            bwd += max((fb + extra) / peak, b_bytes / rates.bandwidth)
+            model += fb
+            hardware += extra
+        if trainable and op.params:
+            upstream = True
+    does_backward = trainable or grad_flows
+    if not does_backward or recompute == "none":
+        rec_s, rec_f = 0.0, 0.0
+    elif recompute == "selective":
+        rec_s, rec_f = core_fwd, core_flops
+    else:
+        rec_s, rec_f = fwd, sum(op.flops for op in layer.ops) * mb / (tp if sharded else 1)
+    cost = LayerCost(fwd, bwd, rec_s, model, model + hardware + rec_f)
+    if len(_CACHE) > 100_000:
+        _CACHE.clear()
+    _CACHE[key] = cost
+    return cost

@@ -1,0 +1,451 @@
+"""The training cost model: one configuration in, every metric out.
+
+This is the only place the model of the world is evaluated; the CLI, the optimiser,
+the grader, the plots and the explainer all call :func:`evaluate`. Every output is
+in SI units. The pieces, each documented where it lives:
+
+* memory per device - :mod:`trainwall.optimizer.memory` (ZeRO; saved tensors);
+* compute per layer - :mod:`trainwall.optimizer.compute` (roofline per op);
+* communication - :mod:`trainwall.hardware.collectives` on the topology graph;
+* the input pipeline - :mod:`trainwall.optimizer.datapipe` (max-flow / min-cut);
+* numerical stability - :mod:`trainwall.optimizer.stability`.
+
+Step time (one optimizer step, Narayanan et al. 2021 for the pipeline terms):
+
+    step = m * t_stage + (p - 1) * t_stage            (compute + pipeline bubble)
+         + tensor-parallel all-reduces                (exposed: on the critical path)
+         + pipeline point-to-point sends              (exposed)
+         + max(0, t_dp - overlap * t_backward)         (gradient sync hidden behind backward)
+         + optimizer update + data stall
+
+with m micro-batches per pipeline and t_stage the slowest stage's forward + backward
++ recompute time for one micro-batch. MFU = model FLOPs per step / (step x devices x
+the device's ONE reference peak); HFU adds recompute (PaLM, appendix B). Scaling
+efficiency = T_1 / (N T_N), T_1 being the same global batch on one device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+
+from trainwall.errors import InputError
+from trainwall.hardware import catalog as hw
+from trainwall.hardware import collectives, topology as topo
+from trainwall.models.catalog import Workload, make_workload, workload as catalog_workload
+from trainwall.models.ir import Layer, Network
+from trainwall.optimizer import datapipe, stability
+from trainwall.optimizer.compute import LayerCost, Rates, layer_cost
+from trainwall.optimizer.memory import layer_activation_bytes, model_state_bytes
+from trainwall.optimizer.precision import POLICIES
+
+#: Calibration constant shared by every run: the fraction of the backward pass that
+#: actually hides gradient communication (bucketing leaves the first bucket's
+#: all-reduce and the last layers' exposed; PyTorch DDP / Megatron overlap).
+OVERLAP_EFFICIENCY = 0.8
+
+
+@dataclass(frozen=True)
+class Violation:
+    constraint: str
+    value: float
+    limit: float
+    message: str
+
+
+@dataclass(frozen=True)
+class Memory:
+    """Per-device bytes for the most loaded device (the waterfall)."""
+
+    weights: float
+    gradients: float
+    optimizer_state: float
+    activations: float
+    other: float
+    total: float
+    capacity: float
+    flash: float = 0.0
+    flash_capacity: float = 0.0
+    trainable_params: float = 0.0
+    params: float = 0.0
+
+
+@dataclass(frozen=True)
+class StepTime:
+    step_s: float
+    compute_s: float
+    communication_s: float
+    exposed_communication_s: float
+    bubble_s: float
+    data_stall_s: float
+    recompute_s: float
+    optimizer_s: float
+    tensor_parallel_s: float
+    pipeline_p2p_s: float
+    data_parallel_s: float
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Everything :func:`evaluate` computes; ``to_dict`` gives INTERFACE.md's keys."""
+
+    feasible: bool
+    violations: tuple[Violation, ...]
+    memory: Memory
+    time: StepTime
+    model_flops_per_step: float
+    hardware_flops_per_step: float
+    mfu: float
+    hfu: float
+    samples_per_s: float
+    tokens_per_s: float
+    comm_to_compute: float
+    exposed_comm_to_compute: float
+    scaling_efficiency: float
+    network_utilization: float
+    background_network_load: float
+    pipeline: datapipe.PipelineFlow
+    pipeline_throughput: float
+    pipeline_utilization: dict
+    stability: stability.StabilityReport
+    devices: int
+    reference_peak: float
+    bottleneck_link: str = ""
+    algorithms: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        m = self.memory
+        return {
+            "feasible": self.feasible,
+            "violations": [asdict(v) for v in self.violations],
+            "memory": {"weights": m.weights, "gradients": m.gradients, "optimizer_state": m.optimizer_state,
+                       "activations": m.activations, "other": m.other, "total": m.total,
+                       "capacity": m.capacity, "flash": m.flash, "flash_capacity": m.flash_capacity,
+                       "params": m.params, "trainable_params": m.trainable_params},
+            "time": asdict(self.time),
+            "flops": {"model_per_step": self.model_flops_per_step,
+                      "hardware_per_step": self.hardware_flops_per_step,
+                      "reference_peak_per_device": self.reference_peak},
+            "mfu": self.mfu,
+            "hfu": self.hfu,
+            "throughput": {"samples_per_s": self.samples_per_s, "tokens_per_s": self.tokens_per_s},
+            "comm_to_compute": self.comm_to_compute,
+            "exposed_comm_to_compute": self.exposed_comm_to_compute,
+            "scaling_efficiency": self.scaling_efficiency,
+            "network_utilization": self.network_utilization,
+            "background_network_load": self.background_network_load,
+            "bottleneck_link": self.bottleneck_link,
+            "collectives": dict(self.algorithms),
+            "pipeline": {
+                "bottleneck": self.pipeline.bottleneck,
+                "throughput": self.pipeline_throughput,
+                "stages": {s: {"capacity": c, "utilization": self.pipeline_utilization[s]}
+                           for s, c in self.pipeline.capacities.items()},
+            },
+            "stable": self.stability.stable,
+            "stability": {"reasons": list(self.stability.reasons),
+                          "gradient_format": self.stability.grad_format,
+                          "scaled_gradient_range": list(self.stability.scaled_gradient_range)},
+            "devices": self.devices,
+        }
+
+
+# ----------------------------------------------------------------------------- resolution
+
+def resolve_workload(config) -> Workload:
+    w = config.workload
+    if w.model is not None:
+        base = catalog_workload(w.model)
+    else:
+        arch = w.architecture.model_dump(exclude={"kind"}, exclude_none=True)
+        entry = {"family": w.architecture.kind, "arch": arch, "seq_len": w.seq_len or 0,
+                 "description": f"inline {w.architecture.kind}"}
+        if w.modality:
+            entry["modality"] = w.modality
+        base = make_workload("inline", entry)
+    if w.seq_len is not None and not base.is_sequence:
+        raise InputError("workload.seq_len", w.seq_len, f"applies to sequence models only; {base.name} is a {base.family}")
+    return base
+
+
+def resolve_topology(config, device: hw.Device) -> topo.Topology:
+    s = config.system
+    kind = s.topology
+    if kind == "auto":
+        kind = "single" if s.devices == 1 else ("star" if device.kind in ("soc", "mcu") else "cluster")
+    if kind == "single":
+        if s.devices != 1:
+            raise InputError("system.topology", "single", f"holds one device, not system.devices = {s.devices}")
+        return topo.single()
+    if kind == "star":
+        return topo.star(s.devices, s.inter_node_link or device.inter_node_link)
+    dpn = s.devices_per_node or min(device.devices_per_node, s.devices)
+    if s.devices % dpn:
+        raise InputError("system.devices_per_node", dpn, f"must divide system.devices = {s.devices}")
+    intra = s.intra_node_link or device.intra_node_link
+    inter = s.inter_node_link or device.inter_node_link
+    if dpn > 1 and not intra:
+        raise InputError("system.intra_node_link", intra, f"{device.key} has no default intra-node link: name one")
+    if s.devices > dpn and not inter:
+        raise InputError("system.inter_node_link", inter, f"{device.key} has no default inter-node link: name one")
+    return topo.cluster(s.devices, dpn, intra or inter, inter or intra, s.oversubscription)
+
+
+def trainable_mask(spec: str, network: Network) -> tuple[bool, ...]:
+    """Which layers train: ``all``, ``none``, ``last:N`` or ``first:N`` (N layers of the network)."""
+    n = len(network.layers)
+    allowed = f"must be \"all\", \"none\", \"last:N\" or \"first:N\" with 1 <= N <= {n} (layers of {network.name})"
+    if spec == "all":
+        return (True,) * n
+    if spec == "none":
+        return (False,) * n
+    head, _, num = spec.partition(":")
+    if head not in ("last", "first") or not num.isdigit() or not 1 <= int(num) <= n:
+        raise InputError("training.trainable", spec, allowed)
+    k = int(num)
+    return tuple((i >= n - k) if head == "last" else (i < k) for i in range(n))
+
+
+def stage_bounds(network: Network, pp: int) -> list[tuple[int, int]]:
+    """Contiguous [start, end) layer ranges of the pipeline stages, balanced by FLOPs."""
+    n = len(network.layers)
+    if pp > n:
+        raise InputError("training.pipeline_parallel", pp, f"must be at most the {n} layers of {network.name}")
+    if pp == 1:
+        return [(0, n)]
+    flops = [max(layer.flops, 1.0) for layer in network.layers]
+    total, bounds, start, acc = sum(flops), [], 0, 0.0
+    for i, f in enumerate(flops):
+        acc += f
+        remaining_stages = pp - len(bounds) - 1
+        if remaining_stages and (acc >= total * (len(bounds) + 1) / pp or n - i - 1 == remaining_stages):
+            bounds.append((start, i + 1))
+            start = i + 1
+    bounds.append((start, n))
+    return bounds
+
+
+@lru_cache(maxsize=1024)
+def parallel_groups(tp: int, dp: int, pp: int):
+    """Rank layout t + tp (d + dp p) (Megatron-LM: tensor fastest, then data, then pipeline)."""
+    rank = lambda t, d, p: t + tp * (d + dp * p)  # noqa: E731
+    tp_groups = tuple(tuple(rank(t, d, p) for t in range(tp)) for p in range(pp) for d in range(dp))
+    dp_groups = tuple(tuple(rank(t, d, p) for d in range(dp)) for p in range(pp) for t in range(tp))
+    pp_pairs = tuple((rank(t, d, p), rank(t, d, p + 1)) for p in range(pp - 1) for d in range(dp) for t in range(tp))
+    return tp_groups, dp_groups, pp_pairs
+
+
+def _rates(device: hw.Device, precision: str, reserved: float) -> Rates:
+    policy = POLICIES[precision]
+    for need in {policy.gemm, policy.attention}:
+        if need not in device.peak_flops:
+            raise InputError("training.precision", precision,
+                             f"{device.key} has no {need} peak; it supports {', '.join(device.peak_flops)}")
+    keep = 1.0 - reserved
+    return Rates(device.peak(policy.gemm) * device.gemm_efficiency * keep,
+                 device.peak(policy.attention) * device.gemm_efficiency * keep,
+                 device.memory_bandwidth * device.memory_bandwidth_efficiency * keep,
+                 policy.activation_bytes, policy.weight_bytes, policy.grad_bytes)
+
+
+def _device_params(layer: Layer, tp: int) -> float:
+    """Parameters of ``layer`` held by one tensor-parallel rank (embeddings are vocab-parallel)."""
+    if tp == 1:
+        return float(layer.params)
+    return sum(op.params / (tp if (op.tp or op.kind == "embedding") else 1) for op in layer.ops)
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+def evaluate(config) -> Metrics:
+    """Evaluate a validated :class:`trainwall.config.Config`."""
+    s, t = config.system, config.training
+    device = hw.device(s.accelerator)
+    work = resolve_workload(config)
+    network = work.network(config.workload.seq_len, t.attention)
+    policy = POLICIES[t.precision]
+    tp, pp, dp = t.tensor_parallel, t.pipeline_parallel, config.data_parallel
+    mb, m, gb, N = t.micro_batch, config.micro_batches, config.global_batch, s.devices
+    if work.family == "transformer":
+        spec = work.arch
+        heads = spec["heads"]
+        if heads % tp or spec["ffn"] % tp:
+            raise InputError("training.tensor_parallel", tp,
+                             f"must divide the heads ({heads}) and FFN width ({spec['ffn']}) of {work.name}")
+    elif tp > 1:
+        raise InputError("training.tensor_parallel", tp, f"tensor parallelism applies to transformers; {work.name} is a {work.family}")
+    topology = resolve_topology(config, device)
+    rates = _rates(device, t.precision, s.reserved_compute_fraction)
+    mask = trainable_mask(t.trainable, network)
+    sp = t.sequence_parallel and tp > 1
+    bg = s.background_network_load
+
+    # Per-layer costs, walking forward so each layer knows whether gradients flow into it.
+    layers = network.layers
+    flows, upstream = [], False
+    for layer, trains in zip(layers, mask):
+        flows.append(upstream)
+        upstream = upstream or (trains and layer.params > 0)
+    costs = [layer_cost(l, tr, fl, mb, rates, t.recompute, tp, sp) for l, tr, fl in zip(layers, mask, flows)]
+    single = [layer_cost(l, tr, fl, mb, rates, t.recompute) for l, tr, fl in zip(layers, mask, flows)]
+
+    # Pipeline stages: time, parameters, activations (1F1B keeps p - i micro-batches in flight).
+    bounds = stage_bounds(network, pp)
+    stage_time, stage_bwd, stage_mem, stage_states = [], [], [], []
+    for i, (a, b) in enumerate(bounds):
+        cs = costs[a:b]
+        stage_time.append(sum(c.forward_s + c.backward_s + c.recompute_s for c in cs))
+        stage_bwd.append(sum(c.backward_s + c.recompute_s for c in cs))
+        kept = transient = 0.0
+        for layer, tr, fl in zip(layers[a:b], mask[a:b], flows[a:b]):
+            k, full = layer_activation_bytes(layer, tr, fl, t.recompute, policy.activation_bytes, tp, sp)
+            kept += k
+            transient = max(transient, full - k)
+        in_flight = min(pp - i, m)
+        params = sum(_device_params(l, tp) for l in layers[a:b])
+        trainable = sum(_device_params(l, tp) for l, tr in zip(layers[a:b], mask[a:b]) if tr)
+        tensors = sum(l.param_tensors for l, tr in zip(layers[a:b], mask[a:b]) if tr)
+        states = model_state_bytes(params, trainable, tensors, t.optimizer, policy, t.zero_stage, dp,
+                                   t.optimizer_state)
+        stage_states.append((states, params, trainable))
+        stage_mem.append(kept * mb * in_flight + transient * mb)
+    t_stage = max(stage_time)
+
+    # Memory: the most loaded stage.
+    mcu = device.kind == "mcu"
+    other = device.runtime_reserve_bytes
+    capacity = min(device.memory_bytes - s.reserved_memory, s.memory_budget or float("inf"))
+    totals = []
+    for (states, params, trainable), act in zip(stage_states, stage_mem):
+        weights = states.weights + (0.0 if mcu else states.frozen_weights)
+        totals.append((weights + states.gradients + states.optimizer_state + act + other, weights, states, act,
+                       params, trainable))
+    total, weights, states, act, params, trainable = max(totals, key=lambda x: x[0])
+    memory = Memory(weights, states.gradients, states.optimizer_state, act, other, total, capacity,
+                    flash=states.frozen_weights if mcu else 0.0,
+                    flash_capacity=device.flash_bytes if mcu else 0.0,
+                    trainable_params=trainable, params=params)
+
+    # Communication on the topology.
+    tp_groups, dp_groups, pp_pairs = parallel_groups(tp, dp, pp)
+    algorithms: dict[str, str] = {}
+    act_elems = network.layers[1].input.elements if (work.family == "transformer" and len(layers) > 2) else 0.0
+    act_msg = act_elems * mb * policy.activation_bytes
+    net_fraction = 0.0
+    tp_s = pp_s = 0.0
+    bottleneck_link = ""
+    if tp > 1:
+        plan = collectives.all_reduce(topology, tp_groups, bg)
+        algorithms["tensor_parallel"] = plan.algorithm
+        per_layer = (2 + 2 + (2 if t.recompute == "full" else 0))
+        a, b = bounds[0]
+        n_blocks = max(sum(1 for l in layers[a:b] if any(op.tp for op in l.ops)) for a, b in bounds)
+        tp_s = m * n_blocks * per_layer * plan.time(act_msg)
+        if plan.network_capacity:
+            net_fraction += m * n_blocks * per_layer * act_msg * plan.network_load_per_byte / plan.network_capacity
+        bottleneck_link = plan.bottleneck_link
+    if pp > 1:
+        msg = act_msg / (tp if sp else 1)
+        plan = collectives.point_to_point(topology, pp_pairs, bg)
+        algorithms["pipeline"] = plan.algorithm
+        pp_s = 2 * m * plan.time(msg)
+        if plan.network_capacity:
+            net_fraction += 2 * m * msg * plan.network_load_per_byte / plan.network_capacity
+        bottleneck_link = plan.bottleneck_link or bottleneck_link
+    dp_s = dp_exposed = 0.0
+    if dp > 1 and trainable > 0:
+        if t.zero_stage >= 3:
+            plan = collectives.all_gather(topology, dp_groups, bg)
+            wbytes = params * policy.weight_bytes
+            volume = m * 3 * wbytes  # all-gather weights for forward and backward, reduce-scatter gradients
+            dp_s = m * 3 * plan.time(wbytes) / t.local_steps
+            hide = OVERLAP_EFFICIENCY * m * t_stage
+        else:
+            plan = collectives.all_reduce(topology, dp_groups, bg)
+            volume = trainable * policy.grad_bytes
+            dp_s = plan.time(volume) / t.local_steps
+            hide = OVERLAP_EFFICIENCY * stage_bwd[0] if len(stage_bwd) == 1 else OVERLAP_EFFICIENCY * min(stage_bwd)
+        algorithms["data_parallel"] = plan.algorithm
+        dp_exposed = max(0.0, dp_s - hide)
+        if plan.network_capacity:
+            net_fraction += volume / t.local_steps * plan.network_load_per_byte / plan.network_capacity
+        if plan.network_capacity or not bottleneck_link:
+            bottleneck_link = plan.bottleneck_link or bottleneck_link
+
+    # Optimizer update: a memory-bound pass over the states held by this device.
+    opt_bytes = 2 * (states.optimizer_state + states.weights) + states.gradients
+    optimizer_s = opt_bytes / rates.bandwidth if trainable else 0.0
+
+    compute_s = m * t_stage + optimizer_s
+    bubble_s = (pp - 1) * t_stage
+    comm_s = tp_s + pp_s + dp_s
+    exposed = tp_s + pp_s + dp_exposed
+
+    # Input pipeline, per host.
+    host = device.host
+    per_host = min(host.accelerators, N)
+    hosts = max(1, N // per_host)
+    samples_host = gb / hosts
+    cores = s.cpu_cores_per_node or host.cores
+    workers = config.data.workers
+    overlap = workers > 0 and not mcu
+    cpu_rate = max(1, min(workers, cores)) * host.core_speed / work.data.cpu_seconds[config.data.augmentation]
+    storage_rate = host.storage_bandwidth / work.data.sample_bytes if work.data.sample_bytes else float("inf")
+    link_rate = per_host * device.host_link.bandwidth / work.data.device_bytes if work.data.device_bytes else float("inf")
+    busy = compute_s + bubble_s + exposed
+    demand = samples_host / busy if busy > 0 else float("inf")
+    supply = min(storage_rate, cpu_rate, link_rate)
+    load_s = samples_host / supply
+    stall = max(0.0, load_s - busy) if overlap else load_s
+    flow = datapipe.solve_flow(storage_rate, cpu_rate, link_rate, demand)
+
+    step = busy + stall
+    achieved = samples_host / step
+    utilization = {k: (achieved / c if c and c != float("inf") else 0.0) for k, c in flow.capacities.items()}
+
+    # FLOPs, MFU, HFU and scaling efficiency from the single-device pass.
+    per_mb_model = sum(c.model_flops for c in single)
+    per_mb_hw = sum(c.hardware_flops for c in single)
+    model_flops = per_mb_model * gb / mb
+    hw_flops = per_mb_hw * gb / mb
+    peak = device.reference_peak
+    mfu = model_flops / (step * N * peak)
+    hfu = hw_flops / (step * N * peak)
+    t1 = sum(c.forward_s + c.backward_s + c.recompute_s for c in single) * gb / mb
+    full_states = model_state_bytes(network.params, sum(l.params for l, tr in zip(layers, mask) if tr),
+                                    0, t.optimizer, policy)
+    t1 += (2 * (full_states.optimizer_state + full_states.weights) + full_states.gradients) / rates.bandwidth
+    scaling = t1 / (N * step)
+    network_util = min(1e9, net_fraction / step) + bg if net_fraction else bg
+
+    stab = stability.check(t.precision, t.loss_scaling, t.loss_scale, t.gradient_clipping, gb,
+                           work.stability.gradient_min, work.stability.gradient_max,
+                           work.stability.activation_max, work.stability.critical_batch)
+
+    violations: list[Violation] = []
+    if memory.total > memory.capacity:
+        violations.append(Violation("memory", memory.total, memory.capacity,
+                                    f"needs {memory.total:.4g} B per device, has {memory.capacity:.4g} B"))
+    if mcu and memory.flash > memory.flash_capacity:
+        violations.append(Violation("flash", memory.flash, memory.flash_capacity,
+                                    f"frozen weights need {memory.flash:.4g} B of flash, the part has {memory.flash_capacity:.4g} B"))
+    if network_util > 1.0:
+        violations.append(Violation("network", network_util, 1.0,
+                                    f"traffic plus the {bg:.0%} background load needs {network_util:.0%} of the busiest link"))
+    for reason in stab.reasons:
+        violations.append(Violation("stability", 1.0, 0.0, reason))
+
+    tokens = network.tokens_per_sample
+    return Metrics(
+        feasible=not violations, violations=tuple(violations), memory=memory,
+        time=StepTime(step, compute_s, comm_s, exposed, bubble_s, stall,
+                      m * sum(c.recompute_s for c in costs[bounds[0][0]:bounds[0][1]]), optimizer_s, tp_s, pp_s, dp_s),
+        model_flops_per_step=model_flops, hardware_flops_per_step=hw_flops, mfu=mfu, hfu=hfu,
+        samples_per_s=gb / step, tokens_per_s=gb * tokens / step,
+        comm_to_compute=comm_s / compute_s if compute_s else 0.0,
+        exposed_comm_to_compute=exposed / compute_s if compute_s else 0.0,
+        scaling_efficiency=scaling, network_utilization=network_util, background_network_load=bg,
+        pipeline=flow, pipeline_throughput=achieved * hosts, pipeline_utilization=utilization,
+        stability=stab, devices=N, reference_peak=peak, bottleneck_link=bottleneck_link,
+        algorithms=algorithms,
+    )
