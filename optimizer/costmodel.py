@@ -255,6 +255,12 @@ def _device_params(layer: Layer, tp: int) -> float:
     return sum(op.params / (tp if (op.tp or op.kind == "embedding") else 1) for op in layer.ops)
 
 
+def _working_set(layer: Layer, activation_bytes: int, tp: int) -> float:
+    """Bytes per sample one op needs live at once in the forward pass: its input and output."""
+    return max(((op.reads + op.writes) * activation_bytes / (tp if op.tp else 1) for op in layer.ops),
+               default=0.0)
+
+
 # ----------------------------------------------------------------------------- evaluation
 
 def evaluate(config) -> Metrics:
@@ -300,7 +306,9 @@ def evaluate(config) -> Metrics:
         for layer, tr, fl in zip(layers[a:b], mask[a:b], flows[a:b]):
             k, full = layer_activation_bytes(layer, tr, fl, t.recompute, policy.activation_bytes, tp, sp)
             kept += k
-            transient = max(transient, full - k)
+            # Live beyond what is kept: a recomputed layer's full set during its backward,
+            # and in any case one op's input and output during the forward pass.
+            transient = max(transient, full - k, _working_set(layer, policy.activation_bytes, tp))
         in_flight = min(pp - i, m)
         params = sum(_device_params(l, tp) for l in layers[a:b])
         trainable = sum(_device_params(l, tp) for l, tr in zip(layers[a:b], mask[a:b]) if tr)

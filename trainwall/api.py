@@ -1,0 +1,26 @@
+"""The public Python API: the same calls the CLI makes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from trainwall.config import Config, load_config
+from trainwall.optimizer.costmodel import Metrics, evaluate as _evaluate
+
+
+def evaluate(config: Config) -> Metrics:
+    """Evaluate a validated configuration with the cost model."""
+    return _evaluate(config)
+
+
+def evaluate_file(path: str | Path) -> tuple[Config, Metrics]:
+    """Load, validate and evaluate a TOML / JSON / YAML configuration file."""
+    config = load_config(path)
+    try:
+        return config, _evaluate(config)
+    except Exception as exc:  # noqa: BLE001 - a user-caused error gains the file name
+        from trainwall.errors import InputError
+
+        if isinstance(exc, InputError) and not exc.source:
+            raise exc.with_source(str(path)) from None
+        raise

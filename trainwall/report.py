@@ -1,0 +1,83 @@
+"""Human-readable reports of the cost model's metrics (the terminal view)."""
+
+from __future__ import annotations
+
+from trainwall.config import Config
+from trainwall.optimizer.costmodel import Metrics
+
+_UNITS = ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB"), (1, "B"))
+
+
+def unit_for(nbytes: float) -> tuple[float, str]:
+    """The binary unit that suits a capacity: GiB for 80 GiB, MiB for 512 MiB, KiB for SRAM."""
+    for scale, name in _UNITS:
+        if nbytes >= scale:
+            return scale, name
+    return 1, "B"
+
+
+def fmt_seconds(s: float) -> str:
+    if s >= 1:
+        return f"{s:.3f} s"
+    if s >= 1e-3:
+        return f"{s * 1e3:.3f} ms"
+    return f"{s * 1e6:.1f} us"
+
+
+def memory_table(m: Metrics) -> list[str]:
+    """The waterfall: each bar, its running total, against the device's capacity."""
+    mem = m.memory
+    scale, unit = unit_for(mem.capacity)
+    rows = [("weights", mem.weights), ("gradients", mem.gradients), ("optimizer state", mem.optimizer_state),
+            ("activations", mem.activations), ("other (runtime)", mem.other)]
+    out = [f"  {'memory per device':<22}{unit:>12}{'cumulative':>14}"]
+    running = 0.0
+    for name, value in rows:
+        running += value
+        out.append(f"  {name:<22}{value / scale:>12.3f}{running / scale:>14.3f}")
+    verdict = "fits" if mem.total <= mem.capacity else "DOES NOT FIT"
+    out.append(f"  {'total':<22}{mem.total / scale:>12.3f}   of {mem.capacity / scale:.3f} {unit} capacity: {verdict}")
+    if mem.flash_capacity:
+        fs, fu = unit_for(mem.flash_capacity)
+        out.append(f"  {'frozen weights (flash)':<22}{mem.flash / fs:>12.3f}   of {mem.flash_capacity / fs:.3f} {fu} flash")
+    if mem.params:
+        states = mem.weights + mem.gradients + mem.optimizer_state
+        held = mem.params if not mem.flash_capacity else max(mem.trainable_params, 1.0)
+        w = mem.weights / held
+        out.append(f"  model states: {states / held:.2f} bytes/param = weights {w:.2f} + gradients "
+                   f"{mem.gradients / held:.2f} + optimizer {mem.optimizer_state / held:.2f}"
+                   + (f"  ({states / mem.weights:.1f}x the weights)" if mem.weights else ""))
+    return out
+
+
+def text_report(config: Config, m: Metrics, source: str = "") -> str:
+    t = config.training
+    tm = m.time
+    lines = [f"trainwall evaluate {source}".rstrip(),
+             f"  {config.workload.model or 'inline architecture'} on {m.devices} x {config.system.accelerator}; "
+             f"{t.optimizer} {t.precision}, recompute {t.recompute}, TP {t.tensor_parallel} x PP "
+             f"{t.pipeline_parallel} x DP {config.data_parallel}, micro-batch {t.micro_batch}, "
+             f"global batch {config.global_batch}, ZeRO {t.zero_stage}", ""]
+    lines += memory_table(m)
+    lines += ["", f"  {'step time':<22}{fmt_seconds(tm.step_s):>14}",
+              f"  {'  compute':<22}{fmt_seconds(tm.compute_s):>14}  (recompute {fmt_seconds(tm.recompute_s)}, "
+              f"optimizer {fmt_seconds(tm.optimizer_s)})",
+              f"  {'  pipeline bubble':<22}{fmt_seconds(tm.bubble_s):>14}",
+              f"  {'  exposed comm.':<22}{fmt_seconds(tm.exposed_communication_s):>14}  of "
+              f"{fmt_seconds(tm.communication_s)} (TP {fmt_seconds(tm.tensor_parallel_s)}, PP "
+              f"{fmt_seconds(tm.pipeline_p2p_s)}, DP {fmt_seconds(tm.data_parallel_s)})",
+              f"  {'  data stall':<22}{fmt_seconds(tm.data_stall_s):>14}", "",
+              f"  MFU {m.mfu:.1%}   HFU {m.hfu:.1%}   (reference peak {m.reference_peak / 1e12:.4g} TFLOP/s per device)",
+              f"  throughput {m.samples_per_s:.4g} samples/s" + (f", {m.tokens_per_s:.4g} tokens/s" if m.tokens_per_s else ""),
+              f"  communication / compute {m.comm_to_compute:.3f} (exposed {m.exposed_comm_to_compute:.3f}); "
+              f"scaling efficiency {m.scaling_efficiency:.1%}",
+              f"  network utilisation {m.network_utilization:.1%} (background {m.background_network_load:.0%})"
+              + (f", busiest link {m.bottleneck_link}" if m.bottleneck_link else ""),
+              f"  input pipeline: longest pole = {m.pipeline.bottleneck}; "
+              + ", ".join(f"{k} {v:.0%}" for k, v in m.pipeline_utilization.items()),
+              f"  numerically {'stable' if m.stability.stable else 'UNSTABLE'} (gradients in {m.stability.grad_format})"]
+    if m.violations:
+        lines += ["", "  infeasible:"] + [f"    - {v.constraint}: {v.message}" for v in m.violations]
+    else:
+        lines += ["", "  feasible"]
+    return "\n".join(lines)
