@@ -114,7 +114,12 @@ class _Trace:
         return self.x
 
     def end(self, name: str) -> None:
-        self.layers.append(Layer(name, tuple(self.ops), input=self.layer_input))
+        def saved(ops) -> set[int]:
+            return {tensor.id for op in ops for tensor, _ in op.saves}
+
+        previous = saved(self.layers[-1].ops) if self.layers else set()
+        inherited = frozenset(saved(self.ops) & previous)
+        self.layers.append(Layer(name, tuple(self.ops), input=self.layer_input, inherited=inherited))
         self.ops = []
 
 

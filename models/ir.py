@@ -92,13 +92,16 @@ class Layer:
     """A unit that trains or freezes as a whole.
 
     ``input`` is what full recompute keeps of it; ``core_inputs`` are the tensors
-    selective recompute keeps so it can redo the attention core (Q, K, V).
+    selective recompute keeps so it can redo the attention core (Q, K, V);
+    ``inherited`` the ids of tensors it saves that the previous layer saves too (a
+    ReLU output that is the next block's input), stored once, by the previous layer.
     """
 
     name: str
     ops: tuple[Op, ...]
     input: Tensor | None = None
     core_inputs: tuple[Tensor, ...] = ()
+    inherited: frozenset[int] = frozenset()  # saved tensors the previous layer already saves
 
     @property
     def params(self) -> int:

@@ -88,6 +88,8 @@ def layer_activation_bytes(layer: Layer, trainable: bool, grad_flows: bool, reco
         for tensor, purpose in op.saves:
             if purpose == "w" and not trainable:
                 continue
+            if grad_flows and tensor.id in layer.inherited:  # the previous layer stores it
+                continue
             split = tp if (tensor.tp and sharded) or seq_split else 1
             saved[tensor.id] = tensor_bytes(tensor.elements, tensor.dtype, activation_bytes) / split
             if tensor.core:
