@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from trainwall.models.ir import ACT, FP32, INDEX, INPUT, MASK, Builder, Layer, Network, Op, Tensor
+from trainwall.models.ir import FP32, INDEX, INPUT, MASK, Builder, Layer, Network, Op, Tensor
 
 
 @dataclass
@@ -39,15 +39,20 @@ class _Trace:
         self.x = self.b.tensor(c * h * w)
         return self.x
 
-    def conv(self, c_out: int, k: int, stride: int = 1, groups: int = 1, bias: bool = False,
-             padding: int | None = None) -> None:
-        pad = k // 2 if padding is None else padding
-        h = (self.h + 2 * pad - k) // stride + 1
-        w = (self.w + 2 * pad - k) // stride + 1
+    def conv(self, c_out: int, k: int | tuple[int, int], stride: int = 1, groups: int = 1,
+             bias: bool = False, padding: int | None = None, same: bool = False) -> None:
+        """A k x k (or kh x kw) convolution; ``same`` gives TensorFlow's "SAME" output size ceil(H / stride)."""
+        kh, kw = (k, k) if isinstance(k, int) else k
+        if same:
+            h, w = -(-self.h // stride), -(-self.w // stride)
+        else:
+            pad = kh // 2 if padding is None else padding
+            h = (self.h + 2 * pad - kh) // stride + 1
+            w = (self.w + 2 * pad - kw) // stride + 1
         c_in, x = self.c, self.x
-        macs = c_out * (c_in // groups) * k * k * h * w
-        params = c_out * (c_in // groups) * k * k + (c_out if bias else 0)
-        self.ops.append(Op(f"conv {k}x{k} {c_in}->{c_out}" + (f" /{stride}" if stride > 1 else ""),
+        macs = c_out * (c_in // groups) * kh * kw * h * w
+        params = c_out * (c_in // groups) * kh * kw + (c_out if bias else 0)
+        self.ops.append(Op(f"conv {kh}x{kw} {c_in}->{c_out}" + (f" /{stride}" if stride > 1 else ""),
                            "gemm", flops=2.0 * macs, params=params, param_tensors=2 if bias else 1,
                            reads=c_in * self.h * self.w, writes=c_out * h * w, saves=((x, "w"),)))
         self._new(c_out, h, w)
@@ -220,19 +225,13 @@ def ds_cnn(frames: int, features: int, channels: int, blocks: int, classes: int,
            name: str = "ds-cnn") -> Network:
     """Depthwise-separable CNN for keyword spotting (Zhang et al. 2017, "Hello Edge", DS-CNN).
 
-    Input: ``frames`` x ``features`` MFCCs; a 10x4 stride-2 convolution, then
-    ``blocks`` depthwise 3x3 + pointwise 1x1 pairs, global average pooling, a classifier.
-    The first convolution's kernel is rectangular (10 x 4), written as k^2 = 40 MACs.
+    Input: ``frames`` x ``features`` MFCCs; a 10x4 stride-2 convolution with "SAME"
+    padding, then ``blocks`` depthwise 3x3 + pointwise 1x1 pairs, global average
+    pooling, a classifier.
     """
     t = _start(1, frames, features)
     t.begin()
-    # 10x4 kernel, stride 2, "same" padding: written out because the trace's conv is square.
-    h, w = -(-frames // 2), -(-features // 2)
-    x = t.x
-    t.ops.append(Op(f"conv 10x4 1->{channels} /2", "gemm", flops=2.0 * channels * 40 * h * w,
-                    params=channels * 40 + channels, param_tensors=2, reads=frames * features,
-                    writes=channels * h * w, saves=((x, "w"),)))
-    t._new(channels, h, w)
+    t.conv(channels, (10, 4), stride=2, bias=True, same=True)
     t.batchnorm()
     t.act("relu")
     t.end("stem")
@@ -255,12 +254,7 @@ def micro_speech(frames: int = 49, features: int = 40, filters: int = 8, classes
     """TensorFlow Lite Micro's micro_speech "tiny_conv": one 10x8 stride-2 conv and a classifier."""
     t = _start(1, frames, features)
     t.begin()
-    h, w = -(-frames // 2), -(-features // 2)
-    x = t.x
-    t.ops.append(Op(f"conv 10x8 1->{filters} /2", "gemm", flops=2.0 * filters * 80 * h * w,
-                    params=filters * 80 + filters, param_tensors=2, reads=frames * features,
-                    writes=filters * h * w, saves=((x, "w"),)))
-    t._new(filters, h, w)
+    t.conv(filters, (10, 8), stride=2, bias=True, same=True)
     t.act("relu")
     t.end("conv")
     t.begin()

@@ -30,7 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from trainwall.models.ir import ACT, FP32, INDEX, MASK, Builder, Layer, Network, Op, Tensor
+from trainwall.models.ir import FP32, INDEX, MASK, Builder, Layer, Network, Op, Tensor
 
 
 @dataclass(frozen=True)

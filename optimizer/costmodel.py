@@ -35,7 +35,7 @@ from trainwall.hardware import collectives, topology as topo
 from trainwall.models.catalog import Workload, make_workload, workload as catalog_workload
 from trainwall.models.ir import Layer, Network
 from trainwall.optimizer import datapipe, stability
-from trainwall.optimizer.compute import LayerCost, Rates, layer_cost
+from trainwall.optimizer.compute import Rates, layer_cost
 from trainwall.optimizer.memory import layer_activation_bytes, model_state_bytes
 from trainwall.optimizer.precision import POLICIES
 
@@ -346,7 +346,6 @@ def evaluate(config) -> Metrics:
         plan = collectives.all_reduce(topology, tp_groups, bg)
         algorithms["tensor_parallel"] = plan.algorithm
         per_layer = (2 + 2 + (2 if t.recompute == "full" else 0))
-        a, b = bounds[0]
         n_blocks = max(sum(1 for l in layers[a:b] if any(op.tp for op in l.ops)) for a, b in bounds)
         tp_s = m * n_blocks * per_layer * plan.time(act_msg)
         if plan.network_capacity:
@@ -372,7 +371,7 @@ def evaluate(config) -> Metrics:
             plan = collectives.all_reduce(topology, dp_groups, bg)
             volume = trainable * policy.grad_bytes
             dp_s = plan.time(volume) / t.local_steps
-            hide = OVERLAP_EFFICIENCY * stage_bwd[0] if len(stage_bwd) == 1 else OVERLAP_EFFICIENCY * min(stage_bwd)
+            hide = OVERLAP_EFFICIENCY * min(stage_bwd)
         algorithms["data_parallel"] = plan.algorithm
         dp_exposed = max(0.0, dp_s - hide)
         if plan.network_capacity:
