@@ -12,6 +12,7 @@ tf = pytest.importorskip("transformers")
 from torch_truth import optimizer_state_bytes, param_count, saved_activation_bytes, train_flops  # noqa: E402
 
 from trainwall.models import cnn, transformer as T  # noqa: E402
+from trainwall.models.ir import MASK  # noqa: E402
 from trainwall.models.catalog import workload  # noqa: E402
 from trainwall.optimizer.compute import Rates, layer_cost  # noqa: E402
 from trainwall.optimizer.memory import layer_activation_bytes, model_state_bytes  # noqa: E402
@@ -21,10 +22,12 @@ torch.manual_seed(0)
 VOCAB = 1000
 
 
-def gpt2(seq):
+def gpt2(seq, dropout=True):
+    p = 0.1 if dropout else 0.0
     model = tf.GPT2LMHeadModel(tf.GPT2Config(n_layer=2, n_embd=128, n_head=4, n_positions=256, vocab_size=VOCAB,
-                                             activation_function="gelu", attn_implementation="eager"))
-    spec = T.TransformerSpec(layers=2, hidden=128, heads=4, ffn=512, vocab=VOCAB, max_positions=256)
+                                             activation_function="gelu", attn_implementation="eager",
+                                             resid_pdrop=p, embd_pdrop=p, attn_pdrop=p))
+    spec = T.TransformerSpec(layers=2, hidden=128, heads=4, ffn=512, vocab=VOCAB, max_positions=256, dropout=dropout)
     return model, T.build(spec, seq, "eager")
 
 
@@ -38,12 +41,14 @@ def llama(seq):
     return model, T.build(spec, seq, "eager")
 
 
-def bert(seq):
+def bert(seq, dropout=True):
+    p = 0.1 if dropout else 0.0
     model = tf.BertModel(tf.BertConfig(hidden_size=128, num_hidden_layers=2, num_attention_heads=4,
                                        intermediate_size=512, vocab_size=VOCAB, max_position_embeddings=256,
-                                       attn_implementation="eager"))
+                                       attn_implementation="eager", hidden_dropout_prob=p,
+                                       attention_probs_dropout_prob=p))
     spec = T.TransformerSpec(layers=2, hidden=128, heads=4, ffn=512, vocab=VOCAB, max_positions=256, type_vocab=2,
-                             encoder=True, fused_qkv=False, lm_head=False)
+                             encoder=True, fused_qkv=False, lm_head=False, dropout=dropout)
     return model, T.build(spec, seq, "eager")
 
 
@@ -127,22 +132,42 @@ def test_mobilenet_forward_flops_exact():
     assert net.forward_flops * 2 == counter.get_total_flops()
 
 
-GAP = pytest.mark.xfail(reason="transformer blocks under-count a per-token term (GPT-2 at s=32: -16 %, "
-                              "BERT: -15 %); not yet explained (issue 2 note)", strict=False)
-
-
 @pytest.mark.parametrize("name,batch,seq", [
-    pytest.param("gpt2", 1, 32, marks=GAP), ("gpt2", 2, 64), ("llama", 1, 32), ("llama", 2, 64),
+    ("gpt2", 1, 32), ("gpt2", 2, 64), ("bert", 1, 32), ("bert", 2, 64), ("llama", 1, 32), ("llama", 2, 64),
     ("resnet50", 1, 0), ("resnet50", 2, 0), ("mobilenet_v2", 1, 0), ("mobilenet_v2", 2, 0)])
 def test_saved_activations_within_15_percent(name, batch, seq):
-    model, net = {**TEXT, **IMAGE}[name](seq)
+    """Every tensor autograd keeps, dropout aside (the next test covers the masks).
+
+    The worst case is GPT-2 at batch 1 (-8 %): there PyTorch's reshape of K is a view of
+    the fused QKV output, so K keeps the whole 3sh buffer alive; at batch 2 it is a copy
+    and the difference is below 0.1 %.
+    """
+    build = {**TEXT, **IMAGE}[name]
+    model, net = build(seq, dropout=False) if name in ("gpt2", "bert") else build(seq)
     measured = saved_activation_bytes(model, inputs(name, batch, seq))
     assert ours_activation_bytes(net) * batch == pytest.approx(measured, rel=0.15)
 
 
-@GAP
+def mask_elements(net):
+    """Dropout-mask elements per sample; a block repeated L times is one Layer object L times."""
+    return sum(sum({t.id: t.elements for op in layer.ops for t, _ in op.saves if t.dtype == MASK}.values())
+               for layer in net.layers)
+
+
+@pytest.mark.parametrize("name", ["gpt2", "bert"])
 @pytest.mark.parametrize("batch,seq", [(1, 32), (2, 64)])
-def test_bert_saved_activations_within_15_percent(batch, seq):
-    model, net = bert(seq)
-    measured = saved_activation_bytes(model, inputs("bert", batch, seq))
-    assert ours_activation_bytes(net) * batch == pytest.approx(measured, rel=0.15)
+def test_dropout_saves_exactly_our_masks(name, batch, seq):
+    """What dropout adds to the saved tensors, byte for byte.
+
+    Our masks are 1 byte per element: CUDA's fused dropout keeps a bool mask, the
+    convention of Korthikanti et al. 2022. PyTorch on the CPU multiplies by a float32
+    noise tensor instead, 4 bytes per element, so the measured increase is ours plus
+    3 bytes per mask element; the dropped-out attention probabilities are counted alike.
+    """
+    build = TEXT[name]
+    (model_on, net_on), (model_off, net_off) = build(seq, dropout=True), build(seq, dropout=False)
+    measured = (saved_activation_bytes(model_on, inputs(name, batch, seq))
+                - saved_activation_bytes(model_off, inputs(name, batch, seq)))
+    ours = (ours_activation_bytes(net_on) - ours_activation_bytes(net_off)) * batch
+    assert mask_elements(net_on) > 0
+    assert measured == ours + 3 * mask_elements(net_on) * batch
