@@ -48,16 +48,63 @@ class Topology:
     def route(self, src, dst) -> tuple:
         """The directed edges (u, v) a message from graph node ``src`` to ``dst`` crosses.
 
-        Shortest path by transfer cost (1 / capacity per edge), computed on the graph
-        and cached: NVLink inside a node, NIC - leaf - spine - leaf - NIC across nodes.
+        The cheapest path by transfer cost (sum of 1 / capacity over its edges), found
+        on the graph: NVLink inside a node, NIC - leaf - spine - leaf - NIC across nodes.
+        Devices are endpoints, never forwarders (true of switched GPU fabrics and of the
+        star), so the search runs over the switches alone: shortest paths between
+        switches are computed once per source switch (Dijkstra) and a route joins the
+        source's links into the switches, a switch-to-switch path and the links out to
+        the destination. Equal-cost routes are broken by the smaller node sequence, so
+        every machine picks the same one. Cached per (src, dst).
         """
         key = (src, dst)
         path = self._routes.get(key)
         if path is None:
-            nodes = nx.bidirectional_dijkstra(self.graph, src, dst, weight="cost")[1]
+            nodes = self._cheapest_nodes(src, dst)
             path = tuple(zip(nodes[:-1], nodes[1:]))
             self._routes[key] = path
         return path
+
+    def _cheapest_nodes(self, src, dst) -> tuple:
+        g, devices = self.graph, self._device_set
+        if src == dst:
+            return (src,)
+        best = (g.edges[src, dst]["cost"], (src, dst)) if g.has_edge(src, dst) else None
+        starts = [(0.0, (src,))] if src not in devices else \
+            [(data["cost"], (src, hub)) for hub, data in g.succ[src].items() if hub not in devices]
+        ends = [(0.0, dst)] if dst not in devices else \
+            [(data["cost"], hub) for hub, data in g.pred[dst].items() if hub not in devices]
+        for c_in, prefix in starts:
+            dist, paths = self._switch_paths(prefix[-1])
+            for c_out, hub in ends:
+                if hub not in dist:
+                    continue
+                nodes = prefix[:-1] + tuple(paths[hub]) + ((dst,) if hub != dst else ())
+                candidate = (c_in + dist[hub] + c_out, nodes)
+                if best is None or candidate < best:
+                    best = candidate
+        if best is None:
+            raise nx.NetworkXNoPath(f"no route from {src} to {dst}")
+        return best[1]
+
+    @property
+    def _device_set(self) -> frozenset:
+        found = self._routes.get("devices")
+        if found is None:
+            found = self._routes["devices"] = frozenset(self.devices)
+        return found
+
+    def _switch_paths(self, hub) -> tuple[dict, dict]:
+        """Dijkstra from switch ``hub`` over the switches only (distances, node paths)."""
+        key = ("switch-paths", hub)
+        found = self._routes.get(key)
+        if found is None:
+            switches = self._routes.get("switches")
+            if switches is None:
+                switches = self._routes["switches"] = self.graph.subgraph(
+                    [n for n in self.graph if n not in self._device_set])
+            found = self._routes[key] = nx.single_source_dijkstra(switches, hub, weight="cost")
+        return found
 
     def node_of(self, rank: int) -> int:
         """The node (server / vehicle / device) that hosts device ``rank``."""

@@ -92,7 +92,9 @@ def build_network(family: str, arch: tuple, seq_len: int, attention: str, name: 
     raise UnknownNameError("workload.architecture.kind", family, FAMILIES, "architecture kind")
 
 
-def _read(name: str) -> dict:
+@cache
+def _read(name: str) -> Mapping[str, Any]:
+    """A data file, parsed once per process (callers copy before changing anything)."""
     return tomllib.loads(resources.files("trainwall.models").joinpath("data", name).read_text())
 
 

@@ -34,6 +34,7 @@ storing (Korthikanti et al. 2022, section 4.2).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from itertools import count
 
 ACT, FP32, MASK, INDEX, INPUT = "act", "fp32", "mask", "index", "input"
@@ -87,9 +88,12 @@ class Op:
         return self.flops if self.kind == "gemm" else 0.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Layer:
     """A unit that trains or freezes as a whole.
+
+    Compared and hashed by identity: the cost model caches per-layer results keyed on
+    the layer object, and a stack of identical blocks is one object repeated.
 
     ``input`` is what full recompute keeps of it; ``core_inputs`` are the tensors
     selective recompute keeps so it can redo the attention core (Q, K, V);
@@ -103,17 +107,22 @@ class Layer:
     core_inputs: tuple[Tensor, ...] = ()
     inherited: frozenset[int] = frozenset()  # saved tensors the previous layer already saves
 
-    @property
+    @cached_property
     def params(self) -> int:
         return sum(op.params for op in self.ops)
 
-    @property
+    @cached_property
     def param_tensors(self) -> int:
         return sum(op.param_tensors for op in self.ops)
 
-    @property
+    @cached_property
     def flops(self) -> float:
         return sum(op.flops for op in self.ops)
+
+    @cached_property
+    def tensor_parallel(self) -> bool:
+        """Some op is split across tensor-parallel ranks (Megatron's column/row-parallel GEMMs)."""
+        return any(op.tp for op in self.ops)
 
 
 @dataclass(frozen=True)

@@ -59,11 +59,11 @@ def layer_cost(layer: Layer, trainable: bool, grad_flows: bool, micro_batch: int
 
     ``grad_flows``: an earlier layer trains, so this layer computes input gradients.
     """
-    key = (id(layer), trainable, grad_flows, micro_batch, rates, recompute, tp, sequence_parallel)
+    key = (layer, trainable, grad_flows, micro_batch, rates, recompute, tp, sequence_parallel)
     cached = _CACHE.get(key)
     if cached is not None:
         return cached
-    sharded = tp > 1 and any(op.tp for op in layer.ops)
+    sharded = tp > 1 and layer.tensor_parallel
     mb = micro_batch
     fwd = bwd = core_fwd = 0.0
     model = hardware = core_flops = 0.0

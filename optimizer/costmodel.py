@@ -206,23 +206,46 @@ def trainable_mask(spec: str, network: Network) -> tuple[bool, ...]:
     return tuple((i >= n - k) if head == "last" else (i < k) for i in range(n))
 
 
-def stage_bounds(network: Network, pp: int) -> list[tuple[int, int]]:
-    """Contiguous [start, end) layer ranges of the pipeline stages, balanced by FLOPs."""
+def stage_bounds(network: Network, pp: int) -> tuple[tuple[int, int], ...]:
+    """Contiguous [start, end) layer ranges of the pipeline stages, the slowest as light as possible.
+
+    The linear-partition problem: split the layers' FLOPs into ``pp`` contiguous,
+    non-empty runs minimising the largest run. The least feasible bound is found by
+    bisection on the greedy test "fits in ``pp`` runs of at most X" (each test O(L));
+    runs are then split further, never raising the bound, until there are exactly
+    ``pp``. Megatron-LM's layout (equal blocks, embedding on the first stage, the head
+    on the last) is the optimum this finds for a uniform stack.
+    """
     n = len(network.layers)
     if pp > n:
         raise InputError("training.pipeline_parallel", pp, f"must be at most the {n} layers of {network.name}")
-    if pp == 1:
-        return [(0, n)]
-    flops = [max(layer.flops, 1.0) for layer in network.layers]
-    total, bounds, start, acc = sum(flops), [], 0, 0.0
-    for i, f in enumerate(flops):
-        acc += f
-        remaining_stages = pp - len(bounds) - 1
-        if remaining_stages and (acc >= total * (len(bounds) + 1) / pp or n - i - 1 == remaining_stages):
-            bounds.append((start, i + 1))
-            start = i + 1
-    bounds.append((start, n))
-    return bounds
+    return _linear_partition(tuple(max(layer.flops, 1.0) for layer in network.layers), pp)
+
+
+@lru_cache(maxsize=256)
+def _linear_partition(costs: tuple[float, ...], parts: int) -> tuple[tuple[int, int], ...]:
+    def greedy(bound: float) -> list[tuple[int, int]]:
+        runs, start, acc = [], 0, 0.0
+        for i, c in enumerate(costs):
+            if acc + c > bound and i > start:
+                runs.append((start, i))
+                start, acc = i, 0.0
+            acc += c
+        runs.append((start, len(costs)))
+        return runs
+
+    lo, hi = max(costs), sum(costs)
+    for _ in range(100):
+        if hi - lo <= 1e-9 * hi:
+            break
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if len(greedy(mid)) <= parts else (mid, hi)
+    runs = greedy(hi)
+    while len(runs) < parts:  # split the longest run at its last layer: the maximum cannot grow
+        k = max(range(len(runs)), key=lambda j: (runs[j][1] - runs[j][0], -j))
+        a, b = runs[k]
+        runs[k:k + 1] = [(a, b - 1), (b - 1, b)]
+    return tuple(runs)
 
 
 @lru_cache(maxsize=1024)
@@ -248,6 +271,7 @@ def _rates(device: hw.Device, precision: str, reserved: float) -> Rates:
                  policy.activation_bytes, policy.weight_bytes, policy.grad_bytes)
 
 
+@lru_cache(maxsize=8192)
 def _device_params(layer: Layer, tp: int) -> float:
     """Parameters of ``layer`` held by one tensor-parallel rank (embeddings are vocab-parallel)."""
     if tp == 1:
@@ -255,6 +279,7 @@ def _device_params(layer: Layer, tp: int) -> float:
     return sum(op.params / (tp if (op.tp or op.kind == "embedding") else 1) for op in layer.ops)
 
 
+@lru_cache(maxsize=8192)
 def _working_set(layer: Layer, activation_bytes: int, tp: int) -> float:
     """Bytes per sample one op needs live at once in the forward pass: its input and output."""
     return max(((op.reads + op.writes) * activation_bytes / (tp if op.tp else 1) for op in layer.ops),
@@ -263,10 +288,14 @@ def _working_set(layer: Layer, activation_bytes: int, tp: int) -> float:
 
 # ----------------------------------------------------------------------------- evaluation
 
-def evaluate(config) -> Metrics:
-    """Evaluate a validated :class:`trainwall.config.Config`."""
+def evaluate(config, device: hw.Device | None = None) -> Metrics:
+    """Evaluate a validated :class:`trainwall.config.Config`.
+
+    ``device`` stands in for the catalog entry named by ``system.accelerator`` (what-if
+    studies and the calibration fit of :mod:`trainwall.calibration`).
+    """
     s, t = config.system, config.training
-    device = hw.device(s.accelerator)
+    device = device or hw.device(s.accelerator)
     work = resolve_workload(config)
     network = work.network(config.workload.seq_len, t.attention)
     policy = POLICIES[t.precision]

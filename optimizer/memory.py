@@ -31,6 +31,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from functools import lru_cache
+
 from trainwall.models.ir import FP32, INDEX, MASK, Layer
 from trainwall.optimizer.precision import MOMENT_BYTES, OPTIMIZER_MOMENTS, STEP_COUNTER_BYTES, PrecisionPolicy
 
@@ -70,6 +72,7 @@ def tensor_bytes(elements: float, dtype: str, activation_bytes: int) -> float:
     return elements * _FIXED_BYTES.get(dtype, activation_bytes)
 
 
+@lru_cache(maxsize=8192)
 def layer_activation_bytes(layer: Layer, trainable: bool, grad_flows: bool, recompute: str,
                            activation_bytes: int, tp: int = 1, sequence_parallel: bool = False
                            ) -> tuple[float, float]:
@@ -80,7 +83,7 @@ def layer_activation_bytes(layer: Layer, trainable: bool, grad_flows: bool, reco
     """
     if not trainable and not grad_flows:
         return 0.0, 0.0
-    sharded = tp > 1 and any(op.tp for op in layer.ops)
+    sharded = tp > 1 and layer.tensor_parallel
     seq_split = sharded and sequence_parallel
     saved: dict[int, float] = {}
     core_tensors: set[int] = set()

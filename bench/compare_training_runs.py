@@ -1,0 +1,44 @@
+"""Predicted vs published utilisation of large training runs (tests/reference/training_runs.toml).
+
+    python bench/compare_training_runs.py
+
+Prints one row per run (the figure the authors reported: HFU for Megatron-LM's
+Table 1, MFU for PaLM and MPT), the mean absolute error and the worst run; then each
+device's fitted ``gemm_efficiency`` beside the catalog's, and the leave-one-run-out
+errors (each run predicted with the constant fitted on the other runs of its device).
+tests/test_training_runs.py holds in-sample MAE <= 0.04 with no run off by more than
+0.08, and leave-one-out MAE <= 0.05.
+"""
+
+from pathlib import Path
+
+from trainwall.calibration import compare, fit_gemm_efficiency, leave_one_out, load_runs
+from trainwall.hardware.catalog import device
+
+RUNS = Path(__file__).resolve().parents[1] / "tests" / "reference" / "training_runs.toml"
+
+
+def main() -> None:
+    rows = compare(RUNS)
+    print(f"{'run':<18} {'metric':>6} {'published':>9} {'ours':>7} {'error':>7} {'params (pub / ours)':>22}")
+    for r in rows:
+        print(f"{r.name:<18} {r.metric:>6} {r.published:>9.3f} {r.predicted:>7.3f} {r.error:>+7.3f} "
+              f"{r.params_published / 1e9:>10.2f}B / {r.params_ours / 1e9:.2f}B")
+    errors = [abs(r.error) for r in rows]
+    worst = max(rows, key=lambda r: abs(r.error))
+    print(f"in sample: MAE {sum(errors) / len(errors):.4f} over {len(rows)} runs; worst {worst.name} {worst.error:+.3f}")
+
+    runs = load_runs(RUNS)
+    for key in sorted({r["accelerator"] for r in runs}):
+        mine = [r for r in runs if r["accelerator"] == key]
+        print(f"gemm_efficiency {key:<14} fitted {fit_gemm_efficiency(mine):.3f} on {len(mine)} runs, "
+              f"catalog {device(key).gemm_efficiency:.3f}")
+    loo = leave_one_out(RUNS)
+    for name, eff, err in loo:
+        print(f"leave-one-out {name:<18} constant {eff:.3f}  error {err:+.3f}")
+    print(f"leave-one-out: MAE {sum(abs(e) for *_, e in loo) / len(loo):.4f} over {len(loo)} runs; "
+          f"worst {max(abs(e) for *_, e in loo):.3f}")
+
+
+if __name__ == "__main__":
+    main()
