@@ -171,3 +171,40 @@ def test_dropout_saves_exactly_our_masks(name, batch, seq):
     ours = (ours_activation_bytes(net_on) - ours_activation_bytes(net_off)) * batch
     assert mask_elements(net_on) > 0
     assert measured == ours + 3 * mask_elements(net_on) * batch
+
+
+def _frozen_case(name, spec, seq):
+    """A model with some layers frozen in PyTorch, and our trainable mask for it."""
+    from trainwall.optimizer.costmodel import trainable_mask
+
+    model, net = llama(seq)
+    mask = trainable_mask(spec, net)
+    modules = [model.model.embed_tokens, model.model.layers[0], model.model.layers[1],
+               (model.model.norm, model.lm_head)]
+    for module, trains in zip(modules, mask):
+        for m in module if isinstance(module, tuple) else (module,):
+            for p in m.parameters():
+                p.requires_grad_(trains)
+    return model, net, mask
+
+
+def _ours_frozen(net, mask, measure):
+    total, upstream = 0.0, False
+    for layer, trains in zip(net.layers, mask):
+        total += measure(layer, trains, upstream)
+        upstream = upstream or (trains and layer.params > 0)
+    return total
+
+
+@pytest.mark.parametrize("spec", ["last:2", "first:2", "last:1"])
+@pytest.mark.parametrize("batch,seq", [(1, 32), (2, 64)])
+def test_frozen_layers_against_pytorch(spec, batch, seq):
+    """Frozen layers keep no weight-gradient inputs, and none at all upstream of every
+    trained layer; FLOPs lose the weight gradients (and input gradients upstream)."""
+    model, net, mask = _frozen_case("llama", spec, seq)
+    data = inputs("llama", batch, seq)
+    acts = _ours_frozen(net, mask, lambda l, tr, up: layer_activation_bytes(l, tr, up, "none", 4)[0])
+    assert acts * batch == pytest.approx(saved_activation_bytes(model, data), rel=0.15)
+    rates = Rates(1e12, 1e12, 1e12, 4, 4, 4)
+    flops = _ours_frozen(net, mask, lambda l, tr, up: layer_cost(l, tr, up, 1, rates, "none").model_flops)
+    assert flops * batch == pytest.approx(train_flops(model, data), rel=0.05)
