@@ -29,32 +29,51 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Annotated, Literal
+
+from annotated_types import Ge
 
 from trainwall.models.ir import FP32, INDEX, MASK, Builder, Layer, Network, Op, Tensor
 
 
+#: A size that must be at least 1 / at least 0 (annotated_types constraints: the config
+#: schema, which is derived from TransformerSpec, enforces them; see trainwall.config).
+Positive = Annotated[int, Ge(1)]
+NonNegative = Annotated[int, Ge(0)]
+
+
 @dataclass(frozen=True)
 class TransformerSpec:
-    """A transformer's shape. ``head_dim`` defaults to hidden / heads."""
+    """A transformer's shape: the one definition behind the catalog entries and the
+    config file's inline ``[workload.architecture]`` table (kind = "transformer").
 
-    layers: int
-    hidden: int
-    heads: int
-    ffn: int
-    vocab: int
-    kv_heads: int | None = None
-    head_dim: int | None = None
-    ffn_kind: str = "gelu"          # gelu | swiglu
-    norm: str = "layernorm"         # layernorm | rmsnorm
-    position: str = "learned"       # learned | rope
-    max_positions: int = 0          # learned position table rows
+    ``head_dim`` defaults to hidden / heads; ``kv_heads`` to heads (multi-head attention).
+    """
+
+    layers: Positive
+    hidden: Positive
+    heads: Positive
+    ffn: Positive
+    vocab: Positive
+    kv_heads: Positive | None = None
+    head_dim: Positive | None = None
+    ffn_kind: Literal["gelu", "swiglu"] = "gelu"
+    norm: Literal["layernorm", "rmsnorm"] = "layernorm"
+    position: Literal["learned", "rope"] = "learned"
+    max_positions: NonNegative = 0  # learned position table rows
     bias: bool = True
     dropout: bool = True
     tied_embeddings: bool = True
     fused_qkv: bool = True          # one QKV weight tensor (GPT-2, Megatron) or three (Llama, BERT)
     encoder: bool = False           # post-LN encoder with token types and a pooler (BERT)
-    type_vocab: int = 0
+    type_vocab: NonNegative = 0
     lm_head: bool = True
+
+    def __post_init__(self) -> None:
+        if self.hidden % self.heads and self.head_dim is None:
+            raise ValueError(f"heads = {self.heads} must divide hidden = {self.hidden} (or give head_dim)")
+        if self.kv_heads is not None and self.heads % self.kv_heads:
+            raise ValueError(f"kv_heads = {self.kv_heads} must divide heads = {self.heads}")
 
     @property
     def kv(self) -> int:

@@ -13,9 +13,10 @@ import math
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
 from trainwall.errors import InputError, UnknownNameError
+from trainwall.models.transformer import TransformerSpec
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
 PRECISIONS = ("fp32", "fp16-mixed", "bf16-mixed", "fp8-mixed")
@@ -34,36 +35,26 @@ PosInt = Annotated[int, Field(ge=1)]
 Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
 
 
-class TransformerArchitecture(_Strict):
-    """An inline transformer (GPT / Llama / BERT family)."""
+def _from_dataclass(name: str, kind: str, spec: type, doc: str) -> type[BaseModel]:
+    """A strict config section with ``kind`` plus every field of the dataclass ``spec``
+    (types, constraints and defaults taken from it), validated by constructing ``spec``
+    so its own checks (``__post_init__``) apply: the architecture is defined once."""
+    from dataclasses import MISSING, fields
+    from typing import get_type_hints
 
-    kind: Literal["transformer"]
-    layers: PosInt
-    hidden: PosInt
-    heads: PosInt
-    ffn: PosInt
-    vocab: PosInt
-    kv_heads: PosInt | None = None
-    head_dim: PosInt | None = None
-    ffn_kind: Literal["gelu", "swiglu"] = "gelu"
-    norm: Literal["layernorm", "rmsnorm"] = "layernorm"
-    position: Literal["learned", "rope"] = "learned"
-    max_positions: Annotated[int, Field(ge=0)] = 0
-    bias: bool = True
-    dropout: bool = True
-    tied_embeddings: bool = True
-    fused_qkv: bool = True
-    encoder: bool = False
-    type_vocab: Annotated[int, Field(ge=0)] = 0
-    lm_head: bool = True
+    hints = get_type_hints(spec, include_extras=True)
+    definitions = {f.name: (hints[f.name], ... if f.default is MISSING else f.default) for f in fields(spec)}
 
-    @model_validator(mode="after")
-    def _heads(self):
-        if self.hidden % self.heads and self.head_dim is None:
-            raise ValueError(f"heads = {self.heads} must divide hidden = {self.hidden} (or give head_dim)")
-        if self.kv_heads is not None and self.heads % self.kv_heads:
-            raise ValueError(f"kv_heads = {self.kv_heads} must divide heads = {self.heads}")
+    def check(self):
+        spec(**{k: getattr(self, k) for k in definitions})
         return self
+
+    return create_model(name, __base__=_Strict, __doc__=doc, kind=(Literal[kind], ...), **definitions,
+                        __validators__={"_spec": model_validator(mode="after")(check)})
+
+
+TransformerArchitecture = _from_dataclass(
+    "TransformerArchitecture", "transformer", TransformerSpec, "An inline transformer (GPT / Llama / BERT family).")
 
 
 class ResNetArchitecture(_Strict):
