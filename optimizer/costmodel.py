@@ -191,10 +191,18 @@ def resolve_topology(config, device: hw.Device) -> topo.Topology:
     return topo.cluster(s.devices, dpn, intra or inter, inter or intra, s.oversubscription)
 
 
-def trainable_mask(spec: str, network: Network) -> tuple[bool, ...]:
-    """Which layers train: ``all``, ``none``, ``last:N`` or ``first:N`` (N layers of the network)."""
+def trainable_mask(spec, network: Network) -> tuple[bool, ...]:
+    """Which layers train: ``all``, ``none``, ``last:N``, ``first:N`` or a list of layer indices."""
     n = len(network.layers)
-    allowed = f"must be \"all\", \"none\", \"last:N\" or \"first:N\" with 1 <= N <= {n} (layers of {network.name})"
+    if isinstance(spec, (list, tuple)):
+        bad = next((i for i in spec if not 0 <= i < n), None)
+        if bad is not None or len(set(spec)) != len(spec):
+            raise InputError("training.trainable", list(spec),
+                             f"must list distinct layer indices 0..{n - 1} of {network.name}")
+        chosen = set(spec)
+        return tuple(i in chosen for i in range(n))
+    allowed = (f"must be \"all\", \"none\", \"last:N\", \"first:N\" with 1 <= N <= {n}, or a list of layer "
+               f"indices 0..{n - 1} (layers of {network.name})")
     if spec == "all":
         return (True,) * n
     if spec == "none":

@@ -149,7 +149,8 @@ class TrainingSection(_Strict):
     sequence_parallel: bool = True
     zero_stage: Annotated[int, Field(ge=0, le=3)] = 0
     gradient_clipping: bool = False
-    trainable: str = "all"
+    # "all", "none", "last:N", "first:N", or the indices of the layers that train
+    trainable: str | Annotated[list[Annotated[int, Field(ge=0)]], Field(max_length=4096)] = "all"
     local_steps: PosInt = 1
 
 
