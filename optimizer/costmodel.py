@@ -294,6 +294,19 @@ def _working_set(layer: Layer, activation_bytes: int, tp: int) -> float:
                default=0.0)
 
 
+def activation_case(layer: Layer, trains: bool, flows: bool, recompute: str, activation_bytes: int,
+                    tp: int, sp: bool) -> tuple[float, float]:
+    """(bytes per sample kept until the backward, bytes per sample live only transiently).
+
+    Transient: a recomputed layer's full saved set during its own backward, and in any
+    case one op's input and output during the forward pass. A stage holds the sum of
+    the kept bytes (per micro-batch in flight) plus the largest transient. The
+    optimiser's layer-selection model takes its coefficients from here, per case.
+    """
+    kept, full = layer_activation_bytes(layer, trains, flows, recompute, activation_bytes, tp, sp)
+    return kept, max(full - kept, _working_set(layer, activation_bytes, tp))
+
+
 # ----------------------------------------------------------------------------- evaluation
 
 def evaluate(config, device: hw.Device | None = None) -> Metrics:
@@ -341,11 +354,9 @@ def evaluate(config, device: hw.Device | None = None) -> Metrics:
         stage_bwd.append(sum(c.backward_s + c.recompute_s for c in cs))
         kept = transient = 0.0
         for layer, tr, fl in zip(layers[a:b], mask[a:b], flows[a:b]):
-            k, full = layer_activation_bytes(layer, tr, fl, t.recompute, policy.activation_bytes, tp, sp)
+            k, live = activation_case(layer, tr, fl, t.recompute, policy.activation_bytes, tp, sp)
             kept += k
-            # Live beyond what is kept: a recomputed layer's full set during its backward,
-            # and in any case one op's input and output during the forward pass.
-            transient = max(transient, full - k, _working_set(layer, policy.activation_bytes, tp))
+            transient = max(transient, live)
         in_flight = min(pp - i, m)
         params = sum(_device_params(l, tp) for l in layers[a:b])
         trainable = sum(_device_params(l, tp) for l, tr in zip(layers[a:b], mask[a:b]) if tr)

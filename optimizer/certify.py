@@ -1,0 +1,100 @@
+"""The exhaustive certifier: every configuration of a mission, evaluated with numpy.
+
+For part 1 the space is (modes) x (2^L layer selections). Each mode's coefficients
+come from the cost model (:func:`trainwall.optimizer.state_audit.mode_table`); the
+selections are enumerated as a bit matrix and their memory computed in one
+vectorised pass, with the MILP's own lexicographic order (objective, then memory
+used, then earliest mode, then latest layers) applied to pick the optimum. Where the
+space is too large to enumerate, :func:`state_audit` returns None and the solution
+is reported uncertified.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Free layers up to which part-1 selections are enumerated (2^20 x modes).
+MAX_ENUMERATED_LAYERS = 20
+
+
+@dataclass(frozen=True)
+class ExhaustiveOptimum:
+    feasible: bool
+    mode: int | None
+    mask: tuple[bool, ...] | None
+    objective: float | None
+    memory_fraction: float | None
+    configurations: int
+
+
+def selections(params: tuple[float, ...], fixed: tuple[bool, ...] | None) -> np.ndarray:
+    """Every layer selection (rows) over the layers that have parameters."""
+    L = len(params)
+    if fixed is not None:
+        return np.array([fixed], dtype=bool)
+    free = [l for l in range(L) if params[l] > 0]
+    n = len(free)
+    bits = ((np.arange(2 ** n, dtype=np.int64)[:, None] >> np.arange(n)) & 1).astype(bool)
+    out = np.zeros((2 ** n, L), dtype=bool)
+    out[:, free] = bits
+    return out
+
+
+def mode_memory(table, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(device memory, flash) in bytes of each selection row under one mode."""
+    L = x.shape[1]
+    params = np.asarray(table.params)
+    trains_with_params = x & (params > 0)
+    flows = np.zeros_like(x)
+    flows[:, 1:] = np.logical_or.accumulate(trains_with_params, axis=1)[:, :-1]
+    case = x.astype(np.int64) + 2 * flows.astype(np.int64)
+    cols = np.arange(L)
+    kept = np.asarray(table.kept)[cols, case]
+    transient = np.asarray(table.transient)[cols, case]
+    trained, frozen = np.asarray(table.trained), np.asarray(table.frozen)
+    states = np.where(x, trained, 0.0 if table.mcu else frozen).sum(axis=1)
+    flash = np.where(x, 0.0, frozen).sum(axis=1) if table.mcu else np.zeros(len(x))
+    total = states + table.micro_batch * kept.sum(axis=1) + table.micro_batch * transient.max(axis=1) + table.other
+    return total, flash
+
+
+def state_audit(mission, tables) -> ExhaustiveOptimum | None:
+    """The part-1 optimum by enumeration, or None when the layers are too many."""
+    from trainwall.optimizer.state_audit import _scenario_mask
+
+    params = tables[0].params
+    fixed = None if mission.select_layers else _scenario_mask(tables[0])
+    if fixed is None and sum(p > 0 for p in params) > MAX_ENUMERATED_LAYERS:
+        return None
+    x = selections(params, fixed)
+    L = x.shape[1]
+    layer_rank = (x * (L - 1 - np.arange(L))).sum(axis=1)
+    primary_params = (x * np.asarray(params)).sum(axis=1)
+    maximize = mission.objective.sense == "maximize"
+    best, best_key, count = None, None, 0
+    for c, tb in enumerate(tables):
+        count += len(x)
+        if not tb.stable:
+            continue
+        total, flash = mode_memory(tb, x)
+        fraction = total / tb.capacity
+        ok = fraction <= 1.0
+        if tb.mcu and "flash" in mission.constraints:
+            ok &= flash <= tb.flash_capacity
+        if not ok.any():
+            continue
+        primary = primary_params if mission.objective.quantity == "trainable_params" else \
+            np.full(len(x), float(tb.micro_batch))
+        signed = -primary if maximize else primary
+        idx = np.flatnonzero(ok)
+        order = np.lexsort((layer_rank[idx], fraction[idx], signed[idx]))
+        i = idx[order[0]]
+        key = (signed[i], fraction[i], c, layer_rank[i])
+        if best_key is None or key < best_key:
+            best_key = key
+            best = (c, tuple(bool(v) for v in x[i]), float(primary[i]), float(fraction[i]))
+    if best is None:
+        return ExhaustiveOptimum(False, None, None, None, None, count)
+    return ExhaustiveOptimum(True, *best, count)

@@ -1,0 +1,89 @@
+"""Our adapter over Pyomo's persistent HiGHS interface (``pyomo.contrib.solver``).
+
+A formulation builds its Pyomo model once and re-solves it through :class:`Solver`
+after changing mutable parameters or fixing variables; the adapter maps every
+termination condition Pyomo reports to our :class:`Status`, so callers never see a
+bare "it failed". Reference solves are deterministic: one thread, zero relative and
+absolute MIP gap, HiGHS's fixed random seed (DESIGN.md, "Optimisation").
+
+Pyomo is imported lazily (on the first solve): the CLI's other commands stay fast.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import dataclass
+
+
+class Status(enum.Enum):
+    """How a solve ended, in our words (linopy's habit: a typed status, never a string)."""
+
+    OPTIMAL = "optimal"
+    INFEASIBLE = "infeasible"
+    UNBOUNDED = "unbounded"
+    LIMIT = "limit"      # time or iteration limit: the incumbent, if any, is not proven optimal
+    ERROR = "error"
+
+
+#: pyomo.contrib.solver TerminationCondition name -> our status.
+_TERMINATION = {
+    "convergenceCriteriaSatisfied": Status.OPTIMAL,
+    "provenInfeasible": Status.INFEASIBLE,
+    "locallyInfeasible": Status.INFEASIBLE,
+    "infeasibleOrUnbounded": Status.INFEASIBLE,  # our models are bounded: every variable has finite bounds
+    "unbounded": Status.UNBOUNDED,
+    "maxTimeLimit": Status.LIMIT,
+    "iterationLimit": Status.LIMIT,
+    "objectiveLimit": Status.LIMIT,
+    "minStepLength": Status.LIMIT,
+    "interrupted": Status.LIMIT,
+    "error": Status.ERROR,
+    "licensingProblems": Status.ERROR,
+    "emptyModel": Status.ERROR,
+    "unknown": Status.ERROR,
+}
+
+
+@dataclass(frozen=True)
+class SolveResult:
+    status: Status
+    objective: float | None
+    bound: float | None
+    seconds: float
+    termination: str     # Pyomo's own name for it, kept for the record
+
+    @property
+    def mip_gap(self) -> float | None:
+        if self.objective is None or self.bound is None:
+            return None
+        return abs(self.bound - self.objective) / max(1.0, abs(self.objective))
+
+
+class Solver:
+    """One persistent HiGHS instance bound to one Pyomo model."""
+
+    def __init__(self, model, time_limit: float = 60.0):
+        from pyomo.contrib.solver.solvers.highs import Highs
+
+        self.model = model
+        self._highs = Highs()
+        self._time_limit = time_limit
+
+    def solve(self) -> SolveResult:
+        """Solve (or re-solve) the model; on OPTIMAL / LIMIT with an incumbent, load it."""
+        start = time.perf_counter()
+        try:
+            res = self._highs.solve(self.model, threads=1, rel_gap=0.0, abs_gap=0.0, time_limit=self._time_limit,
+                                    load_solutions=False, raise_exception_on_nonoptimal_result=False,
+                                    solver_options={"random_seed": 0, "output_flag": False})
+        except Exception as exc:  # HiGHS or Pyomo raised: report it, never crash the caller
+            return SolveResult(Status.ERROR, None, None, time.perf_counter() - start, f"error: {exc}")
+        name = res.termination_condition.name
+        status = _TERMINATION.get(name, Status.ERROR)
+        objective = res.incumbent_objective
+        if objective is not None and status in (Status.OPTIMAL, Status.LIMIT):
+            res.solution_loader.load_vars()
+        bound = res.objective_bound
+        return SolveResult(status, objective, bound if bound is not None and abs(bound) < float("inf") else None,
+                           time.perf_counter() - start, name)
