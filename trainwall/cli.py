@@ -26,7 +26,48 @@ def _parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", help="evaluate one configuration file")
     ev.add_argument("config", help="a TOML, JSON or YAML configuration")
     ev.add_argument("--json", action="store_true", help="print INTERFACE.md's JSON instead of text")
+    ms = sub.add_parser("missions", help="list the lab's missions")
+    ms.add_argument("--json", action="store_true", help="print JSON instead of text")
+    so = sub.add_parser("solve", help="the proven-optimal configuration of a mission")
+    so.add_argument("mission", help="a mission id (mobile/1) or a mission / variant file")
+    so.add_argument("--json", action="store_true", help="print INTERFACE.md's JSON instead of text")
     return p
+
+
+def _missions(args: argparse.Namespace) -> int:
+    from trainwall.challenges.mission import PARTS, mission, shipped_ids
+
+    rows = []
+    for mid in shipped_ids():
+        m = mission(mid)
+        decisions = list(m.decisions) + (["training.trainable (per layer)"] if m.select_layers else [])
+        rows.append({"id": m.id, "track": m.track, "part": m.part, "title": m.title,
+                     "objective": {"name": m.objective.quantity, "sense": m.objective.sense},
+                     "decisions": decisions, "constraints": list(m.constraints)})
+    if args.json:
+        print(json.dumps(rows, indent=2, sort_keys=True))
+    else:
+        for r in rows:
+            print(f"{r['id']:<9} {PARTS[r['part']]:<14} {r['title']}")
+            print(f"{'':<9} {r['objective']['sense']} {r['objective']['name']}; decides {', '.join(r['decisions'])}")
+    return EXIT_OK
+
+
+def _solve(args: argparse.Namespace) -> int:
+    from trainwall.challenges.mission import resolve
+    from trainwall.challenges.solve import solve
+    from trainwall.optimizer.highs import Status
+
+    result = solve(resolve(args.mission))
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2, sort_keys=True, allow_nan=False, default=float))
+    else:
+        from trainwall.report import solution_report
+
+        print(solution_report(result))
+    if result.status is Status.OPTIMAL:
+        return EXIT_OK
+    return EXIT_INFEASIBLE if result.status is Status.INFEASIBLE else EXIT_INTERNAL
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -46,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     from trainwall.errors import TrainwallError
 
     try:
-        return {"evaluate": _evaluate}[args.command](args)
+        return {"evaluate": _evaluate, "missions": _missions, "solve": _solve}[args.command](args)
     except TrainwallError as exc:
         print(f"trainwall: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -81,3 +81,49 @@ def text_report(config: Config, m: Metrics, source: str = "") -> str:
     else:
         lines += ["", "  feasible"]
     return "\n".join(lines)
+
+
+def solution_report(result) -> str:
+    """A mission's optimum in the lab's words: what to choose, which wall binds, by how much."""
+    m = result.mission
+    lines = [f"{m.id}: {m.title}", f"  status: {result.status.value}"]
+    if result.configuration is None:
+        if result.conflicts:
+            lines.append(f"  no configuration satisfies every constraint; relaxing any one of "
+                         f"{', '.join(result.conflicts)} would make the mission solvable")
+        else:
+            lines.append("  no configuration satisfies the constraints, even with any single one relaxed")
+        return "\n".join(lines)
+    training = result.configuration["training"]
+    chosen = {k.split(".", 1)[1]: training[k.split(".", 1)[1]] for k in m.decisions}
+    lines.append("  choose: " + ", ".join(f"{k} = {v}" for k, v in chosen.items()))
+    if m.select_layers:
+        lines.append(f"  train layers {_ranges(training['trainable'])} (layer indices)")
+    value = result.objective
+    lines.append(f"  {m.objective.sense} {m.objective.quantity}: {value:,.0f}")
+    mem = result.metrics.memory
+    scale, unit = unit_for(mem.capacity)
+    lines.append(f"  memory {mem.total / scale:.3f} of {mem.capacity / scale:.3f} {unit} "
+                 f"({mem.total / mem.capacity:.1%}); slack {(mem.capacity - mem.total) / scale:.3f} {unit}")
+    if result.binding:
+        lines.append(f"  the wall: {', '.join(result.binding)} (relaxing it would improve the objective)")
+    else:
+        lines.append("  no constraint binds: the objective is at its unconstrained best")
+    lines.append(f"  solver: HiGHS, {result.solve_s * 1e3:.0f} ms; {result.certification}")
+    return "\n".join(lines)
+
+
+def _ranges(indices: list[int]) -> str:
+    """[0, 1, 2, 5, 7, 8] -> '0-2, 5, 7-8'."""
+    out, start, prev = [], None, None
+    for i in sorted(indices):
+        if start is None:
+            start = prev = i
+        elif i == prev + 1:
+            prev = i
+        else:
+            out.append(f"{start}-{prev}" if prev > start else f"{start}")
+            start = prev = i
+    if start is not None:
+        out.append(f"{start}-{prev}" if prev > start else f"{start}")
+    return ", ".join(out) or "none"

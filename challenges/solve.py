@@ -1,0 +1,121 @@
+"""Solve a mission: build its formulation, solve it, certify it, and say which walls bind.
+
+``solve(mission)`` returns a :class:`MissionSolution` whose ``to_dict`` has the keys of
+INTERFACE.md ("solve --json"). A constraint *binds* when dropping it would give a
+better objective: each is relaxed in turn (its capacity raised to what no
+configuration can exceed, or the stability rules lifted) and the formulation
+re-solved. ``certified`` is True when the exhaustive evaluator enumerated the whole
+space and found the same optimum (objective, mode and layers).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+
+from trainwall.optimizer.highs import Status
+
+
+@dataclass(frozen=True)
+class MissionSolution:
+    mission: object
+    status: Status
+    configuration: dict | None
+    metrics: object | None
+    objective: float | None
+    memory_fraction: float | None
+    binding: tuple[str, ...]
+    slack: dict
+    solve_s: float
+    build_s: float
+    mip_gap: float | None
+    certified: bool
+    certification: str
+    conflicts: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        m = self.mission
+        return {
+            "mission": m.id,
+            "title": m.title,
+            "status": self.status.value,
+            "objective": {"name": m.objective.quantity, "sense": m.objective.sense, "value": self.objective},
+            "configuration": self.configuration,
+            "metrics": self.metrics.to_dict() if self.metrics is not None else None,
+            "binding_constraints": list(self.binding),
+            "slack": self.slack,
+            "conflicts": list(self.conflicts),
+            "solver": {"name": "highs", "time_s": self.solve_s, "build_s": self.build_s, "mip_gap": self.mip_gap,
+                       "certified": self.certified, "certification": self.certification},
+        }
+
+
+def _never_binding(table):
+    """The table with a memory capacity no configuration can exceed (and flash alike)."""
+    worst = (sum(max(a, b) for a, b in zip(table.trained, table.frozen))
+             + table.micro_batch * (sum(max(k) for k in table.kept) + max(max(r) for r in table.transient))
+             + table.other)
+    return replace(table, capacity=max(worst, table.capacity), flash_capacity=max(sum(table.frozen), 1.0))
+
+
+def solve(mission) -> MissionSolution:
+    from trainwall.config import parse_config
+    from trainwall.optimizer import certify
+    from trainwall.optimizer.costmodel import evaluate
+    from trainwall.optimizer.state_audit import StateAuditModel, mode_table
+
+    start = time.perf_counter()
+    tables = [mode_table(mission, choices) for choices in mission.modes()]
+    model = StateAuditModel(mission, tables)
+    sol = model.solve()
+    solve_s = time.perf_counter() - start
+    gap = sol.solves[0].mip_gap if sol.solves else None
+
+    relaxations = {"memory": lambda tb: _never_binding(tb), "flash": lambda tb: _never_binding(tb),
+                   "stability": lambda tb: replace(tb, stable=True)}
+    relaxable = [c for c in mission.constraints
+                 if c != "flash" or any(tb.mcu for tb in tables)]
+
+    exhaustive = certify.state_audit(mission, tables)
+    if sol.status is not Status.OPTIMAL:
+        conflicts = []
+        for name in relaxable:
+            relaxed = StateAuditModel(mission, [relaxations[name](tb) for tb in tables]).solve()
+            if relaxed.status is Status.OPTIMAL:
+                conflicts.append(name)
+        agrees = exhaustive is not None and not exhaustive.feasible
+        return MissionSolution(mission, sol.status, None, None, None, None, (), {}, solve_s, sol.build_s, None,
+                               agrees, _certification(exhaustive, agrees), tuple(conflicts))
+
+    table = tables[sol.mode]
+    data = mission.config_data(choices=table.choices)
+    if mission.select_layers:
+        data["training"]["trainable"] = [i for i, on in enumerate(sol.mask) if on]
+    config = parse_config(data, f"{mission.id} optimum")
+    metrics = evaluate(config)
+
+    binding = []
+    for name in relaxable:
+        relaxed = StateAuditModel(mission, [relaxations[name](tb) for tb in tables]).solve()
+        better = relaxed.status is Status.OPTIMAL and (
+            relaxed.objective > sol.objective if mission.objective.sense == "maximize"
+            else relaxed.objective < sol.objective)
+        if better:
+            binding.append(name)
+    slack = {"memory": {"value": metrics.memory.total, "limit": metrics.memory.capacity,
+                        "slack": metrics.memory.capacity - metrics.memory.total}}
+    if table.mcu:
+        slack["flash"] = {"value": metrics.memory.flash, "limit": metrics.memory.flash_capacity,
+                          "slack": metrics.memory.flash_capacity - metrics.memory.flash}
+    agrees = (exhaustive is not None and exhaustive.feasible and exhaustive.mode == sol.mode
+              and exhaustive.mask == sol.mask and exhaustive.objective == sol.objective)
+    return MissionSolution(mission, Status.OPTIMAL, {"training": dict(data["training"]), "data": dict(data["data"])},
+                           metrics, sol.objective, sol.memory_fraction, tuple(binding), slack, solve_s, sol.build_s,
+                           gap, agrees and metrics.feasible, _certification(exhaustive, agrees))
+
+
+def _certification(exhaustive, agrees: bool) -> str:
+    if exhaustive is None:
+        return "not enumerable: more free layers than the exhaustive evaluator covers"
+    verdict = "agrees" if agrees else "DISAGREES"
+    return f"exhaustive evaluation of {exhaustive.configurations:,} configurations {verdict}"
