@@ -1,0 +1,137 @@
+"""Missions and the part-1 optimiser: the MILP against exhaustive enumeration.
+
+Every shipped mission and 240 seeded random instances (small networks, random budgets,
+decisions, objectives; some infeasible, some with tied optima) must give the same
+status, objective, mode and layer selection from the MILP (HiGHS) as from the numpy
+enumeration of the same cost model; and the optimum, evaluated by the cost model,
+must fit.
+"""
+
+import json
+import random
+import subprocess
+import sys
+
+import pytest
+
+from trainwall.challenges.mission import mission, parse_mission, shipped_ids
+from trainwall.challenges.solve import solve
+from trainwall.config import parse_config
+from trainwall.optimizer import certify
+from trainwall.optimizer.costmodel import evaluate
+from trainwall.optimizer.highs import Status
+from trainwall.optimizer.state_audit import StateAuditModel, mode_table
+
+
+def milp_and_enumeration(m):
+    tables = [mode_table(m, c) for c in m.modes()]
+    return StateAuditModel(m, tables).solve(), certify.state_audit(m, tables), tables
+
+
+@pytest.mark.parametrize("mission_id", shipped_ids())
+def test_shipped_mission_is_certified_and_a_real_exercise(mission_id):
+    m = mission(mission_id)
+    result = solve(m)
+    assert result.status is Status.OPTIMAL
+    assert result.certified, result.certification
+    assert result.metrics.feasible
+    assert "memory" in result.binding  # the track's wall binds at the optimum
+    naive = evaluate(parse_config(m.config_data(m.naive), "naive"))
+    assert not naive.feasible  # the first thing a student tries does not fit
+
+
+SMALL = [("micro-speech", "stm32f746"), ("ds-cnn-s", "nrf52840"), ("ds-cnn-s", "stm32h743"),
+         ("orin-perception", "jetson-agx-orin-64gb"), ("resnet-18", "ar-glasses-soc")]
+PRECISIONS = {"stm32f746": ["fp32"], "nrf52840": ["fp32"], "stm32h743": ["fp32"],
+              "jetson-agx-orin-64gb": ["fp32", "fp16-mixed"], "ar-glasses-soc": ["fp32", "fp16-mixed"]}
+
+
+def random_mission(seed: int):
+    rng = random.Random(seed)
+    model, device = rng.choice(SMALL)
+    mb = rng.choice([1, 2, 4, 8, 16, 32])
+    full = evaluate(parse_config({"workload": {"model": model}, "system": {"accelerator": device, "devices": 1},
+                                  "training": {"optimizer": "adam", "precision": "fp32", "micro_batch": mb,
+                                               "global_batch": mb}}, "probe"))
+    # budgets from hopeless to roomy, around what fp32 Adam on everything needs
+    budget = int(full.memory.total * rng.choice([0.05, 0.3, 0.5, 0.7, 0.9, 1.2]))
+    decisions = {"training.optimizer": rng.sample(["adam", "momentum", "sgd"], rng.randint(1, 3)),
+                 "training.precision": rng.sample(PRECISIONS[device], rng.randint(1, len(PRECISIONS[device]))),
+                 # CNNs have no attention core: "selective" saves what "none" saves - a tie
+                 "training.recompute": rng.sample(["none", "selective", "full"], rng.randint(1, 3))}
+    quantity = rng.choice(["trainable_params", "trainable_params", "micro_batch"])
+    if quantity == "micro_batch":
+        decisions["training.micro_batch"] = sorted(rng.sample([1, 2, 4, 8, 16, 32, 64], 3))
+    data = {
+        "id": "mobile/1", "track": "mobile", "part": 1, "title": f"random {seed}", "story": "",
+        "select_layers": quantity == "trainable_params" or rng.random() < 0.5,
+        "constraints": ["memory", "flash", "stability"],
+        "scenario": {"workload": {"model": model},
+                     "system": {"accelerator": device, "devices": 1, "memory_budget": max(budget, 1)},
+                     "training": {"optimizer": "adam", "precision": "fp32", "micro_batch": mb, "global_batch": 64,
+                                  "loss_scaling": "dynamic", "gradient_clipping": True, "trainable": "last:1"},
+                     "data": {"workers": 1, "augmentation": "none"}},
+        "decisions": decisions,
+        "objective": {"quantity": quantity, "sense": rng.choice(["maximize", "maximize", "minimize"])},
+        "naive": {"training": {"optimizer": "adam"}},
+    }
+    return parse_mission(data, f"random {seed}")
+
+
+@pytest.mark.parametrize("seed", range(240))
+def test_milp_equals_enumeration_on_random_instances(seed):
+    m = random_mission(seed)
+    sol, ex, tables = milp_and_enumeration(m)
+    assert ex is not None
+    if not ex.feasible:
+        assert sol.status is Status.INFEASIBLE
+        return
+    assert sol.status is Status.OPTIMAL
+    assert (sol.objective, sol.mode, sol.mask) == (ex.objective, ex.mode, ex.mask)
+    assert sol.memory_fraction == pytest.approx(ex.memory_fraction, rel=1e-12)
+    # the optimum, evaluated by the cost model itself, fits where the MILP said it does
+    table = tables[sol.mode]
+    data = m.config_data(choices=table.choices)
+    if m.select_layers:
+        data["training"]["trainable"] = [i for i, on in enumerate(sol.mask) if on]
+    metrics = evaluate(parse_config(data, "optimum"))
+    assert metrics.memory.total == pytest.approx(table.memory(sol.mask)[0], rel=1e-12)
+    assert metrics.memory.total <= metrics.memory.capacity
+
+
+def test_random_instances_cover_infeasible_and_tied_optima():
+    outcomes = [milp_and_enumeration(random_mission(s)) for s in range(240)]
+    assert sum(not ex.feasible for _, ex, _ in outcomes) >= 10
+    # ties: a mode whose memory equals the chosen one's for the chosen layers
+    ties = sum(1 for sol, ex, tables in outcomes if ex.feasible and any(
+        c != ex.mode and tables[c].stable and tables[c].memory(ex.mask) == tables[ex.mode].memory(ex.mask)
+        for c in range(len(tables))))
+    assert ties >= 10
+
+
+def test_infeasible_variant_exits_3_and_names_the_conflict(tmp_path):
+    import tomllib
+
+    from trainwall.challenges.mission import _shipped_path
+
+    data = tomllib.loads(_shipped_path("mobile/1").read_text())
+    data["scenario"]["system"]["memory_budget"] = 1_000_000  # 1 MB: not even the runtime fits
+    path = tmp_path / "variant.json"
+    path.write_text(json.dumps(data))
+    run = subprocess.run([sys.executable, "-m", "trainwall.cli", "solve", str(path), "--json"],
+                         capture_output=True, text=True)
+    assert run.returncode == 3, run.stderr
+    out = json.loads(run.stdout)
+    assert out["status"] == "infeasible" and out["configuration"] is None
+    assert out["conflicts"] == ["memory"]
+
+
+def test_missions_command_lists_the_shipped_missions():
+    run = subprocess.run([sys.executable, "-m", "trainwall.cli", "missions", "--json"], capture_output=True, text=True)
+    assert run.returncode == 0
+    assert [r["id"] for r in json.loads(run.stdout)] == list(shipped_ids())
+
+
+def test_unknown_mission_is_bad_input():
+    run = subprocess.run([sys.executable, "-m", "trainwall.cli", "solve", "mobile/9"], capture_output=True, text=True)
+    assert run.returncode == 2 and "mobile/1" in run.stderr and "Traceback" not in run.stderr
