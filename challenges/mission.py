@@ -78,6 +78,15 @@ class Mission(_Strict):
             data.setdefault(section, {})[name] = value
         return data
 
+    def lock_answers(self) -> dict[str, float]:
+        """Each Lock question's answer, computed by the cost model at the question's settings."""
+        from trainwall.challenges.quantities import quantity
+        from trainwall.config import parse_config
+        from trainwall.optimizer.costmodel import evaluate
+
+        return {q.id: quantity(q.quantity, evaluate(parse_config(self.config_data(q.at), f"{self.id} lock {q.id}")))
+                for q in self.lock}
+
     def modes(self) -> list[dict[str, Scalar]]:
         """Every combination of the decisions' values, in file order (the tie-break order)."""
         names = list(self.decisions)
@@ -97,6 +106,12 @@ def _check(mission: Mission, source: str) -> Mission:
     if mission.id != f"{mission.track}/{mission.part}":
         raise InputError("id", mission.id, f"must be \"{mission.track}/{mission.part}\" (track/part)",
                          source=source)
+    from trainwall.challenges.quantities import QUANTITIES
+
+    for i, question in enumerate(mission.lock):
+        if question.quantity not in QUANTITIES:
+            raise InputError(f"lock.{i}.quantity", question.quantity, f"must be one of {', '.join(QUANTITIES)}",
+                             source=source)
     parse_config(mission.config_data(), f"{source}: scenario")
     parse_config(mission.config_data(mission.naive), f"{source}: naive")
     return mission

@@ -45,6 +45,7 @@ class MissionSolution:
             "binding_constraints": list(self.binding),
             "slack": self.slack,
             "conflicts": list(self.conflicts),
+            "lock_answers": m.lock_answers(),
             "solver": {"name": "highs", "time_s": self.solve_s, "build_s": self.build_s, "mip_gap": self.mip_gap,
                        "certified": self.certified, "certification": self.certification},
         }

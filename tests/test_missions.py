@@ -135,3 +135,24 @@ def test_missions_command_lists_the_shipped_missions():
 def test_unknown_mission_is_bad_input():
     run = subprocess.run([sys.executable, "-m", "trainwall.cli", "solve", "mobile/9"], capture_output=True, text=True)
     assert run.returncode == 2 and "mobile/1" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_lock_answers_come_from_the_cost_model():
+    answers = mission("mobile/1").lock_answers()
+    # 4 + 4 + 4 + 4 (DESIGN.md), plus Adam's 4-byte step counter per tensor (as torch.optim keeps)
+    assert answers["adam_fp32_bytes_per_param"] == pytest.approx(16.0, rel=1e-3)
+    assert answers["adam_fp32_hidden_over_weights"] == pytest.approx(3.0, rel=1e-3)
+    assert mission("tiny/1").lock_answers()["sgd_fp32_bytes_per_param"] == 8.0  # SGD keeps no step counter
+    assert 0 < answers["naive_activation_share"] < 10
+
+
+def test_unknown_lock_quantity_is_bad_input():
+    import tomllib
+
+    from trainwall.challenges.mission import _shipped_path
+    from trainwall.errors import InputError
+
+    data = tomllib.loads(_shipped_path("tiny/1").read_text())
+    data["lock"][0]["quantity"] = "bytes_per_paramm"
+    with pytest.raises(InputError, match=r"lock\.0\.quantity = 'bytes_per_paramm'"):
+        parse_mission(data, "variant")
