@@ -51,12 +51,18 @@ class MissionSolution:
         }
 
 
-def _never_binding(table):
-    """The table with a memory capacity no configuration can exceed (and flash alike)."""
+def _memory_relaxed(table):
+    """The table with a memory capacity no configuration can exceed."""
     worst = (sum(max(a, b) for a, b in zip(table.trained, table.frozen))
              + table.micro_batch * (sum(max(k) for k in table.kept) + max(max(r) for r in table.transient))
              + table.other)
-    return replace(table, capacity=max(worst, table.capacity), flash_capacity=max(sum(table.frozen), 1.0))
+    return replace(table, capacity=max(worst, table.capacity))
+
+
+#: How each constraint is lifted to ask whether it binds.
+RELAXATIONS = {"memory": _memory_relaxed,
+               "flash": lambda table: replace(table, flash_capacity=max(sum(table.frozen), table.flash_capacity)),
+               "stability": lambda table: replace(table, stable=True)}
 
 
 def solve(mission) -> MissionSolution:
@@ -72,8 +78,6 @@ def solve(mission) -> MissionSolution:
     solve_s = time.perf_counter() - start
     gap = sol.solves[0].mip_gap if sol.solves else None
 
-    relaxations = {"memory": lambda tb: _never_binding(tb), "flash": lambda tb: _never_binding(tb),
-                   "stability": lambda tb: replace(tb, stable=True)}
     relaxable = [c for c in mission.constraints
                  if c != "flash" or any(tb.mcu for tb in tables)]
 
@@ -81,7 +85,7 @@ def solve(mission) -> MissionSolution:
     if sol.status is not Status.OPTIMAL:
         conflicts = []
         for name in relaxable:
-            relaxed = StateAuditModel(mission, [relaxations[name](tb) for tb in tables]).solve()
+            relaxed = StateAuditModel(mission, [RELAXATIONS[name](tb) for tb in tables]).solve()
             if relaxed.status is Status.OPTIMAL:
                 conflicts.append(name)
         agrees = exhaustive is not None and not exhaustive.feasible
@@ -97,7 +101,7 @@ def solve(mission) -> MissionSolution:
 
     binding = []
     for name in relaxable:
-        relaxed = StateAuditModel(mission, [relaxations[name](tb) for tb in tables]).solve()
+        relaxed = StateAuditModel(mission, [RELAXATIONS[name](tb) for tb in tables]).solve()
         better = relaxed.status is Status.OPTIMAL and (
             relaxed.objective > sol.objective if mission.objective.sense == "maximize"
             else relaxed.objective < sol.objective)

@@ -62,10 +62,10 @@ def mode_memory(table, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def state_audit(mission, tables) -> ExhaustiveOptimum | None:
     """The part-1 optimum by enumeration, or None when the layers are too many."""
-    from trainwall.optimizer.state_audit import _scenario_mask
+    from trainwall.optimizer.state_audit import scenario_mask
 
     params = tables[0].params
-    fixed = None if mission.select_layers else _scenario_mask(tables[0])
+    fixed = None if mission.select_layers else scenario_mask(tables[0])
     if fixed is None and sum(p > 0 for p in params) > MAX_ENUMERATED_LAYERS:
         return None
     x = selections(params, fixed)

@@ -41,7 +41,8 @@ from dataclasses import dataclass
 from trainwall.errors import InputError
 from trainwall.optimizer.highs import SolveResult, Solver, Status
 
-CASES = ((False, False), (True, False), (False, True), (True, True))  # (trains, flows), index 2t+f? see _case
+#: A layer's four cases (trains, gradient flows in), in the order of :func:`case_index`.
+CASES = ((False, False), (True, False), (False, True), (True, True))
 
 
 def case_index(trains: bool, flows: bool) -> int:
@@ -172,7 +173,7 @@ class StateAuditModel:
             if not tb.stable:
                 m.u[c].fix(0)
         base = tables[0]
-        fixed_mask = None if mission.select_layers else _scenario_mask(base)
+        fixed_mask = None if mission.select_layers else scenario_mask(base)
         for l in Ls:
             if base.params[l] == 0:
                 m.x[l].fix(0)
@@ -276,7 +277,8 @@ class StateAuditModel:
         return StateAuditSolution(Status.OPTIMAL, mode, mask, exact_primary, fraction, tuple(solves), self.build_s)
 
 
-def _scenario_mask(table: ModeTable) -> tuple[bool, ...]:
+def scenario_mask(table: ModeTable) -> tuple[bool, ...]:
+    """The layers the scenario trains (when the mission does not select layers)."""
     from trainwall.optimizer.costmodel import resolve_workload, trainable_mask
 
     cfg = table.config

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from trainwall.hardware.catalog import Device
 
-#: (precision, recompute) spellings of the reference file -> ours.
+#: Precision spellings of the reference file -> ours.
 _PRECISION = {"fp16-mixed": "fp16-mixed", "bf16-mixed": "bf16-mixed", "bf16": "bf16-mixed"}
 
 
