@@ -23,7 +23,7 @@ which is where a mission's background load applies.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 
 import networkx as nx
 
@@ -44,6 +44,7 @@ class Topology:
     key: tuple
     aggregator: tuple | None = None
     _routes: dict = field(default_factory=dict, repr=False)
+    _switch_trees: dict = field(default_factory=dict, repr=False)
 
     def route(self, src, dst) -> tuple:
         """The directed edges (u, v) a message from graph node ``src`` to ``dst`` crosses.
@@ -87,23 +88,20 @@ class Topology:
             raise nx.NetworkXNoPath(f"no route from {src} to {dst}")
         return best[1]
 
-    @property
+    @cached_property
     def _device_set(self) -> frozenset:
-        found = self._routes.get("devices")
-        if found is None:
-            found = self._routes["devices"] = frozenset(self.devices)
-        return found
+        return frozenset(self.devices)
+
+    @cached_property
+    def _switches(self) -> nx.DiGraph:
+        """The graph without its devices: where routes may pass through."""
+        return self.graph.subgraph([n for n in self.graph if n not in self._device_set])
 
     def _switch_paths(self, hub) -> tuple[dict, dict]:
-        """Dijkstra from switch ``hub`` over the switches only (distances, node paths)."""
-        key = ("switch-paths", hub)
-        found = self._routes.get(key)
+        """Dijkstra from switch ``hub`` over the switches only (distances, node paths), cached."""
+        found = self._switch_trees.get(hub)
         if found is None:
-            switches = self._routes.get("switches")
-            if switches is None:
-                switches = self._routes["switches"] = self.graph.subgraph(
-                    [n for n in self.graph if n not in self._device_set])
-            found = self._routes[key] = nx.single_source_dijkstra(switches, hub, weight="cost")
+            found = self._switch_trees[hub] = nx.single_source_dijkstra(self._switches, hub, weight="cost")
         return found
 
     def node_of(self, rank: int) -> int:

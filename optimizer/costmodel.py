@@ -294,6 +294,14 @@ def _working_set(layer: Layer, activation_bytes: int, tp: int) -> float:
                default=0.0)
 
 
+def check_stability(config, work: Workload) -> stability.StabilityReport:
+    """The stability rules for this configuration's precision, scaling, clipping and batch."""
+    t, profile = config.training, work.stability
+    return stability.check(t.precision, t.loss_scaling, t.loss_scale, t.gradient_clipping, config.global_batch,
+                           profile.gradient_min, profile.gradient_max, profile.activation_max,
+                           profile.critical_batch)
+
+
 def activation_case(layer: Layer, trains: bool, flows: bool, recompute: str, activation_bytes: int,
                     tp: int, sp: bool) -> tuple[float, float]:
     """(bytes per sample kept until the backward, bytes per sample live only transiently).
@@ -473,9 +481,7 @@ def evaluate(config, device: hw.Device | None = None) -> Metrics:
     scaling = t1 / (N * step)
     network_util = min(1e9, net_fraction / step) + bg if net_fraction else bg
 
-    stab = stability.check(t.precision, t.loss_scaling, t.loss_scale, t.gradient_clipping, gb,
-                           work.stability.gradient_min, work.stability.gradient_max,
-                           work.stability.activation_max, work.stability.critical_batch)
+    stab = check_stability(config, work)
 
     violations: list[Violation] = []
     if memory.total > memory.capacity:

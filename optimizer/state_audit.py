@@ -67,7 +67,6 @@ class ModeTable:
     flash_capacity: float
     mcu: bool
     stable: bool
-    stability_reasons: tuple[str, ...]
 
     def memory(self, mask: tuple[bool, ...]) -> tuple[float, float]:
         """(device memory, flash) of a layer selection: the same sums as the MILP."""
@@ -90,8 +89,7 @@ def mode_table(mission, choices: dict) -> ModeTable:
     """The cost model's coefficients for one mode of a part-1 mission."""
     from trainwall.config import parse_config
     from trainwall.hardware import catalog as hw
-    from trainwall.optimizer import stability
-    from trainwall.optimizer.costmodel import _device_params, activation_case, resolve_workload
+    from trainwall.optimizer.costmodel import _device_params, activation_case, check_stability, resolve_workload
     from trainwall.optimizer.memory import model_state_bytes
     from trainwall.optimizer.precision import POLICIES
 
@@ -119,16 +117,14 @@ def mode_table(mission, choices: dict) -> ModeTable:
         cases = [activation_case(layer, tr, fl, t.recompute, policy.activation_bytes, tp, sp) for tr, fl in CASES]
         kept.append(tuple(c[0] for c in cases))
         transient.append(tuple(c[1] for c in cases))
-    stab = stability.check(t.precision, t.loss_scaling, t.loss_scale, t.gradient_clipping, config.global_batch,
-                           work.stability.gradient_min, work.stability.gradient_max,
-                           work.stability.activation_max, work.stability.critical_batch)
+    stab = check_stability(config, work)
     mcu = device.kind == "mcu"
     return ModeTable(
         choices=dict(choices), config=config, params=tuple(params), trained=tuple(trained), frozen=tuple(frozen),
         kept=tuple(kept), transient=tuple(transient), micro_batch=t.micro_batch, other=device.runtime_reserve_bytes,
         capacity=min(device.memory_bytes - s.reserved_memory, s.memory_budget or float("inf")),
         flash_capacity=device.flash_bytes if mcu else 0.0, mcu=mcu,
-        stable=stab.stable or "stability" not in mission.constraints, stability_reasons=stab.reasons)
+        stable=stab.stable or "stability" not in mission.constraints)
 
 
 @dataclass(frozen=True)
@@ -164,7 +160,6 @@ class StateAuditModel:
         # the largest layer, so every coefficient is O(1): HiGHS's tolerances (1e-7) are
         # absolute, and a byte-sized reduced cost (1e-9) would pass for zero.
         unit = max(tb.capacity for tb in tables)
-        self._unit = unit
         t_max = max(tb.micro_batch * max(max(r) for r in tb.transient) for tb in tables) / unit
         m.T = pyo.Var(bounds=(0, t_max))
         m.F = pyo.Var(bounds=(0, None))
@@ -222,7 +217,6 @@ class StateAuditModel:
             scale = max(tb.micro_batch for tb in tables)
             primary = sum(tb.micro_batch / scale * m.u[c] for c, tb in enumerate(tables))
             self._step = 1.0 / scale
-        self._scale = scale
         self._primary_expr = primary
         self._maximize = mission.objective.sense == "maximize"
         m.objective = pyo.Objective(expr=primary, sense=pyo.maximize if self._maximize else pyo.minimize)
@@ -258,6 +252,8 @@ class StateAuditModel:
         m.objective.sense = pyo.minimize
         second = self.solver.solve()
         solves.append(second)
+        if second.status is not Status.OPTIMAL:
+            return StateAuditSolution(second.status, None, None, None, None, tuple(solves), self.build_s)
         # (3) the fixed tie-break: earliest mode, then the latest layers
         m.memory_level = second.objective + 1e-7
         m.hold_memory.activate()
