@@ -30,6 +30,8 @@ class DataProfile:
     sample_bytes: float
     device_bytes: float
     cpu_seconds: Mapping[str, float]
+    #: augmentation run on the accelerator: memory-bound passes over the sample, by level
+    accelerator_passes: Mapping[str, float]
 
 
 @dataclass(frozen=True)
@@ -115,7 +117,8 @@ def make_workload(name: str, entry: Mapping[str, Any]) -> Workload:
         description=entry.get("description", name), source=entry.get("source", "inline architecture"),
         arch=MappingProxyType(dict(entry["arch"])), default_seq_len=seq_len,
         data=DataProfile(float(data["sample_bytes"]), float(data["device_bytes"]),
-                         MappingProxyType(dict(data["cpu_seconds"]))),
+                         MappingProxyType(dict(data["cpu_seconds"])),
+                         MappingProxyType(dict(data["accelerator_passes"]))),
         stability=StabilityProfile(**{k: float(v) for k, v in stability.items()}),
     )
 

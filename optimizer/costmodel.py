@@ -29,6 +29,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 
+import numpy as np
+
 from trainwall.errors import InputError
 from trainwall.hardware import catalog as hw
 from trainwall.hardware import collectives, topology as topo
@@ -317,172 +319,144 @@ def activation_case(layer: Layer, trains: bool, flows: bool, recompute: str, act
 
 # ----------------------------------------------------------------------------- evaluation
 
+@dataclass(frozen=True)
+class StepStructure:
+    """One configuration's costs as functions of m, the micro-batches per pipeline per step.
+
+    Everything the global batch B = m x data_parallel x micro_batch changes is linear in
+    m (for memory: piecewise, in-flight micro-batches min(p - i, m) saturate at m = p),
+    so :func:`evaluate` and the part-3 optimiser read the same coefficients, and the
+    exhaustive certifier evaluates every m at once: each method takes a number or a numpy
+    array of m. With ``A`` the per-micro-batch and ``B`` the fixed seconds:
+
+        busy(m)  = A m + B,   A = t_stage + t_tp + t_pp + e_dp,   B = (p - 1) t_stage + t_opt + E_dp
+        stall(m) = max(0, L m - busy(m))  (loading overlaps compute)  or  L m  (it does not)
+        step(m)  = busy(m) + stall(m)
+        network(m) = (a m + b) / step(m) + background       (a, b: link-seconds of traffic)
+        MFU(m)   = F m / (step(m) x N x peak)                (F: model FLOPs per micro-batch round)
+    """
+
+    micro_batch: int
+    data_parallel: int
+    pipeline_parallel: int
+    devices: int
+    reference_peak: float
+    t_stage: float                      # slowest stage, forward + backward (+ recompute) of one micro-batch
+    recompute_per_micro_batch_s: float  # recompute time of the first stage, per micro-batch
+    optimizer_s: float
+    tp_per_micro_batch_s: float
+    pp_per_micro_batch_s: float
+    dp_fixed_s: float                   # gradient all-reduce (ZeRO 0-2)
+    dp_per_micro_batch_s: float         # ZeRO-3 gathers and reduce-scatters
+    dp_exposed_fixed_s: float
+    dp_exposed_per_micro_batch_s: float
+    network_per_micro_batch: float      # link-seconds on the busiest link per micro-batch
+    network_fixed: float
+    background_network_load: float
+    load_per_micro_batch_s: float       # seconds the input pipeline needs per micro-batch round, per host
+    loading_overlaps: bool
+    stage_static: tuple[float, ...]     # per stage: weights + gradients + optimizer state + other
+    stage_kept: tuple[float, ...]       # per stage: activation bytes kept per micro-batch in flight
+    stage_transient: tuple[float, ...]  # per stage: the largest transient activation
+    model_flops_per_micro_batch: float  # per micro-batch round: all data-parallel replicas
+    hardware_flops_per_micro_batch: float
+    single_device_per_micro_batch_s: float  # T_1 per micro-batch round (scaling efficiency)
+    single_device_fixed_s: float
+    hosts: int
+    samples_per_micro_batch_per_host: float
+
+    @property
+    def per_micro_batch_s(self) -> float:
+        """A: seconds each micro-batch adds to a step."""
+        return self.t_stage + self.tp_per_micro_batch_s + self.pp_per_micro_batch_s + self.dp_exposed_per_micro_batch_s
+
+    @property
+    def fixed_s(self) -> float:
+        """B: seconds per step whatever the number of micro-batches."""
+        return (self.pipeline_parallel - 1) * self.t_stage + self.optimizer_s + self.dp_exposed_fixed_s
+
+    def busy_s(self, m):
+        return self.per_micro_batch_s * m + self.fixed_s
+
+    def stall_s(self, m):
+        load = self.load_per_micro_batch_s * m
+        return np.maximum(0.0, load - self.busy_s(m)) if self.loading_overlaps else load
+
+    def step_s(self, m):
+        return self.busy_s(m) + self.stall_s(m)
+
+    def network_traffic(self, m):
+        """Link-seconds of traffic on the busiest link per step (at full link capacity)."""
+        return self.network_per_micro_batch * m + self.network_fixed
+
+    def network_utilization(self, m):
+        return self.network_traffic(m) / self.step_s(m) + self.background_network_load
+
+    def mfu(self, m):
+        return self.model_flops_per_micro_batch * m / (self.step_s(m) * self.devices * self.reference_peak)
+
+    def stage_memory(self, m):
+        """Bytes per device on each stage (rows), 1F1B keeping min(p - i, m) micro-batches in flight."""
+        return [static + kept * np.minimum(self.pipeline_parallel - i, m) + transient
+                for i, (static, kept, transient) in enumerate(zip(self.stage_static, self.stage_kept,
+                                                                   self.stage_transient))]
+
+    def memory_total(self, m):
+        return np.max(np.array(self.stage_memory(m)), axis=0)
+
+
 def evaluate(config, device: hw.Device | None = None) -> Metrics:
     """Evaluate a validated :class:`trainwall.config.Config`.
 
     ``device`` stands in for the catalog entry named by ``system.accelerator`` (what-if
     studies and the calibration fit of :mod:`trainwall.calibration`).
     """
-    s, t = config.system, config.training
-    device = device or hw.device(s.accelerator)
-    work = resolve_workload(config)
-    network = work.network(config.workload.seq_len, t.attention)
-    policy = POLICIES[t.precision]
-    tp, pp, dp = t.tensor_parallel, t.pipeline_parallel, config.data_parallel
-    mb, m, gb, N = t.micro_batch, config.micro_batches, config.global_batch, s.devices
-    if work.family == "transformer":
-        spec = work.arch
-        heads = spec["heads"]
-        if heads % tp or spec["ffn"] % tp:
-            raise InputError("training.tensor_parallel", tp,
-                             f"must divide the heads ({heads}) and FFN width ({spec['ffn']}) of {work.name}")
-    elif tp > 1:
-        raise InputError("training.tensor_parallel", tp, f"tensor parallelism applies to transformers; {work.name} is a {work.family}")
-    topology = resolve_topology(config, device)
-    rates = _rates(device, t.precision, s.reserved_compute_fraction)
-    mask = trainable_mask(t.trainable, network)
-    sp = t.sequence_parallel and tp > 1
-    bg = s.background_network_load
-
-    # Per-layer costs, walking forward so each layer knows whether gradients flow into it.
-    layers = network.layers
-    flows, upstream = [], False
-    for layer, trains in zip(layers, mask):
-        flows.append(upstream)
-        upstream = upstream or (trains and layer.params > 0)
-    costs = [layer_cost(l, tr, fl, mb, rates, t.recompute, tp, sp) for l, tr, fl in zip(layers, mask, flows)]
-    single = [layer_cost(l, tr, fl, mb, rates, t.recompute) for l, tr, fl in zip(layers, mask, flows)]
-
-    # Pipeline stages: time, parameters, activations (1F1B keeps p - i micro-batches in flight).
-    bounds = stage_bounds(network, pp)
-    stage_time, stage_bwd, stage_mem, stage_states = [], [], [], []
-    for i, (a, b) in enumerate(bounds):
-        cs = costs[a:b]
-        stage_time.append(sum(c.forward_s + c.backward_s + c.recompute_s for c in cs))
-        stage_bwd.append(sum(c.backward_s + c.recompute_s for c in cs))
-        kept = transient = 0.0
-        for layer, tr, fl in zip(layers[a:b], mask[a:b], flows[a:b]):
-            k, live = activation_case(layer, tr, fl, t.recompute, policy.activation_bytes, tp, sp)
-            kept += k
-            transient = max(transient, live)
-        in_flight = min(pp - i, m)
-        params = sum(_device_params(l, tp) for l in layers[a:b])
-        trainable = sum(_device_params(l, tp) for l, tr in zip(layers[a:b], mask[a:b]) if tr)
-        tensors = sum(l.param_tensors for l, tr in zip(layers[a:b], mask[a:b]) if tr)
-        states = model_state_bytes(params, trainable, tensors, t.optimizer, policy, t.zero_stage, dp,
-                                   t.optimizer_state)
-        stage_states.append((states, params, trainable))
-        stage_mem.append(kept * mb * in_flight + transient * mb)
-    t_stage = max(stage_time)
+    device = device or hw.device(config.system.accelerator)
+    st, parts = _structure(config, device)
+    t, s = config.training, config.system
+    m, gb, N = config.micro_batches, config.global_batch, s.devices
+    work, states_by_stage, flow_rates, algorithms, bottleneck_link = parts
 
     # Memory: the most loaded stage.
+    per_stage = [float(x) for x in st.stage_memory(m)]
+    worst = max(range(len(per_stage)), key=lambda i: per_stage[i])
+    states, weights, params, trainable, other = states_by_stage[worst]
+    act = per_stage[worst] - st.stage_static[worst]
     mcu = device.kind == "mcu"
-    other = device.runtime_reserve_bytes
     capacity = min(device.memory_bytes - s.reserved_memory, s.memory_budget or float("inf"))
-    totals = []
-    for (states, params, trainable), act in zip(stage_states, stage_mem):
-        weights = states.weights + (0.0 if mcu else states.frozen_weights)
-        totals.append((weights + states.gradients + states.optimizer_state + act + other, weights, states, act,
-                       params, trainable))
-    total, weights, states, act, params, trainable = max(totals, key=lambda x: x[0])
-    memory = Memory(weights, states.gradients, states.optimizer_state, act, other, total, capacity,
+    memory = Memory(weights, states.gradients, states.optimizer_state, act, other, per_stage[worst], capacity,
                     flash=states.frozen_weights if mcu else 0.0,
                     flash_capacity=device.flash_bytes if mcu else 0.0,
                     trainable_params=trainable, params=params)
 
-    # Communication on the topology.
-    tp_groups, dp_groups, pp_pairs = parallel_groups(tp, dp, pp)
-    algorithms: dict[str, str] = {}
-    act_elems = network.layers[1].input.elements if (work.family == "transformer" and len(layers) > 2) else 0.0
-    act_msg = act_elems * mb * policy.activation_bytes
-    net_fraction = 0.0
-    tp_s = pp_s = 0.0
-    bottleneck_link = ""
-    if tp > 1:
-        plan = collectives.all_reduce(topology, tp_groups, bg)
-        algorithms["tensor_parallel"] = plan.algorithm
-        per_layer = (2 + 2 + (2 if t.recompute == "full" else 0))
-        n_blocks = max(sum(1 for l in layers[a:b] if any(op.tp for op in l.ops)) for a, b in bounds)
-        tp_s = m * n_blocks * per_layer * plan.time(act_msg)
-        if plan.network_capacity:
-            net_fraction += m * n_blocks * per_layer * act_msg * plan.network_load_per_byte / plan.network_capacity
-        bottleneck_link = plan.bottleneck_link
-    if pp > 1:
-        msg = act_msg / (tp if sp else 1)
-        plan = collectives.point_to_point(topology, pp_pairs, bg)
-        algorithms["pipeline"] = plan.algorithm
-        pp_s = 2 * m * plan.time(msg)
-        if plan.network_capacity:
-            net_fraction += 2 * m * msg * plan.network_load_per_byte / plan.network_capacity
-        bottleneck_link = plan.bottleneck_link or bottleneck_link
-    dp_s = dp_exposed = 0.0
-    if dp > 1 and trainable > 0:
-        if t.zero_stage >= 3:
-            plan = collectives.all_gather(topology, dp_groups, bg)
-            wbytes = params * policy.weight_bytes
-            volume = m * 3 * wbytes  # all-gather weights for forward and backward, reduce-scatter gradients
-            dp_s = m * 3 * plan.time(wbytes) / t.local_steps
-            hide = OVERLAP_EFFICIENCY * m * t_stage
-        else:
-            plan = collectives.all_reduce(topology, dp_groups, bg)
-            volume = trainable * policy.grad_bytes
-            dp_s = plan.time(volume) / t.local_steps
-            hide = OVERLAP_EFFICIENCY * min(stage_bwd)
-        algorithms["data_parallel"] = plan.algorithm
-        dp_exposed = max(0.0, dp_s - hide)
-        if plan.network_capacity:
-            net_fraction += volume / t.local_steps * plan.network_load_per_byte / plan.network_capacity
-        if plan.network_capacity or not bottleneck_link:
-            bottleneck_link = plan.bottleneck_link or bottleneck_link
-
-    # Optimizer update: a memory-bound pass over the states held by this device.
-    opt_bytes = 2 * (states.optimizer_state + states.weights) + states.gradients
-    optimizer_s = opt_bytes / rates.bandwidth if trainable else 0.0
-
-    compute_s = m * t_stage + optimizer_s
-    bubble_s = (pp - 1) * t_stage
-    comm_s = tp_s + pp_s + dp_s
-    exposed = tp_s + pp_s + dp_exposed
-
-    # Input pipeline, per host.
-    host = device.host
-    per_host = min(host.accelerators, N)
-    hosts = max(1, N // per_host)
-    samples_host = gb / hosts
-    cores = s.cpu_cores_per_node or host.cores
-    workers = config.data.workers
-    overlap = workers > 0 and not mcu
-    cpu_rate = max(1, min(workers, cores)) * host.core_speed / work.data.cpu_seconds[config.data.augmentation]
-    storage_rate = host.storage_bandwidth / work.data.sample_bytes if work.data.sample_bytes else float("inf")
-    link_rate = per_host * device.host_link.bandwidth / work.data.device_bytes if work.data.device_bytes else float("inf")
-    busy = compute_s + bubble_s + exposed
-    demand = samples_host / busy if busy > 0 else float("inf")
-    supply = min(storage_rate, cpu_rate, link_rate)
-    load_s = samples_host / supply
-    stall = max(0.0, load_s - busy) if overlap else load_s
-    flow = datapipe.solve_flow(storage_rate, cpu_rate, link_rate, demand)
-
+    tp_s = m * st.tp_per_micro_batch_s
+    pp_s = m * st.pp_per_micro_batch_s
+    dp_s = st.dp_fixed_s + m * st.dp_per_micro_batch_s
+    exposed = tp_s + pp_s + st.dp_exposed_fixed_s + m * st.dp_exposed_per_micro_batch_s
+    compute_s = m * st.t_stage + st.optimizer_s
+    bubble_s = (st.pipeline_parallel - 1) * st.t_stage
+    busy = float(st.busy_s(m))
+    stall = float(st.stall_s(m))
     step = busy + stall
+    comm_s = tp_s + pp_s + dp_s
+
+    # Input pipeline, per host: the flow network names the longest pole.
+    samples_host = st.samples_per_micro_batch_per_host * m
+    storage_rate, cpu_rate, link_rate = flow_rates
+    flow = datapipe.solve_flow(storage_rate, cpu_rate, link_rate, samples_host / busy if busy > 0 else float("inf"))
     achieved = samples_host / step
     utilization = {k: (achieved / c if c and c != float("inf") else 0.0) for k, c in flow.capacities.items()}
 
-    # FLOPs, MFU, HFU and scaling efficiency from the single-device pass.
-    per_mb_model = sum(c.model_flops for c in single)
-    per_mb_hw = sum(c.hardware_flops for c in single)
-    model_flops = per_mb_model * gb / mb
-    hw_flops = per_mb_hw * gb / mb
-    peak = device.reference_peak
-    mfu = model_flops / (step * N * peak)
-    hfu = hw_flops / (step * N * peak)
-    t1 = sum(c.forward_s + c.backward_s + c.recompute_s for c in single) * gb / mb
-    full_states = model_state_bytes(network.params, sum(l.params for l, tr in zip(layers, mask) if tr),
-                                    0, t.optimizer, policy)
-    t1 += (2 * (full_states.optimizer_state + full_states.weights) + full_states.gradients) / rates.bandwidth
-    scaling = t1 / (N * step)
-    network_util = min(1e9, net_fraction / step) + bg if net_fraction else bg
+    model_flops = st.model_flops_per_micro_batch * m
+    hw_flops = st.hardware_flops_per_micro_batch * m
+    mfu = float(st.mfu(m))
+    hfu = hw_flops / (step * N * st.reference_peak)
+    scaling = (st.single_device_per_micro_batch_s * m + st.single_device_fixed_s) / (N * step)
+    traffic = st.network_traffic(m)
+    bg = st.background_network_load
+    network_util = min(1e9, traffic / step) + bg if traffic else bg
 
     stab = check_stability(config, work)
-
     violations: list[Violation] = []
     if memory.total > memory.capacity:
         violations.append(Violation("memory", memory.total, memory.capacity,
@@ -496,17 +470,193 @@ def evaluate(config, device: hw.Device | None = None) -> Metrics:
     for reason in stab.reasons:
         violations.append(Violation("stability", 1.0, 0.0, reason))
 
-    tokens = network.tokens_per_sample
+    tokens = work.network(config.workload.seq_len, t.attention).tokens_per_sample
     return Metrics(
         feasible=not violations, violations=tuple(violations), memory=memory,
         time=StepTime(step, compute_s, comm_s, exposed, bubble_s, stall,
-                      m * sum(c.recompute_s for c in costs[bounds[0][0]:bounds[0][1]]), optimizer_s, tp_s, pp_s, dp_s),
+                      m * st.recompute_per_micro_batch_s, st.optimizer_s, tp_s, pp_s, dp_s),
         model_flops_per_step=model_flops, hardware_flops_per_step=hw_flops, mfu=mfu, hfu=hfu,
         samples_per_s=gb / step, tokens_per_s=gb * tokens / step,
         comm_to_compute=comm_s / compute_s if compute_s else 0.0,
         exposed_comm_to_compute=exposed / compute_s if compute_s else 0.0,
         scaling_efficiency=scaling, network_utilization=network_util, background_network_load=bg,
-        pipeline=flow, pipeline_throughput=achieved * hosts, pipeline_utilization=utilization,
-        stability=stab, devices=N, reference_peak=peak, bottleneck_link=bottleneck_link,
+        pipeline=flow, pipeline_throughput=achieved * st.hosts, pipeline_utilization=utilization,
+        stability=stab, devices=N, reference_peak=st.reference_peak, bottleneck_link=bottleneck_link,
         algorithms=algorithms,
     )
+
+
+def step_structure(config, device: hw.Device | None = None) -> StepStructure:
+    """The configuration's :class:`StepStructure`; ``training.global_batch`` is not read."""
+    return _structure(config, device or hw.device(config.system.accelerator))[0]
+
+
+def _structure(config, device: hw.Device):
+    s, t = config.system, config.training
+    work = resolve_workload(config)
+    network = work.network(config.workload.seq_len, t.attention)
+    policy = POLICIES[t.precision]
+    tp, pp, dp = t.tensor_parallel, t.pipeline_parallel, config.data_parallel
+    mb, N = t.micro_batch, s.devices
+    if work.family == "transformer":
+        spec = work.arch
+        heads = spec["heads"]
+        if heads % tp or spec["ffn"] % tp:
+            raise InputError("training.tensor_parallel", tp,
+                             f"must divide the heads ({heads}) and FFN width ({spec['ffn']}) of {work.name}")
+    elif tp > 1:
+        raise InputError("training.tensor_parallel", tp, f"tensor parallelism applies to transformers; {work.name} is a {work.family}")
+    topology = resolve_topology(config, device)
+    rates = _rates(device, t.precision, s.reserved_compute_fraction)
+    mask = trainable_mask(t.trainable, network)
+    sp = t.sequence_parallel and tp > 1
+    bg = s.background_network_load
+    augment = _accelerator_augmentation_s(config, work, device, rates)
+
+    # Per-layer costs, walking forward so each layer knows whether gradients flow into it.
+    layers = network.layers
+    flows, upstream = [], False
+    for layer, trains in zip(layers, mask):
+        flows.append(upstream)
+        upstream = upstream or (trains and layer.params > 0)
+    costs = [layer_cost(l, tr, fl, mb, rates, t.recompute, tp, sp) for l, tr, fl in zip(layers, mask, flows)]
+    single = [layer_cost(l, tr, fl, mb, rates, t.recompute) for l, tr, fl in zip(layers, mask, flows)]
+
+    # Pipeline stages: time, parameters, activations (1F1B keeps p - i micro-batches in flight).
+    mcu = device.kind == "mcu"
+    other = device.runtime_reserve_bytes
+    bounds = stage_bounds(network, pp)
+    stage_time, stage_bwd, static, kept_mb, transient_mb, states_by_stage = [], [], [], [], [], []
+    for i, (a, b) in enumerate(bounds):
+        cs = costs[a:b]
+        stage_time.append(sum(c.forward_s + c.backward_s + c.recompute_s for c in cs) + (augment if i == 0 else 0.0))
+        stage_bwd.append(sum(c.backward_s + c.recompute_s for c in cs))
+        kept = transient = 0.0
+        for layer, tr, fl in zip(layers[a:b], mask[a:b], flows[a:b]):
+            k, live = activation_case(layer, tr, fl, t.recompute, policy.activation_bytes, tp, sp)
+            kept += k
+            transient = max(transient, live)
+        params = sum(_device_params(l, tp) for l in layers[a:b])
+        trainable = sum(_device_params(l, tp) for l, tr in zip(layers[a:b], mask[a:b]) if tr)
+        tensors = sum(l.param_tensors for l, tr in zip(layers[a:b], mask[a:b]) if tr)
+        states = model_state_bytes(params, trainable, tensors, t.optimizer, policy, t.zero_stage, dp,
+                                   t.optimizer_state)
+        weights = states.weights + (0.0 if mcu else states.frozen_weights)
+        static.append(weights + states.gradients + states.optimizer_state + other)
+        kept_mb.append(kept * mb)
+        transient_mb.append(transient * mb)
+        states_by_stage.append((states, weights, params, trainable, other))
+    t_stage = max(stage_time)
+
+    # Communication on the topology, per micro-batch and per step.
+    tp_groups, dp_groups, pp_pairs = parallel_groups(tp, dp, pp)
+    algorithms: dict[str, str] = {}
+    act_elems = network.layers[1].input.elements if (work.family == "transformer" and len(layers) > 2) else 0.0
+    act_msg = act_elems * mb * policy.activation_bytes
+    net_mb = net_fixed = 0.0
+    tp_mb = pp_mb = 0.0
+    bottleneck_link = ""
+    if tp > 1:
+        plan = collectives.all_reduce(topology, tp_groups, bg)
+        algorithms["tensor_parallel"] = plan.algorithm
+        per_layer = (2 + 2 + (2 if t.recompute == "full" else 0))
+        n_blocks = max(sum(1 for l in layers[a:b] if any(op.tp for op in l.ops)) for a, b in bounds)
+        tp_mb = n_blocks * per_layer * plan.time(act_msg)
+        if plan.network_capacity:
+            net_mb += n_blocks * per_layer * act_msg * plan.network_load_per_byte / plan.network_capacity
+        bottleneck_link = plan.bottleneck_link
+    if pp > 1:
+        msg = act_msg / (tp if sp else 1)
+        plan = collectives.point_to_point(topology, pp_pairs, bg)
+        algorithms["pipeline"] = plan.algorithm
+        pp_mb = 2 * plan.time(msg)
+        if plan.network_capacity:
+            net_mb += 2 * msg * plan.network_load_per_byte / plan.network_capacity
+        bottleneck_link = plan.bottleneck_link or bottleneck_link
+    trainable_here = max(x[3] for x in states_by_stage)
+    dp_fixed = dp_mb = exposed_fixed = exposed_mb = 0.0
+    if dp > 1 and trainable_here > 0:
+        if t.zero_stage >= 3:
+            plan = collectives.all_gather(topology, dp_groups, bg)
+            wbytes = max(x[2] for x in states_by_stage) * policy.weight_bytes
+            # all-gather weights for forward and backward, reduce-scatter gradients: per micro-batch
+            dp_mb = 3 * plan.time(wbytes) / t.local_steps
+            exposed_mb = max(0.0, dp_mb - OVERLAP_EFFICIENCY * t_stage)
+            if plan.network_capacity:
+                net_mb += 3 * wbytes / t.local_steps * plan.network_load_per_byte / plan.network_capacity
+        else:
+            plan = collectives.all_reduce(topology, dp_groups, bg)
+            volume = trainable_here * policy.grad_bytes
+            dp_fixed = plan.time(volume) / t.local_steps
+            exposed_fixed = max(0.0, dp_fixed - OVERLAP_EFFICIENCY * min(stage_bwd))
+            if plan.network_capacity:
+                net_fixed += volume / t.local_steps * plan.network_load_per_byte / plan.network_capacity
+        algorithms["data_parallel"] = plan.algorithm
+        if plan.network_capacity or not bottleneck_link:
+            bottleneck_link = plan.bottleneck_link or bottleneck_link
+
+    # Optimizer update: a memory-bound pass over each stage's states; the slowest stage sets it.
+    opt_bytes = max(2 * (x[0].optimizer_state + x[0].weights) + x[0].gradients for x in states_by_stage)
+    optimizer_s = opt_bytes / rates.bandwidth if trainable_here else 0.0
+
+    # Input pipeline, per host: seconds of loading per micro-batch round.
+    host = device.host
+    per_host = min(host.accelerators, N)
+    hosts = max(1, N // per_host)
+    samples_mb_host = dp * mb / hosts
+    flow_rates = _input_rates(config, work, device, per_host)
+    supply = min(flow_rates)
+
+    # FLOPs and the single-device time (scaling efficiency) from the single-device pass.
+    full_states = model_state_bytes(network.params, sum(l.params for l, tr in zip(layers, mask) if tr),
+                                    0, t.optimizer, policy)
+    st = StepStructure(
+        micro_batch=mb, data_parallel=dp, pipeline_parallel=pp, devices=N, reference_peak=device.reference_peak,
+        t_stage=t_stage, recompute_per_micro_batch_s=sum(c.recompute_s for c in costs[bounds[0][0]:bounds[0][1]]),
+        optimizer_s=optimizer_s, tp_per_micro_batch_s=tp_mb, pp_per_micro_batch_s=pp_mb,
+        dp_fixed_s=dp_fixed, dp_per_micro_batch_s=dp_mb, dp_exposed_fixed_s=exposed_fixed,
+        dp_exposed_per_micro_batch_s=exposed_mb, network_per_micro_batch=net_mb, network_fixed=net_fixed,
+        background_network_load=bg, load_per_micro_batch_s=samples_mb_host / supply,
+        loading_overlaps=config.data.workers > 0 and not mcu,
+        stage_static=tuple(static), stage_kept=tuple(kept_mb), stage_transient=tuple(transient_mb),
+        model_flops_per_micro_batch=sum(c.model_flops for c in single) * dp,
+        hardware_flops_per_micro_batch=sum(c.hardware_flops for c in single) * dp,
+        single_device_per_micro_batch_s=(sum(c.forward_s + c.backward_s + c.recompute_s for c in single)
+                                         + augment) * dp,
+        single_device_fixed_s=(2 * (full_states.optimizer_state + full_states.weights) + full_states.gradients)
+        / rates.bandwidth,
+        hosts=hosts, samples_per_micro_batch_per_host=samples_mb_host,
+    )
+    return st, (work, states_by_stage, flow_rates, algorithms, bottleneck_link)
+
+
+def _input_rates(config, work: Workload, device: hw.Device, per_host: int) -> tuple[float, float, float]:
+    """(storage, cpu, host link) capacities of one host's input pipeline, in samples/s.
+
+    The CPU stage runs min(workers, cores) worker processes (at least the main process
+    when ``workers = 0``); with ``augmentation_on = "accelerator"`` the CPU only decodes.
+    """
+    host, data = device.host, work.data
+    cores = config.system.cpu_cores_per_node or host.cores
+    level = config.data.augmentation if config.data.augmentation_on == "cpu" else "none"
+    cpu_rate = max(1, min(config.data.workers, cores)) * host.core_speed / data.cpu_seconds[level]
+    storage_rate = host.storage_bandwidth / data.sample_bytes if data.sample_bytes else float("inf")
+    link_rate = per_host * device.host_link.bandwidth / data.device_bytes if data.device_bytes else float("inf")
+    return storage_rate, cpu_rate, link_rate
+
+
+#: Bytes of memory traffic per element and pass of augmentation on the accelerator:
+#: read and write the sample as fp32 (see ``models/data/modalities.toml``).
+AUGMENT_BYTES_PER_ELEMENT_PASS = 8
+
+
+def _accelerator_augmentation_s(config, work: Workload, device: hw.Device, rates: Rates) -> float:
+    """Seconds per micro-batch the accelerator spends augmenting, when augmentation runs there.
+
+    A memory-bound roofline: passes x device_bytes (uint8 elements) x 8 B / bandwidth.
+    """
+    if config.data.augmentation_on != "accelerator":
+        return 0.0
+    passes = work.data.accelerator_passes[config.data.augmentation]
+    per_sample = passes * work.data.device_bytes * AUGMENT_BYTES_PER_ELEMENT_PASS / rates.bandwidth
+    return per_sample * config.training.micro_batch

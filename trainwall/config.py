@@ -159,6 +159,8 @@ class DataSection(_Strict):
 
     workers: Annotated[int, Field(ge=0, le=4096)] = 8
     augmentation: Literal[AUGMENTATION] = "standard"  # type: ignore[valid-type]
+    # where augmentation runs: CPU workers, or the accelerator (decode stays on the CPU)
+    augmentation_on: Literal["cpu", "accelerator"] = "cpu"
 
 
 class Config(_Strict):
