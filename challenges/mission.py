@@ -23,12 +23,24 @@ from trainwall.errors import InputError, UnknownNameError
 
 TRACKS = ("cloud", "edge", "mobile", "tiny")
 PARTS = {1: "state audit", 2: "pipeline race", 3: "scaling wall"}
-#: What a part-1 objective may be: trainable parameters, or the micro-batch.
-OBJECTIVES = ("trainable_params", "micro_batch")
-CONSTRAINTS = ("memory", "flash", "stability")
-#: The decisions a part-1 mission may open (dotted config fields).
-DECISION_FIELDS = ("training.optimizer", "training.precision", "training.recompute", "training.micro_batch",
-                   "training.zero_stage", "training.optimizer_state", "training.loss_scaling")
+#: What each part's objective may be (a quantity of :mod:`trainwall.challenges.quantities`).
+OBJECTIVES = {1: ("trainable_params", "micro_batch"), 2: ("workers", "echo"), 3: ("mfu",)}
+#: The walls each part may impose.
+CONSTRAINTS = {1: ("memory", "flash", "stability"),
+               2: ("starvation", "memory", "flash", "stability"),
+               3: ("memory", "network", "stability", "starvation", "mfu_target")}
+#: The decisions each part may open (dotted config fields; ``training.micro_batches`` is
+#: the number of micro-batches per step, so global_batch = micro_batches x dp x micro_batch).
+DECISION_FIELDS = {
+    1: ("training.optimizer", "training.precision", "training.recompute", "training.micro_batch",
+        "training.zero_stage", "training.optimizer_state", "training.loss_scaling"),
+    2: ("data.workers", "data.echo", "data.augmentation", "data.augmentation_on"),
+    3: ("training.tensor_parallel", "training.pipeline_parallel", "training.data_parallel",
+        "training.micro_batch", "training.micro_batches", "training.recompute", "training.zero_stage",
+        "training.precision", "training.gradient_clipping", "training.local_steps"),
+}
+#: Decisions that take an integer range ``{ min = .., max = .. }``: the MILP's integer variable.
+RANGE_FIELDS = {2: ("data.workers", "data.echo"), 3: ("training.micro_batches",)}
 
 Scalar = str | int | float | bool
 
@@ -38,8 +50,23 @@ class _Strict(BaseModel):
 
 
 class Objective(_Strict):
-    quantity: Literal[OBJECTIVES]  # type: ignore[valid-type]
+    quantity: str
     sense: Literal["maximize", "minimize"]
+    target: Annotated[float, Field(gt=0.0, le=1.0)] | None = None  # part 3: the MFU the plan promised
+
+
+class IntRange(_Strict):
+    """An integer decision taken by the solver as one variable, not enumerated as modes."""
+
+    min: Annotated[int, Field(ge=0)]
+    max: Annotated[int, Field(ge=0)]
+
+
+class Limits(_Strict):
+    """Part 3: what the scaling decisions may not exceed."""
+
+    devices: Annotated[int, Field(ge=1)]
+    global_batch: Annotated[int, Field(ge=1)]
 
 
 class LockQuestion(_Strict):
@@ -59,10 +86,11 @@ class Mission(_Strict):
     title: str
     story: str
     scenario: dict[str, dict[str, Any]]
-    decisions: dict[str, Annotated[list[Scalar], Field(min_length=1)]] = {}
+    decisions: dict[str, Annotated[list[Scalar], Field(min_length=1)] | IntRange] = {}
     select_layers: bool = False
     objective: Objective
-    constraints: Annotated[list[Literal[CONSTRAINTS]], Field(min_length=1)]  # type: ignore[valid-type]
+    constraints: Annotated[list[str], Field(min_length=1)]
+    limits: Limits | None = None
     naive: dict[str, dict[str, Any]]
     lock: list[LockQuestion] = []
     reflection: list[str] = []
@@ -88,21 +116,74 @@ class Mission(_Strict):
                 for q in self.lock}
 
     def modes(self) -> list[dict[str, Scalar]]:
-        """Every combination of the decisions' values, in file order (the tie-break order)."""
-        names = list(self.decisions)
+        """Every combination of the listed decisions' values, in file order (the tie-break order).
+
+        Range decisions are not enumerated: they are the formulation's integer variable."""
+        names = [n for n, v in self.decisions.items() if isinstance(v, list)]
         return [dict(zip(names, combo)) for combo in itertools.product(*(self.decisions[n] for n in names))]
+
+    def violations(self, metrics) -> list[tuple[str, float, float, str]]:
+        """The mission's walls this evaluated configuration breaks: (wall, value, limit, message).
+
+        memory, flash, network and stability are the cost model's own violations; a
+        mission adds starvation (the input pipeline's max-flow short of the accelerators'
+        demand) and the MFU target."""
+        out = [(v.constraint, v.value, v.limit, v.message) for v in metrics.violations
+               if v.constraint in self.constraints]
+        if "starvation" in self.constraints and metrics.pipeline.starved:
+            flow = metrics.pipeline
+            out.append(("starvation", flow.rate, flow.capacities["compute"],
+                        f"the input pipeline delivers {flow.rate:.4g} samples/s per host, the accelerators ask "
+                        f"for {flow.capacities['compute']:.4g}: {flow.bottleneck} is the longest pole"))
+        target = self.objective.target
+        if "mfu_target" in self.constraints and metrics.mfu < target:
+            out.append(("mfu_target", metrics.mfu, target, f"MFU {metrics.mfu:.1%} is below the {target:.0%} target"))
+        return out
+
+    @property
+    def integer_decision(self) -> tuple[str, IntRange] | None:
+        """The one range decision, if any: (dotted field, range)."""
+        return next(((n, v) for n, v in self.decisions.items() if isinstance(v, IntRange)), None)
 
 
 def _check(mission: Mission, source: str) -> Mission:
     from trainwall.config import parse_config
 
-    for name in mission.decisions:
-        if name not in DECISION_FIELDS:
-            raise InputError(f"decisions.{name}", name, f"must be one of {', '.join(DECISION_FIELDS)}",
+    part = mission.part
+    for name, values in mission.decisions.items():
+        if name not in DECISION_FIELDS[part]:
+            raise InputError(f"decisions.{name}", name,
+                             f"part {part} opens {', '.join(DECISION_FIELDS[part])}", source=source)
+        if isinstance(values, IntRange) != (name in RANGE_FIELDS.get(part, ())):
+            allowed = "a range { min = .., max = .. }" if name in RANGE_FIELDS.get(part, ()) else "a list of values"
+            raise InputError(f"decisions.{name}", values if isinstance(values, list) else values.model_dump(),
+                             f"must be {allowed}", source=source)
+        if isinstance(values, IntRange) and not 1 <= values.min <= values.max:
+            raise InputError(f"decisions.{name}", values.model_dump(), "must have 1 <= min <= max", source=source)
+    ranges = [n for n, v in mission.decisions.items() if isinstance(v, IntRange)]
+    if len(ranges) > 1:
+        raise InputError("decisions", ranges, "at most one range decision per mission", source=source)
+    if mission.objective.quantity not in OBJECTIVES[part]:
+        raise InputError("objective.quantity", mission.objective.quantity,
+                         f"part {part} optimises {', '.join(OBJECTIVES[part])}", source=source)
+    for i, name in enumerate(mission.constraints):
+        if name not in CONSTRAINTS[part]:
+            raise InputError(f"constraints.{i}", name, f"part {part} constrains {', '.join(CONSTRAINTS[part])}",
                              source=source)
-    if mission.part != 1:
-        raise InputError("part", mission.part, "only part-1 missions (the state audit) are supported so far",
-                         source=source)
+    if part == 2:
+        if not ranges or ranges[0] != f"data.{mission.objective.quantity}":
+            raise InputError("decisions", ranges, f"a part-2 mission minimises a range decision: give "
+                             f"data.{mission.objective.quantity} = {{ min = .., max = .. }}", source=source)
+    if part == 3:
+        if mission.limits is None:
+            raise InputError("limits", None, "a part-3 mission needs [limits] devices and global_batch",
+                             source=source)
+        if ranges != ["training.micro_batches"]:
+            raise InputError("decisions", ranges, "a part-3 mission gives training.micro_batches as a range",
+                             source=source)
+        if ("mfu_target" in mission.constraints) != (mission.objective.target is not None):
+            raise InputError("objective.target", mission.objective.target,
+                             "give a target exactly when \"mfu_target\" is among the constraints", source=source)
     if mission.id != f"{mission.track}/{mission.part}":
         raise InputError("id", mission.id, f"must be \"{mission.track}/{mission.part}\" (track/part)",
                          source=source)

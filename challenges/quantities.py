@@ -23,6 +23,17 @@ QUANTITIES: dict[str, tuple[str, Callable]] = {
     "memory_total": ("bytes per device", lambda m: m.memory.total),
     "mfu": ("model FLOPs utilisation", lambda m: m.mfu),
     "step_s": ("seconds per optimizer step", lambda m: m.time.step_s),
+    "samples_per_s": ("training samples per second, all devices", lambda m: m.samples_per_s),
+    "data_stall_fraction": ("share of the step spent waiting for data", lambda m: m.time.data_stall_s / m.time.step_s),
+    "cpu_utilization": ("busy share of the data-loading CPU stage", lambda m: m.pipeline_utilization["cpu"]),
+    "cpu_capacity": ("samples/s the data-loading CPUs of one host can prepare", lambda m: m.pipeline.capacities["cpu"]),
+    "storage_capacity": ("samples/s one host's storage (or sensor) delivers",
+                         lambda m: m.pipeline.capacities["storage"]),
+    "compute_demand": ("samples/s one host's accelerators ask the input pipeline for",
+                       lambda m: m.pipeline.capacities["compute"]),
+    "bubble_fraction": ("pipeline bubble / step time", lambda m: m.time.bubble_s / m.time.step_s),
+    "comm_to_compute": ("communication / compute time per step", lambda m: m.comm_to_compute),
+    "network_utilization": ("busiest link's load, background included", lambda m: m.network_utilization),
 }
 
 

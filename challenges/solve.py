@@ -32,6 +32,7 @@ class MissionSolution:
     certified: bool
     certification: str
     conflicts: tuple[str, ...] = ()
+    extra: dict | None = None          # part-specific findings (the longest pole, Dinkelbach iterations)
 
     def to_dict(self) -> dict:
         m = self.mission
@@ -45,6 +46,7 @@ class MissionSolution:
             "binding_constraints": list(self.binding),
             "slack": self.slack,
             "conflicts": list(self.conflicts),
+            **(self.extra or {}),
             "lock_answers": m.lock_answers(),
             "solver": {"name": "highs", "time_s": self.solve_s, "build_s": self.build_s, "mip_gap": self.mip_gap,
                        "certified": self.certified, "certification": self.certification},
@@ -66,6 +68,17 @@ RELAXATIONS = {"memory": _memory_relaxed,
 
 
 def solve(mission) -> MissionSolution:
+    """The proven optimum of a mission, its binding walls and its certification."""
+    if mission.part == 2:
+        return _solve_pipeline_race(mission)
+    if mission.part == 3:
+        from trainwall.challenges.scaling import solve_scaling_wall
+
+        return solve_scaling_wall(mission)
+    return _solve_state_audit(mission)
+
+
+def _solve_state_audit(mission) -> MissionSolution:
     from trainwall.config import parse_config
     from trainwall.optimizer import certify
     from trainwall.optimizer.costmodel import evaluate
@@ -123,4 +136,52 @@ def _certification(exhaustive, agrees: bool) -> str:
     if exhaustive is None:
         return "not enumerable: more free layers than the exhaustive evaluator covers"
     verdict = "agrees" if agrees else "DISAGREES"
-    return f"exhaustive evaluation of {exhaustive.configurations:,} configurations {verdict}"
+    return f"exhaustive evaluation of {exhaustive.configurations:,} configurations (in the objective's order) {verdict}"
+
+
+def _solve_pipeline_race(mission) -> MissionSolution:
+    from trainwall.config import parse_config
+    from trainwall.optimizer import certify
+    from trainwall.optimizer.costmodel import evaluate
+    from trainwall.optimizer.pipeline_race import PipelineRaceModel, pipeline_mode
+
+    start = time.perf_counter()
+    modes = [pipeline_mode(mission, choices) for choices in mission.modes()]
+    model = PipelineRaceModel(mission, modes)
+    sol = model.solve()
+    solve_s = time.perf_counter() - start
+    exhaustive = certify.pipeline_race(mission, modes)
+    field, _ = mission.integer_decision
+    walls = [w for w in mission.constraints if w in ("memory", "stability", "flash")]
+    if sol.status is not Status.OPTIMAL:
+        conflicts = []
+        if PipelineRaceModel(mission, modes, require_balance=False).solve().status is Status.OPTIMAL:
+            conflicts.append("starvation")
+        if walls and PipelineRaceModel(mission, modes, allow_walls=True).solve().status is Status.OPTIMAL:
+            conflicts.extend(w for w in walls if any(w in p.walls for p in modes))
+        agrees = not exhaustive.feasible
+        return MissionSolution(mission, sol.status, None, None, None, None, (), {}, solve_s, sol.build_s, None,
+                               agrees, _certification(exhaustive, agrees), tuple(conflicts))
+    choices = {**modes[sol.mode].choices, field: sol.value}
+    data = mission.config_data(choices=choices)
+    metrics = evaluate(parse_config(data, f"{mission.id} optimum"))
+    # Binding: without the balance requirement the least n would do.
+    relaxed = PipelineRaceModel(mission, modes, require_balance=False).solve()
+    binding = ["starvation"] if relaxed.status is Status.OPTIMAL and relaxed.value < sol.value else []
+    if walls:
+        lifted = PipelineRaceModel(mission, modes, allow_walls=True).solve()
+        if lifted.status is Status.OPTIMAL and (lifted.value, lifted.mode) < (sol.value, sol.mode):
+            binding.extend(w for w in walls if any(w in p.walls for p in modes))
+    flow = metrics.pipeline
+    poles = {s: u for s, u in metrics.pipeline_utilization.items() if s != "compute"}
+    longest = max(poles, key=poles.get)
+    slack = {"starvation": {"value": flow.rate, "limit": flow.capacities["compute"],
+                            "slack": flow.rate - flow.capacities["compute"]},
+             "memory": {"value": metrics.memory.total, "limit": metrics.memory.capacity,
+                        "slack": metrics.memory.capacity - metrics.memory.total}}
+    agrees = exhaustive.feasible and exhaustive.mode == sol.mode and exhaustive.mask == (sol.value,)
+    extra = {"longest_pole": {"stage": longest, "utilization": poles[longest]},
+             "balance_point": {field: sol.value}}
+    return MissionSolution(mission, Status.OPTIMAL, {"training": dict(data["training"]), "data": dict(data["data"])},
+                           metrics, float(sol.value), None, tuple(binding), slack, solve_s, sol.build_s, sol.mip_gap,
+                           agrees and not mission.violations(metrics), _certification(exhaustive, agrees), (), extra)

@@ -98,3 +98,26 @@ def state_audit(mission, tables) -> ExhaustiveOptimum | None:
     if best is None:
         return ExhaustiveOptimum(False, None, None, None, None, count)
     return ExhaustiveOptimum(True, *best, count)
+
+
+def pipeline_race(mission, modes) -> ExhaustiveOptimum:
+    """The part-2 optimum by evaluating every (mode, n) with the cost model itself.
+
+    The space is small (modes x the range decision), so each point, in the lexicographic
+    order, goes through
+    :func:`trainwall.optimizer.costmodel.evaluate` and the mission's walls
+    (:meth:`Mission.violations`): an independent check of the MILP's linearisation.
+    ``mask`` holds n, the range decision's value.
+    """
+    from trainwall.config import parse_config
+    from trainwall.optimizer.costmodel import evaluate
+
+    field, span = mission.integer_decision
+    count = 0
+    for n in range(span.min, span.max + 1):  # the lexicographic order: fewest n, then earliest mode
+        for c, mode in enumerate(modes):
+            count += 1
+            config = parse_config(mission.config_data(choices={**mode.choices, field: n}), mission.id)
+            if not mission.violations(evaluate(config)):
+                return ExhaustiveOptimum(True, c, (n,), float(n), None, count)
+    return ExhaustiveOptimum(False, None, None, None, None, count)

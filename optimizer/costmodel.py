@@ -443,8 +443,9 @@ def evaluate(config, device: hw.Device | None = None) -> Metrics:
     # Input pipeline, per host: the flow network names the longest pole.
     samples_host = st.samples_per_micro_batch_per_host * m
     storage_rate, cpu_rate, link_rate = flow_rates
-    flow = datapipe.solve_flow(storage_rate, cpu_rate, link_rate, samples_host / busy if busy > 0 else float("inf"))
-    achieved = samples_host / step
+    fresh = samples_host / config.data.echo   # samples the input pipeline delivers per step and host
+    flow = datapipe.solve_flow(storage_rate, cpu_rate, link_rate, fresh / busy if busy > 0 else float("inf"))
+    achieved = fresh / step
     utilization = {k: (achieved / c if c and c != float("inf") else 0.0) for k, c in flow.capacities.items()}
 
     model_flops = st.model_flops_per_micro_batch * m
@@ -605,7 +606,7 @@ def _structure(config, device: hw.Device):
     hosts = max(1, N // per_host)
     samples_mb_host = dp * mb / hosts
     flow_rates = _input_rates(config, work, device, per_host)
-    supply = min(flow_rates)
+    supply = min(flow_rates) * config.data.echo   # training samples/s: each fresh sample is used `echo` times
 
     # FLOPs and the single-device time (scaling efficiency) from the single-device pass.
     full_states = model_state_bytes(network.params, sum(l.params for l, tr in zip(layers, mask) if tr),

@@ -10,6 +10,9 @@ Capacities (one host feeding ``accelerators`` devices):
 * compute: the samples per second the accelerators consume at the step's compute
   time - the demand the pipeline must meet.
 
+With data echoing (``data.echo = e``, Choi et al. 2019) the flow is in fresh samples:
+the accelerators ask for 1/e of the samples they train on.
+
 The maximum flow is the sustainable rate; the minimum cut names the longest pole
 (``compute`` means the accelerators are the bottleneck: nothing starves them); each
 stage's utilisation is the achieved rate over its capacity.
@@ -32,6 +35,25 @@ class PipelineFlow:
     bottleneck: str
     capacities: dict = field(default_factory=dict)
 
+    @property
+    def starved(self) -> bool:
+        """The accelerators wait for data: the max-flow falls short of their demand."""
+        return self.rate < self.capacities["compute"] * (1 - 1e-9)
+
+
+def flow_graph(capacities: dict | None = None):
+    """The pipeline as a networkx DiGraph: source -> storage -> cpu -> host_link -> compute
+    -> sink; the edge leaving node ``s`` carries ``stage = s`` and ``capacity`` (missing
+    or infinite: unbounded). The part-2 MILP builds its flow variables on these edges."""
+    import networkx as nx
+
+    g = nx.DiGraph()
+    nodes = ["source", *STAGES, "sink"]
+    for u, v in zip(nodes[:-1], nodes[1:]):
+        cap = (capacities or {}).get(u, float("inf"))
+        g.add_edge(u, v, stage=u if u in STAGES else None, capacity=cap if math.isfinite(cap) else 1e300)
+    return g
+
 
 @lru_cache(maxsize=8192)
 def solve_flow(storage: float, cpu: float, host_link: float, compute: float) -> PipelineFlow:
@@ -39,15 +61,9 @@ def solve_flow(storage: float, cpu: float, host_link: float, compute: float) -> 
     import networkx as nx
 
     caps = dict(zip(STAGES, (storage, cpu, host_link, compute)))
-    g = nx.DiGraph()
-    nodes = ["source", *STAGES, "sink"]
-    for (u, v), stage in zip(zip(nodes[:-1], nodes[1:]), ("source", *STAGES)):
-        if stage != "source":
-            g.add_edge(u, v, capacity=caps[stage] if math.isfinite(caps[stage]) else 1e300)
-        else:
-            g.add_edge(u, v, capacity=1e300)
+    g = flow_graph(caps)
     rate, (reachable, _) = nx.minimum_cut(g, "source", "sink")
-    # The cut edge is the first stage whose head is not reachable from the source.
-    bottleneck = next((s for s, (u, v) in zip(STAGES, zip(nodes[1:-1], nodes[2:]))
-                       if u in reachable and v not in reachable), "compute")
+    # The cut edge is the first stage whose tail is reachable from the source and head is not.
+    bottleneck = next((data["stage"] for u, v, data in g.edges(data=True)
+                       if data["stage"] and u in reachable and v not in reachable), "compute")
     return PipelineFlow(rate, bottleneck, caps)

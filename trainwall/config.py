@@ -161,6 +161,8 @@ class DataSection(_Strict):
     augmentation: Literal[AUGMENTATION] = "standard"  # type: ignore[valid-type]
     # where augmentation runs: CPU workers, or the accelerator (decode stays on the CPU)
     augmentation_on: Literal["cpu", "accelerator"] = "cpu"
+    # data echoing (Choi et al. 2019): each fresh sample is trained on this many times
+    echo: Annotated[int, Field(ge=1, le=64)] = 1
 
 
 class Config(_Strict):

@@ -94,17 +94,37 @@ def solution_report(result) -> str:
         else:
             lines.append("  no configuration satisfies the constraints, even with any single one relaxed")
         return "\n".join(lines)
-    training = result.configuration["training"]
-    chosen = {k.split(".", 1)[1]: training[k.split(".", 1)[1]] for k in m.decisions}
+    config = result.configuration
+    chosen = {}
+    for dotted in m.decisions:
+        section, name = dotted.split(".", 1)
+        if dotted == "training.micro_batches":
+            chosen["global_batch"] = config["training"]["global_batch"]
+        else:
+            chosen[name] = config[section][name]
+    if m.part == 3:
+        chosen["devices"] = config["system"]["devices"]
     lines.append("  choose: " + ", ".join(f"{k} = {v}" for k, v in chosen.items()))
     if m.select_layers:
-        lines.append(f"  train layers {_ranges(training['trainable'])} (layer indices)")
+        lines.append(f"  train layers {_ranges(config['training']['trainable'])} (layer indices)")
     value = result.objective
-    lines.append(f"  {m.objective.sense} {m.objective.quantity}: {value:,.0f}")
-    mem = result.metrics.memory
+    shown = f"{value:.1%}" if m.objective.quantity == "mfu" else f"{value:,.0f}"
+    lines.append(f"  {m.objective.sense} {m.objective.quantity}: {shown}")
+    metrics = result.metrics
+    mem = metrics.memory
     scale, unit = unit_for(mem.capacity)
     lines.append(f"  memory {mem.total / scale:.3f} of {mem.capacity / scale:.3f} {unit} "
                  f"({mem.total / mem.capacity:.1%}); slack {(mem.capacity - mem.total) / scale:.3f} {unit}")
+    extra = result.extra or {}
+    if "longest_pole" in extra:
+        pole = extra["longest_pole"]
+        flow = metrics.pipeline
+        lines.append(f"  balance point: the accelerators ask for {flow.capacities['compute']:,.1f} samples/s per "
+                     f"host; the longest pole of the input pipeline is {pole['stage']} at {pole['utilization']:.1%}")
+    if m.part == 3:
+        lines.append(f"  network: busiest link {metrics.network_utilization:.1%} used "
+                     f"(background {metrics.background_network_load:.0%}); communication / compute "
+                     f"{metrics.comm_to_compute:.2f}; bubble {metrics.time.bubble_s / metrics.time.step_s:.1%} of the step")
     if result.binding:
         lines.append(f"  the wall: {', '.join(result.binding)} (relaxing it would improve the objective)")
     else:
