@@ -66,6 +66,7 @@ class Limits(_Strict):
     """Part 3: what the scaling decisions may not exceed."""
 
     devices: Annotated[int, Field(ge=1)]
+    min_devices: Annotated[int, Field(ge=1)] = 1   # e.g. the deadline needs at least this many
     global_batch: Annotated[int, Field(ge=1)]
 
 
@@ -90,6 +91,7 @@ class Mission(_Strict):
     select_layers: bool = False
     objective: Objective
     constraints: Annotated[list[str], Field(min_length=1)]
+    wall: str                            # the constraint the track is about: it must bind at the optimum
     limits: Limits | None = None
     naive: dict[str, dict[str, Any]]
     lock: list[LockQuestion] = []
@@ -170,6 +172,9 @@ def _check(mission: Mission, source: str) -> Mission:
         if name not in CONSTRAINTS[part]:
             raise InputError(f"constraints.{i}", name, f"part {part} constrains {', '.join(CONSTRAINTS[part])}",
                              source=source)
+    if mission.wall not in mission.constraints:
+        raise InputError("wall", mission.wall, f"must be one of the constraints ({', '.join(mission.constraints)})",
+                         source=source)
     if part == 2:
         if not ranges or ranges[0] != f"data.{mission.objective.quantity}":
             raise InputError("decisions", ranges, f"a part-2 mission minimises a range decision: give "
@@ -178,6 +183,9 @@ def _check(mission: Mission, source: str) -> Mission:
         if mission.limits is None:
             raise InputError("limits", None, "a part-3 mission needs [limits] devices and global_batch",
                              source=source)
+        if "starvation" not in mission.constraints:
+            raise InputError("constraints", mission.constraints, "a part-3 mission keeps the input pipeline "
+                             "fed (part 2's lesson): include \"starvation\"", source=source)
         if ranges != ["training.micro_batches"]:
             raise InputError("decisions", ranges, "a part-3 mission gives training.micro_batches as a range",
                              source=source)

@@ -121,3 +121,53 @@ def pipeline_race(mission, modes) -> ExhaustiveOptimum:
             if not mission.violations(evaluate(config)):
                 return ExhaustiveOptimum(True, c, (n,), float(n), None, count)
     return ExhaustiveOptimum(False, None, None, None, None, count)
+
+
+def scaling_wall(mission, modes) -> ExhaustiveOptimum:
+    """The part-3 optimum by evaluating every (mode, m) with numpy.
+
+    Each mode's m = m_lo .. m_hi goes through the same :class:`StepStructure` methods
+    :func:`evaluate` uses (MFU, memory, network, loading) as one array; the walls are the
+    mission's. Order: the highest MFU, then within a relative 1e-9 the earliest mode and
+    the fewest micro-batches - the MILP's tie-break. ``mask`` holds m.
+    """
+    from trainwall.optimizer.scaling_wall import TIE
+
+    target = mission.objective.target or 0.0
+    walls = set(mission.constraints)
+    count, candidates = 0, []
+    for k, mode in enumerate(modes):
+        st = mode.structure
+        m = np.arange(mode.m_lo, mode.m_hi + 1)
+        count += len(m)
+        ok = np.ones(len(m), dtype=bool)
+        if "memory" in walls:
+            capacity = _capacity_of(mission, mode)
+            ok &= st.memory_total(m) <= capacity
+        if "stability" in walls:
+            ok &= mode.format_stable & (m <= mode.m_stable)
+        if "starvation" in walls:
+            ok &= st.load_per_micro_batch_s * m <= st.busy_s(m) * (1 + 1e-12)
+        if "network" in walls:
+            ok &= st.network_utilization(m) <= 1.0 + 1e-12
+        mfu = st.mfu(m)
+        if "mfu_target" in walls:
+            ok &= mfu >= target
+        if ok.any():
+            i = int(np.argmax(np.where(ok, mfu, -1.0)))
+            candidates.append((float(mfu[i]), k, m[ok], mfu[ok]))
+    if not candidates:
+        return ExhaustiveOptimum(False, None, None, None, None, count)
+    best = max(c[0] for c in candidates)
+    for value, k, ms, mfus in sorted(candidates, key=lambda c: c[1]):
+        inside = ms[mfus >= best * (1 - TIE)]
+        if len(inside):
+            m_star = int(inside.min())
+            return ExhaustiveOptimum(True, k, (m_star,), float(modes[k].structure.mfu(m_star)), None, count)
+    raise AssertionError("unreachable: the best candidate lies inside its own window")
+
+
+def _capacity_of(mission, mode) -> float:
+    from trainwall.optimizer.scaling_wall import _capacity, configuration
+
+    return _capacity(configuration(mission, mode.choices, mode.m_lo))

@@ -34,10 +34,10 @@ def test_shipped_mission_is_certified_and_a_real_exercise(mission_id):
     result = solve(m)
     assert result.status is Status.OPTIMAL
     assert result.certified, result.certification
-    assert result.metrics.feasible
-    assert "memory" in result.binding  # the track's wall binds at the optimum
+    assert not m.violations(result.metrics)
+    assert m.wall in result.binding  # the track's wall binds at the optimum
     naive = evaluate(parse_config(m.config_data(m.naive), "naive"))
-    assert not naive.feasible  # the first thing a student tries does not fit
+    assert m.violations(naive)  # the first thing a student tries breaks a wall
 
 
 SMALL = [("micro-speech", "stm32f746"), ("ds-cnn-s", "nrf52840"), ("ds-cnn-s", "stm32h743"),
@@ -65,7 +65,7 @@ def random_mission(seed: int):
     data = {
         "id": "mobile/1", "track": "mobile", "part": 1, "title": f"random {seed}", "story": "",
         "select_layers": quantity == "trainable_params" or rng.random() < 0.5,
-        "constraints": ["memory", "flash", "stability"],
+        "constraints": ["memory", "flash", "stability"], "wall": "memory",
         "scenario": {"workload": {"model": model},
                      "system": {"accelerator": device, "devices": 1, "memory_budget": max(budget, 1)},
                      "training": {"optimizer": "adam", "precision": "fp32", "micro_batch": mb, "global_batch": 64,

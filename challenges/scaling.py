@@ -1,0 +1,62 @@
+"""Solve a part-3 mission (the scaling wall): Dinkelbach over the MILP of
+:mod:`trainwall.optimizer.scaling_wall`, certified by the numpy enumeration of every
+(mode, micro-batch count), with each wall lifted in turn to see which binds."""
+
+from __future__ import annotations
+
+import time
+
+from trainwall.challenges.solve import MissionSolution, _certification
+from trainwall.optimizer.highs import Status
+
+
+def solve_scaling_wall(mission) -> MissionSolution:
+    from trainwall.optimizer import certify
+    from trainwall.optimizer.costmodel import evaluate
+    from trainwall.optimizer.scaling_wall import ScalingWallModel, configuration, modes_space, scaling_modes
+
+    start = time.perf_counter()
+    modes, invalid = scaling_modes(mission)
+    model = ScalingWallModel(mission, modes)
+    sol = model.solve()
+    solve_s = time.perf_counter() - start
+    exhaustive = certify.scaling_wall(mission, modes)
+    walls = [w for w in mission.constraints]
+
+    def lifted(wall):
+        model.lift(wall)
+        try:
+            return model.solve()
+        finally:
+            model.lift(wall, lifted=False)
+
+    extra = {"search": {"configurations": modes_space(mission), "modes": len(modes), "invalid_modes": invalid,
+                        "dinkelbach_iterations": sol.iterations, "milp_solves": sol.solves}}
+    if sol.status is not Status.OPTIMAL:
+        conflicts = tuple(w for w in walls if lifted(w).status is Status.OPTIMAL)
+        agrees = not exhaustive.feasible
+        return MissionSolution(mission, sol.status, None, None, None, None, (), {}, solve_s, model.build_s, None,
+                               agrees, _certification(exhaustive, agrees), conflicts, extra)
+    choices = modes[sol.mode].choices
+    config = configuration(mission, choices, sol.micro_batches)
+    metrics = evaluate(config)
+    binding = []
+    for wall in walls:
+        relaxed = lifted(wall)
+        if relaxed.status is Status.OPTIMAL and relaxed.mfu > sol.mfu * (1 + 1e-9):
+            binding.append(wall)
+    mem = metrics.memory
+    slack = {"memory": {"value": mem.total, "limit": mem.capacity, "slack": mem.capacity - mem.total},
+             "network": {"value": metrics.network_utilization, "limit": 1.0,
+                         "slack": 1.0 - metrics.network_utilization}}
+    if mission.objective.target is not None:
+        slack["mfu_target"] = {"value": metrics.mfu, "limit": mission.objective.target,
+                               "slack": metrics.mfu - mission.objective.target}
+    agrees = (exhaustive.feasible and exhaustive.mode == sol.mode and exhaustive.mask == (sol.micro_batches,)
+              and abs(exhaustive.objective - metrics.mfu) <= 1e-12 * metrics.mfu)
+    data = config.model_dump(exclude_none=True)
+    configuration_out = {"system": {"devices": config.system.devices}, "training": data["training"],
+                         "data": data["data"]}
+    return MissionSolution(mission, Status.OPTIMAL, configuration_out, metrics, metrics.mfu, None, tuple(binding),
+                           slack, solve_s, model.build_s, 0.0, agrees and not mission.violations(metrics),
+                           _certification(exhaustive, agrees), (), extra)

@@ -1,0 +1,276 @@
+"""Part 3, the scaling wall: maximise MFU, a ratio, exactly (Dinkelbach) over a MILP.
+
+Decisions: one *mode* k - a combination of the mission's listed choices (tensor,
+pipeline and data-parallel degrees, hence the device count N_k = t p d; micro-batch;
+recompute; ZeRO stage; precision; gradient clipping) - and m, the micro-batches per
+pipeline per step (the global batch is B = m d_k b_k).
+
+Per mode the cost model gives the :class:`trainwall.optimizer.costmodel.StepStructure`,
+in which every cost is linear in m (memory piecewise, monotone): step(m) = A_k m + B_k
+when the input pipeline keeps up (part 3 requires it: its ``starvation`` wall), model
+FLOPs F_k m, link traffic a_k m + b_k link-seconds, input loading L_k m seconds. With
+the disaggregated variables
+
+    u_k in {0, 1}, sum_k u_k = 1;    q_k in {0 .. M} integer, q_k = m u_k,
+
+MFU is the ratio of two linear forms:
+
+    MFU = N(q) / D(q, u),  N = sum_k F_k q_k,  D = sum_k N_k R (A_k q_k + B_k u_k)
+
+(R the track's one reference peak). Walls, one row per mode, each a named list, lifted
+(its right-hand side raised to the row's largest value) to ask whether it binds:
+    range          m_lo u_k <= q_k <= m_hi u_k,  d_k b_k q_k <= B_max u_k
+    memory         q_k <= m_mem,k u_k   (m_mem,k: the most micro-batches in flight that fit;
+                                         1F1B memory stops growing at m = p)
+    stability      d_k b_k q_k <= B_crit u_k without clipping; modes whose number format
+                   breaks (range, loss scaling) fixed u_k = 0
+    starvation     L_k q_k <= A_k q_k + B_k u_k          (supply >= demand)
+    network        a_k q_k + b_k u_k <= (1 - bg) (A_k q_k + B_k u_k)
+    mfu_target     F_k q_k >= target N_k R (A_k q_k + B_k u_k)
+
+Dinkelbach (1967): from lambda_0 = 0, solve max N - lambda_i D; lambda_(i+1) = N / D at that
+solution; stop when the optimum of N - lambda D is 0 (to 1e-12 relative). The last
+solution is the exact maximiser of the ratio. The fixed tie-break then holds
+MFU >= lambda* (1 - 1e-9) and minimises (M + 1) sum_k k u_k + sum_k q_k: the earliest mode
+in the mission file, then the fewest micro-batches. Both forms are scaled to O(1).
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass
+
+from trainwall.errors import InputError
+from trainwall.optimizer.highs import Solver, Status
+
+#: Relative window within which two MFUs are a tie (then the fixed order decides).
+TIE = 1e-9
+WALLS = ("memory", "stability", "starvation", "network", "mfu_target")
+
+
+@dataclass(frozen=True)
+class ScalingMode:
+    choices: dict
+    structure: object        # StepStructure
+    m_lo: int
+    m_hi: int                # range and global-batch limit
+    m_memory: int            # most micro-batches that fit (m_hi when memory never binds)
+    m_stable: int            # most micro-batches the stability rules allow
+    format_stable: bool
+
+    @property
+    def samples_per_micro_batch(self) -> int:
+        return self.structure.data_parallel * self.structure.micro_batch
+
+
+def _config_data(mission, choices: dict, m: int) -> dict:
+    """The configuration of one mode at m micro-batches per step."""
+    tp, pp, dp = degrees(mission, choices)
+    mb = choices.get("training.micro_batch", mission.scenario["training"].get("micro_batch", 1))
+    plain = {k: v for k, v in choices.items() if k != "training.micro_batches"}
+    data = mission.config_data(choices=plain)
+    data["system"]["devices"] = tp * pp * dp
+    data["training"].update(tensor_parallel=tp, pipeline_parallel=pp, data_parallel=dp,
+                            global_batch=m * dp * mb)
+    return data
+
+
+def degrees(mission, choices: dict) -> tuple[int, int, int]:
+    """(tensor, pipeline, data)-parallel degrees of a mode: its choices, else the scenario's."""
+    base = mission.scenario["training"]
+    return tuple(choices.get(f"training.{name}", base.get(name, 1))
+                 for name in ("tensor_parallel", "pipeline_parallel", "data_parallel"))
+
+
+def configuration(mission, choices: dict, m: int):
+    from trainwall.config import parse_config
+
+    return parse_config(_config_data(mission, choices, m), f"{mission.id} with {choices}, {m} micro-batches")
+
+
+def scaling_modes(mission) -> tuple[list[ScalingMode], int]:
+    """Every valid mode with its structure, and how many combinations were not valid
+    (device count outside the limits, a degree that does not divide the model, a
+    micro-batch round above the global-batch limit)."""
+    from trainwall.optimizer import stability
+    from trainwall.optimizer.costmodel import resolve_workload, step_structure
+
+    _, span = mission.integer_decision
+    limits = mission.limits
+    modes, invalid = [], 0
+    for choices in mission.modes():
+        tp, pp, dp = degrees(mission, choices)
+        if not limits.min_devices <= tp * pp * dp <= limits.devices:
+            invalid += 1
+            continue
+        try:
+            config = configuration(mission, choices, max(span.min, pp))
+            st = step_structure(config)
+        except InputError:
+            invalid += 1
+            continue
+        t = config.training
+        per_step = st.data_parallel * st.micro_batch
+        m_hi = min(span.max, limits.global_batch // per_step)
+        if m_hi < span.min:
+            invalid += 1
+            continue
+        device_capacity = _capacity(config)
+        if float(st.memory_total(st.pipeline_parallel)) <= device_capacity:
+            m_memory = m_hi
+        else:
+            m_memory = max((m for m in range(1, st.pipeline_parallel) if float(st.memory_total(m)) <= device_capacity),
+                           default=0)
+        work = resolve_workload(config)
+        profile = work.stability
+        fmt = stability.check(t.precision, t.loss_scaling, t.loss_scale, True, 0, profile.gradient_min,
+                              profile.gradient_max, profile.activation_max, profile.critical_batch)
+        m_stable = m_hi if t.gradient_clipping else int(profile.critical_batch // per_step)
+        modes.append(ScalingMode(dict(choices), st, span.min, m_hi, m_memory, m_stable, fmt.stable))
+    return modes, invalid
+
+
+def _capacity(config) -> float:
+    from trainwall.hardware import catalog as hw
+
+    s = config.system
+    device = hw.device(s.accelerator)
+    return min(device.memory_bytes - s.reserved_memory, s.memory_budget or float("inf"))
+
+
+@dataclass(frozen=True)
+class ScalingSolution:
+    status: Status
+    mode: int | None
+    micro_batches: int | None
+    mfu: float | None
+    iterations: int
+    solves: int
+    seconds: float
+    build_s: float
+
+
+class ScalingWallModel:
+    """The MILP and Dinkelbach loop of the module docstring, built once per mission."""
+
+    def __init__(self, mission, modes: list[ScalingMode]):
+        import pyomo.environ as pyo
+
+        start = time.perf_counter()
+        self.mission, self.modes = mission, modes
+        K = range(len(modes))
+        M = max(md.m_hi for md in modes)
+        self._M = M
+        m = self.model = pyo.ConcreteModel()
+        m.u = pyo.Var(K, domain=pyo.Binary)
+        m.q = pyo.Var(K, domain=pyo.Integers, bounds=(0, M))
+        m.one_mode = pyo.Constraint(expr=sum(m.u[k] for k in K) == 1)
+        # O(1) scaling: both forms in units of the largest per-micro-batch denominator.
+        unit = max(md.structure.devices * md.structure.reference_peak * md.structure.per_micro_batch_s for md in modes)
+        self._num = {k: md.structure.model_flops_per_micro_batch / unit for k, md in enumerate(modes)}
+        self._den_q = {k: md.structure.devices * md.structure.reference_peak * md.structure.per_micro_batch_s / unit
+                       for k, md in enumerate(modes)}
+        self._den_u = {k: md.structure.devices * md.structure.reference_peak * md.structure.fixed_s / unit
+                       for k, md in enumerate(modes)}
+        # N and D as two variables, so lambda (and the tie-break's level) each multiply one
+        # column: a re-solve changes two coefficients, not one per mode.
+        m.N = pyo.Var(bounds=(0, None))
+        m.D = pyo.Var(bounds=(0, None))
+        m.define_N = pyo.Constraint(expr=m.N == sum(self._num[k] * m.q[k] for k in K))
+        m.define_D = pyo.Constraint(expr=m.D == sum(self._den_q[k] * m.q[k] + self._den_u[k] * m.u[k] for k in K))
+        numerator, denominator = m.N, m.D
+        m.range = pyo.ConstraintList()
+        for k, md in enumerate(modes):
+            m.range.add(m.q[k] >= md.m_lo * m.u[k])
+            m.range.add(m.q[k] <= md.m_hi * m.u[k])
+        # Each wall is a row c_q q_k + c_u u_k <= G_k r_wall per mode, G_k the row's largest
+        # value on the box: r_wall = 0 holds the wall, r_wall = 1 lifts it. r's bounds are
+        # all that changes between solves (the persistent solver's cheap path).
+        m.relax = pyo.Var(WALLS, bounds=(0, 1))
+        for wall in WALLS:
+            self._pin(wall, float(wall not in mission.constraints))
+        target = mission.objective.target or 0.0
+        rows = {wall: [] for wall in WALLS}
+        for k, md in enumerate(modes):
+            st = md.structure
+            A, B = st.per_micro_batch_s, st.fixed_s
+            free = 1.0 - st.background_network_load
+            rows["memory"].append((1.0, -float(md.m_memory)))
+            rows["stability"].append((1.0, -float(md.m_stable if md.format_stable else 0)))
+            rows["starvation"].append((st.load_per_micro_batch_s / A - 1.0, -B / A))
+            rows["network"].append((st.network_per_micro_batch / A - free, st.network_fixed / A - free * B / A))
+            rows["mfu_target"].append((target * self._den_q[k] - self._num[k], target * self._den_u[k]))
+        for wall in WALLS:
+            block = pyo.ConstraintList()
+            setattr(m, wall, block)
+            for k, (cq, cu) in enumerate(rows[wall]):
+                largest = max(0.0, cq) * M + max(0.0, cu)
+                block.add(cq * m.q[k] + cu * m.u[k] <= m.relax[wall] * largest)
+        m.lam = pyo.Param(mutable=True, initialize=0.0)
+        m.level = pyo.Param(mutable=True, initialize=0.0)
+        m.hold = pyo.Constraint(expr=numerator - m.level * denominator >= 0)  # level 0: always holds
+        self._parametric = numerator - m.lam * denominator
+        self._tie_break = sum((M + 1) * k * m.u[k] + m.q[k] for k in K)
+        m.objective = pyo.Objective(expr=self._parametric, sense=pyo.maximize)
+        self.solver = Solver(m, parameters_only=True)
+        self.build_s = time.perf_counter() - start
+
+    def _pin(self, wall: str, value: float) -> None:
+        self.model.relax[wall].setlb(value)
+        self.model.relax[wall].setub(value)
+
+    def lift(self, wall: str, lifted: bool = True) -> None:
+        """Drop (or restore) one wall: to ask whether it binds."""
+        self._pin(wall, float(lifted or wall not in self.mission.constraints))
+
+    def _current(self) -> tuple[int, int]:
+        import pyomo.environ as pyo
+
+        k = next(k for k in range(len(self.modes)) if pyo.value(self.model.u[k]) > 0.5)
+        return k, round(pyo.value(self.model.q[k]))
+
+    def solve(self, max_iterations: int = 50) -> ScalingSolution:
+        import pyomo.environ as pyo
+
+        m, start, solves = self.model, time.perf_counter(), 0
+        m.level = 0.0
+        m.objective.set_value(self._parametric)
+        m.objective.sense = pyo.maximize
+        lam, best = 0.0, None
+        for iteration in range(1, max_iterations + 1):
+            m.lam = lam
+            res = self.solver.solve()
+            solves += 1
+            if res.status is not Status.OPTIMAL:
+                return ScalingSolution(res.status, None, None, None, iteration, solves,
+                                       time.perf_counter() - start, self.build_s)
+            k, q = self._current()
+            ratio = float(self.modes[k].structure.mfu(q))  # the cost model's own MFU at this point
+            best = (k, q, ratio)
+            if res.objective <= 1e-12 * max(1.0, abs(lam)) or ratio <= lam * (1 + 1e-15):
+                break
+            lam = ratio
+        else:
+            return ScalingSolution(Status.LIMIT, best[0], best[1], best[2], max_iterations, solves,
+                                   time.perf_counter() - start, self.build_s)
+        # the fixed tie-break among configurations within TIE of the best MFU
+        k, q, ratio = best
+        m.level = ratio * (1 - TIE)
+        m.objective.set_value(self._tie_break)
+        m.objective.sense = pyo.minimize
+        res = self.solver.solve()
+        solves += 1
+        m.level = 0.0
+        if res.status is Status.OPTIMAL:
+            k, q = self._current()
+            ratio = float(self.modes[k].structure.mfu(q))
+        return ScalingSolution(Status.OPTIMAL, k, q, ratio, iteration, solves, time.perf_counter() - start,
+                               self.build_s)
+
+
+def modes_space(mission) -> int:
+    """Configurations the mission's decisions span: listed combinations x the micro-batch range."""
+    _, span = mission.integer_decision
+    return len(list(itertools.product(*(v for v in mission.decisions.values() if isinstance(v, list))))) * \
+        (span.max - span.min + 1)
