@@ -11,7 +11,7 @@ Per mode, from the cost model (:func:`trainwall.optimizer.costmodel.step_structu
 the pipeline's capacities): D_c the training samples/s one host's accelerators consume
 (their demand), and each stage's capacity in fresh samples/s - storage S_c, CPU r_c per
 worker (times min(workers, cores); more workers than cores add nothing, so
-n_hi <= cores), host link K_c - and the echo factor e_c. Echoing multiplies every
+n_hi = max(n_lo, cores) and the CPU edge is also capped at e_c r_c cores u_c), host link K_c - and the echo factor e_c. Echoing multiplies every
 stage's capacity in *training* samples by e.
 
 Variables
@@ -83,7 +83,7 @@ def upper_bound(mission, modes: list[PipelineMode]) -> int:
     """n_hi: workers beyond the cores add nothing, so the range stops there."""
     field, span = mission.integer_decision
     if field == "data.workers":
-        return min(span.max, max(p.cores for p in modes))
+        return max(span.min, min(span.max, max(p.cores for p in modes)))
     return span.max
 
 
@@ -150,6 +150,9 @@ class PipelineRaceModel:
             stage = graph.edges[e]["stage"]
             if stage in ("storage", "cpu", "host_link"):
                 m.rows.add(m.f[e] <= capacity(stage))
+            if stage == "cpu" and workers_vary:  # min(workers, cores): the cores cap the workers
+                m.rows.add(m.f[e] <= sum(coefficient(p.cpu_per_worker * p.echo * p.cores) * m.u[c]
+                                         for c, p in enumerate(modes)))
             elif stage == "compute":
                 demand = sum(p.demand / unit * m.u[c] for c, p in enumerate(modes))
                 m.rows.add(m.f[e] <= demand)
