@@ -21,7 +21,7 @@ def solve_scaling_wall(mission) -> MissionSolution:
     sol = model.solve()
     solve_s = time.perf_counter() - start
     exhaustive = certify.scaling_wall(mission, modes)
-    walls = [w for w in mission.constraints]
+    walls = list(mission.constraints)
 
     def lifted(wall):
         model.lift(wall)
@@ -58,5 +58,5 @@ def solve_scaling_wall(mission) -> MissionSolution:
     configuration_out = {"system": {"devices": config.system.devices}, "training": data["training"],
                          "data": data["data"]}
     return MissionSolution(mission, Status.OPTIMAL, configuration_out, metrics, metrics.mfu, None, tuple(binding),
-                           slack, solve_s, model.build_s, 0.0, agrees and not mission.violations(metrics),
+                           slack, solve_s, model.build_s, sol.mip_gap, agrees and not mission.violations(metrics),
                            _certification(exhaustive, agrees), (), extra)

@@ -143,7 +143,7 @@ def _solve_pipeline_race(mission) -> MissionSolution:
     from trainwall.config import parse_config
     from trainwall.optimizer import certify
     from trainwall.optimizer.costmodel import evaluate
-    from trainwall.optimizer.pipeline_race import PipelineRaceModel, pipeline_mode
+    from trainwall.optimizer.pipeline_race import MODE_WALLS, PipelineRaceModel, pipeline_mode
 
     start = time.perf_counter()
     modes = [pipeline_mode(mission, choices) for choices in mission.modes()]
@@ -152,7 +152,7 @@ def _solve_pipeline_race(mission) -> MissionSolution:
     solve_s = time.perf_counter() - start
     exhaustive = certify.pipeline_race(mission, modes)
     field, _ = mission.integer_decision
-    walls = [w for w in mission.constraints if w in ("memory", "stability", "flash")]
+    walls = [w for w in mission.constraints if w in MODE_WALLS]
     if sol.status is not Status.OPTIMAL:
         conflicts = []
         if PipelineRaceModel(mission, modes, require_balance=False).solve().status is Status.OPTIMAL:

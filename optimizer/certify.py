@@ -142,8 +142,7 @@ def scaling_wall(mission, modes) -> ExhaustiveOptimum:
         count += len(m)
         ok = np.ones(len(m), dtype=bool)
         if "memory" in walls:
-            capacity = _capacity_of(mission, mode)
-            ok &= st.memory_total(m) <= capacity
+            ok &= st.memory_total(m) <= mode.capacity
         if "stability" in walls:
             ok &= mode.format_stable & (m <= mode.m_stable)
         if "starvation" in walls:
@@ -165,9 +164,3 @@ def scaling_wall(mission, modes) -> ExhaustiveOptimum:
             m_star = int(inside.min())
             return ExhaustiveOptimum(True, k, (m_star,), float(modes[k].structure.mfu(m_star)), None, count)
     raise AssertionError("unreachable: the best candidate lies inside its own window")
-
-
-def _capacity_of(mission, mode) -> float:
-    from trainwall.optimizer.scaling_wall import _capacity, configuration
-
-    return _capacity(configuration(mission, mode.choices, mode.m_lo))

@@ -296,6 +296,13 @@ def _working_set(layer: Layer, activation_bytes: int, tp: int) -> float:
                default=0.0)
 
 
+def device_capacity(config, device: hw.Device) -> float:
+    """Bytes a training job may use on one device: its memory less what the scenario
+    reserves (e.g. the Orin's safety loop), capped by an explicit budget."""
+    s = config.system
+    return min(device.memory_bytes - s.reserved_memory, s.memory_budget or float("inf"))
+
+
 def check_stability(config, work: Workload) -> stability.StabilityReport:
     """The stability rules for this configuration's precision, scaling, clipping and batch."""
     t, profile = config.training, work.stability
@@ -423,7 +430,7 @@ def evaluate(config, device: hw.Device | None = None) -> Metrics:
     states, weights, params, trainable, other = states_by_stage[worst]
     act = per_stage[worst] - st.stage_static[worst]
     mcu = device.kind == "mcu"
-    capacity = min(device.memory_bytes - s.reserved_memory, s.memory_budget or float("inf"))
+    capacity = device_capacity(config, device)
     memory = Memory(weights, states.gradients, states.optimizer_state, act, other, per_stage[worst], capacity,
                     flash=states.frozen_weights if mcu else 0.0,
                     flash_capacity=device.flash_bytes if mcu else 0.0,

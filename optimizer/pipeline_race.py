@@ -44,6 +44,10 @@ from dataclasses import dataclass
 from trainwall.optimizer.highs import Solver, Status
 
 
+#: The walls a part-2 mode either meets or breaks whatever the workers or echoes.
+MODE_WALLS = ("memory", "stability", "flash")
+
+
 @dataclass(frozen=True)
 class PipelineMode:
     """One mode's demand and capacities (training samples/s and fresh samples/s, per host)."""
@@ -74,7 +78,7 @@ def pipeline_mode(mission, choices: dict) -> PipelineMode:
     caps = metrics.pipeline.capacities
     cores = config.system.cpu_cores_per_node or device.host.cores
     used = min(max(1, config.data.workers), cores)
-    walls = tuple(w for w, *_ in mission.violations(metrics) if w in ("memory", "stability", "flash"))
+    walls = tuple(w for w, *_ in mission.violations(metrics) if w in MODE_WALLS)
     return PipelineMode(dict(choices), caps["compute"] * config.data.echo, caps["storage"], caps["cpu"] / used,
                         caps["host_link"], cores, config.data.workers, config.data.echo, not walls, walls)
 

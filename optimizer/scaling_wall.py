@@ -37,7 +37,6 @@ in the mission file, then the fewest micro-batches. Both forms are scaled to O(1
 
 from __future__ import annotations
 
-import itertools
 import time
 from dataclasses import dataclass
 
@@ -58,18 +57,14 @@ class ScalingMode:
     m_memory: int            # most micro-batches that fit (m_hi when memory never binds)
     m_stable: int            # most micro-batches the stability rules allow
     format_stable: bool
-
-    @property
-    def samples_per_micro_batch(self) -> int:
-        return self.structure.data_parallel * self.structure.micro_batch
+    capacity: float          # bytes per device (costmodel.device_capacity)
 
 
 def _config_data(mission, choices: dict, m: int) -> dict:
     """The configuration of one mode at m micro-batches per step."""
     tp, pp, dp = degrees(mission, choices)
     mb = choices.get("training.micro_batch", mission.scenario["training"].get("micro_batch", 1))
-    plain = {k: v for k, v in choices.items() if k != "training.micro_batches"}
-    data = mission.config_data(choices=plain)
+    data = mission.config_data(choices=choices)
     data["system"]["devices"] = tp * pp * dp
     data["training"].update(tensor_parallel=tp, pipeline_parallel=pp, data_parallel=dp,
                             global_batch=m * dp * mb)
@@ -93,8 +88,9 @@ def scaling_modes(mission) -> tuple[list[ScalingMode], int]:
     """Every valid mode with its structure, and how many combinations were not valid
     (device count outside the limits, a degree that does not divide the model, a
     micro-batch round above the global-batch limit)."""
+    from trainwall.hardware import catalog as hw
     from trainwall.optimizer import stability
-    from trainwall.optimizer.costmodel import resolve_workload, step_structure
+    from trainwall.optimizer.costmodel import device_capacity, resolve_workload, step_structure
 
     _, span = mission.integer_decision
     limits = mission.limits
@@ -116,27 +112,19 @@ def scaling_modes(mission) -> tuple[list[ScalingMode], int]:
         if m_hi < span.min:
             invalid += 1
             continue
-        device_capacity = _capacity(config)
-        if float(st.memory_total(st.pipeline_parallel)) <= device_capacity:
+        capacity = device_capacity(config, hw.device(config.system.accelerator))
+        if float(st.memory_total(st.pipeline_parallel)) <= capacity:
             m_memory = m_hi
         else:
-            m_memory = max((m for m in range(1, st.pipeline_parallel) if float(st.memory_total(m)) <= device_capacity),
+            m_memory = max((m for m in range(1, st.pipeline_parallel) if float(st.memory_total(m)) <= capacity),
                            default=0)
         work = resolve_workload(config)
         profile = work.stability
         fmt = stability.check(t.precision, t.loss_scaling, t.loss_scale, True, 0, profile.gradient_min,
                               profile.gradient_max, profile.activation_max, profile.critical_batch)
         m_stable = m_hi if t.gradient_clipping else int(profile.critical_batch // per_step)
-        modes.append(ScalingMode(dict(choices), st, span.min, m_hi, m_memory, m_stable, fmt.stable))
+        modes.append(ScalingMode(dict(choices), st, span.min, m_hi, m_memory, m_stable, fmt.stable, capacity))
     return modes, invalid
-
-
-def _capacity(config) -> float:
-    from trainwall.hardware import catalog as hw
-
-    s = config.system
-    device = hw.device(s.accelerator)
-    return min(device.memory_bytes - s.reserved_memory, s.memory_budget or float("inf"))
 
 
 @dataclass(frozen=True)
@@ -149,6 +137,7 @@ class ScalingSolution:
     solves: int
     seconds: float
     build_s: float
+    mip_gap: float | None = None   # of the last MILP solved
 
 
 class ScalingWallModel:
@@ -161,7 +150,6 @@ class ScalingWallModel:
         self.mission, self.modes = mission, modes
         K = range(len(modes))
         M = max(md.m_hi for md in modes)
-        self._M = M
         m = self.model = pyo.ConcreteModel()
         m.u = pyo.Var(K, domain=pyo.Binary)
         m.q = pyo.Var(K, domain=pyo.Integers, bounds=(0, M))
@@ -247,7 +235,7 @@ class ScalingWallModel:
                                        time.perf_counter() - start, self.build_s)
             k, q = self._current()
             ratio = float(self.modes[k].structure.mfu(q))  # the cost model's own MFU at this point
-            best = (k, q, ratio)
+            best, gap = (k, q, ratio), res.mip_gap
             if res.objective <= 1e-12 * max(1.0, abs(lam)) or ratio <= lam * (1 + 1e-15):
                 break
             lam = ratio
@@ -264,13 +252,12 @@ class ScalingWallModel:
         m.level = 0.0
         if res.status is Status.OPTIMAL:
             k, q = self._current()
-            ratio = float(self.modes[k].structure.mfu(q))
+            ratio, gap = float(self.modes[k].structure.mfu(q)), res.mip_gap
         return ScalingSolution(Status.OPTIMAL, k, q, ratio, iteration, solves, time.perf_counter() - start,
-                               self.build_s)
+                               self.build_s, gap)
 
 
 def modes_space(mission) -> int:
     """Configurations the mission's decisions span: listed combinations x the micro-batch range."""
     _, span = mission.integer_decision
-    return len(list(itertools.product(*(v for v in mission.decisions.values() if isinstance(v, list))))) * \
-        (span.max - span.min + 1)
+    return len(mission.modes()) * (span.max - span.min + 1)

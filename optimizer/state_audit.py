@@ -89,7 +89,8 @@ def mode_table(mission, choices: dict) -> ModeTable:
     """The cost model's coefficients for one mode of a part-1 mission."""
     from trainwall.config import parse_config
     from trainwall.hardware import catalog as hw
-    from trainwall.optimizer.costmodel import _device_params, activation_case, check_stability, resolve_workload
+    from trainwall.optimizer.costmodel import (_device_params, activation_case, check_stability, device_capacity,
+                                                resolve_workload)
     from trainwall.optimizer.memory import model_state_bytes
     from trainwall.optimizer.precision import POLICIES
 
@@ -122,7 +123,7 @@ def mode_table(mission, choices: dict) -> ModeTable:
     return ModeTable(
         choices=dict(choices), config=config, params=tuple(params), trained=tuple(trained), frozen=tuple(frozen),
         kept=tuple(kept), transient=tuple(transient), micro_batch=t.micro_batch, other=device.runtime_reserve_bytes,
-        capacity=min(device.memory_bytes - s.reserved_memory, s.memory_budget or float("inf")),
+        capacity=device_capacity(config, device),
         flash_capacity=device.flash_bytes if mcu else 0.0, mcu=mcu,
         stable=stab.stable or "stability" not in mission.constraints)
 
