@@ -13,6 +13,7 @@ def _states(m) -> float:
 
 QUANTITIES: dict[str, tuple[str, Callable]] = {
     "trainable_params": ("parameters that train, per device", lambda m: m.memory.trainable_params),
+    "model_state_bytes": ("bytes of weights + gradients + optimizer state per device", _states),
     "state_bytes_per_param": ("bytes of weights + gradients + optimizer state per trained parameter",
                               lambda m: _states(m) / m.memory.trainable_params),
     "hidden_state_over_weights": ("(gradients + optimizer state) / weights",

@@ -133,9 +133,10 @@ def _solve_state_audit(mission) -> MissionSolution:
 
 
 def _certification(exhaustive, agrees: bool) -> str:
-    if exhaustive is None:
-        return "not enumerable: more free layers than the exhaustive evaluator covers"
     verdict = "agrees" if agrees else "DISAGREES"
+    if exhaustive.method == "dynamic programming":
+        return (f"a Pareto dynamic programme over all {exhaustive.configurations:.3g} configurations "
+                f"(every selection that can be optimal, evaluated exactly, in the objective's order) {verdict}")
     return f"exhaustive evaluation of {exhaustive.configurations:,} configurations (in the objective's order) {verdict}"
 
 

@@ -4,9 +4,9 @@ For part 1 the space is (modes) x (2^L layer selections). Each mode's coefficien
 come from the cost model (:func:`trainwall.optimizer.state_audit.mode_table`); the
 selections are enumerated as a bit matrix and their memory computed in one
 vectorised pass, with the MILP's own lexicographic order (objective, then memory
-used, then earliest mode, then latest layers) applied to pick the optimum. Where the
-space is too large to enumerate, :func:`state_audit` returns None and the solution
-is reported uncertified.
+used, then earliest mode, then latest layers) applied to pick the optimum. Beyond
+2^12 selections a Pareto dynamic programme (:mod:`trainwall.optimizer.knapsack`)
+narrows each mode to the selections that can be optimal, and only those are evaluated.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: Free layers up to which part-1 selections are enumerated (2^20 x modes).
-MAX_ENUMERATED_LAYERS = 20
+#: Free layers up to which part-1 selections are enumerated (2^12 x modes); beyond, the Pareto DP.
+MAX_ENUMERATED_LAYERS = 12
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,11 @@ class ExhaustiveOptimum:
     objective: float | None
     memory_fraction: float | None
     configurations: int
+    method: str = "enumeration"      # or "dynamic programming" (part 1 beyond 2^12 selections)
+
+
+#: The MILP's memory tie tolerance (the lexicographic stage holds F <= F* + 1e-7).
+MEMORY_TIE = 1e-7
 
 
 def selections(params: tuple[float, ...], fixed: tuple[bool, ...] | None) -> np.ndarray:
@@ -60,44 +65,65 @@ def mode_memory(table, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return total, flash
 
 
-def state_audit(mission, tables) -> ExhaustiveOptimum | None:
-    """The part-1 optimum by enumeration, or None when the layers are too many."""
+def state_audit(mission, tables) -> ExhaustiveOptimum:
+    """The part-1 optimum of every (mode, layer selection), in the MILP's order.
+
+    Up to :data:`MAX_ENUMERATED_LAYERS` free layers every selection is evaluated; beyond,
+    :func:`trainwall.optimizer.knapsack.pareto_selections` narrows each mode to the
+    selections that may be optimal, and those are evaluated the same way. The order is
+    the MILP's, tolerances included: the best objective (within half its smallest
+    step), then the least memory used (within :data:`MEMORY_TIE` of the capacity), then
+    the earliest mode, then the latest layers.
+    """
+    from trainwall.optimizer.knapsack import pareto_selections
     from trainwall.optimizer.state_audit import scenario_mask
 
-    params = tables[0].params
+    params = np.asarray(tables[0].params)
     fixed = None if mission.select_layers else scenario_mask(tables[0])
-    if fixed is None and sum(p > 0 for p in params) > MAX_ENUMERATED_LAYERS:
-        return None
-    x = selections(params, fixed)
-    L = x.shape[1]
-    layer_rank = (x * (L - 1 - np.arange(L))).sum(axis=1)
-    primary_params = (x * np.asarray(params)).sum(axis=1)
+    free = int((params > 0).sum()) if fixed is None else 0
+    dynamic = free > MAX_ENUMERATED_LAYERS
+    by_params = mission.objective.quantity == "trainable_params"
     maximize = mission.objective.sense == "maximize"
-    best, best_key, count = None, None, 0
+    step = float(params[params > 0].min()) if by_params and (params > 0).any() else 1.0
+    L = len(params)
+    candidates = []  # (primary, fraction, mode, rank, masks) of the feasible selections, per mode
     for c, tb in enumerate(tables):
-        count += len(x)
         if not tb.stable:
             continue
+        flash_limited = tb.mcu and "flash" in mission.constraints
+        x = (pareto_selections(tb, params if by_params else np.zeros(L), flash_limited) if dynamic
+             else selections(tb.params, fixed))
         total, flash = mode_memory(tb, x)
         fraction = total / tb.capacity
         ok = fraction <= 1.0
-        if tb.mcu and "flash" in mission.constraints:
+        if flash_limited:
             ok &= flash <= tb.flash_capacity
         if not ok.any():
             continue
-        primary = primary_params if mission.objective.quantity == "trainable_params" else \
-            np.full(len(x), float(tb.micro_batch))
-        signed = -primary if maximize else primary
-        idx = np.flatnonzero(ok)
-        order = np.lexsort((layer_rank[idx], fraction[idx], signed[idx]))
-        i = idx[order[0]]
-        key = (signed[i], fraction[i], c, layer_rank[i])
-        if best_key is None or key < best_key:
-            best_key = key
-            best = (c, tuple(bool(v) for v in x[i]), float(primary[i]), float(fraction[i]))
-    if best is None:
-        return ExhaustiveOptimum(False, None, None, None, None, count)
-    return ExhaustiveOptimum(True, *best, count)
+        x, fraction = x[ok], fraction[ok]
+        primary = x @ params if by_params else np.full(len(x), float(tb.micro_batch))
+        signed = primary if maximize else -primary
+        near = signed >= signed.max() - step / 2   # only this mode's best can be the optimum
+        rank = x[near] @ (L - 1 - np.arange(L))
+        candidates.append((signed[near], fraction[near], c, rank, x[near]))
+    configurations = len(tables) * 2 ** free
+    method = "dynamic programming" if dynamic else "enumeration"
+    if not candidates:
+        return ExhaustiveOptimum(False, None, None, None, None, configurations, method)
+    best = max(float(s.max()) for s, *_ in candidates)
+    kept = [(s >= best - step / 2, s, f, c, r, x) for s, f, c, r, x in candidates]
+    least = min(float(f[near].min()) for near, _, f, *_ in kept if near.any())
+    picks = []
+    for near, signed, fraction, c, rank, x in kept:
+        inside = near & (fraction <= least + MEMORY_TIE)
+        if inside.any():
+            idx = np.flatnonzero(inside)
+            # the latest layers: least rank, then (ties of the rank) the later mask
+            i = idx[np.lexsort((*(~x[idx]).T, rank[idx]))[0]]
+            picks.append((c, int(rank[i]), float(signed[i]), float(fraction[i]), tuple(bool(v) for v in x[i])))
+    c, _, signed_value, fraction, mask = min(picks, key=lambda p: (p[0], p[1]))
+    return ExhaustiveOptimum(True, c, mask, signed_value if maximize else -signed_value, fraction,
+                             configurations, method)
 
 
 def pipeline_race(mission, modes) -> ExhaustiveOptimum:

@@ -156,3 +156,74 @@ def test_unknown_lock_quantity_is_bad_input():
     data["lock"][0]["quantity"] = "bytes_per_paramm"
     with pytest.raises(InputError, match=r"lock\.0\.quantity = 'bytes_per_paramm'"):
         parse_mission(data, "variant")
+
+
+def _certify_with(m, tables, max_enumerated: int, monkeypatch):
+    monkeypatch.setattr(certify, "MAX_ENUMERATED_LAYERS", max_enumerated)
+    return certify.state_audit(m, tables)
+
+
+@pytest.mark.parametrize("seed", range(240))
+def test_dynamic_programme_equals_enumeration_on_random_instances(seed, monkeypatch):
+    """The Pareto DP over layers picks the selection every-2^L enumeration picks."""
+    m = random_mission(seed)
+    tables = [mode_table(m, c) for c in m.modes()]
+    everything = _certify_with(m, tables, 64, monkeypatch)
+    dynamic = _certify_with(m, tables, 0, monkeypatch)
+    assert everything.method == "enumeration"
+    assert dynamic.method == ("dynamic programming" if m.select_layers else "enumeration")
+    assert (dynamic.feasible, dynamic.mode, dynamic.mask, dynamic.objective) == \
+        (everything.feasible, everything.mode, everything.mask, everything.objective)
+
+
+def test_dynamic_programme_equals_enumeration_on_mobile_1(monkeypatch):
+    m = mission("mobile/1")
+    tables = [mode_table(m, c) for c in m.modes()]
+    everything = _certify_with(m, tables, 64, monkeypatch)   # 12 modes x 2^19 selections
+    dynamic = _certify_with(m, tables, 0, monkeypatch)
+    assert everything.configurations == dynamic.configurations == 12 * 2 ** 19
+    assert (dynamic.mode, dynamic.mask, dynamic.objective) == (everything.mode, everything.mask, everything.objective)
+
+
+def llama_selection(seed: int):
+    """Layer selection on Llama-3-8B (34 layers: beyond enumeration) under a random budget."""
+    rng = random.Random(seed)
+    gib = 2 ** 30
+    data = {
+        "id": "cloud/1", "track": "cloud", "part": 1, "title": f"llama {seed}", "story": "",
+        "select_layers": True, "constraints": ["memory", "stability"], "wall": "memory",
+        "scenario": {"workload": {"model": "llama-3-8b", "seq_len": rng.choice([1024, 4096])},
+                     "system": {"accelerator": "h100-sxm", "devices": 1,
+                                "memory_budget": rng.choice([8, 20, 30, 45, 60, 120]) * gib},
+                     "training": {"optimizer": "adam", "precision": "bf16-mixed", "micro_batch": rng.choice([1, 2]),
+                                  "global_batch": 16, "trainable": "all"},
+                     "data": {"workers": 1, "augmentation": "none"}},
+        "decisions": {"training.optimizer": rng.sample(["adam", "momentum", "sgd"], rng.randint(1, 2)),
+                      "training.optimizer_state": rng.sample(["fp32", "8bit"], rng.randint(1, 2)),
+                      "training.recompute": rng.sample(["none", "full"], rng.randint(1, 2))},
+        "objective": {"quantity": "trainable_params", "sense": "maximize"},
+        "naive": {"training": {"optimizer": "adam"}},
+    }
+    return parse_mission(data, f"llama {seed}")
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_milp_equals_dynamic_programme_beyond_enumeration(seed):
+    """2^34 selections per mode: the MILP and the DP, two independent methods, agree."""
+    m = llama_selection(seed)
+    sol, dp, _ = milp_and_enumeration(m)
+    assert dp.method == "dynamic programming"
+    if not dp.feasible:
+        assert sol.status is Status.INFEASIBLE
+        return
+    assert (sol.objective, sol.mode, sol.mask) == (dp.objective, dp.mode, dp.mask)
+
+
+def test_llama_instances_select_part_of_the_network():
+    """The instances above are real knapsacks: some optima train some layers, not all or none."""
+    partial = 0
+    for seed in range(12):
+        m = llama_selection(seed)
+        dp = certify.state_audit(m, [mode_table(m, c) for c in m.modes()])
+        partial += dp.feasible and 0 < sum(dp.mask) < len(dp.mask)
+    assert partial >= 4

@@ -1,0 +1,112 @@
+"""Layer selection by dynamic programming: the part-1 certifier where 2^L is too many.
+
+Which layers train is a knapsack with one twist: a frozen layer *after* a trained one
+still keeps activations (the gradient flows through it), so a layer's cost depends on
+whether any earlier layer trains. Walking the layers in order with that one bit of
+state - the *phase*, 0 before the first trained layer and 1 after - every cost is
+additive again. For one mode (:class:`~trainwall.optimizer.state_audit.ModeTable`)
+layer l in case k = (trains, flows) adds
+
+    device memory  S_l (trains) or W_l (frozen; 0 on an MCU, whose frozen weights stay
+                   in flash) + b A_lk,
+    flash          W_l if frozen on an MCU,
+    value          P_l if it trains (the parameters; 0 when the objective is the batch),
+    rank           L - 1 - l if it trains (the MILP's tie-break: the latest layers),
+
+and the largest transient b R_lk is handled by a cap: for every distinct transient
+value T, the cases above T are forbidden and T is charged once. The optimum with
+largest transient T* is feasible under cap T*, so the union over caps holds it.
+
+Per layer the DP keeps, per phase, the Pareto set of partial selections under
+(value max, memory min, flash min, rank min) (Nemhauser and Ullmann 1969, "Discrete
+dynamic programming and capital allocation", Management Science 15(9)); every
+criterion is a sum over layers, so a selection dominated after layer l stays dominated
+whatever the later layers do. Identical layers (Llama's 80 blocks) keep the sets small:
+selections of equal size differ only in where they start. Memory and flash compare
+with a tolerance of 1e-12 of the capacity, so selections equal up to summation order
+collapse into one (the MILP's own tie tolerance, 1e-7, is five orders wider).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from trainwall.optimizer.state_audit import case_index
+
+#: Relative tolerance under which two memory sums are the same number summed in another order.
+SUM_TOLERANCE = 1e-12
+
+
+def pareto_selections(table, values: np.ndarray, flash_limited: bool) -> np.ndarray:
+    """Every layer selection (rows of a bool matrix) that may be optimal under ``table``.
+
+    Feasible under the device memory (and flash, when ``flash_limited``) by the DP's
+    sums; the caller re-evaluates them exactly and applies the objective's order."""
+    L = len(table.params)
+    b = table.micro_batch
+    caps = sorted({0.0, *(b * r for row in table.transient for r in row)})
+    out = [np.zeros((0, L), dtype=bool)]
+    for cap in caps:
+        budget = table.capacity - table.other - cap
+        if budget < -SUM_TOLERANCE * table.capacity:
+            continue
+        out.append(_front(table, values, cap, budget, flash_limited))
+    masks = np.concatenate(out)
+    return np.unique(masks, axis=0) if len(masks) else masks
+
+
+def _front(table, values, cap: float, budget: float, flash_limited: bool) -> np.ndarray:
+    """The Pareto set of complete selections whose transients all stay under ``cap``."""
+    L = len(table.params)
+    b = table.micro_batch
+    tol = SUM_TOLERANCE * max(table.capacity, 1.0)
+    flash_tol = SUM_TOLERANCE * max(table.flash_capacity, 1.0)
+    # per phase: value, memory, flash, rank (float arrays) and the masks so far
+    phases = {0: (np.zeros((1, 4)), np.zeros((1, 0), dtype=bool)), 1: (None, None)}
+    for l in range(L):
+        nxt: list[tuple] = []
+        for phase, states in phases.items():
+            crit, masks = states
+            if crit is None:
+                continue
+            for trains in ((False, True) if table.params[l] > 0 else (False,)):
+                k = case_index(trains, bool(phase))
+                if b * table.transient[l][k] > cap * (1 + SUM_TOLERANCE):
+                    continue
+                state_bytes = table.trained[l] if trains else (0.0 if table.mcu else table.frozen[l])
+                add = np.array([values[l] if trains else 0.0, state_bytes + b * table.kept[l][k],
+                                table.frozen[l] if table.mcu and not trains else 0.0,
+                                (L - 1 - l) if trains else 0.0])
+                new = crit + add
+                ok = new[:, 1] <= budget + tol
+                if flash_limited:
+                    ok &= new[:, 2] <= table.flash_capacity + flash_tol
+                if ok.any():
+                    column = np.full((int(ok.sum()), 1), trains)
+                    nxt.append((int(phase or trains), new[ok], np.hstack([masks[ok], column])))
+        phases = {p: _prune(*_merge([(c, m) for q, c, m in nxt if q == p]), tol, flash_tol) for p in (0, 1)}
+    finals = [masks for _, masks in phases.values() if masks is not None]
+    return np.concatenate(finals) if finals else np.zeros((0, L), dtype=bool)
+
+
+def _merge(parts):
+    if not parts:
+        return None, None
+    return np.concatenate([c for c, _ in parts]), np.concatenate([m for _, m in parts])
+
+
+def _prune(crit, masks, tol: float, flash_tol: float):
+    """Drop every state another state dominates; of equal ones keep the first in a fixed order."""
+    if crit is None:
+        return None, None
+    # fixed order: value desc, rank asc, memory asc, flash asc, then the mask itself
+    order = np.lexsort((*(masks[:, ::-1].T), crit[:, 2], crit[:, 1], crit[:, 3], -crit[:, 0]))
+    crit, masks = crit[order], masks[order]
+    value, memory, flash, rank = crit.T
+    vtol = SUM_TOLERANCE * max(float(np.abs(value).max()), 1.0)
+    # dominates[j, i]: state j is at least as good as i in every criterion
+    dominates = ((value[:, None] >= value[None, :] - vtol) & (memory[:, None] <= memory[None, :] + tol)
+                 & (flash[:, None] <= flash[None, :] + flash_tol) & (rank[:, None] <= rank[None, :]))
+    earlier = np.tril(np.ones((len(crit), len(crit)), dtype=bool), k=-1).T  # earlier[j, i]: j < i
+    keep = ~(dominates & earlier).any(axis=0)
+    return crit[keep], masks[keep]
