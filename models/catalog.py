@@ -36,12 +36,13 @@ class DataProfile:
 
 @dataclass(frozen=True)
 class StabilityProfile:
-    """Numerical ranges and the critical batch (see ``data/modalities.toml``)."""
+    """Numerical ranges, the critical batch and the local-SGD staleness limit (``data/modalities.toml``)."""
 
     gradient_min: float
     gradient_max: float
     activation_max: float
     critical_batch: float
+    max_local_steps: float
 
 
 @dataclass(frozen=True)

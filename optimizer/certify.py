@@ -170,7 +170,7 @@ def scaling_wall(mission, modes) -> ExhaustiveOptimum:
         if "memory" in walls:
             ok &= st.memory_total(m) <= mode.capacity
         if "stability" in walls:
-            ok &= mode.format_stable & (m <= mode.m_stable)
+            ok &= mode.mode_stable & (m <= mode.m_stable)
         if "starvation" in walls:
             ok &= st.load_per_micro_batch_s * m <= st.busy_s(m) * (1 + 1e-12)
         if "network" in walls:

@@ -308,7 +308,7 @@ def check_stability(config, work: Workload) -> stability.StabilityReport:
     t, profile = config.training, work.stability
     return stability.check(t.precision, t.loss_scaling, t.loss_scale, t.gradient_clipping, config.global_batch,
                            profile.gradient_min, profile.gradient_max, profile.activation_max,
-                           profile.critical_batch)
+                           profile.critical_batch, t.local_steps, profile.max_local_steps)
 
 
 def activation_case(layer: Layer, trains: bool, flows: bool, recompute: str, activation_bytes: int,

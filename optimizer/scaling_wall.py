@@ -6,8 +6,10 @@ recompute; ZeRO stage; precision; gradient clipping) - and m, the micro-batches 
 pipeline per step (the global batch is B = m d_k b_k).
 
 Per mode the cost model gives the :class:`trainwall.optimizer.costmodel.StepStructure`,
-in which every cost is linear in m (memory piecewise, monotone): step(m) = A_k m + B_k
-when the input pipeline keeps up (part 3 requires it: its ``starvation`` wall), model
+in which every cost is linear in m (memory piecewise, monotone): step(m) = S_k m + B_k
+when the input pipeline keeps up (part 3 requires it: its ``starvation`` wall), with
+S_k = A_k, the busy seconds per micro-batch, or A_k + L_k where loading cannot overlap
+compute (an MCU that computes its own features; busy(m) = A_k m + B_k), model
 FLOPs F_k m, link traffic a_k m + b_k link-seconds, input loading L_k m seconds. With
 the disaggregated variables
 
@@ -15,7 +17,7 @@ the disaggregated variables
 
 MFU is the ratio of two linear forms:
 
-    MFU = N(q) / D(q, u),  N = sum_k F_k q_k,  D = sum_k N_k R (A_k q_k + B_k u_k)
+    MFU = N(q) / D(q, u),  N = sum_k F_k q_k,  D = sum_k N_k R (S_k q_k + B_k u_k)
 
 (R the track's one reference peak). Walls, one row per mode, each a named list, lifted
 (its right-hand side raised to the row's largest value) to ask whether it binds:
@@ -23,10 +25,11 @@ MFU is the ratio of two linear forms:
     memory         q_k <= m_mem,k u_k   (m_mem,k: the most micro-batches in flight that fit;
                                          1F1B memory stops growing at m = p)
     stability      d_k b_k q_k <= B_crit u_k without clipping; modes whose number format
-                   breaks (range, loss scaling) fixed u_k = 0
+                   breaks (range, loss scaling) or whose local steps exceed the workload's
+                   staleness limit fixed u_k = 0
     starvation     L_k q_k <= A_k q_k + B_k u_k          (supply >= demand)
-    network        a_k q_k + b_k u_k <= (1 - bg) (A_k q_k + B_k u_k)
-    mfu_target     F_k q_k >= target N_k R (A_k q_k + B_k u_k)
+    network        a_k q_k + b_k u_k <= (1 - bg) (S_k q_k + B_k u_k)
+    mfu_target     F_k q_k >= target N_k R (S_k q_k + B_k u_k)
 
 Dinkelbach (1967): from lambda_0 = 0, solve max N - lambda_i D; lambda_(i+1) = N / D at that
 solution; stop when the optimum of N - lambda D is 0 (to 1e-12 relative). The last
@@ -56,7 +59,7 @@ class ScalingMode:
     m_hi: int                # range and global-batch limit
     m_memory: int            # most micro-batches that fit (m_hi when memory never binds)
     m_stable: int            # most micro-batches the stability rules allow
-    format_stable: bool
+    mode_stable: bool
     capacity: float          # bytes per device (costmodel.device_capacity)
 
 
@@ -121,7 +124,8 @@ def scaling_modes(mission) -> tuple[list[ScalingMode], int]:
         work = resolve_workload(config)
         profile = work.stability
         fmt = stability.check(t.precision, t.loss_scaling, t.loss_scale, True, 0, profile.gradient_min,
-                              profile.gradient_max, profile.activation_max, profile.critical_batch)
+                              profile.gradient_max, profile.activation_max, profile.critical_batch,
+                              t.local_steps, profile.max_local_steps)
         m_stable = m_hi if t.gradient_clipping else int(profile.critical_batch // per_step)
         modes.append(ScalingMode(dict(choices), st, span.min, m_hi, m_memory, m_stable, fmt.stable, capacity))
     return modes, invalid
@@ -155,10 +159,11 @@ class ScalingWallModel:
         m.q = pyo.Var(K, domain=pyo.Integers, bounds=(0, M))
         m.one_mode = pyo.Constraint(expr=sum(m.u[k] for k in K) == 1)
         # O(1) scaling: both forms in units of the largest per-micro-batch denominator.
-        unit = max(md.structure.devices * md.structure.reference_peak * md.structure.per_micro_batch_s for md in modes)
+        unit = max(md.structure.devices * md.structure.reference_peak * _step_per_micro_batch(md.structure)
+                   for md in modes)
         self._num = {k: md.structure.model_flops_per_micro_batch / unit for k, md in enumerate(modes)}
-        self._den_q = {k: md.structure.devices * md.structure.reference_peak * md.structure.per_micro_batch_s / unit
-                       for k, md in enumerate(modes)}
+        self._den_q = {k: md.structure.devices * md.structure.reference_peak * _step_per_micro_batch(md.structure)
+                       / unit for k, md in enumerate(modes)}
         self._den_u = {k: md.structure.devices * md.structure.reference_peak * md.structure.fixed_s / unit
                        for k, md in enumerate(modes)}
         # N and D as two variables, so lambda (and the tie-break's level) each multiply one
@@ -182,12 +187,13 @@ class ScalingWallModel:
         rows = {wall: [] for wall in WALLS}
         for k, md in enumerate(modes):
             st = md.structure
-            A, B = st.per_micro_batch_s, st.fixed_s
+            A, B, S = st.per_micro_batch_s, st.fixed_s, _step_per_micro_batch(st)
             free = 1.0 - st.background_network_load
             rows["memory"].append((1.0, -float(md.m_memory)))
-            rows["stability"].append((1.0, -float(md.m_stable if md.format_stable else 0)))
+            rows["stability"].append((1.0, -float(md.m_stable if md.mode_stable else 0)))
             rows["starvation"].append((st.load_per_micro_batch_s / A - 1.0, -B / A))
-            rows["network"].append((st.network_per_micro_batch / A - free, st.network_fixed / A - free * B / A))
+            rows["network"].append((st.network_per_micro_batch / A - free * S / A,
+                                    st.network_fixed / A - free * B / A))
             rows["mfu_target"].append((target * self._den_q[k] - self._num[k], target * self._den_u[k]))
         for wall in WALLS:
             block = pyo.ConstraintList()
@@ -197,7 +203,12 @@ class ScalingWallModel:
                 block.add(cq * m.q[k] + cu * m.u[k] <= m.relax[wall] * largest)
         m.lam = pyo.Param(mutable=True, initialize=0.0)
         m.level = pyo.Param(mutable=True, initialize=0.0)
-        m.hold = pyo.Constraint(expr=numerator - m.level * denominator >= 0)  # level 0: always holds
+        # The hold row in units of the level times the least denominator any configuration
+        # has: a violation then bounds the relative MFU shortfall (<= the solver's 1e-9),
+        # so the tolerance cannot admit a configuration outside the TIE window.
+        self._least_den = min(self._den_q[k] * md.m_lo + self._den_u[k] for k, md in enumerate(modes))
+        m.hold_scale = pyo.Param(mutable=True, initialize=1.0)
+        m.hold = pyo.Constraint(expr=m.hold_scale * numerator - m.hold_scale * m.level * denominator >= 0)
         self._parametric = numerator - m.lam * denominator
         self._tie_break = sum((M + 1) * k * m.u[k] + m.q[k] for k in K)
         m.objective = pyo.Objective(expr=self._parametric, sense=pyo.maximize)
@@ -245,16 +256,23 @@ class ScalingWallModel:
         # the fixed tie-break among configurations within TIE of the best MFU
         k, q, ratio = best
         m.level = ratio * (1 - TIE)
+        m.hold_scale = 1.0 / (ratio * self._least_den) if ratio > 0 else 1.0
         m.objective.set_value(self._tie_break)
         m.objective.sense = pyo.minimize
         res = self.solver.solve()
         solves += 1
-        m.level = 0.0
+        m.level, m.hold_scale = 0.0, 1.0
         if res.status is Status.OPTIMAL:
             k, q = self._current()
             ratio, gap = float(self.modes[k].structure.mfu(q)), res.mip_gap
         return ScalingSolution(Status.OPTIMAL, k, q, ratio, iteration, solves, time.perf_counter() - start,
                                self.build_s, gap)
+
+
+def _step_per_micro_batch(st) -> float:
+    """S_k: seconds per micro-batch of the step once the pipeline keeps up - A_k, plus the
+    loading L_k where it cannot overlap compute (an MCU computing its own features)."""
+    return st.per_micro_batch_s + (0.0 if st.loading_overlaps else st.load_per_micro_batch_s)
 
 
 def modes_space(mission) -> int:

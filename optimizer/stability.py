@@ -12,6 +12,14 @@
 3. Critical batch (McCandlish et al. 2018): beyond the workload's critical batch size,
    training without gradient clipping is taken to diverge (the lab's rule); clipping
    (Pascanu et al. 2013) keeps the update bounded.
+4. Staleness of local SGD (federated averaging): replicas that take ``local_steps``
+   optimizer steps on their own before their weights are averaged drift apart. Stich
+   2019 ("Local SGD converges fast and communicates little") keeps mini-batch SGD's
+   rate for up to ~sqrt(T) local steps on convex problems; on deep networks Lin et al.
+   2020 ("Don't use large mini-batches, use local SGD") train with H = 16 and see quality
+   fall beyond, as Ortiz et al. 2021 ("Trade-offs of local SGD at scale") do at scale.
+   The lab's rule: more local steps than the workload's ``max_local_steps`` (an
+   assumed, per-modality figure in models/data/modalities.toml) do not converge.
 """
 
 from __future__ import annotations
@@ -31,7 +39,8 @@ class StabilityReport:
 
 def check(precision: str, loss_scaling: str, loss_scale: float, gradient_clipping: bool,
           global_batch: int, gradient_min: float, gradient_max: float, activation_max: float,
-          critical_batch: float) -> StabilityReport:
+          critical_batch: float, local_steps: int = 1,
+          max_local_steps: float = float("inf")) -> StabilityReport:
     """Apply the rules of the module docstring; ``reasons`` says what breaks and the fix."""
     policy = POLICIES[precision]
     fmt = FORMATS[policy.grad_format]
@@ -65,4 +74,7 @@ def check(precision: str, loss_scaling: str, loss_scale: float, gradient_clippin
     if global_batch > critical_batch and not gradient_clipping:
         reasons.append(f"global batch {global_batch} exceeds the critical batch {critical_batch:g} "
                        f"without gradient clipping: training diverges; clip gradients or shrink the batch")
+    if local_steps > max_local_steps:
+        reasons.append(f"{local_steps} local steps between averaging exceed the {max_local_steps:g} this workload "
+                       f"tolerates: the replicas drift apart; average more often")
     return StabilityReport(not reasons, tuple(reasons), fmt.name, (lo, hi))

@@ -113,6 +113,71 @@ def test_part3_dinkelbach_equals_enumeration(seed):
         assert not m.violations(metrics)
 
 
+FLEETS = [("orin-perception", "jetson-agx-orin-64gb", ["fp32", "fp16-mixed"], 4),
+          ("glasses-filter", "ar-glasses-soc", ["fp32", "fp16-mixed"], 2),
+          ("ds-cnn-s", "nrf52840", ["fp32"], 0),            # an MCU: loading does not overlap compute
+          ("micro-speech", "stm32f746", ["fp32"], 0)]
+
+
+def random_fleet_part3(seed: int):
+    """Part 3 on a star: devices around an aggregator (cellular, Wi-Fi, BLE), local SGD."""
+    rng = random.Random(5000 + seed)
+    model, device, precisions, workers = rng.choice(FLEETS)
+    target = rng.choice([None, None, 0.01, 0.1])
+    constraints = ["memory", "network", "stability", "starvation"] + (["mfu_target"] if target else [])
+    data = {
+        "id": "edge/3", "track": "edge", "part": 3, "title": f"fleet {seed}", "story": "",
+        "constraints": constraints, "wall": "memory",
+        "limits": {"devices": 16, "min_devices": rng.choice([1, 4]), "global_batch": rng.choice([64, 512, 4096])},
+        "scenario": {"workload": {"model": model},
+                     "system": {"accelerator": device, "devices": 4, "topology": "star",
+                                "background_network_load": rng.choice([0.0, 0.5, 0.9])},
+                     "training": {"optimizer": "sgd" if workers == 0 else rng.choice(["sgd", "adam"]),
+                                  "precision": "fp32", "loss_scaling": "dynamic", "micro_batch": 1,
+                                  "global_batch": 4, "data_parallel": 4, "gradient_clipping": rng.random() < 0.5,
+                                  "trainable": "last:2" if workers == 0 else "all"},
+                     "data": {"workers": workers, "augmentation": rng.choice(["none", "standard"]),
+                              "echo": rng.choice([1, 2])}},
+        "decisions": {"training.data_parallel": rng.sample([1, 2, 4, 8, 16], 3),
+                      "training.micro_batch": [1, *rng.sample([2, 4, 8, 16, 32], 2)],
+                      "training.local_steps": rng.sample([1, 2, 4, 8, 16, 32], 3),
+                      "training.precision": rng.sample(precisions, len(precisions)),
+                      "training.recompute": rng.sample(["none", "full"], 2),
+                      "training.micro_batches": {"min": 1, "max": rng.choice([16, 64, 256])}},
+        "objective": {"quantity": "mfu", "sense": "maximize", **({"target": target} if target else {})},
+        "naive": {"training": {}},
+    }
+    return parse_mission(data, f"random fleet {seed}")
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_part3_on_fleets_dinkelbach_equals_enumeration(seed):
+    """Stars, local steps, loading that cannot overlap compute on an MCU, the staleness rule."""
+    m = random_fleet_part3(seed)
+    modes, _ = scaling_modes(m)
+    sol = ScalingWallModel(m, modes).solve()
+    exhaustive = certify.scaling_wall(m, modes)
+    assert (sol.status is Status.OPTIMAL) == exhaustive.feasible
+    if exhaustive.feasible:
+        assert (sol.mode, sol.micro_batches) == (exhaustive.mode, exhaustive.mask[0])
+        metrics = evaluate(configuration(m, modes[sol.mode].choices, sol.micro_batches))
+        assert metrics.mfu == pytest.approx(sol.mfu, rel=1e-12)
+        assert not m.violations(metrics)
+
+
+def test_fleet_instances_cover_mcus_staleness_and_infeasibility():
+    missions = [random_fleet_part3(s) for s in range(30)]
+    outcomes = [certify.scaling_wall(m, scaling_modes(m)[0]) for m in missions]
+    assert 0 < sum(o.feasible for o in outcomes) < len(outcomes)
+    mcu = [o for m, o in zip(missions, outcomes) if m.scenario["data"]["workers"] == 0 and o.feasible]
+    assert len(mcu) >= 3
+    # some optimum stops at the staleness limit with more local steps on offer
+    stale = sum(1 for m, o in zip(missions, outcomes) if o.feasible
+                and scaling_modes(m)[0][o.mode].choices["training.local_steps"] == 16
+                and 32 in m.decisions["training.local_steps"])
+    assert stale >= 1
+
+
 def test_part3_random_instances_include_infeasible_ones():
     feasible = [certify.scaling_wall(m, scaling_modes(m)[0]).feasible for m in map(random_part3, range(40))]
     assert 0 < sum(feasible) < len(feasible)
