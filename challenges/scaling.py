@@ -23,28 +23,17 @@ def solve_scaling_wall(mission) -> MissionSolution:
     exhaustive = certify.scaling_wall(mission, modes)
     walls = list(mission.constraints)
 
-    def lifted(wall):
-        model.lift(wall)
-        try:
-            return model.solve()
-        finally:
-            model.lift(wall, lifted=False)
-
     extra = {"search": {"configurations": modes_space(mission), "modes": len(modes), "invalid_modes": invalid,
                         "dinkelbach_iterations": sol.iterations, "milp_solves": sol.solves}}
     if sol.status is not Status.OPTIMAL:
-        conflicts = tuple(w for w in walls if lifted(w).status is Status.OPTIMAL)
+        conflicts = tuple(w for w in walls if model.lifting_improves(w, None))
         agrees = not exhaustive.feasible
         return MissionSolution(mission, sol.status, None, None, None, None, (), {}, solve_s, model.build_s, None,
                                agrees, _certification(exhaustive, agrees), conflicts, extra)
     choices = modes[sol.mode].choices
     config = configuration(mission, choices, sol.micro_batches)
     metrics = evaluate(config)
-    binding = []
-    for wall in walls:
-        relaxed = lifted(wall)
-        if relaxed.status is Status.OPTIMAL and relaxed.mfu > sol.mfu * (1 + 1e-9):
-            binding.append(wall)
+    binding = [wall for wall in walls if model.lifting_improves(wall, sol.mfu)]
     mem = metrics.memory
     slack = {"memory": {"value": mem.total, "limit": mem.capacity, "slack": mem.capacity - mem.total},
              "network": {"value": metrics.network_utilization, "limit": 1.0,

@@ -75,8 +75,7 @@ class CollectivePlan:
 NO_COMMUNICATION = CollectivePlan("none", 0.0, 0.0)
 
 
-def _capacity(topology: Topology, edge: tuple, background: float) -> float:
-    data = topology.graph.edges[edge]
+def _capacity(data: dict, background: float) -> float:
     return data["capacity"] * ((1.0 - background) if data["network"] else 1.0)
 
 
@@ -87,17 +86,17 @@ def _plan(topology: Topology, messages: list[tuple[object, object, float]], step
     hop_latency = 0.0
     for src, dst, share in messages:
         path = topology.route(src, dst)
-        hop_latency = max([hop_latency] + [topology.graph.edges[e]["latency"] for e in path])
+        hop_latency = max(hop_latency, topology.path_latency(path))
         for edge in path:
             load[edge] += share
     if not load:
         return NO_COMMUNICATION
-    seconds, bottleneck = max((ld / _capacity(topology, e, background), e) for e, ld in load.items())
-    net = [(ld, topology.graph.edges[e]["capacity"]) for e, ld in load.items()
-           if topology.graph.edges[e]["network"]]
+    edges = topology.edge_data
+    seconds, bottleneck = max((ld / _capacity(edges[e], background), e) for e, ld in load.items())
+    net = [(ld, edges[e]["capacity"]) for e, ld in load.items() if edges[e]["network"]]
     net_load, net_cap = max(net, key=lambda t: t[0] / t[1]) if net else (0.0, 0.0)
     return CollectivePlan(algorithm, seconds, steps * hop_latency, bottleneck,
-                          topology.graph.edges[bottleneck]["link"], net_load, net_cap)
+                          edges[bottleneck]["link"], net_load, net_cap)
 
 
 def _ring_messages(topology: Topology, groups: Groups, share: float) -> list:

@@ -45,6 +45,7 @@ class Topology:
     aggregator: tuple | None = None
     _routes: dict = field(default_factory=dict, repr=False)
     _switch_trees: dict = field(default_factory=dict, repr=False)
+    _latencies: dict = field(default_factory=dict, repr=False)
 
     def route(self, src, dst) -> tuple:
         """The directed edges (u, v) a message from graph node ``src`` to ``dst`` crosses.
@@ -87,6 +88,20 @@ class Topology:
         if best is None:
             raise nx.NetworkXNoPath(f"no route from {src} to {dst}")
         return best[1]
+
+    @cached_property
+    def edge_data(self) -> dict:
+        """Each directed edge's attributes, by (u, v): a plain dict, cheaper to read than
+        networkx's edge views in the collectives' inner loop."""
+        return {(u, v): data for u, v, data in self.graph.edges(data=True)}
+
+    def path_latency(self, path: tuple) -> float:
+        """The largest per-hop latency along a route (the alpha term of one step), cached."""
+        found = self._latencies.get(path)
+        if found is None:
+            edges = self.edge_data
+            found = self._latencies[path] = max((edges[e]["latency"] for e in path), default=0.0)
+        return found
 
     @cached_property
     def _device_set(self) -> frozenset:

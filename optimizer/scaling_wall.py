@@ -223,6 +223,30 @@ class ScalingWallModel:
         """Drop (or restore) one wall: to ask whether it binds."""
         self._pin(wall, float(lifted or wall not in self.mission.constraints))
 
+    def lifting_improves(self, wall: str, mfu: float | None) -> bool:
+        """Does lifting ``wall`` admit a configuration - any at all when ``mfu`` is None (an
+        infeasible mission), else one whose MFU beats ``mfu`` by more than TIE? One MILP
+        solve: max N - lambda D at lambda = mfu (1 + TIE) is positive exactly when such a
+        configuration exists, and the point it returns is checked with the cost model."""
+        import pyomo.environ as pyo
+
+        m = self.model
+        self.lift(wall)
+        try:
+            m.lam = 0.0 if mfu is None else mfu * (1 + TIE)
+            m.objective.set_value(self._parametric)
+            m.objective.sense = pyo.maximize
+            res = self.solver.solve()
+            if res.status is not Status.OPTIMAL:
+                return False
+            if mfu is None:
+                return True
+            k, q = self._current()
+            return float(self.modes[k].structure.mfu(q)) > mfu * (1 + TIE)
+        finally:
+            self.lift(wall, lifted=False)
+            m.lam = 0.0
+
     def _current(self) -> tuple[int, int]:
         import pyomo.environ as pyo
 
