@@ -11,6 +11,7 @@ space and found the same optimum (objective, mode and layers).
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 from trainwall.optimizer.highs import Status
@@ -120,6 +121,11 @@ def _solve_state_audit(mission) -> MissionSolution:
             else relaxed.objective < sol.objective)
         if better:
             binding.append(name)
+    with excluding(model.model, sol.mode):
+        second = model.solve()
+    extra = {"runner_up": runner_up(mission, tables[sol.mode].choices,
+                                    tables[second.mode].choices if second.status is Status.OPTIMAL else None,
+                                    second.objective)}
     slack = {"memory": {"value": metrics.memory.total, "limit": metrics.memory.capacity,
                         "slack": metrics.memory.capacity - metrics.memory.total}}
     if table.mcu:
@@ -129,7 +135,24 @@ def _solve_state_audit(mission) -> MissionSolution:
               and exhaustive.mask == sol.mask and exhaustive.objective == sol.objective)
     return MissionSolution(mission, Status.OPTIMAL, {"training": dict(data["training"]), "data": dict(data["data"])},
                            metrics, sol.objective, sol.memory_fraction, tuple(binding), slack, solve_s, sol.build_s,
-                           gap, agrees and metrics.feasible, _certification(exhaustive, agrees))
+                           gap, agrees and metrics.feasible, _certification(exhaustive, agrees), (), extra)
+
+
+@contextmanager
+def excluding(model, mode: int):
+    """The formulation with mode ``mode`` forbidden (its binary's upper bound 0), for the runner-up."""
+    model.u[mode].setub(0)
+    try:
+        yield
+    finally:
+        model.u[mode].setub(1)
+
+
+def runner_up(mission, best: dict, choices: dict | None, objective: float | None) -> dict | None:
+    """The best plan with other choices than the optimum's: what differs and its objective."""
+    if choices is None or objective is None:
+        return None
+    return {"changes": {k: v for k, v in choices.items() if best.get(k) != v}, "objective": objective}
 
 
 def _certification(exhaustive, agrees: bool) -> str:
@@ -181,8 +204,13 @@ def _solve_pipeline_race(mission) -> MissionSolution:
              "memory": {"value": metrics.memory.total, "limit": metrics.memory.capacity,
                         "slack": metrics.memory.capacity - metrics.memory.total}}
     agrees = exhaustive.feasible and exhaustive.mode == sol.mode and exhaustive.mask == (sol.value,)
+    with excluding(model.model, sol.mode):
+        second = model.solve()
     extra = {"longest_pole": {"stage": longest, "utilization": poles[longest]},
-             "balance_point": {field: sol.value}}
+             "balance_point": {field: sol.value},
+             "runner_up": runner_up(mission, modes[sol.mode].choices,
+                                    modes[second.mode].choices if second.status is Status.OPTIMAL else None,
+                                    None if second.value is None else float(second.value))}
     return MissionSolution(mission, Status.OPTIMAL, {"training": dict(data["training"]), "data": dict(data["data"])},
                            metrics, float(sol.value), None, tuple(binding), slack, solve_s, sol.build_s, sol.mip_gap,
                            agrees and not mission.violations(metrics), _certification(exhaustive, agrees), (), extra)

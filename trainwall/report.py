@@ -129,6 +129,11 @@ def solution_report(result) -> str:
         lines.append(f"  the wall: {', '.join(result.binding)} (relaxing it would improve the objective)")
     else:
         lines.append("  no constraint binds: the objective is at its unconstrained best")
+    second = extra.get("runner_up")
+    if second:
+        changes = ", ".join(f"{k.split('.', 1)[1]} = {v}" for k, v in second["changes"].items())
+        other = f"{second['objective']:.1%}" if m.objective.quantity == "mfu" else f"{second['objective']:,.0f}"
+        lines.append(f"  runner-up: {changes} gives {m.objective.quantity} {other} instead of {shown}")
     lines.append(f"  solver: HiGHS, {result.solve_s * 1e3:.0f} ms; {result.certification}")
     return "\n".join(lines)
 
