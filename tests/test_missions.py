@@ -227,3 +227,27 @@ def test_llama_instances_select_part_of_the_network():
         dp = certify.state_audit(m, [mode_table(m, c) for c in m.modes()])
         partial += dp.feasible and 0 < sum(dp.mask) < len(dp.mask)
     assert partial >= 4
+
+
+@pytest.mark.parametrize("mission_id", ["tiny/1", "mobile/1", "tiny/3", "mobile/3"])
+def test_runner_up_is_the_best_plan_in_another_mode(mission_id):
+    """The runner-up `solve` reports equals the certifier's optimum with the optimum's mode removed."""
+    from dataclasses import replace
+
+    from trainwall.optimizer.scaling_wall import scaling_modes
+
+    m = mission(mission_id)
+    result = solve(m)
+    second = result.to_dict()["runner_up"]
+    if m.part == 1:
+        tables = [mode_table(m, c) for c in m.modes()]
+        best = certify.state_audit(m, tables).mode
+        others = [replace(t, stable=False) if i == best else t for i, t in enumerate(tables)]
+        expected = certify.state_audit(m, others)
+        assert second["objective"] == expected.objective
+    else:
+        modes, _ = scaling_modes(m)
+        best = certify.scaling_wall(m, modes).mode
+        expected = certify.scaling_wall(m, modes[:best] + modes[best + 1:])
+        assert second["objective"] == pytest.approx(expected.objective, rel=1e-12)
+    assert second["objective"] <= result.objective
