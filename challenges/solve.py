@@ -102,7 +102,7 @@ def _solve_state_audit(mission) -> MissionSolution:
             relaxed = StateAuditModel(mission, [RELAXATIONS[name](tb) for tb in tables]).solve()
             if relaxed.status is Status.OPTIMAL:
                 conflicts.append(name)
-        agrees = exhaustive is not None and not exhaustive.feasible
+        agrees = not exhaustive.feasible
         return MissionSolution(mission, sol.status, None, None, None, None, (), {}, solve_s, sol.build_s, None,
                                agrees, _certification(exhaustive, agrees), tuple(conflicts))
 
@@ -131,7 +131,7 @@ def _solve_state_audit(mission) -> MissionSolution:
     if table.mcu:
         slack["flash"] = {"value": metrics.memory.flash, "limit": metrics.memory.flash_capacity,
                           "slack": metrics.memory.flash_capacity - metrics.memory.flash}
-    agrees = (exhaustive is not None and exhaustive.feasible and exhaustive.mode == sol.mode
+    agrees = (exhaustive.feasible and exhaustive.mode == sol.mode
               and exhaustive.mask == sol.mask and exhaustive.objective == sol.objective)
     return MissionSolution(mission, Status.OPTIMAL, {"training": dict(data["training"]), "data": dict(data["data"])},
                            metrics, sol.objective, sol.memory_fraction, tuple(binding), slack, solve_s, sol.build_s,
