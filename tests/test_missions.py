@@ -251,3 +251,22 @@ def test_runner_up_is_the_best_plan_in_another_mode(mission_id):
         expected = certify.scaling_wall(m, modes[:best] + modes[best + 1:])
         assert second["objective"] == pytest.approx(expected.objective, rel=1e-12)
     assert second["objective"] <= result.objective
+
+
+def test_unreachable_mfu_target_exits_3_and_names_it(tmp_path):
+    """Part 3: a variant whose target no configuration reaches is infeasible, with mfu_target named."""
+    import tomllib
+
+    from trainwall.challenges.mission import _shipped_path
+
+    data = tomllib.loads(_shipped_path("tiny/3").read_text())
+    data["objective"]["target"] = 0.9
+    path = tmp_path / "variant.json"
+    path.write_text(json.dumps(data))
+    run = subprocess.run([sys.executable, "-m", "trainwall.cli", "solve", str(path), "--json"],
+                         capture_output=True, text=True)
+    assert run.returncode == 3, run.stderr
+    out = json.loads(run.stdout)
+    assert out["status"] == "infeasible" and out["configuration"] is None
+    assert out["conflicts"] == ["mfu_target"]
+    assert out["solver"]["certified"]
