@@ -87,6 +87,11 @@ def configuration(mission, choices: dict, m: int):
     return parse_config(_config_data(mission, choices, m), f"{mission.id} with {choices}, {m} micro-batches")
 
 
+#: Decisions that change only the stability rules, never the step's costs
+#: (:func:`costmodel.step_structure` does not read them).
+STABILITY_ONLY = frozenset({"training.gradient_clipping", "training.loss_scaling"})
+
+
 def scaling_modes(mission) -> tuple[list[ScalingMode], int]:
     """Every valid mode with its structure, and how many combinations were not valid
     (device count outside the limits, a degree that does not divide the model, a
@@ -98,6 +103,7 @@ def scaling_modes(mission) -> tuple[list[ScalingMode], int]:
     _, span = mission.integer_decision
     limits = mission.limits
     modes, invalid = [], 0
+    structures: dict[tuple, object] = {}   # modes that differ only in rules the step ignores share one
     for choices in mission.modes():
         tp, pp, dp = degrees(mission, choices)
         if not limits.min_devices <= tp * pp * dp <= limits.devices:
@@ -105,7 +111,8 @@ def scaling_modes(mission) -> tuple[list[ScalingMode], int]:
             continue
         try:
             config = configuration(mission, choices, max(span.min, pp))
-            st = step_structure(config)
+            key = tuple(sorted((k, v) for k, v in choices.items() if k not in STABILITY_ONLY))
+            st = structures[key] if key in structures else structures.setdefault(key, step_structure(config))
         except InputError:
             invalid += 1
             continue
