@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -80,8 +81,62 @@ class LockQuestion(_Strict):
     tolerance: Annotated[float, Field(ge=0.0)] = 0.0  # relative
 
 
+class GradingPolicy(_Strict):
+    """How ``trainwall grade`` turns a checked submission into a score (a mission's ``[grading]``).
+
+    The objective earns credit by its relative gap to the certified optimum,
+    ``gap = (optimum - value) / optimum`` when maximising and ``(value - optimum) /
+    optimum`` when minimising: full credit for ``gap <= full_credit_gap``, none for
+    ``gap >= zero_credit_gap``, linear in between. An infeasible plan earns no
+    objective credit. The weights split ``max_score`` between the objective, the Lock
+    predictions (equally per question) and, in part 2, the 5-move rule; a component the
+    mission does not have drops out and the others are renormalised.
+    """
+
+    max_score: Annotated[float, Field(gt=0.0)] = 1.0
+    full_credit_gap: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.01
+    zero_credit_gap: Annotated[float, Field(gt=0.0, le=1.0)] = 0.25
+    objective: Annotated[float, Field(ge=0.0)] = 0.7
+    predictions: Annotated[float, Field(ge=0.0)] = 0.2
+    moves: Annotated[float, Field(ge=0.0)] = 0.1
+    move_limit: Annotated[int, Field(ge=1)] = 5    # the lab's 5-move rule (part 2)
+
+
+class VariantSpace(_Strict):
+    """What ``trainwall generate`` may change: dotted paths into this mission file
+    (``scenario.system.background_network_load``, ``limits.global_batch``) and the values
+    each may take. A variant draws one value per path; it is kept only if it stays a
+    good exercise (see :mod:`trainwall.challenges.variants`)."""
+
+    perturb: Annotated[dict[str, Annotated[list[Scalar], Field(min_length=2)]], Field(min_length=1)]
+    min_margin: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.01   # optimum vs runner-up, relative
+
+
+@dataclass(frozen=True)
+class WallCheck:
+    """One wall for one configuration. ``value`` must stay at or under ``limit``, except
+    for starvation and the MFU target (the delivered rate and the MFU must reach it)."""
+
+    wall: str
+    value: float
+    limit: float
+    unit: str
+    satisfied: bool
+    message: str          # why it is broken ("" when satisfied)
+
+    @property
+    def at_least(self) -> bool:
+        return self.wall in ("starvation", "mfu_target")
+
+    @property
+    def slack(self) -> float:
+        """How far the value is from the limit, positive on the allowed side."""
+        return self.value - self.limit if self.at_least else self.limit - self.value
+
+
 class Mission(_Strict):
     id: Annotated[str, Field(pattern=r"^(cloud|edge|mobile|tiny)/[123]$")]
+    variant: Annotated[str, Field(pattern=r"^[a-z0-9]{1,32}$")] | None = None   # set by trainwall generate
     track: Literal[TRACKS]  # type: ignore[valid-type]
     part: Literal[1, 2, 3]
     title: str
@@ -96,6 +151,13 @@ class Mission(_Strict):
     naive: dict[str, dict[str, Any]]
     lock: list[LockQuestion] = []
     reflection: list[str] = []
+    grading: GradingPolicy = GradingPolicy()
+    variants: VariantSpace | None = None
+
+    @property
+    def reference(self) -> str:
+        """What a submission names: the id, or ``id@variant`` for a generated variant."""
+        return self.id if self.variant is None else f"{self.id}@{self.variant}"
 
     def config_data(self, overrides: dict[str, dict[str, Any]] | None = None,
                     choices: dict[str, Any] | None = None) -> dict:
@@ -124,23 +186,45 @@ class Mission(_Strict):
         names = [n for n, v in self.decisions.items() if isinstance(v, list)]
         return [dict(zip(names, combo)) for combo in itertools.product(*(self.decisions[n] for n in names))]
 
-    def violations(self, metrics) -> list[tuple[str, float, float, str]]:
-        """The mission's walls this evaluated configuration breaks: (wall, value, limit, message).
+    def checks(self, metrics) -> list["WallCheck"]:
+        """Each of the mission's walls for an evaluated configuration: value, limit, verdict.
 
-        memory, flash, network and stability are the cost model's own violations; a
-        mission adds starvation (the input pipeline's max-flow short of the accelerators'
-        demand) and the MFU target."""
-        out = [(v.constraint, v.value, v.limit, v.message) for v in metrics.violations
-               if v.constraint in self.constraints]
-        if "starvation" in self.constraints and metrics.pipeline.starved:
-            flow = metrics.pipeline
-            out.append(("starvation", flow.rate, flow.capacities["compute"],
-                        f"the input pipeline delivers {flow.rate:.4g} samples/s per host, the accelerators ask "
-                        f"for {flow.capacities['compute']:.4g}: {flow.bottleneck} is the longest pole"))
-        target = self.objective.target
-        if "mfu_target" in self.constraints and metrics.mfu < target:
-            out.append(("mfu_target", metrics.mfu, target, f"MFU {metrics.mfu:.1%} is below the {target:.0%} target"))
+        memory, flash, network and stability read the cost model's own verdicts; a mission
+        adds starvation (the input pipeline's max-flow short of the accelerators' demand)
+        and the MFU target."""
+        mem, flow, target = metrics.memory, metrics.pipeline, self.objective.target
+        broken = {}
+        for v in metrics.violations:
+            broken.setdefault(v.constraint, []).append(v.message)
+        out = []
+        for wall in self.constraints:
+            if wall == "memory":
+                out.append(WallCheck(wall, mem.total, mem.capacity, "bytes", "memory" not in broken,
+                                     "; ".join(broken.get(wall, []))))
+            elif wall == "flash" and mem.flash_capacity:
+                out.append(WallCheck(wall, mem.flash, mem.flash_capacity, "bytes", "flash" not in broken,
+                                     "; ".join(broken.get(wall, []))))
+            elif wall == "network":
+                out.append(WallCheck(wall, metrics.network_utilization, 1.0, "fraction", "network" not in broken,
+                                     "; ".join(broken.get(wall, []))))
+            elif wall == "stability":
+                reasons = broken.get(wall, [])
+                out.append(WallCheck(wall, float(len(reasons)), 0.0, "broken rules", not reasons, "; ".join(reasons)))
+            elif wall == "starvation":
+                demand = flow.capacities["compute"]
+                out.append(WallCheck(wall, flow.rate, demand, "samples/s", not flow.starved,
+                                     f"the input pipeline delivers {flow.rate:.4g} samples/s per host, the "
+                                     f"accelerators ask for {demand:.4g}: {flow.bottleneck} is the longest pole"
+                                     if flow.starved else ""))
+            elif wall == "mfu_target":
+                out.append(WallCheck(wall, metrics.mfu, target, "fraction", metrics.mfu >= target,
+                                     f"MFU {metrics.mfu:.1%} is below the {target:.0%} target"
+                                     if metrics.mfu < target else ""))
         return out
+
+    def violations(self, metrics) -> list[tuple[str, float, float, str]]:
+        """The mission's walls this evaluated configuration breaks: (wall, value, limit, message)."""
+        return [(c.wall, c.value, c.limit, c.message) for c in self.checks(metrics) if not c.satisfied]
 
     @property
     def integer_decision(self) -> tuple[str, IntRange] | None:
@@ -192,6 +276,16 @@ def _check(mission: Mission, source: str) -> Mission:
         if ("mfu_target" in mission.constraints) != (mission.objective.target is not None):
             raise InputError("objective.target", mission.objective.target,
                              "give a target exactly when \"mfu_target\" is among the constraints", source=source)
+    policy = mission.grading
+    if policy.zero_credit_gap <= policy.full_credit_gap:
+        raise InputError("grading.zero_credit_gap", policy.zero_credit_gap,
+                         f"must exceed grading.full_credit_gap = {policy.full_credit_gap}", source=source)
+    if mission.variants is not None:
+        dumped = mission.model_dump()
+        for path in mission.variants.perturb:
+            if not isinstance(lookup(dumped, path), Scalar):
+                raise InputError(f"variants.perturb.{path}", path, "must name a value this mission file sets "
+                                 "(e.g. scenario.system.background_network_load, limits.global_batch)", source=source)
     if mission.id != f"{mission.track}/{mission.part}":
         raise InputError("id", mission.id, f"must be \"{mission.track}/{mission.part}\" (track/part)",
                          source=source)
@@ -204,6 +298,15 @@ def _check(mission: Mission, source: str) -> Mission:
     parse_config(mission.config_data(), f"{source}: scenario")
     parse_config(mission.config_data(mission.naive), f"{source}: naive")
     return mission
+
+
+def lookup(data: dict, dotted: str) -> object:
+    """The value at a dotted path of nested tables, or None where the path leads nowhere."""
+    for part in dotted.split("."):
+        if not isinstance(data, dict) or part not in data:
+            return None
+        data = data[part]
+    return data
 
 
 def parse_mission(data: dict, source: str) -> Mission:

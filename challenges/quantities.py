@@ -44,3 +44,16 @@ def quantity(name: str, metrics) -> float:
         return float(QUANTITIES[name][1](metrics))
     except KeyError:
         raise KeyError(f"unknown quantity {name!r}; known: {', '.join(QUANTITIES)}") from None
+
+
+#: Objectives that are a decision's own value rather than a measured quantity.
+DECISION_OBJECTIVES = {"micro_batch": ("training", "micro_batch"), "workers": ("data", "workers"),
+                       "echo": ("data", "echo")}
+
+
+def objective_value(name: str, config, metrics) -> float:
+    """A mission objective for an evaluated configuration: a quantity, or the decision's value."""
+    if name in DECISION_OBJECTIVES:
+        section, field = DECISION_OBJECTIVES[name]
+        return float(getattr(getattr(config, section), field))
+    return quantity(name, metrics)

@@ -219,9 +219,9 @@ def _fields_of(model: type[BaseModel] | None) -> list[str]:
     return sorted(model.model_fields) if model is not None else []
 
 
-def _model_at(loc: tuple) -> type[BaseModel] | None:
+def _model_at(loc: tuple, root: type[BaseModel]) -> type[BaseModel] | None:
     """The pydantic model class that holds the field at ``loc`` (for unknown-field hints)."""
-    model: type[BaseModel] | None = Config
+    model: type[BaseModel] | None = root
     for part in loc[:-1]:
         if model is None or part not in model.model_fields:
             return None
@@ -231,8 +231,9 @@ def _model_at(loc: tuple) -> type[BaseModel] | None:
     return model
 
 
-def _first_error(exc: ValidationError) -> InputError:
-    """Turn pydantic's first error into our one-line InputError."""
+def first_error(exc: ValidationError, root: type[BaseModel] | None = None) -> InputError:
+    """Turn pydantic's first error on a ``root`` model (a Config by default) into our
+    one-line InputError."""
     err = exc.errors(include_url=False)[0]
     ctx_err = (err.get("ctx") or {}).get("error")
     if isinstance(ctx_err, _FieldError):
@@ -243,7 +244,7 @@ def _first_error(exc: ValidationError) -> InputError:
     value = err.get("input")
     kind = err["type"]
     if kind == "extra_forbidden":
-        known = _fields_of(_model_at(loc))
+        known = _fields_of(_model_at(loc, root or Config))
         return UnknownNameError(field, str(loc[-1]), known, "field") if known else \
             InputError(field, value, "unknown field")
     if kind == "missing":
@@ -269,7 +270,7 @@ def parse_config(data: object, source: str = "") -> Config:
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        raise _first_error(exc).with_source(source) from None
+        raise first_error(exc).with_source(source) from None
 
 
 def load_config(path: str | Path) -> Config:

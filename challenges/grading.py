@@ -1,0 +1,398 @@
+"""The checker: a submission → schema → feasibility → objective vs the certified optimum → score.
+
+``grade_file`` never raises: a malformed submission (unreadable, not the schema, a
+choice the mission does not open) gives a :class:`Grade` with ``gradable = False``
+and the one-line error; a failure of the grader itself gives ``internal_error``. A
+gradable submission is evaluated by the one cost model; each of the mission's walls
+becomes a test with its value, limit and slack, and the score follows the mission's
+:class:`~trainwall.challenges.mission.GradingPolicy` (the partial-credit curve and
+the weights). Feedback names the walls and the direction to move, never the optimum's
+configuration.
+
+Optima are solved once per mission (or variant) and kept in :data:`_OPTIMA`, keyed by
+the mission's content, so a class is graded with one solve per mission.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from trainwall.errors import InputError, TrainwallError
+
+
+class GraderError(Exception):
+    """The grader cannot grade (a mission without a feasible plan): not the student's fault."""
+
+
+@dataclass(frozen=True)
+class Optimum:
+    """What grading needs of a mission's certified optimum (the answer key's core)."""
+
+    reference: str
+    objective: float
+    binding: tuple[str, ...]
+    certified: bool
+    lock_answers: dict[str, float]
+    configuration: dict | None = None      # for the answer key; never shown to a student
+    runner_up: dict | None = None
+
+    def to_dict(self) -> dict:
+        return {"reference": self.reference, "objective": self.objective, "binding": list(self.binding),
+                "certified": self.certified, "lock_answers": dict(self.lock_answers),
+                "configuration": self.configuration, "runner_up": self.runner_up}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Optimum":
+        return cls(data["reference"], float(data["objective"]), tuple(data["binding"]), bool(data["certified"]),
+                   {k: float(v) for k, v in data["lock_answers"].items()}, data.get("configuration"),
+                   data.get("runner_up"))
+
+    @classmethod
+    def of(cls, mission, solution=None) -> "Optimum":
+        """Solve ``mission`` (unless its ``solution`` is given) and keep what grading needs."""
+        from trainwall.challenges.solve import solve
+        from trainwall.optimizer.highs import Status
+
+        solution = solution or solve(mission)
+        if solution.status is not Status.OPTIMAL:
+            raise GraderError(f"{mission.reference} has no feasible plan ({solution.status.value}; conflicting walls: "
+                              f"{', '.join(solution.conflicts) or 'none found'}): it cannot be graded")
+        return cls(mission.reference, float(solution.objective), tuple(solution.binding), solution.certified,
+                   mission.lock_answers(), solution.configuration, (solution.extra or {}).get("runner_up"))
+
+
+_OPTIMA: dict[str, Optimum] = {}
+
+
+def fingerprint(mission) -> str:
+    """A key for a mission's content: equal missions share one optimum."""
+    return hashlib.sha256(mission.model_dump_json().encode()).hexdigest()
+
+
+def optimum(mission) -> Optimum:
+    """The certified optimum of ``mission``, solved once per process (or seeded by :func:`remember`)."""
+    key = fingerprint(mission)
+    if key not in _OPTIMA:
+        _OPTIMA[key] = Optimum.of(mission)
+    return _OPTIMA[key]
+
+
+def remember(mission, known: Optimum) -> None:
+    """Seed the cache with an optimum solved elsewhere (an answer key, a parent process)."""
+    _OPTIMA[fingerprint(mission)] = known
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the verdict; a platform's test case."""
+
+    name: str
+    score: float
+    max_score: float
+    passed: bool
+    output: str
+
+
+@dataclass(frozen=True)
+class Grade:
+    """The whole verdict on one submission (INTERFACE.md, ``grade --format json``)."""
+
+    source: str
+    mission: str | None
+    student: str | None
+    gradable: bool
+    score: float
+    max_score: float
+    feasible: bool | None = None
+    objective_name: str | None = None
+    sense: str | None = None
+    objective: float | None = None
+    optimum: float | None = None
+    gap: float | None = None
+    checks: tuple[Check, ...] = ()
+    walls: tuple = ()                       # WallCheck per mission wall
+    feedback: tuple[str, ...] = ()
+    format_errors: tuple[str, ...] = ()
+    internal_error: str | None = None
+    moves_to_balance: int | None = None
+    details: dict = field(default_factory=dict)
+
+    @property
+    def fraction(self) -> float:
+        """The score in [0, 1]."""
+        return self.score / self.max_score if self.max_score else 0.0
+
+    def to_dict(self) -> dict:
+        return {
+            "mission": self.mission, "student": self.student, "source": self.source,
+            "gradable": self.gradable, "score": self.score, "max_score": self.max_score,
+            "feasible": self.feasible, "objective": self.objective, "optimum": self.optimum, "gap": self.gap,
+            "objective_name": self.objective_name, "sense": self.sense,
+            "tests": [{"name": c.name, "score": c.score, "max_score": c.max_score,
+                       "status": "passed" if c.passed else "failed", "output": c.output} for c in self.checks],
+            "walls": [{"constraint": w.wall, "value": w.value, "limit": w.limit, "slack": w.slack, "unit": w.unit,
+                       "satisfied": w.satisfied} for w in self.walls],
+            "moves_to_balance": self.moves_to_balance,
+            "feedback": list(self.feedback), "format_errors": list(self.format_errors),
+            "internal_error": self.internal_error,
+        }
+
+
+# --- the credit curve ----------------------------------------------------------------------------
+
+def gap(sense: str, value: float, best: float) -> float:
+    """Relative shortfall from the optimum: 0 at it, positive when worse."""
+    scale = abs(best) or 1.0
+    return (best - value) / scale if sense == "maximize" else (value - best) / scale
+
+
+def credit(policy, shortfall: float) -> float:
+    """The documented partial-credit curve: 1 up to ``full_credit_gap``, 0 from ``zero_credit_gap``,
+    linear in between."""
+    if shortfall <= policy.full_credit_gap:
+        return 1.0
+    if shortfall >= policy.zero_credit_gap:
+        return 0.0
+    return (policy.zero_credit_gap - shortfall) / (policy.zero_credit_gap - policy.full_credit_gap)
+
+
+def weights(mission) -> dict[str, float]:
+    """Points per component: the policy's weights over the components the mission has, scaled to max_score."""
+    p = mission.grading
+    parts = {"objective": p.objective}
+    if mission.lock:
+        parts["predictions"] = p.predictions
+    if mission.part == 2:
+        parts["moves"] = p.moves
+    total = sum(parts.values()) or 1.0
+    return {k: p.max_score * v / total for k, v in parts.items()}
+
+
+def prediction_correct(given: float, answer: float, tolerance: float) -> bool:
+    """Within the question's relative tolerance (and always within 1e-9, for exact answers)."""
+    return abs(given - answer) <= max(tolerance, 1e-9) * abs(answer) or given == answer
+
+
+# --- formatting ----------------------------------------------------------------------------------
+
+def show(value: float, unit: str) -> str:
+    """A value in the unit a student reads: GiB/MiB/KiB for bytes, % for fractions."""
+    if unit == "bytes":
+        from trainwall.report import unit_for
+
+        scale, name = unit_for(abs(value) or 1.0)
+        return f"{value / scale:.3f} {name}"
+    if unit == "fraction":
+        return f"{value:.2%}"
+    if unit == "samples/s":
+        return f"{value:.4g} samples/s"
+    return f"{value:g} {unit}"
+
+
+def show_objective(name: str, value: float) -> str:
+    return f"{value:.2%}" if name == "mfu" else f"{value:,.6g}"
+
+
+#: The levers that move a plan away from each wall, by the decision that opens them.
+LEVERS = {
+    "memory": (("training.micro_batch", "a smaller micro-batch"), ("training.recompute", "more recompute"),
+               ("training.zero_stage", "a higher ZeRO stage"), ("training.optimizer", "an optimizer with less state"),
+               ("training.optimizer_state", "8-bit optimizer state"), ("training.precision", "a narrower precision"),
+               ("training.tensor_parallel", "more tensor parallelism"),
+               ("training.pipeline_parallel", "more pipeline stages"), ("select_layers", "fewer trained layers")),
+    "flash": (("select_layers", "training more layers (a trained layer's weights leave flash)"),),
+    "stability": (("training.precision", "a format with more range (bf16, fp32)"),
+                  ("training.loss_scaling", "loss scaling"), ("training.gradient_clipping", "gradient clipping"),
+                  ("training.micro_batches", "a smaller global batch"), ("training.local_steps", "fewer local steps")),
+    "starvation": (("data.workers", "more data-loader workers"), ("data.echo", "data echoing"),
+                   ("data.augmentation", "lighter augmentation"),
+                   ("data.augmentation_on", "augmentation on the accelerator")),
+    "network": (("training.tensor_parallel", "keeping tensor parallelism inside a node"),
+                ("training.micro_batches", "more micro-batches per step"),
+                ("training.local_steps", "more local steps between averages")),
+    "mfu_target": (("training.micro_batches", "more micro-batches per step (a smaller bubble)"),
+                   ("training.pipeline_parallel", "another parallel layout"),
+                   ("training.recompute", "less recompute")),
+}
+
+
+def levers(mission, wall: str) -> str:
+    opened = set(mission.decisions) | ({"select_layers"} if mission.select_layers else set())
+    names = [text for decision, text in LEVERS.get(wall, ()) if decision in opened]
+    return f" Levers this mission opens: {', '.join(names)}." if names else ""
+
+
+# --- grading -------------------------------------------------------------------------------------
+
+def grade_submission(mission, submission, best: Optimum, source: str = "") -> Grade:
+    """Grade a schema-valid submission against ``mission`` whose optimum is ``best``.
+
+    Raises InputError where the submission does not fit the mission (a malformed submission)."""
+    from trainwall.challenges.quantities import objective_value
+    from trainwall.challenges.submission import check_against, plan
+    from trainwall.optimizer.costmodel import evaluate
+
+    check_against(mission, submission, source)
+    config = plan(mission, submission.configuration.dotted(), source)
+    try:
+        metrics = evaluate(config)
+    except InputError as exc:
+        raise InputError(f"configuration.{exc.field}" if exc.field else "configuration", exc.value, exc.allowed,
+                         source=source) from None
+    walls = mission.checks(metrics)
+    feasible = all(w.satisfied for w in walls)
+    name, sense = mission.objective.quantity, mission.objective.sense
+    value = objective_value(name, config, metrics)
+    shortfall = gap(sense, value, best.objective)
+    points = weights(mission)
+    policy = mission.grading
+
+    checks = [Check(f"wall: {w.wall}", 0.0, 0.0, w.satisfied,
+                    f"{show(w.value, w.unit)} {'>=' if w.at_least else '<='} {show(w.limit, w.unit)} required; "
+                    f"slack {show(w.slack, w.unit)}" + ("" if w.satisfied else f". Broken: {w.message}"))
+              for w in walls]
+    earned = credit(policy, shortfall) if feasible else 0.0
+    checks.append(Check(f"objective: {sense} {name}", points["objective"] * earned, points["objective"],
+                        feasible and earned == 1.0,
+                        f"yours {show_objective(name, value)}, certified optimum {show_objective(name, best.objective)}"
+                        f" (gap {max(shortfall, 0.0):.2%}); full credit within {policy.full_credit_gap:.0%}, none from "
+                        f"{policy.zero_credit_gap:.0%}" + ("" if feasible else "; an infeasible plan earns none")))
+    feedback = _feedback(mission, best, walls, feasible, name, value, shortfall)
+
+    answers = best.lock_answers
+    for question in mission.lock:
+        share = points["predictions"] / len(mission.lock)
+        given = submission.predictions.get(question.id)
+        if given is None:
+            checks.append(Check(f"prediction: {question.id}", 0.0, share, False, "not answered"))
+            continue
+        answer = answers[question.id]
+        ok = prediction_correct(given, answer, question.tolerance)
+        direction = "" if ok else ("too high" if given > answer else "too low")
+        checks.append(Check(f"prediction: {question.id}", share if ok else 0.0, share, ok,
+                            f"{given:g}: {'within' if ok else 'outside'} the {question.tolerance:.0%} tolerance"
+                            + (f" ({direction})" if direction else "")))
+        if not ok:
+            feedback.append(f"Prediction {question.id} = {given:g} is {direction}. {question.text}")
+
+    reached = None
+    if mission.part == 2:
+        reached, output = _five_move_rule(mission, submission, best, source)
+        ok = reached is not None and reached <= policy.move_limit
+        checks.append(Check(f"{policy.move_limit}-move rule", points["moves"] if ok else 0.0, points["moves"], ok,
+                            output))
+    score = round(sum(c.score for c in checks), 12)
+    return Grade(source, mission.reference, submission.student, True, score, policy.max_score, feasible, name, sense,
+                 value, best.objective, shortfall, tuple(checks), tuple(walls), tuple(feedback),
+                 moves_to_balance=reached)
+
+
+def _feedback(mission, best: Optimum, walls, feasible: bool, name: str, value: float, shortfall: float) -> list[str]:
+    """What to do next: the broken walls and their levers, or the wall the optimum leans on."""
+    if not feasible:
+        return [f"The plan breaks the {w.wall} wall: {w.message}.{levers(mission, w.wall)}"
+                for w in walls if not w.satisfied]
+    policy = mission.grading
+    if shortfall <= policy.full_credit_gap:
+        return [f"Feasible and within {policy.full_credit_gap:.0%} of the certified optimum: full credit."]
+    better = "higher" if mission.objective.sense == "maximize" else "lower"
+    out = [f"Feasible, but {shortfall:.1%} short of the certified optimum: a {better} {name} is possible."]
+    by_wall = {w.wall: w for w in walls}
+    for wall in best.binding:
+        mine = by_wall.get(wall)
+        room = f"; your plan keeps {show(mine.slack, mine.unit)} of slack on it" if mine else ""
+        out.append(f"At the optimum the {wall} wall binds{room}: push your plan toward that wall.")
+    return out
+
+
+def _five_move_rule(mission, submission, best: Optimum, source: str) -> tuple[int | None, str]:
+    """Replay the move log from the naive plan; the first move that reaches the balance point."""
+    from trainwall.challenges.quantities import objective_value
+    from trainwall.challenges.submission import plan
+    from trainwall.optimizer.costmodel import evaluate
+
+    if not submission.moves:
+        return None, "no move log submitted ([[moves]], each the fields changed from the previous plan)"
+    chosen: dict[str, object] = {}
+    for i, move in enumerate(submission.moves, start=1):
+        chosen.update(move.dotted())
+        config = plan(mission, chosen, source, where=f"moves.{i - 1}", base=mission.naive)
+        metrics = evaluate(config)
+        value = objective_value(mission.objective.quantity, config, metrics)
+        if (not mission.violations(metrics)
+                and gap(mission.objective.sense, value, best.objective) <= mission.grading.full_credit_gap):
+            return i, f"balance point reached at move {i} (limit {mission.grading.move_limit})"
+    return None, f"the balance point was not reached in the {len(submission.moves)} logged moves"
+
+
+def grade_file(path: str | Path, missions: "MissionSource") -> Grade:
+    """Grade one submission file; never raises (malformed and internal failures are Grades too)."""
+    from trainwall.challenges.submission import load_submission
+
+    source = str(path)
+    submission = None
+    try:
+        submission = load_submission(path)
+        mission, best = missions.find(submission.mission, source)
+        return grade_submission(mission, submission, best, source)
+    except TrainwallError as exc:
+        return malformed(source, str(exc), submission)
+    except Exception as exc:  # noqa: BLE001 - the grader's own failure still writes a results file
+        return Grade(source, getattr(submission, "mission", None), getattr(submission, "student", None), False, 0.0,
+                     missions.max_score, internal_error=f"{type(exc).__name__}: {exc}",
+                     feedback=("The grader itself failed on this submission; this is not your mistake. "
+                               "Tell your instructor.",))
+
+
+def malformed(source: str, message: str, submission=None, max_score: float = 1.0) -> Grade:
+    return Grade(source, getattr(submission, "mission", None), getattr(submission, "student", None), False, 0.0,
+                 max_score, format_errors=(_clip(message),),
+                 feedback=("The submission could not be graded: fix the error and submit again.",))
+
+
+def _clip(text: str, limit: int = 2000) -> str:
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text) - limit} more characters)"
+
+
+class MissionSource:
+    """Where a submission's mission comes from: one fixed mission (``--mission``), a folder of
+    answer keys (variants), or the shipped missions by id."""
+
+    def __init__(self, fixed=None, keys: dict | None = None) -> None:
+        self.fixed = fixed
+        self.keys = keys or {}          # reference -> (mission, Optimum)
+
+    @property
+    def max_score(self) -> float:
+        return self.fixed.grading.max_score if self.fixed is not None else 1.0
+
+    def find(self, reference: str, source: str):
+        """(mission, optimum) for a submission's ``mission`` field."""
+        if reference in self.keys:
+            return self.keys[reference]
+        if self.fixed is not None:
+            if reference != self.fixed.reference:
+                raise InputError("mission", reference, f"this grader grades {self.fixed.reference!r}", source=source)
+            return self.fixed, optimum(self.fixed)
+        if "@" in reference:
+            raise InputError("mission", reference, "a variant is graded with --mission naming its answer-key folder "
+                             "(or the variant's mission file)", source=source)
+        from trainwall.challenges.mission import mission as shipped
+
+        found = shipped(reference)
+        return found, optimum(found)
+
+    @classmethod
+    def open(cls, reference: str | None) -> "MissionSource":
+        """From ``--mission``: None, a mission id, a mission / variant file, or an answer-key folder."""
+        if reference is None:
+            return cls()
+        if Path(reference).is_dir():
+            from trainwall.challenges.variants import load_keys
+
+            return cls(keys=load_keys(reference))
+        from trainwall.challenges.mission import resolve
+
+        return cls(fixed=resolve(reference))

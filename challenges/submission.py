@@ -1,0 +1,161 @@
+"""A student's submission (INTERFACE.md, "Submission file") and the plan it describes.
+
+A submission names its mission (``cloud/3``, or a generated variant ``cloud/3@7f3a2c1e``),
+optionally the student, the chosen ``[configuration]`` (the keys of a config's
+``[training]`` and ``[data]``), the Lock ``[predictions]`` and, for part 2, the
+``[[moves]]`` the student made from the naive configuration (the lab's 5-move rule).
+
+The schema is strict (unknown keys are errors) and shares the config's section
+definitions, so ``trainwall schema submission`` publishes the same rules. A submission
+may only set what its mission decides: a decision's value must be one the mission
+lists (or inside its range), and any other field must be left out or equal the
+scenario's. Every error names the field (``configuration.training.micro_batch``),
+the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from trainwall.config import DataSection, TrainingSection, first_error, parse_config
+from trainwall.errors import InputError
+
+#: A submission's ``mission``: a mission id, or a variant's ``id@variant``.
+REFERENCE_PATTERN = r"^(cloud|edge|mobile|tiny)/[123](@[a-z0-9]{1,32})?$"
+MAX_MOVES = 64
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
+
+
+class Choices(_Strict):
+    """The fields a student sets: a config's ``[training]`` and ``[data]`` keys (any subset)."""
+
+    training: TrainingSection = TrainingSection()
+    data: DataSection = DataSection()
+
+    def dotted(self) -> dict[str, object]:
+        """Only what the student wrote, as dotted fields (``training.micro_batch``)."""
+        return {f"{section}.{name}": value for section in ("training", "data")
+                for name, value in getattr(self, section).model_dump(exclude_unset=True).items()}
+
+
+class Submission(_Strict):
+    """One student's answer to one mission."""
+
+    mission: Annotated[str, Field(pattern=REFERENCE_PATTERN)]
+    student: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    configuration: Choices
+    predictions: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)], float] = {}
+    moves: Annotated[list[Choices], Field(max_length=MAX_MOVES)] = []
+
+
+def parse_submission(data: object, source: str) -> Submission:
+    """Validate parsed data into a :class:`Submission` (schema only: the mission is not read)."""
+    if not isinstance(data, dict):
+        raise InputError("", type(data).__name__, "a submission must be a table (mission, configuration, ...)",
+                         source=source)
+    try:
+        return Submission.model_validate(data)
+    except ValidationError as exc:
+        raise first_error(exc, Submission).with_source(source) from None
+
+
+def load_submission(path: str | Path) -> Submission:
+    from trainwall.fileformats import read_document
+
+    return parse_submission(read_document(path), str(path))
+
+
+def check_against(mission, submission: Submission, source: str) -> None:
+    """The submission's mission, predictions and moves must fit ``mission``."""
+    if submission.mission != mission.reference:
+        raise InputError("mission", submission.mission, f"this grader grades {mission.reference!r}", source=source)
+    known = [q.id for q in mission.lock]
+    for name in submission.predictions:
+        if name not in known:
+            raise InputError(f"predictions.{name}", submission.predictions[name],
+                             f"not a Lock question of {mission.reference}; its questions: "
+                             f"{', '.join(known) or 'none'}", source=source)
+    if submission.moves and mission.part != 2:
+        raise InputError("moves", f"{len(submission.moves)} moves", "a move log belongs to a part-2 mission "
+                         f"(the pipeline race); {mission.reference} is part {mission.part}", source=source)
+
+
+def _free_fields(mission) -> set[str]:
+    """Fields a submission may set besides the listed decisions."""
+    free = set()
+    if mission.select_layers:
+        free.add("training.trainable")
+    if mission.part == 3:   # the global batch sets the micro-batch count, the degrees set the device count
+        free.add("training.global_batch")
+    return free
+
+
+def _check_choice(mission, scenario, dotted: str, value: object, field: str, source: str) -> None:
+    from trainwall.challenges.mission import IntRange
+
+    allowed = mission.decisions.get(dotted)
+    if isinstance(allowed, IntRange):
+        if isinstance(value, bool) or not isinstance(value, int) or not allowed.min <= value <= allowed.max:
+            raise InputError(field, value, f"{mission.reference} allows {allowed.min} to {allowed.max}", source=source)
+    elif allowed is not None:
+        if not any(value == a and type(value) is type(a) for a in allowed):
+            raise InputError(field, value, f"{mission.reference} allows {', '.join(repr(a) for a in allowed)}",
+                             source=source)
+    elif dotted not in _free_fields(mission):
+        section, name = dotted.split(".", 1)
+        fixed = getattr(getattr(scenario, section), name)
+        if value != fixed:
+            opened = ", ".join(list(mission.decisions) + sorted(_free_fields(mission)))
+            raise InputError(field, value, f"not a decision of {mission.reference} (it decides {opened}); "
+                             f"leave it out or give the scenario's {fixed!r}", source=source)
+
+
+def plan(mission, chosen: dict[str, object], source: str, where: str = "configuration", base: dict | None = None):
+    """The validated :class:`Config` of ``mission`` with the dotted ``chosen`` fields set.
+
+    ``base`` (section overrides, e.g. the naive plan a move log starts from) is applied
+    first and not checked; every field in ``chosen`` is checked against the mission."""
+    scenario = parse_config(mission.config_data(), f"{mission.reference} scenario")
+    for dotted, value in chosen.items():
+        _check_choice(mission, scenario, dotted, value, f"{where}.{dotted}", source)
+    data = mission.config_data(base, chosen)
+    if mission.part == 3:
+        _scale_out(mission, data, where, source)
+    try:
+        return parse_config(data)
+    except InputError as exc:
+        raise InputError(f"{where}.{exc.field}" if exc.field else where, exc.value, exc.allowed,
+                         source=source) from None
+
+
+def _scale_out(mission, data: dict, where: str, source: str) -> None:
+    """Part 3: the degrees set the device count; the global batch, the micro-batch count."""
+    from trainwall.optimizer.scaling_wall import degrees
+
+    t = data["training"]
+    chosen = {f"training.{k}": v for k, v in t.items()}
+    tp, pp, dp = degrees(mission, chosen)
+    devices = tp * pp * dp
+    limits = mission.limits
+    if not limits.min_devices <= devices <= limits.devices:
+        raise InputError(f"{where}.training.data_parallel", dp,
+                         f"tensor x pipeline x data = {tp} x {pp} x {dp} = {devices} devices; {mission.reference} "
+                         f"uses {limits.min_devices} to {limits.devices}", source=source)
+    data["system"]["devices"] = devices
+    t.update(tensor_parallel=tp, pipeline_parallel=pp, data_parallel=dp)
+    mb = t.get("micro_batch", 1)
+    gb = t.get("global_batch", mb * dp)
+    if gb > limits.global_batch:
+        raise InputError(f"{where}.training.global_batch", gb,
+                         f"{mission.reference} allows at most {limits.global_batch}", source=source)
+    field, span = mission.integer_decision
+    if gb % (mb * dp) == 0 and not span.min <= gb // (mb * dp) <= span.max:
+        raise InputError(f"{where}.training.global_batch", gb,
+                         f"global_batch / (micro_batch x data_parallel) = {gb // (mb * dp)} micro-batches; "
+                         f"{mission.reference} allows {span.min} to {span.max}", source=source)
