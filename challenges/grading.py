@@ -191,6 +191,15 @@ def show(value: float, unit: str) -> str:
     return f"{value:g} {unit}"
 
 
+def wall_summary(w) -> str:
+    """One wall's verdict: value against limit and the slack, or what breaks it."""
+    if w.wall == "stability":
+        return "stable: every rule holds" if w.satisfied else f"unstable: {w.message}"
+    line = (f"{show(w.value, w.unit)} {'>=' if w.at_least else '<='} {show(w.limit, w.unit)} required; "
+            f"slack {show(w.slack, w.unit)}")
+    return line if w.satisfied else f"{line}. Broken: {w.message}"
+
+
 def show_objective(name: str, value: float) -> str:
     return f"{value:.2%}" if name == "mfu" else f"{value:,.6g}"
 
@@ -249,10 +258,7 @@ def grade_submission(mission, submission, best: Optimum, source: str = "") -> Gr
     points = weights(mission)
     policy = mission.grading
 
-    checks = [Check(f"wall: {w.wall}", 0.0, 0.0, w.satisfied,
-                    f"{show(w.value, w.unit)} {'>=' if w.at_least else '<='} {show(w.limit, w.unit)} required; "
-                    f"slack {show(w.slack, w.unit)}" + ("" if w.satisfied else f". Broken: {w.message}"))
-              for w in walls]
+    checks = [Check(f"wall: {w.wall}", 0.0, 0.0, w.satisfied, wall_summary(w)) for w in walls]
     earned = credit(policy, shortfall) if feasible else 0.0
     checks.append(Check(f"objective: {sense} {name}", points["objective"] * earned, points["objective"],
                         feasible and earned == 1.0,

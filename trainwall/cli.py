@@ -31,7 +31,102 @@ def _parser() -> argparse.ArgumentParser:
     so = sub.add_parser("solve", help="the proven-optimal configuration of a mission")
     so.add_argument("mission", help="a mission id (mobile/1) or a mission / variant file")
     so.add_argument("--json", action="store_true", help="print INTERFACE.md's JSON instead of text")
+    gr = sub.add_parser("grade", help="grade a submission, or a folder of them")
+    gr.add_argument("submission", help="a submission file (TOML, JSON or YAML), or a folder of them")
+    gr.add_argument("--mission", help="grade against this mission id, mission / variant file, or answer-key folder")
+    gr.add_argument("--format", default="text", choices=("text", "json", "gradescope", "prairielearn", "junit"))
+    gr.add_argument("--output", help="write the results file here (for a folder: the results folder)")
+    gr.add_argument("--platform-path", action="store_true",
+                    help="write to the platform's own path (/autograder/results/results.json for gradescope, "
+                         "/grade/results/results.json for prairielearn)")
+    gr.add_argument("--fail-under", type=float, metavar="S", help="exit 3 when the score is below S")
+    gr.add_argument("--jobs", type=int, default=0, help="worker processes for a folder (default: every core)")
+    sc = sub.add_parser("schema", help="print the JSON Schema of a file format")
+    sc.add_argument("kind", choices=("config", "submission", "mission"))
     return p
+
+
+def _schema(args: argparse.Namespace) -> int:
+    """The JSON Schema generated from the pydantic models the validator uses."""
+    if args.kind == "config":
+        from trainwall.config import Config as model
+    elif args.kind == "submission":
+        from trainwall.challenges.submission import Submission as model
+    else:
+        from trainwall.challenges.mission import Mission as model
+    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", **model.model_json_schema()}
+    print(json.dumps(schema, indent=2, sort_keys=True))
+    return EXIT_OK
+
+
+def _grade(args: argparse.Namespace) -> int:
+    """One submission: always a results file (exit 0 graded, 2 malformed, 1 grader failure, 3 under
+    --fail-under); a folder: one results file per student plus summary.csv and scores.png."""
+    from pathlib import Path
+
+    from trainwall.challenges import grading
+    from trainwall.challenges.results import PLATFORM_PATHS, render
+    from trainwall.errors import TrainwallError
+
+    target = args.output
+    if args.platform_path:
+        if args.format not in PLATFORM_PATHS:
+            raise _usage(f"--platform-path needs --format gradescope or prairielearn, not {args.format}")
+        target = PLATFORM_PATHS[args.format]
+    if Path(args.submission).is_dir():
+        return _grade_folder(args)
+    setup_error = None
+    try:
+        source = grading.MissionSource.open(args.mission)
+        grade = grading.grade_file(args.submission, source)
+    except TrainwallError as exc:   # the instructor's --mission: still a results file, exit 2
+        setup_error = str(exc)
+        grade = grading.Grade(args.submission, None, None, False, 0.0, 1.0, internal_error=f"grader setup: {exc}")
+    written = render(grade, args.format)
+    if target:
+        try:
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+            Path(target).write_text(written, encoding="utf-8")
+        except OSError as exc:
+            print(f"trainwall: cannot write {target}: {exc.strerror}", file=sys.stderr)
+            return EXIT_INTERNAL
+        print(f"trainwall: {grade.score:g} / {grade.max_score:g} -> {target}", file=sys.stderr)
+    else:
+        sys.stdout.write(written)
+    if setup_error:
+        print(f"trainwall: {setup_error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if grade.internal_error:
+        print(f"trainwall: internal error: {grade.internal_error}", file=sys.stderr)
+        return EXIT_INTERNAL
+    if not grade.gradable:
+        print(f"trainwall: {grade.format_errors[0]}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.fail_under is not None and grade.score < args.fail_under:
+        return EXIT_INFEASIBLE
+    return EXIT_OK
+
+
+def _grade_folder(args: argparse.Namespace) -> int:
+    from trainwall.challenges import grading
+    from trainwall.challenges.classroom import grade_folder
+
+    if not args.output:
+        raise _usage("grading a folder writes one results file per student: give --output DIR")
+    result = grade_folder(args.submission, grading.MissionSource.open(args.mission), args.format, args.output,
+                          args.jobs)
+    gradable = [g for g in result.grades if g.gradable]
+    mean = sum(g.score for g in gradable) / len(gradable) if gradable else 0.0
+    print(f"graded {len(result.grades)} submissions ({len(result.grades) - len(gradable)} not gradable), "
+          f"mean score {mean:.3g}; results in {result.results_dir}, summary {result.summary_csv}, "
+          f"histogram {result.histogram}")
+    return EXIT_INTERNAL if result.internal_failures else EXIT_OK
+
+
+def _usage(message: str):
+    from trainwall.errors import InputError
+
+    return InputError("", "", message)
 
 
 def _missions(args: argparse.Namespace) -> int:
@@ -87,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     from trainwall.errors import TrainwallError
 
     try:
-        return {"evaluate": _evaluate, "missions": _missions, "solve": _solve}[args.command](args)
+        return {"evaluate": _evaluate, "missions": _missions, "solve": _solve, "grade": _grade,
+                "schema": _schema}[args.command](args)
     except TrainwallError as exc:
         print(f"trainwall: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -1,0 +1,167 @@
+"""Grading a class: every file in a folder, in parallel, one results file per student,
+a summary CSV and a histogram of the scores.
+
+Each distinct mission is solved once, in this process, before the workers start; the
+workers receive the optima (no worker re-solves). Files are graded in sorted order and
+written by this process, so the outputs do not depend on the number of workers.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from trainwall.challenges import grading
+from trainwall.challenges.results import SUFFIX, clean, render
+
+SUMMARY_COLUMNS = ("file", "student", "mission", "gradable", "feasible", "score", "max_score", "objective",
+                   "optimum", "gap", "moves_to_balance", "error")
+
+
+def safe_name(name: str, limit: int = 80) -> str:
+    """A file name that stays inside its folder: letters, digits, ``.``, ``_`` and ``-`` only,
+    never starting with a dot; anything changed gets a short hash so two names never collide."""
+    import hashlib
+
+    kept = re.sub(r"[^A-Za-z0-9._-]", "_", name)[:limit].lstrip(".") or "_"
+    if kept == name:
+        return kept
+    return f"{kept}-{hashlib.sha256(name.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
+
+
+def submission_files(folder: Path) -> list[Path]:
+    """Every visible regular file directly in ``folder``, sorted (an odd file is graded as malformed)."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+
+
+@dataclass(frozen=True)
+class ClassResult:
+    grades: tuple
+    results_dir: Path
+    summary_csv: Path
+    histogram: Path
+
+    @property
+    def internal_failures(self) -> int:
+        return sum(1 for g in self.grades if g.internal_error)
+
+
+def _referenced_missions(files: list[Path]) -> set[str]:
+    """The shipped mission ids the submissions name (read cheaply; bad files are skipped here)."""
+    from trainwall.challenges.mission import shipped_ids
+    from trainwall.errors import TrainwallError
+    from trainwall.fileformats import read_document
+
+    found = set()
+    for path in files:
+        try:
+            data = read_document(path)
+        except TrainwallError:
+            continue
+        if isinstance(data, dict) and data.get("mission") in shipped_ids():
+            found.add(data["mission"])
+    return found
+
+
+_SOURCE: grading.MissionSource | None = None
+
+
+def _init_worker(source: grading.MissionSource, optima: list) -> None:
+    global _SOURCE
+    _SOURCE = source
+    for mission, best in optima:
+        grading.remember(mission, best)
+
+
+def _grade_one(path: Path):
+    return grading.grade_file(path, _SOURCE)
+
+
+def grade_folder(folder: str | Path, source: grading.MissionSource, fmt: str, out: str | Path,
+                 jobs: int = 0, progress: bool | None = None) -> ClassResult:
+    """Grade every file in ``folder`` into ``out``; ``jobs = 0`` uses every core."""
+    import os
+
+    from tqdm import tqdm
+
+    folder, out = Path(folder), Path(out)
+    files = submission_files(folder)
+    optima = []
+    if source.fixed is not None:
+        optima.append((source.fixed, grading.optimum(source.fixed)))
+    if not source.keys and source.fixed is None:
+        from trainwall.challenges.mission import mission
+
+        for ref in sorted(_referenced_missions(files)):
+            optima.append((mission(ref), grading.optimum(mission(ref))))
+    workers = max(1, min(jobs or os.cpu_count() or 1, len(files) or 1))
+    bar = tqdm(total=len(files), desc="grading", unit="submission", disable=progress is False or None)
+    if workers == 1:
+        _init_worker(source, optima)
+        grades = []
+        for path in files:
+            grades.append(_grade_one(path))
+            bar.update()
+    else:
+        with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(source, optima)) as pool:
+            grades = []
+            for g in pool.map(_grade_one, files, chunksize=max(1, len(files) // (8 * workers))):
+                grades.append(g)
+                bar.update()
+    bar.close()
+    out.mkdir(parents=True, exist_ok=True)
+    for path, g in zip(files, grades):
+        (out / f"{safe_name(path.name)}{SUFFIX[fmt]}").write_text(render(g, fmt), encoding="utf-8")
+    summary = out / "summary.csv"
+    summary.write_text(summary_csv(files, grades), encoding="utf-8")
+    histogram = out / "scores.png"
+    score_histogram(grades, histogram, folder.name)
+    return ClassResult(tuple(grades), out, summary, histogram)
+
+
+def _cell(value: object) -> str:
+    """A CSV cell that a spreadsheet shows as text, never runs as a formula."""
+    if value is None:
+        return ""
+    text = clean(value, 256)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def summary_csv(files: list[Path], grades) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(SUMMARY_COLUMNS)
+    for path, g in zip(files, grades):
+        error = g.internal_error or "; ".join(g.format_errors)
+        writer.writerow([_cell(path.name), _cell(g.student), _cell(g.mission), g.gradable,
+                         "" if g.feasible is None else g.feasible, f"{g.score:.6g}", f"{g.max_score:g}",
+                         "" if g.objective is None else f"{g.objective:.6g}",
+                         "" if g.optimum is None else f"{g.optimum:.6g}",
+                         "" if g.gap is None else f"{g.gap:.6g}",
+                         "" if g.moves_to_balance is None else g.moves_to_balance, _cell(error)])
+    return buf.getvalue()
+
+
+def score_histogram(grades, path: Path, title: str) -> None:
+    """Scores of the class, with malformed submissions counted apart (deterministic PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    top = max((g.max_score for g in grades), default=1.0)
+    scores = [g.score for g in grades if g.gradable]
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    ax.hist(scores, bins=10, range=(0.0, top), color="#4477aa", edgecolor="black", hatch="//")
+    ax.set_xlabel(f"score (of {top:g})")
+    ax.set_ylabel("submissions")
+    ungraded = len(grades) - len(scores)
+    ax.set_title(clean(f"{title}: {len(grades)} submissions ({ungraded} not gradable)", 120))
+    ax.set_xlim(0.0, top)
+    fig.tight_layout()
+    fig.savefig(path, metadata={"Software": None})
+    plt.close(fig)
