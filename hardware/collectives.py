@@ -79,9 +79,22 @@ def _capacity(data: dict, background: float) -> float:
     return data["capacity"] * ((1.0 - background) if data["network"] else 1.0)
 
 
-def _plan(topology: Topology, messages: list[tuple[object, object, float]], steps: int,
-          algorithm: str, background: float) -> CollectivePlan:
-    """Route ``messages`` (src node, dst node, bytes per byte of S) and cost them."""
+@dataclass(frozen=True)
+class _Routed:
+    """Messages routed on a topology, before any background load: what does not depend on it.
+
+    ``local`` is the worst (load / capacity, edge) over edges outside the network (their
+    capacity is all ours), ``network`` the worst (load / capacity, edge, load) over
+    network edges, whose capacity the background shrinks by the same factor for all,
+    so the worst network edge is the same at every background."""
+
+    hop_latency: float
+    local: tuple | None
+    network: tuple | None
+
+
+def _route(topology: Topology, messages: list[tuple[object, object, float]]) -> _Routed | None:
+    """Route ``messages`` (src node, dst node, bytes per byte of S) and sum the load per edge."""
     load: dict[tuple, float] = defaultdict(float)
     hop_latency = 0.0
     for src, dst, share in messages:
@@ -90,12 +103,27 @@ def _plan(topology: Topology, messages: list[tuple[object, object, float]], step
         for edge in path:
             load[edge] += share
     if not load:
+        return None
+    edges = topology.edge_data
+    local = [(ld / edges[e]["capacity"], e) for e, ld in load.items() if not edges[e]["network"]]
+    network = [(ld / edges[e]["capacity"], e, ld) for e, ld in load.items() if edges[e]["network"]]
+    return _Routed(hop_latency, max(local) if local else None, max(network) if network else None)
+
+
+def _cost(topology: Topology, routed: _Routed | None, steps: int, algorithm: str,
+          background: float) -> CollectivePlan:
+    """The plan of routed messages with ``background`` of every network edge already busy."""
+    if routed is None:
         return NO_COMMUNICATION
     edges = topology.edge_data
-    seconds, bottleneck = max((ld / _capacity(edges[e], background), e) for e, ld in load.items())
-    net = [(ld, edges[e]["capacity"]) for e, ld in load.items() if edges[e]["network"]]
-    net_load, net_cap = max(net, key=lambda t: t[0] / t[1]) if net else (0.0, 0.0)
-    return CollectivePlan(algorithm, seconds, steps * hop_latency, bottleneck,
+    candidates = [routed.local] if routed.local else []
+    net_load = net_cap = 0.0
+    if routed.network:
+        _, edge, net_load = routed.network
+        net_cap = edges[edge]["capacity"]
+        candidates.append((net_load / _capacity(edges[edge], background), edge))
+    seconds, bottleneck = max(candidates)
+    return CollectivePlan(algorithm, seconds, steps * routed.hop_latency, bottleneck,
                           edges[bottleneck]["link"], net_load, net_cap)
 
 
@@ -107,12 +135,29 @@ def _ring_messages(topology: Topology, groups: Groups, share: float) -> list:
     return out
 
 
+@lru_cache(maxsize=4096)
+def _ring_routed(topology: Topology, groups: Groups, all_reduce: bool) -> _Routed | None:
+    n = len(groups[0])
+    return _route(topology, _ring_messages(topology, groups, (2.0 if all_reduce else 1.0) * (n - 1) / n))
+
+
 def _ring(topology: Topology, groups: Groups, background: float, all_reduce: bool) -> CollectivePlan:
     n = len(groups[0])
-    factor = (2.0 if all_reduce else 1.0) * (n - 1) / n
     steps = (2 if all_reduce else 1) * (n - 1)
     name = "ring all-reduce" if all_reduce else "ring"
-    return _plan(topology, _ring_messages(topology, groups, factor), steps, name, background)
+    return _cost(topology, _ring_routed(topology, groups, all_reduce), steps, name, background)
+
+
+@lru_cache(maxsize=4096)
+def _aggregator_routed(topology: Topology, groups: Groups) -> _Routed | None:
+    msgs = [(topology.devices[r], topology.aggregator, 1.0) for grp in groups for r in grp]
+    msgs += [(topology.aggregator, topology.devices[r], 1.0) for grp in groups for r in grp]
+    return _route(topology, msgs)
+
+
+@lru_cache(maxsize=4096)
+def _p2p_routed(topology: Topology, pairs: tuple[tuple[int, int], ...]) -> _Routed | None:
+    return _route(topology, [(topology.devices[a], topology.devices[b], 1.0) for a, b in pairs if a != b])
 
 
 def _split_by_node(topology: Topology, groups: Groups) -> tuple[Groups, Groups] | None:
@@ -145,9 +190,8 @@ def all_reduce(topology: Topology, groups: Groups, background: float = 0.0) -> C
         ar = _ring(topology, inter, background, all_reduce=True)
         candidates.append(rs.then(ar, "hierarchical all-reduce", 1.0 / g).then(rs, "hierarchical all-reduce"))
     if topology.aggregator is not None:
-        msgs = [(topology.devices[r], topology.aggregator, 1.0) for grp in groups for r in grp]
-        msgs += [(topology.aggregator, topology.devices[r], 1.0) for grp in groups for r in grp]
-        candidates.append(_plan(topology, msgs, 2, "aggregator all-reduce", background))
+        candidates.append(_cost(topology, _aggregator_routed(topology, groups), 2, "aggregator all-reduce",
+                                background))
     return min(candidates, key=lambda p: (p.seconds_per_byte, p.latency))
 
 
@@ -166,5 +210,4 @@ reduce_scatter = all_gather
 def point_to_point(topology: Topology, pairs: tuple[tuple[int, int], ...],
                    background: float = 0.0) -> CollectivePlan:
     """Concurrent sends of S bytes from each ``src`` rank to its ``dst`` rank."""
-    msgs = [(topology.devices[a], topology.devices[b], 1.0) for a, b in pairs if a != b]
-    return _plan(topology, msgs, 1, "point-to-point", background) if msgs else NO_COMMUNICATION
+    return _cost(topology, _p2p_routed(topology, pairs), 1, "point-to-point", background)
