@@ -282,10 +282,17 @@ def _check(mission: Mission, source: str) -> Mission:
                          f"must exceed grading.full_credit_gap = {policy.full_credit_gap}", source=source)
     if mission.variants is not None:
         dumped = mission.model_dump()
-        for path in mission.variants.perturb:
-            if not isinstance(lookup(dumped, path), Scalar):
-                raise InputError(f"variants.perturb.{path}", path, "must name a value this mission file sets "
-                                 "(e.g. scenario.system.background_network_load, limits.global_batch)", source=source)
+        for path, values in mission.variants.perturb.items():
+            parent, _, leaf = path.rpartition(".")
+            sets = isinstance(lookup(dumped, path), Scalar)
+            if not sets and not (parent.startswith("scenario.") and isinstance(lookup(dumped, parent), dict)):
+                raise InputError(f"variants.perturb.{path}", path, "must name a value this mission file sets, or a "
+                                 "field of a scenario section (e.g. scenario.system.background_network_load, "
+                                 "limits.global_batch)", source=source)
+            if parent.startswith("scenario."):
+                for value in values:
+                    parse_config(mission.config_data({parent.removeprefix("scenario."): {leaf: value}}),
+                                 f"{source}: variants.perturb.{path} = {value!r}")
     if mission.id != f"{mission.track}/{mission.part}":
         raise InputError("id", mission.id, f"must be \"{mission.track}/{mission.part}\" (track/part)",
                          source=source)

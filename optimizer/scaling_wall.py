@@ -43,6 +43,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+import numpy as np
+
 from trainwall.errors import InputError
 from trainwall.optimizer.highs import Solver, Status
 
@@ -126,8 +128,9 @@ def scaling_modes(mission) -> tuple[list[ScalingMode], int]:
         if float(st.memory_total(st.pipeline_parallel)) <= capacity:
             m_memory = m_hi
         else:
-            m_memory = max((m for m in range(1, st.pipeline_parallel) if float(st.memory_total(m)) <= capacity),
-                           default=0)
+            counts = np.arange(1, st.pipeline_parallel)
+            fitting = counts[st.memory_total(counts) <= capacity]   # the same arithmetic, every m at once
+            m_memory = int(fitting.max()) if fitting.size else 0
         work = resolve_workload(config)
         profile = work.stability
         fmt = stability.check(t.precision, t.loss_scaling, t.loss_scale, True, 0, profile.gradient_min,

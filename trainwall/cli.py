@@ -41,9 +41,31 @@ def _parser() -> argparse.ArgumentParser:
                          "/grade/results/results.json for prairielearn)")
     gr.add_argument("--fail-under", type=float, metavar="S", help="exit 3 when the score is below S")
     gr.add_argument("--jobs", type=int, default=0, help="worker processes for a folder (default: every core)")
+    ge = sub.add_parser("generate", help="per-student variants of a mission: handouts apart from answer keys")
+    ge.add_argument("mission", help="a mission id (cloud/3) or a mission file with [variants.perturb]")
+    who = ge.add_mutually_exclusive_group(required=True)
+    who.add_argument("--count", type=int, help="this many variants (variant-001, ...)")
+    who.add_argument("--roster", help="a CSV roster: one variant per student id (column 'student', else the first)")
+    ge.add_argument("--seed", type=int, required=True, help="the same seed and roster give the same files")
+    ge.add_argument("--out", required=True, help="folder for handouts/ and keys/")
+    ge.add_argument("--jobs", type=int, default=0, help="worker processes (default: every core)")
     sc = sub.add_parser("schema", help="print the JSON Schema of a file format")
     sc.add_argument("kind", choices=("config", "submission", "mission"))
     return p
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from trainwall.challenges.mission import resolve
+    from trainwall.challenges.variants import generate, numbered_students, read_roster, write
+
+    mission = resolve(args.mission)
+    students = read_roster(args.roster) if args.roster else numbered_students(args.count)
+    variants = generate(mission, args.seed, students, args.jobs)
+    out = write(variants, mission, args.seed, args.out)
+    redrawn = sum(1 for v in variants if v.attempt)
+    print(f"{len(variants)} variants of {mission.id} ({redrawn} redrawn to stay good exercises): "
+          f"handouts in {out / 'handouts'}, answer keys in {out / 'keys'}")
+    return EXIT_OK
 
 
 def _schema(args: argparse.Namespace) -> int:
@@ -183,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return {"evaluate": _evaluate, "missions": _missions, "solve": _solve, "grade": _grade,
-                "schema": _schema}[args.command](args)
+                "generate": _generate, "schema": _schema}[args.command](args)
     except TrainwallError as exc:
         print(f"trainwall: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -1,0 +1,315 @@
+"""Per-student variants of a mission: ``trainwall generate``.
+
+A variant draws one value for each path of the mission's ``[variants.perturb]`` table
+(the stated ranges: model size, budgets, bandwidth headroom, CPU cores, ...), from a
+random stream seeded by (mission, seed, student, attempt). It is solved and kept only
+if it stays a good exercise (:func:`assess`):
+
+1. the optimum is proven (status optimal, certified by the exhaustive evaluator);
+2. the naive plan still breaks a wall;
+3. the mission's intended wall binds at the optimum;
+4. the optimum beats the runner-up (the best plan in any other mode) by at least
+   ``min_margin``, relative, so the answer is unique up to the tie-break within its mode.
+
+A rejected draw is redrawn (attempt + 1) up to :data:`MAX_ATTEMPTS` times. Identical
+draws are solved once; draws are solved in parallel and in a fixed order, so the same
+seed and roster give byte-identical files on any machine and any core count.
+
+Output: ``handouts/<student>/mission.toml`` and ``submission.toml`` (what a student
+gets: the variant, nothing of its solution) and ``keys/<student>.json`` plus
+``keys/index.csv`` (the answer keys: the optimum, its binding walls, the Lock answers),
+in separate folders.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import random
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from trainwall.errors import InputError
+
+MAX_ATTEMPTS = 8
+MAX_STUDENTS = 10_000
+
+
+@dataclass(frozen=True)
+class Variant:
+    student: str
+    attempt: int
+    mission: dict          # the variant's mission file, as data
+    optimum: dict          # Optimum.to_dict()
+    rejected: tuple[str, ...]
+
+
+def read_roster(path: str | Path) -> list[str]:
+    """Student ids from a CSV roster: the ``student`` (or ``id``) column, else the first column."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise InputError("", str(path), "no such roster file", source=str(path)) from None
+    except (UnicodeDecodeError, IsADirectoryError, PermissionError) as exc:
+        raise InputError("", str(path), f"cannot read the roster as UTF-8 CSV text ({type(exc).__name__})",
+                         source=str(path)) from None
+    rows = list(csv.reader(io.StringIO(text)))
+    if not rows:
+        raise InputError("", "<empty>", "the roster has no rows", source=str(path))
+    header = [h.strip().lower() for h in rows[0]]
+    column = next((header.index(n) for n in ("student", "id", "student_id") if n in header), None)
+    body = rows[1:] if column is not None else rows
+    column = column or 0
+    students, seen = [], {}
+    for number, row in enumerate(body, start=2 if body is not rows else 1):
+        if not any(cell.strip() for cell in row):
+            continue
+        sid = row[column].strip() if column < len(row) else ""
+        if not sid:
+            raise InputError(f"row {number}", row, "a student id is empty", source=str(path))
+        if sid in seen:
+            raise InputError(f"row {number}", sid, f"duplicate of row {seen[sid]}", source=str(path))
+        seen[sid] = number
+        students.append(sid)
+    if len(students) > MAX_STUDENTS:
+        raise InputError("", f"{len(students)} students", f"at most {MAX_STUDENTS} per roster", source=str(path))
+    return students
+
+
+def numbered_students(count: int) -> list[str]:
+    if not 1 <= count <= MAX_STUDENTS:
+        raise InputError("--count", count, f"must be 1 to {MAX_STUDENTS}")
+    width = len(str(count))
+    return [f"variant-{i:0{width}d}" for i in range(1, count + 1)]
+
+
+def _stream(mission_id: str, seed: int, student: str, attempt: int) -> random.Random:
+    digest = hashlib.sha256(f"{mission_id}\n{seed}\n{student}\n{attempt}".encode("utf-8", "surrogatepass")).digest()
+    return random.Random(int.from_bytes(digest[:16], "big"))
+
+
+def draw(mission, seed: int, student: str, attempt: int) -> dict:
+    """The variant's mission data for one draw (paths in sorted order, one value each)."""
+    from trainwall.challenges.mission import lookup
+
+    rng = _stream(mission.id, seed, student, attempt)
+    base = _strip_none(mission.model_dump())
+    data = _strip_none(mission.model_dump())
+    data.pop("variants", None)
+    for path in sorted(mission.variants.perturb):
+        value = rng.choice(mission.variants.perturb[path])
+        *parents, leaf = path.split(".")
+        (lookup(data, ".".join(parents)) if parents else data)[leaf] = value
+    key = hashlib.sha256(f"{seed}\n{student}\n{attempt}".encode("utf-8", "surrogatepass")).hexdigest()[:10]
+    data["variant"] = key
+    changes = [f"{path} = {_value(lookup(data, path))} (the shipped mission: {_value(lookup(base, path))})"
+               for path in sorted(mission.variants.perturb) if lookup(data, path) != lookup(base, path)]
+    if changes:
+        data["story"] = (data["story"].rstrip() + "\n\nThis is a variant; where the story above says otherwise, "
+                         "these values hold: " + "; ".join(changes) + ".\n")
+    return data
+
+
+def _value(value: object) -> str:
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else repr(value)
+
+
+def _strip_none(value):
+    if isinstance(value, dict):
+        return {k: _strip_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_strip_none(v) for v in value]
+    return value
+
+
+def assess(mission, solution, min_margin: float) -> str | None:
+    """Why a solved variant is not a good exercise, or None when it is (the module's rules 1-4)."""
+    from trainwall.challenges.grading import gap
+    from trainwall.config import parse_config
+    from trainwall.optimizer.costmodel import evaluate
+    from trainwall.optimizer.highs import Status
+
+    if solution.status is not Status.OPTIMAL:
+        return f"no feasible plan ({solution.status.value})"
+    if not solution.certified:
+        return "the optimum is not certified"
+    try:
+        naive = evaluate(parse_config(mission.config_data(mission.naive)))
+    except InputError as exc:
+        return f"the naive plan is not a valid configuration ({exc})"
+    if not mission.violations(naive):
+        return "the naive plan breaks no wall"
+    if mission.wall not in solution.binding:
+        return f"the {mission.wall} wall does not bind (binding: {', '.join(solution.binding) or 'none'})"
+    second = (solution.extra or {}).get("runner_up")
+    if second is not None:
+        margin = gap(mission.objective.sense, second["objective"], solution.objective)
+        if TIE < margin < min_margin:
+            return f"the runner-up is within {margin:.2%} of the optimum (need {min_margin:.0%})"
+    return None
+
+
+#: A runner-up this close ties the optimum exactly: it differs in a choice the objective
+#: does not see (gradient clipping below the critical batch), and the tie-break picks.
+#: Grading scores the objective, so either plan earns full credit.
+TIE = 1e-9
+
+
+def _solve_draw(data: dict) -> tuple[str | None, dict | None]:
+    """Solve one drawn variant: (rejection reason, optimum) - run in a worker."""
+    from trainwall.challenges.grading import Optimum
+    from trainwall.challenges.mission import parse_mission
+    from trainwall.challenges.solve import solve
+
+    try:
+        mission = parse_mission(data, f"variant {data.get('variant')}")
+    except InputError as exc:
+        return f"the drawn scenario is not valid ({exc})", None
+    solution = solve(mission)
+    reason = assess(mission, solution, _MARGIN)
+    return reason, None if reason else Optimum.of(mission, solution).to_dict()
+
+
+_MARGIN = 0.0
+
+
+def _init(margin: float) -> None:
+    global _MARGIN
+    _MARGIN = margin
+
+
+def generate(mission, seed: int, students: list[str], jobs: int = 0, progress: bool | None = None) -> list[Variant]:
+    """One good variant per student (InputError when a student's draws all fail)."""
+    import os
+
+    from tqdm import tqdm
+
+    if mission.variants is None:
+        raise InputError("variants", None, f"{mission.id} has no [variants.perturb] table: nothing to vary")
+    margin = mission.variants.min_margin
+    attempt = {s: 0 for s in students}
+    reasons: dict[str, list[str]] = {s: [] for s in students}
+    done: dict[str, Variant] = {}
+    solved: dict[str, tuple] = {}         # draw content (without its id) -> (reason, optimum)
+    workers = max(1, jobs or os.cpu_count() or 1)
+    bar = tqdm(total=len(students), desc="variants", unit="variant", disable=progress is False or None)
+    pool = ProcessPoolExecutor(workers, initializer=_init, initargs=(margin,)) if workers > 1 else None
+    _init(margin)
+    try:
+        pending = list(students)
+        while pending:
+            draws = {s: draw(mission, seed, s, attempt[s]) for s in pending}
+            keys = {s: _content_key(d) for s, d in draws.items()}
+            new = sorted({k: d for s, d in draws.items() if (k := keys[s]) not in solved}.items())
+            results = (pool.map(_solve_draw, [d for _, d in new]) if pool else map(_solve_draw, [d for _, d in new]))
+            for (key, _), result in zip(new, results):
+                solved[key] = result
+            retry = []
+            for s in pending:
+                reason, best = solved[keys[s]]
+                if reason is None:
+                    best = {**best, "reference": f"{mission.id}@{draws[s]['variant']}"}  # a shared draw's own id
+                    done[s] = Variant(s, attempt[s], draws[s], best, tuple(reasons[s]))
+                    bar.update()
+                    continue
+                reasons[s].append(reason)
+                attempt[s] += 1
+                if attempt[s] >= MAX_ATTEMPTS:
+                    raise InputError("variants.perturb", s, f"no good variant in {MAX_ATTEMPTS} draws; the last "
+                                     f"was rejected because {reason}: widen or shift the perturbation ranges")
+                retry.append(s)
+            pending = retry
+    finally:
+        bar.close()
+        if pool:
+            pool.shutdown()
+    return [done[s] for s in students]
+
+
+def _content_key(data: dict) -> str:
+    body = {k: v for k, v in data.items() if k != "variant"}
+    return json.dumps(body, sort_keys=True)
+
+
+def write(variants: list[Variant], mission, seed: int, out: str | Path) -> Path:
+    """Handouts and answer keys in separate folders under ``out`` (deterministic bytes)."""
+    import tomli_w
+
+    from trainwall.challenges.classroom import safe_name
+
+    out = Path(out)
+    handouts, keys = out / "handouts", out / "keys"
+    handouts.mkdir(parents=True, exist_ok=True)
+    keys.mkdir(parents=True, exist_ok=True)
+    index = io.StringIO()
+    rows = csv.writer(index, lineterminator="\n")
+    rows.writerow(("student", "folder", "mission", "objective", "binding", "attempts"))
+    for v in variants:
+        name = safe_name(v.student)
+        folder = handouts / name
+        if folder.resolve().parent != handouts.resolve():   # belt and braces: never outside DIR
+            raise InputError("student", v.student, "a student id must not name a path outside the output folder")
+        folder.mkdir(exist_ok=True)
+        reference = v.optimum["reference"]
+        (folder / "mission.toml").write_text(f"# {mission.id} variant for {_comment(v.student)} "
+                                             f"(trainwall generate --seed {seed})\n" + tomli_w.dumps(v.mission),
+                                             encoding="utf-8")
+        (folder / "submission.toml").write_text(submission_template(mission, reference, v.student),
+                                                encoding="utf-8")
+        key = {"student": v.student, "seed": seed, "attempt": v.attempt, "rejected_draws": list(v.rejected),
+               "mission": v.mission, "optimum": v.optimum}
+        (keys / f"{name}.json").write_text(json.dumps(key, indent=2, sort_keys=True, ensure_ascii=True) + "\n",
+                                           encoding="utf-8")
+        rows.writerow((v.student, name, reference, repr(v.optimum["objective"]), " ".join(v.optimum["binding"]),
+                       v.attempt + 1))
+    (keys / "index.csv").write_text(index.getvalue(), encoding="utf-8")
+    return out
+
+
+def _comment(text: str) -> str:
+    return "".join(c if c.isprintable() else "?" for c in text)[:80]
+
+
+def submission_template(mission, reference: str, student: str) -> str:
+    """A submission skeleton: the reference and student filled in, the decisions listed."""
+    import tomli_w
+
+    lines = ["# Fill in [configuration] with your plan and [predictions] with your Lock answers,",
+             "# then: trainwall grade submission.toml --mission <the answer-key folder>",
+             tomli_w.dumps({"mission": reference, "student": student}).rstrip(),
+             "", "# Decisions this mission opens:"]
+    lines += [f"#   {name}: {_comment(str(values if isinstance(values, list) else values.model_dump()))}"
+              for name, values in mission.decisions.items()]
+    if mission.select_layers:
+        lines.append("#   training.trainable: the indices of the layers that train")
+    lines += ["[configuration.training]", "", "[configuration.data]", "", "[predictions]"]
+    lines += [f"# {q.id} = ...   # {_comment(q.text)}" for q in mission.lock]
+    return "\n".join(lines) + "\n"
+
+
+def load_keys(folder: str | Path) -> dict:
+    """Answer keys of a ``generate`` output (the folder itself or its ``keys/``): reference -> (mission, optimum)."""
+    from trainwall.challenges.grading import Optimum, remember
+    from trainwall.challenges.mission import parse_mission
+
+    folder = Path(folder)
+    if (folder / "keys").is_dir():
+        folder = folder / "keys"
+    found = {}
+    for path in sorted(folder.glob("*.json")):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            mission = parse_mission(data["mission"], str(path))
+            best = Optimum.from_dict(data["optimum"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InputError("", str(path), f"not a trainwall answer key ({type(exc).__name__}: {exc})",
+                             source=str(path)) from None
+        remember(mission, best)
+        found[mission.reference] = (mission, best)
+    if not found:
+        raise InputError("--mission", str(folder), "no answer keys (*.json from trainwall generate) in this folder")
+    return found
