@@ -49,6 +49,11 @@ def _parser() -> argparse.ArgumentParser:
     ge.add_argument("--seed", type=int, required=True, help="the same seed and roster give the same files")
     ge.add_argument("--out", required=True, help="folder for handouts/ and keys/")
     ge.add_argument("--jobs", type=int, default=0, help="worker processes (default: every core)")
+    au = sub.add_parser("autograder", help="write an autograder bundle (setup.sh, run_autograder, answer keys)")
+    au.add_argument("platform", choices=("gradescope",))
+    au.add_argument("mission", help="a mission id or file, or a generate output folder (every variant)")
+    au.add_argument("--out", required=True, help="the bundle's folder (zip its contents for Gradescope)")
+    au.add_argument("--install", help="the pip requirement setup.sh installs (default: this trainwall version)")
     sc = sub.add_parser("schema", help="print the JSON Schema of a file format")
     sc.add_argument("kind", choices=("config", "submission", "mission"))
     return p
@@ -65,6 +70,15 @@ def _generate(args: argparse.Namespace) -> int:
     redrawn = sum(1 for v in variants if v.attempt)
     print(f"{len(variants)} variants of {mission.id} ({redrawn} redrawn to stay good exercises): "
           f"handouts in {out / 'handouts'}, answer keys in {out / 'keys'}")
+    return EXIT_OK
+
+
+def _autograder(args: argparse.Namespace) -> int:
+    from trainwall import __version__
+    from trainwall.challenges.autograder import write_bundle
+
+    out = write_bundle(args.mission, args.out, args.install or f"trainwall=={__version__}")
+    print(f"Gradescope bundle in {out}: zip setup.sh, run_autograder and keys/ (the files, not the folder)")
     return EXIT_OK
 
 
@@ -205,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return {"evaluate": _evaluate, "missions": _missions, "solve": _solve, "grade": _grade,
-                "generate": _generate, "schema": _schema}[args.command](args)
+                "generate": _generate, "schema": _schema,
+                "autograder": _autograder}[args.command](args)
     except TrainwallError as exc:
         print(f"trainwall: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
