@@ -378,6 +378,11 @@ class MissionSource:
         """(mission, optimum) for a submission's ``mission`` field."""
         if reference in self.keys:
             return self.keys[reference]
+        if self.keys:
+            known = sorted(self.keys)
+            shown = ", ".join(known[:5]) + (f" and {len(known) - 5} more" if len(known) > 5 else "")
+            raise InputError("mission", reference, f"no answer key for it in the --mission folder (keys: {shown})",
+                             source=source)
         if self.fixed is not None:
             if reference != self.fixed.reference:
                 raise InputError("mission", reference, f"this grader grades {self.fixed.reference!r}", source=source)

@@ -282,8 +282,12 @@ def submission_template(mission, reference: str, student: str) -> str:
              "# then: trainwall grade submission.toml --mission <the answer-key folder>",
              tomli_w.dumps({"mission": reference, "student": student}).rstrip(),
              "", "# Decisions this mission opens:"]
-    lines += [f"#   {name}: {_comment(str(values if isinstance(values, list) else values.model_dump()))}"
-              for name, values in mission.decisions.items()]
+    for name, values in mission.decisions.items():
+        if name == "training.micro_batches":   # not a config field: the global batch sets it
+            lines.append(f"#   training.global_batch: micro-batches x data_parallel x micro_batch, with "
+                         f"{values.min} to {values.max} micro-batches and at most {mission.limits.global_batch}")
+        else:
+            lines.append(f"#   {name}: {_comment(str(values if isinstance(values, list) else values.model_dump()))}")
     if mission.select_layers:
         lines.append("#   training.trainable: the indices of the layers that train")
     lines += ["[configuration.training]", "", "[configuration.data]", "", "[predictions]"]

@@ -49,6 +49,13 @@ def _depth(obj: object, level: int = 0) -> int:
 
 def parse_document(text: str, fmt: str, source: str) -> object:
     """Parse text in ``fmt`` (toml | json | yaml)."""
+    try:
+        return _parse(text, fmt, source)
+    except RecursionError:   # the parsers recurse per nesting level: thousands of "[" exhaust the stack
+        raise InputError("", "", f"nested deeper than {MAX_DEPTH} levels", source=source) from None
+
+
+def _parse(text: str, fmt: str, source: str) -> object:
     if fmt == "toml":
         try:
             data: object = tomllib.loads(text)
