@@ -1,0 +1,76 @@
+"""Fuzzing the submission parser and checker: whatever arrives, `trainwall grade` never crashes,
+always writes a parseable results file, and exits 0 (graded) or 2 (malformed); 1 would be
+a bug of ours."""
+
+import json
+import tempfile
+from pathlib import Path
+
+import jsonschema
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from platform_schemas import GRADESCOPE, PRAIRIELEARN
+from trainwall.cli import main
+
+SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(allow_nan=True),
+                    st.text(max_size=20))
+values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8),
+                                                                                           inner, max_size=4),
+                      max_leaves=12)
+TRAINING = ["optimizer", "precision", "recompute", "micro_batch", "global_batch", "tensor_parallel",
+            "pipeline_parallel", "data_parallel", "zero_stage", "trainable", "gradient_clipping", "local_steps",
+            "loss_scaling", "optimizer_state"]
+DATA = ["workers", "augmentation", "augmentation_on", "echo"]
+plausible = st.fixed_dictionaries(
+    {"mission": st.sampled_from(["mobile/1", "cloud/2", "cloud/3", "tiny/3", "edge/1", "cloud/3@ab12", "x"]),
+     "configuration": st.fixed_dictionaries({
+         "training": st.dictionaries(st.sampled_from(TRAINING), values | st.integers(0, 64), max_size=5),
+         "data": st.dictionaries(st.sampled_from(DATA), values | st.integers(0, 200), max_size=3)})},
+    optional={"student": values, "predictions": st.dictionaries(st.text(max_size=12), values, max_size=3),
+              "moves": st.lists(st.fixed_dictionaries({"data": st.dictionaries(st.sampled_from(DATA),
+                                                                              st.integers(0, 200), max_size=2)}),
+                                max_size=6)})
+
+
+def _grade(raw: bytes, suffix: str, fmt: str) -> tuple[int, str]:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"submission{suffix}"
+        path.write_bytes(raw)
+        out = Path(tmp) / "results"
+        code = main(["grade", str(path), "--format", fmt, "--output", str(out)])
+        return code, out.read_text()
+
+
+def _check(code: int, body: str, fmt: str) -> None:
+    assert code in (0, 2)
+    if fmt == "gradescope":
+        jsonschema.validate(json.loads(body), GRADESCOPE)
+    elif fmt == "prairielearn":
+        jsonschema.validate(json.loads(body), PRAIRIELEARN)
+    elif fmt == "json":
+        out = json.loads(body)
+        assert 0 <= out["score"] <= out["max_score"]
+
+
+@SETTINGS
+@given(raw=st.binary(max_size=300), suffix=st.sampled_from([".toml", ".json", ".yaml", ".txt"]),
+       fmt=st.sampled_from(["json", "gradescope", "prairielearn", "junit", "text"]))
+def test_random_bytes(raw, suffix, fmt):
+    _check(*_grade(raw, suffix, fmt), fmt)
+
+
+@SETTINGS
+@given(text=st.text(max_size=300), suffix=st.sampled_from([".toml", ".json", ".yaml"]),
+       fmt=st.sampled_from(["json", "prairielearn"]))
+def test_random_text(text, suffix, fmt):
+    _check(*_grade(text.encode("utf-8", "surrogatepass"), suffix, fmt), fmt)
+
+
+@SETTINGS
+@given(data=plausible, fmt=st.sampled_from(["json", "gradescope", "prairielearn"]))
+def test_plausible_submissions(data, fmt):
+    raw = json.dumps(data, allow_nan=True).encode()
+    _check(*_grade(raw, ".json", fmt), fmt)
