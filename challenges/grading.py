@@ -16,7 +16,7 @@ the mission's content, so a class is graded with one solve per mission.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from trainwall.errors import InputError, TrainwallError
@@ -117,7 +117,6 @@ class Grade:
     format_errors: tuple[str, ...] = ()
     internal_error: str | None = None
     moves_to_balance: int | None = None
-    details: dict = field(default_factory=dict)
 
     @property
     def fraction(self) -> float:

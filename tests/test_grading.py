@@ -338,3 +338,11 @@ def test_platform_path_needs_a_platform_format(tmp_path, capsys):
     path.write_text(optimal_submission("mobile/1"))
     assert main(["grade", str(path), "--format", "json", "--platform-path"]) == 2
     assert "--platform-path needs" in capsys.readouterr().err
+
+
+def test_python_api_grades_like_the_cli(tmp_path):
+    import trainwall
+
+    code, out = grade(tmp_path, optimal_submission("mobile/1"))
+    g = trainwall.grade(tmp_path / "submission.toml")
+    assert g.score == out["score"] and g.gradable and g.mission == "mobile/1"

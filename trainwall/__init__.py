@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "evaluate": "trainwall.api",
     "evaluate_file": "trainwall.api",
+    "grade": "trainwall.api",
     "load_config": "trainwall.config",
     "Config": "trainwall.config",
     "Metrics": "trainwall.optimizer.costmodel",
@@ -21,7 +22,7 @@ _LAZY = {
 __all__ = sorted(_LAZY) + ["__version__"]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from trainwall.api import evaluate, evaluate_file
+    from trainwall.api import evaluate, evaluate_file, grade
     from trainwall.config import Config, load_config
     from trainwall.optimizer.costmodel import Metrics
 

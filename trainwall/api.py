@@ -24,3 +24,13 @@ def evaluate_file(path: str | Path) -> tuple[Config, Metrics]:
         if isinstance(exc, InputError) and not exc.source:
             raise exc.with_source(str(path)) from None
         raise
+
+
+def grade(submission: str | Path, mission: str | None = None):
+    """Grade a submission file (never raises for a bad submission: see ``Grade.format_errors``).
+
+    ``mission`` is what ``trainwall grade --mission`` takes: an id, a mission / variant
+    file or an answer-key folder; by default the submission's own mission id."""
+    from trainwall.challenges.grading import MissionSource, grade_file
+
+    return grade_file(submission, MissionSource.open(mission))

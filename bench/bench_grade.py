@@ -1,0 +1,92 @@
+"""Benchmark: grading throughput and variant generation (issue 4).
+
+Targets, on the project's 2-core machine:
+  * a class of 1,000 submissions graded by `trainwall grade DIR` in under 30 s wall;
+  * 100 certified variants of cloud/3 by `trainwall generate` in under 60 s wall.
+
+The class mixes four missions (cloud/3, cloud/2, mobile/1, tiny/3), random plans drawn
+from each mission's decisions (feasible, infeasible and malformed ones) and 5 % garbage.
+Run: python bench/bench_grade.py [--students 1000] [--variants 100]
+"""
+
+import argparse
+import json
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from trainwall.challenges import grading
+from trainwall.challenges.mission import IntRange, mission
+
+MISSIONS = ("cloud/3", "cloud/2", "mobile/1", "tiny/3")
+
+
+def random_submission(rng: random.Random, student: str) -> str:
+    if rng.random() < 0.05:
+        return rng.choice(["", "{not json", "mission = 3", "\x00\x01garbage"])
+    m = mission(rng.choice(MISSIONS))
+    chosen: dict[str, dict] = {"training": {}, "data": {}}
+    for field, values in m.decisions.items():
+        section, name = field.split(".")
+        if name == "micro_batches":
+            continue
+        value = rng.randint(values.min, values.max) if isinstance(values, IntRange) else rng.choice(values)
+        chosen[section][name] = value
+    if m.part == 3:
+        t = chosen["training"]
+        t["global_batch"] = rng.choice([1, 2, 4, 8, 16]) * t.get("data_parallel", 1) * t.get("micro_batch", 1)
+    answers = m.lock_answers()
+    predictions = {k: v * rng.choice([1.0, 1.0, 1.3]) for k, v in answers.items()}
+    return json.dumps({"mission": m.id, "student": student, "configuration": chosen, "predictions": predictions})
+
+
+def bench_grading(students: int) -> None:
+    rng = random.Random(2026)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "class"
+        folder.mkdir()
+        for i in range(students):
+            (folder / f"s{i:05d}.json").write_text(random_submission(rng, f"s{i:05d}"))
+        files = sorted(folder.iterdir())
+        source = grading.MissionSource()
+        for path in files[:50]:                       # warm: each mission's optimum solved once
+            grading.grade_file(path, source)
+        start = time.perf_counter()
+        grades = [grading.grade_file(path, source) for path in files]
+        warm = time.perf_counter() - start
+        graded = sum(g.gradable for g in grades)
+        print(f"grade_file, warm, one process: {students / warm:,.0f} submissions/s "
+              f"({graded} gradable, {sum(bool(g.feasible) for g in grades)} feasible)")
+        start = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "trainwall.cli", "grade", str(folder), "--format", "gradescope",
+                               "--output", str(Path(tmp) / "results")], capture_output=True, text=True)
+        wall = time.perf_counter() - start
+        assert done.returncode == 0, done.stderr
+        print(f"trainwall grade DIR ({students} submissions, every core, solves included): {wall:.1f} s wall "
+              f"= {students / wall:,.0f} submissions/s (target < 30 s)")
+
+
+def bench_variants(count: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "trainwall.cli", "generate", "cloud/3", "--count", str(count),
+                               "--seed", "1", "--out", str(Path(tmp) / "v")], capture_output=True, text=True)
+        wall = time.perf_counter() - start
+        assert done.returncode == 0, done.stderr
+        keys = [json.loads(p.read_text()) for p in (Path(tmp) / "v" / "keys").glob("*.json")]
+        distinct = len({json.dumps(k["mission"]["scenario"], sort_keys=True) + json.dumps(k["mission"]["limits"])
+                        + json.dumps(k["mission"]["objective"]) for k in keys})
+        print(f"trainwall generate cloud/3 --count {count}: {wall:.1f} s wall, {count / wall:.2f} variants/s "
+              f"({distinct} distinct scenarios solved and certified; {done.stdout.strip()}) (target < 60 s)")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--students", type=int, default=1000)
+    parser.add_argument("--variants", type=int, default=100)
+    args = parser.parse_args()
+    bench_grading(args.students)
+    bench_variants(args.variants)
