@@ -6,15 +6,16 @@ the student's files in ``/autograder/submission/``, the bundle in
 ``/autograder/source/``, and the results expected in
 ``/autograder/results/results.json``. The bundle holds:
 
-* ``setup.sh``: installs Python and trainwall (``--install``: a pip requirement, by
-  default this version of trainwall; give a wheel path or a git URL for a private copy);
+* ``setup.sh``: installs Python 3.11+ and, in ``/autograder/venv``, trainwall
+  (``--install``: a pip requirement, by default this version of trainwall; a wheel
+  file given there is copied into the bundle and installed from it);
 * ``run_autograder``: grades the first ``.toml``/``.json``/``.yaml``/``.yml`` file of
   the submission folder with ``--format gradescope`` and always leaves a results file;
 * ``keys/``: the mission (or every variant) with its certified optimum, so no
   submission pays for a solve and grading cannot drift if trainwall's missions change.
 
 ``run_autograder`` reads ``AUTOGRADER_ROOT`` (default ``/autograder``) and
-``TRAINWALL_PYTHON`` (default ``python3``) so it can be tried on a copy of the tree.
+``TRAINWALL_PYTHON`` (default the venv's python) so it can be tried on a copy of the tree.
 """
 
 from __future__ import annotations
@@ -27,15 +28,21 @@ SETUP = """#!/usr/bin/env bash
 # Gradescope runs this once, as root, when it builds the autograder image.
 set -euo pipefail
 apt-get update
-apt-get install -y python3 python3-pip python3-venv
-python3 -m pip install --upgrade pip
-python3 -m pip install {requirement}
+apt-get install -y python3 python3-venv python3-pip
+PY=python3
+if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+    apt-get install -y python3.11 python3.11-venv   # Ubuntu 22.04 ships 3.10; trainwall needs 3.11+
+    PY=python3.11
+fi
+"$PY" -m venv /autograder/venv
+/autograder/venv/bin/python -m pip install --upgrade pip
+/autograder/venv/bin/python -m pip install {requirement}
 """
 
 RUN = """#!/usr/bin/env bash
 # Gradescope runs this per submission. It always leaves results/results.json.
 ROOT="${{AUTOGRADER_ROOT:-/autograder}}"
-PYTHON="${{TRAINWALL_PYTHON:-python3}}"
+PYTHON="${{TRAINWALL_PYTHON:-$ROOT/venv/bin/python}}"
 shopt -s nullglob
 files=("$ROOT"/submission/*.toml "$ROOT"/submission/*.json "$ROOT"/submission/*.yaml "$ROOT"/submission/*.yml)
 submission="${{files[0]:-$ROOT/submission/submission.toml}}"   # none: the grader reports a missing file
@@ -73,6 +80,10 @@ def write_bundle(reference: str, out: str | Path, requirement: str) -> Path:
                "optimum": optimum(mission).to_dict()}
         name = mission.reference.replace("/", "-").replace("@", "-")
         (keys / f"{name}.json").write_text(json.dumps(key, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    wheel = Path(requirement)
+    if wheel.suffix == ".whl" and wheel.is_file():      # ship the wheel: no package index needed
+        shutil.copyfile(wheel, out / wheel.name)
+        requirement = f"/autograder/source/{wheel.name}"
     for name, text in (("setup.sh", SETUP.format(requirement=_quote(requirement))), ("run_autograder", RUN.format())):
         path = out / name
         path.write_text(text, encoding="utf-8")

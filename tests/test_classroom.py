@@ -199,8 +199,19 @@ def run_autograder(bundle, tmp_path, files):
 def test_bundle_has_the_files_gradescope_runs(bundle):
     assert os.access(bundle / "setup.sh", os.X_OK) and os.access(bundle / "run_autograder", os.X_OK)
     assert "pip install trainwall==" in (bundle / "setup.sh").read_text()
+    for script in ("setup.sh", "run_autograder"):
+        assert subprocess.run(["bash", "-n", str(bundle / script)]).returncode == 0   # parses as bash
     key = json.loads((bundle / "keys" / "mobile-1.json").read_text())
     assert key["optimum"]["objective"] == grading.optimum(mission("mobile/1")).objective
+
+
+def test_a_wheel_given_to_install_travels_in_the_bundle(tmp_path):
+    wheel = tmp_path / "trainwall-0.1.0-py3-none-any.whl"
+    wheel.write_bytes(b"PK")
+    out = tmp_path / "bundle"
+    assert main(["autograder", "gradescope", "tiny/1", "--out", str(out), "--install", str(wheel)]) == 0
+    assert (out / wheel.name).read_bytes() == b"PK"
+    assert f"pip install /autograder/source/{wheel.name}" in (out / "setup.sh").read_text()
 
 
 @pytest.mark.parametrize("files, score", [({"answer.toml": optimal_submission("mobile/1")}, 1.0),

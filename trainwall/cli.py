@@ -78,7 +78,9 @@ def _autograder(args: argparse.Namespace) -> int:
     from trainwall.challenges.autograder import write_bundle
 
     out = write_bundle(args.mission, args.out, args.install or f"trainwall=={__version__}")
-    print(f"Gradescope bundle in {out}: zip setup.sh, run_autograder and keys/ (the files, not the folder)")
+    print(f"Gradescope bundle in {out}: zip its contents (the files, not the folder). setup.sh installs "
+          f"{args.install or f'trainwall=={__version__}'}; give --install a wheel file or a git URL if your "
+          f"package index does not have it")
     return EXIT_OK
 
 
