@@ -150,7 +150,7 @@ def _scale_out(mission, data: dict, where: str, source: str) -> None:
     data["system"]["devices"] = devices
     t.update(tensor_parallel=tp, pipeline_parallel=pp, data_parallel=dp)
     mb = t.get("micro_batch", 1)
-    gb = t.get("global_batch", mb * dp)
+    gb = t.get("global_batch") or mb * dp      # null (JSON, YAML) means the config's default
     if gb > limits.global_batch:
         raise InputError(f"{where}.training.global_batch", gb,
                          f"{mission.reference} allows at most {limits.global_batch}", source=source)

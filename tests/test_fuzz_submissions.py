@@ -3,6 +3,7 @@ always writes a parseable results file, and exits 0 (graded) or 2 (malformed); 1
 a bug of ours."""
 
 import json
+import os
 import tempfile
 from pathlib import Path
 
@@ -13,7 +14,9 @@ from hypothesis import strategies as st
 from platform_schemas import GRADESCOPE, PRAIRIELEARN
 from trainwall.cli import main
 
-SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+#: TRAINWALL_FUZZ_EXAMPLES=5000 pytest tests/test_fuzz_submissions.py runs a deeper search.
+SETTINGS = settings(max_examples=int(os.environ.get("TRAINWALL_FUZZ_EXAMPLES", "120")), deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow])
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(allow_nan=True),
                     st.text(max_size=20))
@@ -74,3 +77,29 @@ def test_random_text(text, suffix, fmt):
 def test_plausible_submissions(data, fmt):
     raw = json.dumps(data, allow_nan=True).encode()
     _check(*_grade(raw, ".json", fmt), fmt)
+
+
+@SETTINGS
+@given(draw=st.data())
+def test_plans_inside_each_missions_decisions(draw):
+    """Every value a mission lists, in any combination (plus odd global batches and move logs):
+    the cost model must evaluate or refuse each one cleanly."""
+    from trainwall.challenges.mission import IntRange, mission, shipped_ids
+
+    m = mission(draw.draw(st.sampled_from(shipped_ids())))
+    chosen = {"training": {}, "data": {}}
+    for field, allowed in m.decisions.items():
+        section, name = field.split(".")
+        if name == "micro_batches" or not draw.draw(st.booleans()):
+            continue
+        chosen[section][name] = draw.draw(st.integers(allowed.min - 1, allowed.max + 1)
+                                          if isinstance(allowed, IntRange) else st.sampled_from(allowed))
+    if m.part == 3 and draw.draw(st.booleans()):
+        chosen["training"]["global_batch"] = draw.draw(st.integers(1, 2 * m.limits.global_batch))
+    if m.select_layers and draw.draw(st.booleans()):
+        chosen["training"]["trainable"] = draw.draw(st.lists(st.integers(0, 90), max_size=6, unique=True))
+    data = {"mission": m.id, "configuration": chosen}
+    if m.part == 2:
+        data["moves"] = draw.draw(st.lists(st.fixed_dictionaries({"data": st.fixed_dictionaries(
+            {"workers": st.integers(0, 130)})}), max_size=6))
+    _check(*_grade(json.dumps(data).encode(), ".json", "json"), "json")
