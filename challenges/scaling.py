@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from trainwall.challenges.solve import MissionSolution, _certification, excluding, runner_up
+from trainwall.challenges.solve import MissionSolution, _certification, alternatives
 from trainwall.optimizer.highs import Status
 
 
@@ -34,12 +34,13 @@ def solve_scaling_wall(mission) -> MissionSolution:
     config = configuration(mission, choices, sol.micro_batches)
     metrics = evaluate(config)
     binding = [wall for wall in walls if model.lifting_improves(wall, sol.mfu)]
-    with excluding(model.model, sol.mode):
+    def solve_once():
         second = model.solve()
-    extra["runner_up"] = runner_up(mission, {**choices, "training.micro_batches": sol.micro_batches},
-                                   None if second.status is not Status.OPTIMAL else
-                                   {**modes[second.mode].choices, "training.micro_batches": second.micro_batches},
-                                   second.mfu)
+        return None if second.status is not Status.OPTIMAL else (
+            second.mode, {**modes[second.mode].choices, "training.micro_batches": second.micro_batches}, second.mfu)
+
+    extra.update(alternatives(mission, model, sol.mode, {**choices, "training.micro_batches": sol.micro_batches},
+                              sol.mfu, solve_once))
     mem = metrics.memory
     slack = {"memory": {"value": mem.total, "limit": mem.capacity, "slack": mem.capacity - mem.total},
              "network": {"value": metrics.network_utilization, "limit": 1.0,

@@ -121,11 +121,12 @@ def _solve_state_audit(mission) -> MissionSolution:
             else relaxed.objective < sol.objective)
         if better:
             binding.append(name)
-    with excluding(model.model, sol.mode):
+    def solve_once():
         second = model.solve()
-    extra = {"runner_up": runner_up(mission, tables[sol.mode].choices,
-                                    tables[second.mode].choices if second.status is Status.OPTIMAL else None,
-                                    second.objective)}
+        return None if second.status is not Status.OPTIMAL else (second.mode, tables[second.mode].choices,
+                                                                   second.objective)
+
+    extra = alternatives(mission, model, sol.mode, tables[sol.mode].choices, sol.objective, solve_once)
     slack = {"memory": {"value": metrics.memory.total, "limit": metrics.memory.capacity,
                         "slack": metrics.memory.capacity - metrics.memory.total}}
     if table.mcu:
@@ -139,13 +140,49 @@ def _solve_state_audit(mission) -> MissionSolution:
 
 
 @contextmanager
-def excluding(model, mode: int):
-    """The formulation with mode ``mode`` forbidden (its binary's upper bound 0), for the runner-up."""
-    model.u[mode].setub(0)
+def excluding(model, *modes: int):
+    """The formulation with ``modes`` forbidden (their binaries' upper bounds 0), for the runner-up."""
+    for mode in modes:
+        model.u[mode].setub(0)
     try:
         yield
     finally:
-        model.u[mode].setub(1)
+        for mode in modes:
+            model.u[mode].setub(1)
+
+
+#: Two objectives this close (relative) tie: the plans differ only in choices the objective
+#: does not see (gradient clipping below the critical batch), and the tie-break picks.
+TIE = 1e-9
+#: How many tied modes :func:`alternatives` excludes before it stops looking.
+MAX_TIED_MODES = 16
+
+
+def alternatives(mission, model, best_mode: int, best: dict, best_value: float, solve_once) -> dict:
+    """The runner-up (the best plan in any other mode) and the next best: the best plan whose
+    objective is strictly worse than the optimum's, found by excluding the optimum's mode and
+    then each mode that ties it. ``solve_once()`` gives the current formulation's optimum as
+    (mode, choices, objective), or None when it has none.
+
+    ``next_best`` is None when no strictly worse plan exists; its objective is None when more
+    than :data:`MAX_TIED_MODES` modes tie (the search stopped)."""
+    excluded, first, next_best = [best_mode], None, None
+    while True:
+        with excluding(model.model, *excluded):
+            found = solve_once()
+        if found is None:
+            break
+        mode, choices, value = found
+        first = first or (choices, value)
+        if abs(value - best_value) > TIE * abs(best_value):
+            next_best = runner_up(mission, best, choices, value)
+            break
+        if len(excluded) > MAX_TIED_MODES:
+            next_best = {"changes": None, "objective": None}
+            break
+        excluded.append(mode)
+    return {"runner_up": runner_up(mission, best, *first) if first else None,
+            "next_best": None if next_best is None else {**next_best, "tied_modes": len(excluded) - 1}}
 
 
 def runner_up(mission, best: dict, choices: dict | None, objective: float | None) -> dict | None:
@@ -204,13 +241,14 @@ def _solve_pipeline_race(mission) -> MissionSolution:
              "memory": {"value": metrics.memory.total, "limit": metrics.memory.capacity,
                         "slack": metrics.memory.capacity - metrics.memory.total}}
     agrees = exhaustive.feasible and exhaustive.mode == sol.mode and exhaustive.mask == (sol.value,)
-    with excluding(model.model, sol.mode):
+    def solve_once():
         second = model.solve()
+        return None if second.status is not Status.OPTIMAL else (second.mode, modes[second.mode].choices,
+                                                                   float(second.value))
+
     extra = {"longest_pole": {"stage": longest, "utilization": poles[longest]},
              "balance_point": {field: sol.value},
-             "runner_up": runner_up(mission, modes[sol.mode].choices,
-                                    modes[second.mode].choices if second.status is Status.OPTIMAL else None,
-                                    None if second.value is None else float(second.value))}
+             **alternatives(mission, model, sol.mode, modes[sol.mode].choices, float(sol.value), solve_once)}
     return MissionSolution(mission, Status.OPTIMAL, {"training": dict(data["training"]), "data": dict(data["data"])},
                            metrics, float(sol.value), None, tuple(binding), slack, solve_s, sol.build_s, sol.mip_gap,
                            agrees and not mission.violations(metrics), _certification(exhaustive, agrees), (), extra)

@@ -8,8 +8,11 @@ if it stays a good exercise (:func:`assess`):
 1. the optimum is proven (status optimal, certified by the exhaustive evaluator);
 2. the naive plan still breaks a wall;
 3. the mission's intended wall binds at the optimum;
-4. the optimum beats the runner-up (the best plan in any other mode) by at least
-   ``min_margin``, relative, so the answer is unique up to the tie-break within its mode.
+4. the next best plan (the best plan whose objective is strictly worse, found by excluding
+   the optimum's mode and every mode that ties it: :func:`~trainwall.challenges.solve.alternatives`)
+   is at least ``min_margin`` behind, relative. Plans that tie the optimum differ only in
+   choices the objective does not see and earn the same grade: the solution is unique up
+   to the tie-break.
 
 A rejected draw is redrawn (attempt + 1) up to :data:`MAX_ATTEMPTS` times. Identical
 draws are solved once; draws are solved in parallel and in a fixed order, so the same
@@ -145,18 +148,15 @@ def assess(mission, solution, min_margin: float) -> str | None:
         return "the naive plan breaks no wall"
     if mission.wall not in solution.binding:
         return f"the {mission.wall} wall does not bind (binding: {', '.join(solution.binding) or 'none'})"
-    second = (solution.extra or {}).get("runner_up")
-    if second is not None:
-        margin = gap(mission.objective.sense, second["objective"], solution.objective)
-        if TIE < margin < min_margin:
-            return f"the runner-up is within {margin:.2%} of the optimum (need {min_margin:.0%})"
+    extra = solution.extra or {}
+    nearest = extra.get("next_best")
+    if nearest is not None:
+        if nearest["objective"] is None:
+            return f"more than {nearest['tied_modes']} modes tie at the optimum"
+        margin = gap(mission.objective.sense, nearest["objective"], solution.objective)
+        if margin < min_margin:
+            return f"the next best plan is within {margin:.2%} of the optimum (need {min_margin:.0%})"
     return None
-
-
-#: A runner-up this close ties the optimum exactly: it differs in a choice the objective
-#: does not see (gradient clipping below the critical batch), and the tie-break picks.
-#: Grading scores the objective, so either plan earns full credit.
-TIE = 1e-9
 
 
 def _solve_draw(data: dict) -> tuple[str | None, dict | None]:

@@ -258,6 +258,41 @@ def test_runner_up_is_the_best_plan_in_another_mode(mission_id):
     assert second["objective"] <= result.objective
 
 
+@pytest.mark.parametrize("mission_id", ["tiny/1", "mobile/1", "tiny/3", "mobile/3", "edge/1"])
+def test_next_best_is_the_certifiers_best_strictly_worse_plan(mission_id):
+    """`next_best` equals the certifier's optimum once the optimum's mode and every mode that
+    ties it are removed, one at a time (mobile/1, tiny/3 and edge/1 have ties)."""
+    from dataclasses import replace
+
+    from trainwall.challenges.solve import TIE
+    from trainwall.optimizer.scaling_wall import scaling_modes
+
+    m = mission(mission_id)
+    result = solve(m)
+    if m.part == 1:
+        pool = [mode_table(m, c) for c in m.modes()]
+        best = certify.state_audit(m, pool)
+
+        def without(removed):
+            return certify.state_audit(m, [replace(t, stable=False) if i in removed else t
+                                           for i, t in enumerate(pool)])
+    else:
+        pool, _ = scaling_modes(m)
+        best = certify.scaling_wall(m, pool)
+
+        def without(removed):
+            kept = [md for i, md in enumerate(pool) if i not in removed]
+            found = certify.scaling_wall(m, kept)
+            return replace(found, mode=[i for i in range(len(pool)) if i not in removed][found.mode])
+    removed = {best.mode}
+    while (found := without(removed)).feasible and abs(found.objective - best.objective) <= TIE * best.objective:
+        removed.add(found.mode)
+    nearest = result.extra["next_best"]
+    assert nearest["tied_modes"] == len(removed) - 1
+    assert nearest["objective"] == pytest.approx(found.objective, rel=1e-12)
+    assert nearest["objective"] < result.objective
+
+
 def test_unreachable_mfu_target_exits_3_and_names_it(tmp_path):
     """Part 3: a variant whose target no configuration reaches is infeasible, with mfu_target named."""
     import tomllib

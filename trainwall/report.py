@@ -129,11 +129,17 @@ def solution_report(result) -> str:
         lines.append(f"  the wall: {', '.join(result.binding)} (relaxing it would improve the objective)")
     else:
         lines.append("  no constraint binds: the objective is at its unconstrained best")
-    second = extra.get("runner_up")
+    def alternative(plan: dict) -> str:
+        changes = ", ".join(f"{k.split('.', 1)[1]} = {v}" for k, v in plan["changes"].items())
+        other = f"{plan['objective']:.1%}" if m.objective.quantity == "mfu" else f"{plan['objective']:,.0f}"
+        return f"{changes} gives {m.objective.quantity} {other}"
+
+    second, nearest = extra.get("runner_up"), extra.get("next_best")
     if second:
-        changes = ", ".join(f"{k.split('.', 1)[1]} = {v}" for k, v in second["changes"].items())
-        other = f"{second['objective']:.1%}" if m.objective.quantity == "mfu" else f"{second['objective']:,.0f}"
-        lines.append(f"  runner-up: {changes} gives {m.objective.quantity} {other} instead of {shown}")
+        lines.append(f"  runner-up: {alternative(second)} instead of {shown}")
+    if nearest and nearest["tied_modes"]:
+        lines.append(f"  {nearest['tied_modes']} other mode(s) tie the optimum; the next best: "
+                     + (alternative(nearest) if nearest["objective"] is not None else "not searched further"))
     lines.append(f"  solver: HiGHS, {result.solve_s * 1e3:.0f} ms; {result.certification}")
     return "\n".join(lines)
 
