@@ -89,9 +89,25 @@ def configuration(mission, choices: dict, m: int):
     return parse_config(_config_data(mission, choices, m), f"{mission.id} with {choices}, {m} micro-batches")
 
 
-#: Decisions that change only the stability rules, never the step's costs
-#: (:func:`costmodel.step_structure` does not read them).
-STABILITY_ONLY = frozenset({"training.gradient_clipping", "training.loss_scaling"})
+#: What :func:`costmodel.step_structure` does not read: the global batch (its costs are
+#: functions of the micro-batch count) and the choices that change only the stability rules.
+_NOT_IN_STRUCTURE = {"training": {"global_batch", "gradient_clipping", "loss_scaling"}}
+_STRUCTURES: dict[str, object] = {}
+_MAX_STRUCTURES = 50_000
+
+
+def _structure_of(config):
+    """The configuration's step structure, computed once per process for equal configurations
+    (the modes of one mission that differ only in stability rules, and the variants of a
+    mission that differ only in limits or targets)."""
+    from trainwall.optimizer.costmodel import step_structure
+
+    key = config.model_dump_json(exclude=_NOT_IN_STRUCTURE)
+    if key not in _STRUCTURES:
+        if len(_STRUCTURES) >= _MAX_STRUCTURES:
+            _STRUCTURES.clear()
+        _STRUCTURES[key] = step_structure(config)
+    return _STRUCTURES[key]
 
 
 def scaling_modes(mission) -> tuple[list[ScalingMode], int]:
@@ -100,12 +116,11 @@ def scaling_modes(mission) -> tuple[list[ScalingMode], int]:
     micro-batch round above the global-batch limit)."""
     from trainwall.hardware import catalog as hw
     from trainwall.optimizer import stability
-    from trainwall.optimizer.costmodel import device_capacity, resolve_workload, step_structure
+    from trainwall.optimizer.costmodel import device_capacity, resolve_workload
 
     _, span = mission.integer_decision
     limits = mission.limits
     modes, invalid = [], 0
-    structures: dict[tuple, object] = {}   # modes that differ only in rules the step ignores share one
     for choices in mission.modes():
         tp, pp, dp = degrees(mission, choices)
         if not limits.min_devices <= tp * pp * dp <= limits.devices:
@@ -113,8 +128,7 @@ def scaling_modes(mission) -> tuple[list[ScalingMode], int]:
             continue
         try:
             config = configuration(mission, choices, max(span.min, pp))
-            key = tuple(sorted((k, v) for k, v in choices.items() if k not in STABILITY_ONLY))
-            st = structures[key] if key in structures else structures.setdefault(key, step_structure(config))
+            st = _structure_of(config)
         except InputError:
             invalid += 1
             continue
