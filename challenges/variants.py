@@ -255,7 +255,7 @@ def write(variants: list[Variant], mission, seed: int, out: str | Path) -> Path:
             raise InputError("student", v.student, "a student id must not name a path outside the output folder")
         folder.mkdir(exist_ok=True)
         reference = v.optimum["reference"]
-        header = f"# {mission.id} variant for {_comment(v.student)} (trainwall generate --seed {seed})\n"
+        header = f"# {mission.id} variant for {_comment(v.student)}, made by trainwall generate\n"
         (folder / "mission.toml").write_text(header + tomli_w.dumps(v.mission, multiline_strings=True),
                                              encoding="utf-8")
         (folder / "submission.toml").write_text(submission_template(mission, reference, v.student),

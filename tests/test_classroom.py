@@ -109,6 +109,7 @@ def test_handouts_hold_no_answers_and_keys_are_what_a_fresh_solve_gives(tmp_path
         handout = out / "handouts" / key_path.stem
         text = "".join(p.read_text() for p in handout.iterdir())
         assert repr(key["optimum"]["objective"]) not in text and "binding" not in text
+        assert "seed" not in text     # with the seed and the roster anyone could redraw every variant
         variant = load_mission(handout / "mission.toml")             # what the student has, solved afresh
         best = grading.Optimum.of(variant)
         assert best.objective == key["optimum"]["objective"] and best.certified
