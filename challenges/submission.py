@@ -136,7 +136,7 @@ def plan(mission, chosen: dict[str, object], source: str, where: str = "configur
 
 def _scale_out(mission, data: dict, where: str, source: str) -> None:
     """Part 3: the degrees set the device count; the global batch, the micro-batch count."""
-    from trainwall.optimizer.scaling_wall import degrees
+    from trainwall.optimizer.scaling_wall import degrees, set_layout
 
     t = data["training"]
     chosen = {f"training.{k}": v for k, v in t.items()}
@@ -147,8 +147,7 @@ def _scale_out(mission, data: dict, where: str, source: str) -> None:
         raise InputError(f"{where}.training.data_parallel", dp,
                          f"tensor x pipeline x data = {tp} x {pp} x {dp} = {devices} devices; {mission.reference} "
                          f"uses {limits.min_devices} to {limits.devices}", source=source)
-    data["system"]["devices"] = devices
-    t.update(tensor_parallel=tp, pipeline_parallel=pp, data_parallel=dp)
+    set_layout(data, tp, pp, dp)
     mb = t.get("micro_batch", 1)
     gb = t.get("global_batch") or mb * dp      # null (JSON, YAML) means the config's default
     if gb > limits.global_batch:

@@ -70,10 +70,15 @@ def _config_data(mission, choices: dict, m: int) -> dict:
     tp, pp, dp = degrees(mission, choices)
     mb = choices.get("training.micro_batch", mission.scenario["training"].get("micro_batch", 1))
     data = mission.config_data(choices=choices)
-    data["system"]["devices"] = tp * pp * dp
-    data["training"].update(tensor_parallel=tp, pipeline_parallel=pp, data_parallel=dp,
-                            global_batch=m * dp * mb)
+    set_layout(data, tp, pp, dp)
+    data["training"]["global_batch"] = m * dp * mb
     return data
+
+
+def set_layout(data: dict, tp: int, pp: int, dp: int) -> None:
+    """Part 3's rule: the parallel degrees set the device count (tp x pp x dp)."""
+    data["system"]["devices"] = tp * pp * dp
+    data["training"].update(tensor_parallel=tp, pipeline_parallel=pp, data_parallel=dp)
 
 
 def degrees(mission, choices: dict) -> tuple[int, int, int]:
