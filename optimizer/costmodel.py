@@ -71,6 +71,20 @@ class Memory:
     trainable_params: float = 0.0
     params: float = 0.0
 
+    @property
+    def held_params(self) -> float:
+        """Parameters whose states this device holds in RAM: all of them, or on a
+        microcontroller (frozen weights stay in flash) the trained ones."""
+        return self.params if not self.flash_capacity else max(self.trainable_params, 1.0)
+
+    def bytes_per_param(self) -> dict[str, float]:
+        """Model-state bytes per held parameter: weights, gradients, optimizer state and their sum
+        (16 for fp32 Adam: 4 + 4 + 8)."""
+        held = self.held_params or 1.0
+        parts = {"weights": self.weights / held, "gradients": self.gradients / held,
+                 "optimizer_state": self.optimizer_state / held}
+        return {**parts, "total": sum(parts.values())}
+
 
 @dataclass(frozen=True)
 class StepTime:
@@ -371,6 +385,8 @@ class StepStructure:
     single_device_fixed_s: float
     hosts: int
     samples_per_micro_batch_per_host: float
+    data_parallel_bytes: float = 0.0    # the buffer of one data-parallel collective (gradients; ZeRO-3: weights)
+    data_parallel_plan: object = None   # its CollectivePlan (None without data parallelism)
 
     @property
     def per_micro_batch_s(self) -> float:
@@ -582,13 +598,15 @@ def _structure(config, device: hw.Device):
             net_mb += 2 * msg * plan.network_load_per_byte / plan.network_capacity
         bottleneck_link = plan.bottleneck_link or bottleneck_link
     trainable_here = max(x[3] for x in states_by_stage)
-    dp_fixed = dp_mb = exposed_fixed = exposed_mb = 0.0
+    dp_fixed = dp_mb = exposed_fixed = exposed_mb = dp_bytes = 0.0
+    dp_plan = None
     if dp > 1 and trainable_here > 0:
         if t.zero_stage >= 3:
             plan = collectives.all_gather(topology, dp_groups, bg)
             wbytes = max(x[2] for x in states_by_stage) * policy.weight_bytes
             # all-gather weights for forward and backward, reduce-scatter gradients: per micro-batch
             dp_mb = 3 * plan.time(wbytes) / t.local_steps
+            dp_bytes = wbytes
             exposed_mb = max(0.0, dp_mb - OVERLAP_EFFICIENCY * t_stage)
             if plan.network_capacity:
                 net_mb += 3 * wbytes / t.local_steps * plan.network_load_per_byte / plan.network_capacity
@@ -596,10 +614,12 @@ def _structure(config, device: hw.Device):
             plan = collectives.all_reduce(topology, dp_groups, bg)
             volume = trainable_here * policy.grad_bytes
             dp_fixed = plan.time(volume) / t.local_steps
+            dp_bytes = volume
             exposed_fixed = max(0.0, dp_fixed - OVERLAP_EFFICIENCY * min(stage_bwd))
             if plan.network_capacity:
                 net_fixed += volume / t.local_steps * plan.network_load_per_byte / plan.network_capacity
         algorithms["data_parallel"] = plan.algorithm
+        dp_plan = plan
         if plan.network_capacity or not bottleneck_link:
             bottleneck_link = plan.bottleneck_link or bottleneck_link
 
@@ -634,6 +654,7 @@ def _structure(config, device: hw.Device):
         single_device_fixed_s=(2 * (full_states.optimizer_state + full_states.weights) + full_states.gradients)
         / rates.bandwidth,
         hosts=hosts, samples_per_micro_batch_per_host=samples_mb_host,
+        data_parallel_bytes=dp_bytes, data_parallel_plan=dp_plan,
     )
     return st, (work, states_by_stage, flow_rates, algorithms, bottleneck_link)
 

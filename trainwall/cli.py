@@ -54,6 +54,15 @@ def _parser() -> argparse.ArgumentParser:
     au.add_argument("mission", help="a mission id or file, or a generate output folder (every variant)")
     au.add_argument("--out", required=True, help="the bundle's folder (zip its contents for Gradescope)")
     au.add_argument("--install", help="the pip requirement setup.sh installs (default: this trainwall version)")
+    pl = sub.add_parser("plot", help="the lab's figures (PNG, SVG or PDF by the file's extension)")
+    pl.add_argument("figure", choices=("waterfall", "scaling", "pipeline"))
+    pl.add_argument("subject", help="a configuration file, or a mission (its current plan and its optimum)")
+    pl.add_argument("-o", "--output", required=True, help="FILE.png, FILE.svg or FILE.pdf")
+    pl.add_argument("--compare", action="store_true",
+                    help="waterfall: SGD / Momentum / Adam x fp32 / mixed precision side by side")
+    ex = sub.add_parser("explain", help="the Math Peek: each formula with this configuration's numbers")
+    ex.add_argument("subject", help="a configuration file, or a mission (its optimum)")
+    ex.add_argument("-o", "--output", help="also render the formulas as a figure (PNG, SVG or PDF)")
     sc = sub.add_parser("schema", help="print the JSON Schema of a file format")
     sc.add_argument("kind", choices=("config", "submission", "mission"))
     return p
@@ -81,6 +90,53 @@ def _autograder(args: argparse.Namespace) -> int:
     print(f"Gradescope bundle in {out}: zip its contents (the files, not the folder). setup.sh installs "
           f"{args.install or f'trainwall=={__version__}'}; give --install a wheel file or a git URL if your "
           f"package index does not have it")
+    return EXIT_OK
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from trainwall import figures, plotting
+
+    plotting.output_format(args.output)          # a wrong extension fails before any work
+    subjects = figures.subjects(args.subject)
+    name = os.path.basename(args.subject) if os.path.isfile(args.subject) else args.subject
+    if args.figure == "waterfall":
+        if args.compare:
+            label, config = subjects[0]
+            plotting.draw_waterfalls(figures.optimizer_grid(config), args.output,
+                                     f"Training memory by optimizer and precision: {label}")
+        else:
+            plotting.draw_waterfalls([figures.waterfall(c, label) for label, c in subjects], args.output,
+                                     f"Training memory waterfall: {name}")
+    elif args.figure == "scaling":
+        target = _mission_target(args.subject)
+        plotting.draw_scaling([figures.scaling(c, label) for label, c in subjects], args.output,
+                              f"Scaling: {name}", target)
+    else:
+        plotting.draw_pipeline([figures.pipeline(c, label) for label, c in subjects], args.output,
+                               f"Input pipeline: {name}")
+    print(f"wrote {args.output}")
+    return EXIT_OK
+
+
+def _mission_target(reference: str) -> float | None:
+    from trainwall import figures
+
+    if len(figures.subjects(reference)) == 1:
+        return None
+    from trainwall.challenges.mission import resolve
+
+    return resolve(reference).objective.target
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from trainwall import explain, figures
+
+    label, config = figures.subjects(args.subject)[-1]
+    peek = explain.math_peek(config, label)
+    print(explain.as_text(peek))
+    if args.output:
+        explain.draw(peek, args.output)
+        print(f"wrote {args.output}")
     return EXIT_OK
 
 
@@ -222,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return {"evaluate": _evaluate, "missions": _missions, "solve": _solve, "grade": _grade,
                 "generate": _generate, "schema": _schema,
-                "autograder": _autograder}[args.command](args)
+                "autograder": _autograder, "plot": _plot, "explain": _explain}[args.command](args)
     except TrainwallError as exc:
         print(f"trainwall: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

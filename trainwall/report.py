@@ -42,10 +42,9 @@ def memory_table(m: Metrics) -> list[str]:
         out.append(f"  {'frozen weights (flash)':<22}{mem.flash / fs:>12.3f}   of {mem.flash_capacity / fs:.3f} {fu} flash")
     if mem.params:
         states = mem.weights + mem.gradients + mem.optimizer_state
-        held = mem.params if not mem.flash_capacity else max(mem.trainable_params, 1.0)
-        w = mem.weights / held
-        out.append(f"  model states: {states / held:.2f} bytes/param = weights {w:.2f} + gradients "
-                   f"{mem.gradients / held:.2f} + optimizer {mem.optimizer_state / held:.2f}"
+        per = mem.bytes_per_param()
+        out.append(f"  model states: {per['total']:.2f} bytes/param = weights {per['weights']:.2f} + gradients "
+                   f"{per['gradients']:.2f} + optimizer {per['optimizer_state']:.2f}"
                    + (f"  ({states / mem.weights:.1f}x the weights)" if mem.weights else ""))
     return out
 

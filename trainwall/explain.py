@@ -1,0 +1,153 @@
+"""The Math Peek (``trainwall explain``): each formula of the lab, then with this
+configuration's numbers substituted, then the result - all numbers from the cost model.
+
+* the Iron Law of training, T = O / (N x R_peak x MFU), per optimizer step;
+* MFU = O / (T x N x R_peak) (Chowdhery et al. 2022, PaLM, appendix B);
+* the bytes-per-parameter sum of the model states (Rajbhandari et al. 2020, ZeRO, sec. 3.1);
+* the data-parallel gradient all-reduce, for a ring 2(n-1)/n x S / B + 2(n-1) alpha
+  (Patarasuk & Yuan 2009) - the collective the topology's plan picked, with its own
+  bandwidth and latency terms;
+* the pipeline bubble, (p - 1) t_stage, a fraction (p - 1) / (m + p - 1) of the pipeline's
+  compute (Huang et al. 2019, GPipe; Narayanan et al. 2021).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Term:
+    title: str
+    formula: str          # mathtext
+    substituted: str      # mathtext, this configuration's numbers
+    result: str           # plain text, with units
+    text_formula: str     # the same, for a terminal
+    text_substituted: str
+
+
+@dataclass(frozen=True)
+class MathPeek:
+    label: str
+    terms: tuple[Term, ...]
+
+
+def _tex(x: float) -> str:
+    """A number in mathtext: 3 significant figures, powers of ten written out."""
+    if x == 0 or 1e-3 <= abs(x) < 1e5:
+        return f"{x:.4g}"
+    exponent = math.floor(math.log10(abs(x)))
+    return f"{x / 10 ** exponent:.3g} \\times 10^{{{exponent}}}"
+
+
+def _txt(x: float) -> str:
+    return f"{x:.4g}"
+
+
+def math_peek(config, label: str = "") -> MathPeek:
+    from trainwall.optimizer.costmodel import evaluate, step_structure
+
+    m = evaluate(config)
+    st = step_structure(config)
+    O, N, R, mfu, T = m.model_flops_per_step, m.devices, m.reference_peak, m.mfu, m.time.step_s
+    terms = [
+        Term("The Iron Law of training (one optimizer step)",
+             r"$T = \frac{O}{N \cdot R_{peak} \cdot MFU}$",
+             rf"$T = \frac{{{_tex(O)}\ \mathrm{{FLOP}}}}{{{N} \cdot {_tex(R)}\ \mathrm{{FLOP/s}} \cdot {mfu:.4f}}}$",
+             f"{_txt(T)} s per step",
+             "T = O / (N * R_peak * MFU)", f"T = {_txt(O)} FLOP / ({N} * {_txt(R)} FLOP/s * {mfu:.4f})"),
+        Term("Model FLOPs utilisation",
+             r"$MFU = \frac{O}{T \cdot N \cdot R_{peak}}$",
+             rf"$MFU = \frac{{{_tex(O)}}}{{{_tex(T)}\ \mathrm{{s}} \cdot {N} \cdot {_tex(R)}}}$",
+             f"{mfu:.2%}",
+             "MFU = O / (T * N * R_peak)", f"MFU = {_txt(O)} / ({_txt(T)} s * {N} * {_txt(R)})"),
+        _bytes_per_param(m),
+        _all_reduce(config, st),
+        _bubble(config, st, m),
+    ]
+    return MathPeek(label, tuple(terms))
+
+
+def _bytes_per_param(m) -> Term:
+    per = m.memory.bytes_per_param()
+    held = m.memory.held_params
+    states = m.memory.weights + m.memory.gradients + m.memory.optimizer_state
+    w, g, o = per["weights"], per["gradients"], per["optimizer_state"]
+    return Term("Model-state bytes per parameter",
+                r"$b = b_{weights} + b_{gradients} + b_{optimizer}$",
+                rf"$b = {w:.3g} + {g:.3g} + {o:.3g} = {per['total']:.3g}\ \mathrm{{B}}$;"
+                rf"$\ \ b \times {_tex(held)}\ \mathrm{{params}} = {_tex(states)}\ \mathrm{{B}}$",
+                f"{per['total']:.3g} bytes per parameter, {_txt(states)} B of model states per device",
+                "b = b_weights + b_gradients + b_optimizer",
+                f"b = {w:.3g} + {g:.3g} + {o:.3g} = {per['total']:.3g} B; x {_txt(held)} params = {_txt(states)} B")
+
+
+def _all_reduce(config, st) -> Term:
+    n, plan, S = config.data_parallel, st.data_parallel_plan, st.data_parallel_bytes
+    title = "Data-parallel gradient all-reduce"
+    if plan is None or S == 0:
+        return Term(title, r"$t_{AR} = 0$", rf"$n = {n}$: no gradient to exchange", "0 s",
+                    "t_AR = 0", f"n = {n}: no gradient to exchange")
+    t = plan.time(S)
+    if plan.algorithm == "ring all-reduce":
+        factor = 2 * (n - 1) / n
+        bandwidth = factor / plan.seconds_per_byte
+        alpha = plan.latency / (2 * (n - 1))
+        return Term(f"{title} (ring, n = {n})",
+                    r"$t_{AR} = \frac{2(n-1)}{n} \cdot \frac{S}{B} + 2(n-1)\,\alpha$",
+                    rf"$t_{{AR}} = \frac{{2 \cdot {n - 1}}}{{{n}}} \cdot \frac{{{_tex(S)}\ \mathrm{{B}}}}"
+                    rf"{{{_tex(bandwidth)}\ \mathrm{{B/s}}}} + 2 \cdot {n - 1} \cdot {_tex(alpha)}\ \mathrm{{s}}$",
+                    f"{_txt(t)} s per all-reduce (busiest link {plan.bottleneck_link})",
+                    "t_AR = 2(n-1)/n * S/B + 2(n-1) * alpha",
+                    f"t_AR = 2*{n - 1}/{n} * {_txt(S)} B / {_txt(bandwidth)} B/s + 2*{n - 1} * {_txt(alpha)} s")
+    return Term(f"{title} ({plan.algorithm}, n = {n})",
+                r"$t_{AR} = S \cdot \beta + \alpha$",
+                rf"$t_{{AR}} = {_tex(S)}\ \mathrm{{B}} \cdot {_tex(plan.seconds_per_byte)}\ \mathrm{{s/B}}"
+                rf" + {_tex(plan.latency)}\ \mathrm{{s}}$",
+                f"{_txt(t)} s per all-reduce (busiest link {plan.bottleneck_link})",
+                "t_AR = S * beta + alpha", f"t_AR = {_txt(S)} B * {_txt(plan.seconds_per_byte)} s/B + "
+                                           f"{_txt(plan.latency)} s")
+
+
+def _bubble(config, st, m) -> Term:
+    p, mb = st.pipeline_parallel, config.micro_batches
+    fraction = (p - 1) / (mb + p - 1)
+    return Term(f"Pipeline bubble (p = {p} stages, m = {mb} micro-batches)",
+                r"$t_{bubble} = (p-1)\,t_{stage},\ \ \frac{p-1}{m+p-1}$ of the pipeline's compute",
+                rf"$t_{{bubble}} = {p - 1} \cdot {_tex(st.t_stage)}\ \mathrm{{s}},\ \ "
+                rf"\frac{{{p - 1}}}{{{mb} + {p - 1}}} = {fraction:.3f}$",
+                f"{_txt(m.time.bubble_s)} s per step, {fraction:.1%} of the pipeline's compute",
+                "t_bubble = (p-1) * t_stage;  (p-1)/(m+p-1) of the pipeline's compute",
+                f"t_bubble = {p - 1} * {_txt(st.t_stage)} s;  {p - 1}/({mb} + {p - 1}) = {fraction:.3f}")
+
+
+def as_text(peek: MathPeek) -> str:
+    lines = [f"Math Peek: {peek.label}"]
+    for term in peek.terms:
+        lines += ["", f"  {term.title}", f"    {term.text_formula}", f"    {term.text_substituted}",
+                  f"    = {term.result}"]
+    return "\n".join(lines)
+
+
+def draw(peek: MathPeek, path) -> None:
+    """The Math Peek as a figure: mathtext formulas, substitutions and results."""
+    from trainwall import plotting
+
+    plotting.output_format(path)
+    with plotting._pyplot() as plt:
+        height = 0.6 + 1.35 * len(peek.terms)
+        fig = plt.figure(figsize=(9.5, height))
+        y = 1.0 - 0.35 / height
+        fig.text(0.02, y, f"Math Peek: {peek.label}", fontsize=12, fontweight="bold", va="top")
+        for term in peek.terms:
+            y -= 0.32 / height
+            fig.text(0.02, y, term.title, fontsize=10, fontweight="bold", va="top")
+            y -= 0.3 / height
+            fig.text(0.04, y, term.formula, fontsize=11, va="top")
+            y -= 0.38 / height
+            fig.text(0.04, y, term.substituted, fontsize=10, va="top")
+            y -= 0.3 / height
+            fig.text(0.04, y, "= " + term.result, fontsize=10, va="top", color=plotting.OKABE_ITO[0])
+            y -= 0.05 / height
+        plotting.save(fig, path)

@@ -1,0 +1,222 @@
+"""The numbers behind the lab's figures, every one from the cost model (:func:`evaluate`).
+
+Plots draw these and nothing else, and tests compare them with the cost model: the
+figure is tested through its data, not its pixels.
+
+* :func:`waterfall` - weights, gradients, optimizer state, activations, other: the bars
+  that stack to the per-device total, against the device's capacity;
+* :func:`optimizer_grid` - the same configuration with SGD / Momentum / Adam x fp32 /
+  mixed precision (``--compare``);
+* :func:`scaling` - MFU, scaling efficiency, communication / compute and network
+  utilisation as data parallelism grows (weak scaling: the micro-batches per step stay),
+  and MFU against the global batch at the configuration's device count;
+* :func:`pipeline` - the input pipeline as Data (storage, CPU workers) -> Bus (host
+  link) -> Compute with each stage's utilisation, and throughput against the number of
+  data-loader workers with the balance point.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from trainwall.config import Config, parse_config
+from trainwall.errors import InputError
+
+WATERFALL_BARS = ("weights", "gradients", "optimizer_state", "activations", "other")
+
+
+def _evaluate(config: Config):
+    from trainwall.optimizer.costmodel import evaluate
+
+    return evaluate(config)
+
+
+def _with(config: Config, **sections: dict) -> Config:
+    """``config`` with fields replaced, section by section (validated again)."""
+    data = config.model_dump(exclude_none=True)
+    for section, values in sections.items():
+        data.setdefault(section, {}).update(values)
+    return parse_config(data)
+
+
+@dataclass(frozen=True)
+class Waterfall:
+    label: str
+    bars: tuple[tuple[str, float], ...]      # (component, bytes per device), in stacking order
+    total: float
+    capacity: float
+    bytes_per_param: dict                    # Memory.bytes_per_param()
+
+    @property
+    def fits(self) -> bool:
+        return self.total <= self.capacity
+
+
+def waterfall(config: Config, label: str = "") -> Waterfall:
+    mem = _evaluate(config).memory
+    return Waterfall(label, tuple((name, getattr(mem, name)) for name in WATERFALL_BARS), mem.total, mem.capacity,
+                     mem.bytes_per_param())
+
+
+def mixed_precision(config: Config) -> str:
+    """The device's mixed precision: bf16 where it has bf16 arithmetic, else fp16."""
+    from trainwall.hardware import catalog as hw
+
+    return "bf16-mixed" if "bf16" in hw.device(config.system.accelerator).peak_flops else "fp16-mixed"
+
+
+def optimizer_grid(config: Config) -> list[Waterfall]:
+    """SGD, Momentum, Adam x fp32 and mixed precision, everything else as ``config``."""
+    mixed = mixed_precision(config)
+    out = []
+    for precision in ("fp32", mixed):
+        for optimizer in ("sgd", "momentum", "adam"):
+            variant = _with(config, training={"optimizer": optimizer, "precision": precision,
+                                              "optimizer_state": "fp32"})
+            out.append(waterfall(variant, f"{optimizer} {precision.removesuffix('-mixed')}"
+                                          f"{' mixed' if precision != 'fp32' else ''}"))
+    return out
+
+
+@dataclass(frozen=True)
+class ScalingSeries:
+    label: str
+    devices: tuple[int, ...]
+    mfu: tuple[float, ...]
+    scaling_efficiency: tuple[float, ...]
+    comm_to_compute: tuple[float, ...]
+    network_utilization: tuple[float, ...]
+    global_batch: tuple[int, ...]            # at the configuration's device count
+    mfu_by_batch: tuple[float, ...]
+    at: tuple[int, int]                      # (devices, global batch) of the configuration itself
+    background: float
+
+
+def _doublings(low: int, high: int) -> list[int]:
+    out, value = [], max(1, low)
+    while value <= high:
+        out.append(value)
+        value *= 2
+    return out
+
+
+def scaling(config: Config, label: str = "", max_devices: int | None = None) -> ScalingSeries:
+    """Weak scaling in data parallelism (tensor and pipeline degrees and micro-batches per step
+    fixed), and the global-batch sweep at this device count; points the configuration rules
+    refuse (a node size that does not divide) are left out."""
+    t = config.training
+    tp, pp, dp, mb, m = t.tensor_parallel, t.pipeline_parallel, config.data_parallel, t.micro_batch, \
+        config.micro_batches
+    top = max_devices or max(config.system.devices * 4, tp * pp * 16)
+    rows = []
+    for d in _doublings(1, top // (tp * pp)):
+        try:
+            variant = _with(config, system={"devices": tp * pp * d},
+                            training={"data_parallel": d, "global_batch": m * d * mb})
+            metrics = _evaluate(variant)
+        except InputError:
+            continue
+        rows.append((tp * pp * d, metrics.mfu, metrics.scaling_efficiency, metrics.comm_to_compute,
+                     metrics.network_utilization))
+    batches = []
+    for count in _doublings(1, max(2 * m, 64)):
+        try:
+            batches.append((count * dp * mb, _evaluate(_with(config, training={"global_batch": count * dp * mb})).mfu))
+        except InputError:
+            continue
+    columns = list(zip(*rows)) if rows else [()] * 5
+    return ScalingSeries(label, *(tuple(c) for c in columns), tuple(b for b, _ in batches),
+                         tuple(v for _, v in batches), (config.system.devices, config.global_batch),
+                         config.system.background_network_load)
+
+
+STAGE_GROUPS = {"Data": ("storage", "cpu"), "Bus": ("host_link",), "Compute": ("compute",)}
+
+
+@dataclass(frozen=True)
+class PipelineGauge:
+    label: str
+    capacities: dict          # box -> fresh samples/s per host (Data: the slower of storage and CPU)
+    utilization: dict         # box -> achieved rate / capacity
+    longest_pole: str         # the box holding the max-flow's bottleneck
+    rate: float               # fresh samples/s per host the pipeline sustains
+    demand: float             # fresh samples/s per host the accelerators ask for
+    lever: str                # what the curve varies: "workers" (data-loader processes) or "echo"
+    settings: tuple[int, ...]
+    throughput: tuple[float, ...]   # training samples/s per host the pipeline feeds (fresh x echo)
+    needed: tuple[float, ...]       # training samples/s per host the accelerators consume
+    balance_point: int | None       # the least setting at which nothing starves
+    current: int
+
+
+def _box_of(stage: str) -> str:
+    return next(box for box, stages in STAGE_GROUPS.items() if stage in stages)
+
+
+#: Data echoing's range when a device has no data-loader workers (a microcontroller).
+ECHO_RANGE = range(1, 9)
+
+
+def pipeline(config: Config, label: str = "") -> PipelineGauge:
+    """The gauge, and the curve of the lever that feeds the accelerators: data-loader workers
+    (1 to twice the host's cores), or, where loading has no workers (a microcontroller), data
+    echoing (1 to 8 uses of each fresh sample)."""
+    from trainwall.hardware import catalog as hw
+
+    metrics = _evaluate(config)
+    flow = metrics.pipeline
+    capacities = {box: min(flow.capacities[s] for s in stages) for box, stages in STAGE_GROUPS.items()}
+    utilization = {box: min(1.0, flow.rate / c) if c else 0.0 for box, c in capacities.items()}
+    if config.data.workers:
+        lever, current = "workers", config.data.workers
+        cores = config.system.cpu_cores_per_node or hw.device(config.system.accelerator).host.cores
+        settings = sorted(set(range(1, min(2 * cores, 256) + 1)) | {current})
+    else:
+        lever, current = "echo", config.data.echo
+        settings = sorted(set(ECHO_RANGE) | {current})
+    throughput, needed = [], []
+    for value in settings:
+        point = _evaluate(_with(config, data={lever: value}))
+        echo = value if lever == "echo" else config.data.echo
+        throughput.append(point.pipeline.rate * echo)
+        needed.append(point.pipeline.capacities["compute"] * echo)
+    balance = next((v for v, r, d in zip(settings, throughput, needed) if r >= d * (1 - 1e-9)), None)
+    return PipelineGauge(label, capacities, utilization, _box_of(flow.bottleneck), flow.rate,
+                         flow.capacities["compute"], lever, tuple(settings), tuple(throughput), tuple(needed),
+                         balance, current)
+
+
+def subjects(reference: str) -> list[tuple[str, Config]]:
+    """What a figure shows for ``reference``: a configuration file's one configuration, or a
+    mission's current (naive) plan and its certified optimum."""
+    from pathlib import Path
+
+    from trainwall.config import load_config
+
+    path = Path(reference)
+    if path.suffix.lower() in (".toml", ".json", ".yaml", ".yml") and path.is_file():
+        from trainwall.fileformats import read_document
+
+        data = read_document(path)
+        if not (isinstance(data, dict) and "scenario" in data):
+            return [(path.stem, load_config(path))]
+    from trainwall.challenges.grading import optimum
+    from trainwall.challenges.mission import resolve
+
+    mission = resolve(reference)
+    best = optimum(mission)
+    naive = parse_config(_mission_plan(mission, mission.naive), f"{mission.reference} naive")
+    chosen = parse_config(_mission_plan(mission, best.configuration), f"{mission.reference} optimum")
+    return [(f"{mission.reference} current plan", naive), (f"{mission.reference} optimum", chosen)]
+
+
+def _mission_plan(mission, sections: dict) -> dict:
+    """The scenario with a plan's sections (the optimum's includes part 3's device count)."""
+    data = mission.config_data({k: v for k, v in sections.items() if k in ("training", "data")})
+    if "system" in sections:
+        data["system"].update(sections["system"])
+    if mission.part == 3:
+        from trainwall.optimizer.scaling_wall import degrees, set_layout
+
+        set_layout(data, *degrees(mission, {f"training.{k}": v for k, v in data["training"].items()}))
+    return data
