@@ -108,24 +108,25 @@ def _plot(args: argparse.Namespace) -> int:
             plotting.draw_waterfalls([figures.waterfall(c, label) for label, c in subjects], args.output,
                                      f"Training memory waterfall: {name}")
     elif args.figure == "scaling":
-        target = _mission_target(args.subject)
+        mission = _mission_of(args.subject, subjects)
         plotting.draw_scaling([figures.scaling(c, label) for label, c in subjects], args.output,
-                              f"Scaling: {name}", target)
+                              f"Scaling: {name}", mission.objective.target if mission else None)
     else:
-        plotting.draw_pipeline([figures.pipeline(c, label) for label, c in subjects], args.output,
+        mission = _mission_of(args.subject, subjects)
+        lever = mission.objective.quantity if mission is not None and mission.part == 2 else None
+        plotting.draw_pipeline([figures.pipeline(c, label, lever) for label, c in subjects], args.output,
                                f"Input pipeline: {name}")
     print(f"wrote {args.output}")
     return EXIT_OK
 
 
-def _mission_target(reference: str) -> float | None:
-    from trainwall import figures
-
-    if len(figures.subjects(reference)) == 1:
+def _mission_of(reference: str, subjects: list):
+    """The mission a figure's subject names (two subjects: its plan and its optimum), else None."""
+    if len(subjects) == 1:
         return None
     from trainwall.challenges.mission import resolve
 
-    return resolve(reference).objective.target
+    return resolve(reference)
 
 
 def _explain(args: argparse.Namespace) -> int:

@@ -157,22 +157,23 @@ def _box_of(stage: str) -> str:
 ECHO_RANGE = range(1, 9)
 
 
-def pipeline(config: Config, label: str = "") -> PipelineGauge:
+def pipeline(config: Config, label: str = "", lever: str | None = None) -> PipelineGauge:
     """The gauge, and the curve of the lever that feeds the accelerators: data-loader workers
-    (1 to twice the host's cores), or, where loading has no workers (a microcontroller), data
-    echoing (1 to 8 uses of each fresh sample)."""
+    (1 to twice the host's cores), or data echoing (1 to 8 uses of each fresh sample). By
+    default workers, unless loading has none (a microcontroller); a part-2 mission names its own."""
     from trainwall.hardware import catalog as hw
 
     metrics = _evaluate(config)
     flow = metrics.pipeline
     capacities = {box: min(flow.capacities[s] for s in stages) for box, stages in STAGE_GROUPS.items()}
     utilization = {box: min(1.0, flow.rate / c) if c else 0.0 for box, c in capacities.items()}
-    if config.data.workers:
-        lever, current = "workers", config.data.workers
+    lever = lever or ("workers" if config.data.workers else "echo")
+    if lever == "workers":
+        current = config.data.workers
         cores = config.system.cpu_cores_per_node or hw.device(config.system.accelerator).host.cores
         settings = sorted(set(range(1, min(2 * cores, 256) + 1)) | {current})
     else:
-        lever, current = "echo", config.data.echo
+        current = config.data.echo
         settings = sorted(set(ECHO_RANGE) | {current})
     throughput, needed = [], []
     for value in settings:

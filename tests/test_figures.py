@@ -1,0 +1,183 @@
+"""trainwall plot and explain: a file of the right type for every track, the data drawn equals
+the cost model's numbers (tested through the figure's data, not its pixels), and the same
+input gives the same bytes."""
+
+import math
+from pathlib import Path
+
+import pytest
+
+from trainwall import explain, figures
+from trainwall.challenges import grading
+from trainwall.challenges.mission import mission
+from trainwall.cli import main
+from trainwall.config import load_config, parse_config
+from trainwall.optimizer.costmodel import evaluate, step_structure
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+TRACKS = ("cloud", "edge", "mobile", "tiny")
+MAGIC = {".png": b"\x89PNG\r\n\x1a\n", ".pdf": b"%PDF-", ".svg": b"<?xml"}
+
+
+def plot(tmp_path, figure, subject, suffix=".png", *extra):
+    out = tmp_path / f"{figure}{suffix}"
+    assert main(["plot", figure, str(subject), "-o", str(out), *extra]) == 0
+    return out.read_bytes()
+
+
+@pytest.mark.parametrize("track", TRACKS)
+@pytest.mark.parametrize("figure", ("waterfall", "scaling", "pipeline"))
+def test_every_track_gets_each_figure(tmp_path, track, figure):
+    assert plot(tmp_path, figure, EXAMPLES / f"{track}.toml").startswith(MAGIC[".png"])
+
+
+@pytest.mark.parametrize("suffix", (".png", ".svg", ".pdf"))
+def test_format_follows_the_extension_and_bytes_are_deterministic(tmp_path, suffix):
+    first = plot(tmp_path, "waterfall", EXAMPLES / "mobile.toml", suffix, "--compare")
+    second = plot(tmp_path, "waterfall", EXAMPLES / "mobile.toml", suffix, "--compare")
+    assert first.startswith(MAGIC[suffix]) and first == second
+    if suffix == ".svg":
+        assert b"<svg" in first and b"<dc:date>" not in first
+    if suffix == ".pdf":
+        assert b"CreationDate" not in first
+
+
+@pytest.mark.parametrize("figure", ("scaling", "pipeline"))
+def test_mission_figures_are_deterministic(tmp_path, figure):
+    assert plot(tmp_path, figure, "cloud/3", ".svg") == plot(tmp_path, figure, "cloud/3", ".svg")
+
+
+def test_explain_figure_is_deterministic(tmp_path):
+    paths = [tmp_path / "a.pdf", tmp_path / "b.pdf"]
+    for path in paths:
+        assert main(["explain", str(EXAMPLES / "cloud.toml"), "-o", str(path)]) == 0
+    assert paths[0].read_bytes() == paths[1].read_bytes() and paths[0].read_bytes().startswith(b"%PDF-")
+
+
+def test_bad_extension_is_bad_input(tmp_path, capsys):
+    assert main(["plot", "waterfall", str(EXAMPLES / "mobile.toml"), "-o", str(tmp_path / "x.jpg")]) == 2
+    assert "must end in .png, .svg or .pdf" in capsys.readouterr().err
+
+
+# --- the data drawn is the cost model's ---------------------------------------------------------
+
+@pytest.mark.parametrize("track", TRACKS)
+def test_waterfall_bars_are_the_memory_breakdown(track):
+    config = load_config(EXAMPLES / f"{track}.toml")
+    memory = evaluate(config).memory
+    w = figures.waterfall(config)
+    assert dict(w.bars) == {"weights": memory.weights, "gradients": memory.gradients,
+                            "optimizer_state": memory.optimizer_state, "activations": memory.activations,
+                            "other": memory.other}
+    assert sum(v for _, v in w.bars) == pytest.approx(w.total) and w.capacity == memory.capacity
+
+
+def test_compare_shows_adams_state_at_twice_the_weights():
+    """fp32 Adam on one device: 4 + 4 + 8 bytes per parameter (ZeRO paper, sec. 3.1), so the
+    optimizer-state bar is 2x the weights and the hidden memory (gradients + state) 3x - plus
+    PyTorch's one step counter per parameter tensor (632 B here), hence rel 1e-3."""
+    grid = {w.label: w for w in figures.optimizer_grid(load_config(EXAMPLES / "mobile.toml"))}
+    assert list(grid) == ["sgd fp32", "momentum fp32", "adam fp32", "sgd fp16 mixed", "momentum fp16 mixed",
+                          "adam fp16 mixed"]
+    adam = dict(grid["adam fp32"].bars)
+    assert adam["optimizer_state"] == pytest.approx(2 * adam["weights"], rel=1e-3)
+    assert adam["optimizer_state"] > 2 * adam["weights"]
+    assert adam["gradients"] + adam["optimizer_state"] == pytest.approx(3 * adam["weights"], rel=1e-3)
+    assert grid["adam fp32"].bytes_per_param["total"] == pytest.approx(16.0, rel=1e-3)
+    assert grid["sgd fp32"].bytes_per_param["optimizer_state"] == 0.0
+    assert grid["momentum fp32"].bytes_per_param["optimizer_state"] == pytest.approx(4.0)
+
+
+def test_scaling_points_are_evaluations_of_the_swept_configurations():
+    config = load_config(EXAMPLES / "cloud.toml")
+    s = figures.scaling(config, "cloud")
+    t = config.training
+    assert s.at == (config.system.devices, config.global_batch)
+    assert config.system.devices in s.devices and len(s.devices) >= 4
+    for i, devices in enumerate(s.devices):
+        dp = devices // (t.tensor_parallel * t.pipeline_parallel)
+        data = load_config(EXAMPLES / "cloud.toml").model_dump(exclude_none=True)
+        data["system"]["devices"] = devices
+        data["training"].update(data_parallel=dp, global_batch=config.micro_batches * dp * t.micro_batch)
+        m = evaluate(parse_config(data))
+        assert (s.mfu[i], s.scaling_efficiency[i], s.comm_to_compute[i], s.network_utilization[i]) == \
+            (m.mfu, m.scaling_efficiency, m.comm_to_compute, m.network_utilization)
+    for batch, value in zip(s.global_batch, s.mfu_by_batch):
+        data = load_config(EXAMPLES / "cloud.toml").model_dump(exclude_none=True)
+        data["training"]["global_batch"] = batch
+        assert value == evaluate(parse_config(data)).mfu
+    assert s.mfu_by_batch == tuple(sorted(s.mfu_by_batch))   # a larger batch amortises the bubble
+
+
+@pytest.mark.parametrize("mission_id", ["cloud/2", "edge/2", "mobile/2", "tiny/2"])
+def test_pipeline_balance_point_is_the_certified_optimum(mission_id):
+    """The balance point on the curve is where part 2's solver, certified by enumeration, puts
+    the optimum - drawn from the optimum's other choices."""
+    (_, _), (_, best_config) = figures.subjects(mission_id)
+    lever = mission(mission_id).objective.quantity
+    gauge = figures.pipeline(best_config, lever=lever)
+    best = grading.optimum(mission(mission_id))
+    assert gauge.lever == lever
+    assert gauge.balance_point == best.configuration["data"][lever]
+    flow = evaluate(best_config).pipeline
+    assert gauge.rate == flow.rate and gauge.demand == flow.capacities["compute"]
+    assert gauge.capacities["Data"] == min(flow.capacities["storage"], flow.capacities["cpu"])
+    assert gauge.capacities["Bus"] == flow.capacities["host_link"]
+    assert gauge.longest_pole == ("Compute" if flow.bottleneck == "compute" else
+                                  "Bus" if flow.bottleneck == "host_link" else "Data")
+
+
+def test_a_starved_plan_shows_data_as_the_longest_pole():
+    (_, naive), _ = figures.subjects("cloud/2")
+    gauge = figures.pipeline(naive)
+    assert gauge.longest_pole == "Data" and gauge.utilization["Data"] == 1.0
+    assert gauge.rate < gauge.demand and gauge.current == 1
+
+
+# --- the Math Peek ----------------------------------------------------------------------------------
+
+def _number(text: str) -> float:
+    return float(text.split()[0].rstrip("%")) / (100 if text.split()[0].endswith("%") else 1)
+
+
+@pytest.mark.parametrize("track", TRACKS)
+def test_math_peek_results_are_the_cost_models(track):
+    config = load_config(EXAMPLES / f"{track}.toml")
+    m = evaluate(config)
+    peek = explain.math_peek(config, track)
+    iron, mfu, states, _, bubble = peek.terms
+    assert _number(iron.result) == pytest.approx(m.time.step_s, rel=1e-3)
+    assert m.model_flops_per_step / (m.devices * m.reference_peak * m.mfu) == pytest.approx(m.time.step_s, rel=1e-12)
+    assert _number(mfu.result) == pytest.approx(m.mfu, abs=5e-5)
+    assert _number(states.result) == pytest.approx(m.memory.bytes_per_param()["total"], rel=1e-2)
+    assert _number(bubble.result) == pytest.approx(m.time.bubble_s, rel=1e-3, abs=1e-12)
+
+
+def test_ring_all_reduce_term_is_the_textbook_formula_on_the_models_plan(tmp_path):
+    """A data-parallel group inside one DGX node is a ring over NVLink: 2(n-1)/n x S / B +
+    2(n-1) alpha with B the link's bandwidth equals the plan's time for the gradient buffer."""
+    config = parse_config({"workload": {"model": "gpt-2", "seq_len": 1024}, "system": {"accelerator": "h100-sxm", "devices": 8},
+                           "training": {"optimizer": "adam", "precision": "bf16-mixed", "micro_batch": 4,
+                                        "global_batch": 32}})
+    st = step_structure(config)
+    plan, S, n = st.data_parallel_plan, st.data_parallel_bytes, 8
+    term = explain.math_peek(config).terms[3]
+    assert plan.algorithm == "ring all-reduce" and "ring" in term.title
+    bandwidth = 2 * (n - 1) / n / plan.seconds_per_byte
+    alpha = plan.latency / (2 * (n - 1))
+    assert 2 * (n - 1) / n * S / bandwidth + 2 * (n - 1) * alpha == pytest.approx(plan.time(S), rel=1e-12)
+    assert _number(term.result) == pytest.approx(st.dp_fixed_s, rel=1e-3)
+    from trainwall.hardware import catalog as hw
+
+    nvlink = hw.link("nvlink4")
+    assert bandwidth == pytest.approx(nvlink.bandwidth, rel=1e-9)   # the ring runs at one NVLink's rate
+    assert math.isclose(S, evaluate(config).memory.gradients, rel_tol=1e-9)   # bf16 gradients, all of them
+
+
+def test_explain_prints_formula_numbers_and_result(capsys):
+    assert main(["explain", str(EXAMPLES / "cloud.toml")]) == 0
+    out = capsys.readouterr().out
+    for needle in ("Iron Law", "T = O / (N * R_peak * MFU)", "MFU = O / (T * N * R_peak)", "b = b_weights",
+                   "all-reduce", "t_bubble = (p-1) * t_stage"):
+        assert needle in out
