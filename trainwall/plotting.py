@@ -115,7 +115,8 @@ def draw_scaling(series, path: str | Path, title: str, target: float | None = No
     communication / compute ratio with the network's headroom."""
     output_format(path)
     with _pyplot() as plt:
-        fig, (a, b, c) = plt.subplots(1, 3, figsize=(13, 4))
+        fig, (a, b, c) = plt.subplots(1, 3, figsize=(13.5, 4))
+        net = c.twinx()   # the network on its own axis: a fraction of the busiest link
         for i, s in enumerate(series):
             colour, marker = OKABE_ITO[i], MARKERS[i]
             a.plot(s.devices, s.mfu, marker=marker, color=colour, label=f"MFU, {s.label}")
@@ -123,8 +124,8 @@ def draw_scaling(series, path: str | Path, title: str, target: float | None = No
                    label=f"scaling efficiency, {s.label}")
             b.plot(s.global_batch, s.mfu_by_batch, marker=marker, color=colour, label=s.label)
             c.plot(s.devices, s.comm_to_compute, marker=marker, color=colour, label=f"comm / compute, {s.label}")
-            c.plot(s.devices, s.network_utilization, marker=marker, color=colour, linestyle="--",
-                   label=f"busiest link, {s.label}")
+            net.plot(s.devices, s.network_utilization, marker=marker, color=colour, linestyle="--",
+                     markerfacecolor="white", label=f"busiest link, {s.label}")
             here = s.devices.index(s.at[0]) if s.at[0] in s.devices else None
             if here is not None:
                 a.plot([s.at[0]], [s.mfu[here]], marker="*", markersize=14, color=colour, markeredgecolor="black")
@@ -138,18 +139,24 @@ def draw_scaling(series, path: str | Path, title: str, target: float | None = No
                 ax.annotate(f"target MFU {target:.0%}", (0.02, target), xycoords=("axes fraction", "data"),
                             xytext=(0, 3), textcoords="offset points", fontsize=7)
         background = max(s.background for s in series)
-        c.axhspan(background, 1.0, color="#999999", alpha=0.25, hatch="//",
-                  label=f"headroom left by other jobs ({1 - background:.0%})")
-        c.axhline(1.0, color="black", linewidth=1.0)
+        net.axhspan(background, 1.0, color="#999999", alpha=0.25, hatch="//",
+                    label=f"headroom left by other jobs ({1 - background:.0%})")
+        net.axhline(1.0, color="black", linewidth=1.0)
+        net.set_ylim(0.0, 1.05)
+        net.set_ylabel("busiest link's load, background included (dashed)")
+        net.grid(False)
         for ax in (a, b, c):
             ax.set_xscale("log", base=2)
         a.set(xlabel="accelerators (log scale)", ylabel="fraction", title="MFU and scaling efficiency (weak scaling)")
         b.set(xlabel="global batch, samples per step (log scale)", ylabel="MFU",
               title="MFU against the global batch")
-        c.set(xlabel="accelerators (log scale)", ylabel="ratio / fraction of the link",
+        c.set(xlabel="accelerators (log scale)", ylabel="communication / compute (solid)",
               title="communication / compute and the network")
-        for ax in (a, b, c):
+        for ax in (a, b):
             ax.legend(fontsize=6)
+        lines = c.get_legend_handles_labels()
+        dashed = net.get_legend_handles_labels()
+        net.legend(lines[0] + dashed[0], lines[1] + dashed[1], fontsize=6, loc="center left")
         fig.suptitle(title)
         fig.tight_layout()
         save(fig, path)
