@@ -135,7 +135,7 @@ def draw(peek: MathPeek, path) -> None:
     from trainwall import plotting
 
     plotting.output_format(path)
-    with plotting._pyplot() as plt:
+    with plotting.pyplot_style() as plt:
         height = 0.6 + 1.35 * len(peek.terms)
         fig = plt.figure(figsize=(9.5, height))
         y = 1.0 - 0.35 / height

@@ -192,15 +192,13 @@ def subjects(reference: str) -> list[tuple[str, Config]]:
     mission's current (naive) plan and its certified optimum."""
     from pathlib import Path
 
-    from trainwall.config import load_config
-
     path = Path(reference)
     if path.suffix.lower() in (".toml", ".json", ".yaml", ".yml") and path.is_file():
         from trainwall.fileformats import read_document
 
         data = read_document(path)
-        if not (isinstance(data, dict) and "scenario" in data):
-            return [(path.stem, load_config(path))]
+        if not (isinstance(data, dict) and "scenario" in data):   # a configuration, not a mission file
+            return [(path.stem, parse_config(data, str(path)))]
     from trainwall.challenges.grading import optimum
     from trainwall.challenges.mission import resolve
 

@@ -22,7 +22,7 @@ FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
 STYLE = {
     "font.family": "DejaVu Sans", "font.size": 9, "axes.titlesize": 10, "axes.grid": True, "grid.alpha": 0.3,
     "svg.hashsalt": "trainwall", "svg.fonttype": "path", "pdf.fonttype": 42, "figure.dpi": 100,
-    "savefig.dpi": 150, "axes.prop_cycle": None,
+    "savefig.dpi": 150,
 }
 METADATA = {"png": {"Software": None}, "svg": {"Date": None, "Creator": None},
             "pdf": {"CreationDate": None, "ModDate": None, "Creator": None, "Producer": None}}
@@ -38,7 +38,8 @@ def output_format(path: str | Path) -> str:
 
 
 @contextmanager
-def _pyplot():
+def pyplot_style():
+    """pyplot (Agg backend) inside the project's style: fonts, palette, deterministic output."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -66,7 +67,7 @@ def draw_waterfalls(waterfalls, path: str | Path, title: str) -> None:
     from trainwall.report import unit_for
 
     output_format(path)
-    with _pyplot() as plt:
+    with pyplot_style() as plt:
         n = len(waterfalls)
         cols = min(n, 3)
         rows = (n + cols - 1) // cols
@@ -114,7 +115,7 @@ def draw_scaling(series, path: str | Path, title: str, target: float | None = No
     """MFU and scaling efficiency against devices, MFU against the global batch, and the
     communication / compute ratio with the network's headroom."""
     output_format(path)
-    with _pyplot() as plt:
+    with pyplot_style() as plt:
         fig, (a, b, c) = plt.subplots(1, 3, figsize=(13.5, 4))
         net = c.twinx()   # the network on its own axis: a fraction of the busiest link
         for i, s in enumerate(series):
@@ -169,7 +170,7 @@ def draw_pipeline(gauges, path: str | Path, title: str) -> None:
     from matplotlib.patches import FancyArrow, Rectangle
 
     output_format(path)
-    with _pyplot() as plt:
+    with pyplot_style() as plt:
         fig, axes = plt.subplots(len(gauges), 2, figsize=(11, 3.4 * len(gauges)), squeeze=False,
                                  gridspec_kw={"width_ratios": [1.3, 1]})
         for row, g in zip(axes, gauges):
