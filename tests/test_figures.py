@@ -181,3 +181,30 @@ def test_explain_prints_formula_numbers_and_result(capsys):
     for needle in ("Iron Law", "T = O / (N * R_peak * MFU)", "MFU = O / (T * N * R_peak)", "b = b_weights",
                    "all-reduce", "t_bubble = (p-1) * t_stage"):
         assert needle in out
+
+
+def _captured(monkeypatch, draw):
+    """The matplotlib figure a draw call builds (saving is replaced by capturing)."""
+    from trainwall import plotting
+
+    captured = []
+    monkeypatch.setattr(plotting, "save", lambda fig, path: captured.append(fig))
+    draw()
+    return captured[0]
+
+
+def test_series_differ_by_more_than_hue(monkeypatch):
+    """Readable in greyscale and for colour-blind readers: each waterfall bar has its own hatch
+    or is the outlined total, and each scaling series its own marker and line style."""
+    from trainwall import plotting
+
+    config = load_config(EXAMPLES / "mobile.toml")
+    fig = _captured(monkeypatch, lambda: plotting.draw_waterfalls([figures.waterfall(config)], "x.png", "t"))
+    bars = fig.axes[0].patches
+    hatches = [bar.get_hatch() or "" for bar in bars[:5]]
+    assert len(set(hatches)) == 5 and bars[5].get_facecolor()[:3] == (1.0, 1.0, 1.0)
+    series = [figures.scaling(c, label) for label, c in figures.subjects("mobile/3")]
+    fig = _captured(monkeypatch, lambda: plotting.draw_scaling(series, "x.png", "t", 0.03))
+    data = [line for line in fig.axes[0].get_lines() if len(line.get_xdata()) > 1 and line.get_marker() != "None"]
+    styles = {(line.get_marker(), line.get_linestyle()) for line in data}
+    assert len(data) == len(styles) == 4     # MFU and efficiency, for the plan and the optimum
