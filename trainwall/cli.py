@@ -31,7 +31,10 @@ def _parser() -> argparse.ArgumentParser:
     so = sub.add_parser("solve", help="the proven-optimal configuration of a mission")
     so.add_argument("mission", help="a mission id (mobile/1) or a mission / variant file")
     so.add_argument("--json", action="store_true", help="print INTERFACE.md's JSON instead of text")
-    gr = sub.add_parser("grade", help="grade a submission, or a folder of them")
+    gr = sub.add_parser("grade", help="grade a submission, or a folder of them",
+                        epilog="exit codes: 0 graded (any score), 3 graded but under --fail-under, 2 a malformed "
+                               "submission or a bad --mission, 1 the grader itself failed; a results file is "
+                               "written in every case")
     gr.add_argument("submission", help="a submission file (TOML, JSON or YAML), or a folder of them")
     gr.add_argument("--mission", help="grade against this mission id, mission / variant file, or answer-key folder")
     gr.add_argument("--format", default="text", choices=("text", "json", "gradescope", "prairielearn", "junit"))
