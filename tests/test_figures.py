@@ -58,6 +58,10 @@ def test_explain_figure_is_deterministic(tmp_path):
 def test_bad_extension_is_bad_input(tmp_path, capsys):
     assert main(["plot", "waterfall", str(EXAMPLES / "mobile.toml"), "-o", str(tmp_path / "x.jpg")]) == 2
     assert "must end in .png, .svg or .pdf" in capsys.readouterr().err
+    assert main(["plot", "scaling", str(EXAMPLES / "mobile.toml"), "--compare", "-o", str(tmp_path / "x.png")]) == 2
+    assert "--compare draws optimizers" in capsys.readouterr().err
+    assert main(["explain", str(tmp_path / "missing.toml")]) == 2
+    assert "missing.toml" in capsys.readouterr().err
 
 
 # --- the data drawn is the cost model's ---------------------------------------------------------

@@ -100,6 +100,8 @@ def _plot(args: argparse.Namespace) -> int:
     from trainwall import figures, plotting
 
     plotting.output_format(args.output)          # a wrong extension fails before any work
+    if args.compare and args.figure != "waterfall":
+        raise _usage(f"--compare draws optimizers side by side on the waterfall, not on {args.figure}")
     subjects = figures.subjects(args.subject)
     name = os.path.basename(args.subject) if os.path.isfile(args.subject) else args.subject
     if args.figure == "waterfall":

@@ -193,10 +193,10 @@ def subjects(reference: str) -> list[tuple[str, Config]]:
     from pathlib import Path
 
     path = Path(reference)
-    if path.suffix.lower() in (".toml", ".json", ".yaml", ".yml") and path.is_file():
+    if path.suffix.lower() in (".toml", ".json", ".yaml", ".yml"):
         from trainwall.fileformats import read_document
 
-        data = read_document(path)
+        data = read_document(path)                    # a missing file says so, by name
         if not (isinstance(data, dict) and "scenario" in data):   # a configuration, not a mission file
             return [(path.stem, parse_config(data, str(path)))]
     from trainwall.challenges.grading import optimum
