@@ -303,7 +303,7 @@ def _feedback(mission, best: Optimum, walls, feasible: bool, name: str, value: f
     if shortfall <= policy.full_credit_gap:
         return [f"Feasible and within {policy.full_credit_gap:.0%} of the certified optimum: full credit."]
     better = "higher" if mission.objective.sense == "maximize" else "lower"
-    out = [f"Feasible, but {shortfall:.1%} short of the certified optimum: a {better} {name} is possible."]
+    out = [f"Feasible, but {shortfall:.1%} short of the certified optimum: {name} can be {better}."]
     by_wall = {w.wall: w for w in walls}
     for wall in best.binding:
         mine = by_wall.get(wall)

@@ -210,9 +210,10 @@ class Mission(_Strict):
             elif wall == "stability":
                 reasons = broken.get(wall, [])
                 out.append(WallCheck(wall, float(len(reasons)), 0.0, "broken rules", not reasons, "; ".join(reasons)))
-            elif wall == "starvation":
+            elif wall == "starvation":   # what the loading stages could deliver against what is asked
                 demand = flow.capacities["compute"]
-                out.append(WallCheck(wall, flow.rate, demand, "samples/s", not flow.starved,
+                supply = min(c for stage, c in flow.capacities.items() if stage != "compute")
+                out.append(WallCheck(wall, supply, demand, "samples/s", not flow.starved,
                                      f"the input pipeline delivers {flow.rate:.4g} samples/s per host, the "
                                      f"accelerators ask for {demand:.4g}: {flow.bottleneck} is the longest pole"
                                      if flow.starved else ""))

@@ -346,3 +346,19 @@ def test_python_api_grades_like_the_cli(tmp_path):
     code, out = grade(tmp_path, optimal_submission("mobile/1"))
     g = trainwall.grade(tmp_path / "submission.toml")
     assert g.score == out["score"] and g.gradable and g.mission == "mobile/1"
+
+
+def test_starvation_slack_is_the_spare_loading_capacity(tmp_path):
+    """80 workers where 71 balance cloud/2: the loading stages could deliver more than the GPUs
+    take; the slack is that spare capacity (the max-flow itself is capped at the demand)."""
+    from trainwall.challenges.submission import plan
+    from trainwall.optimizer.costmodel import evaluate
+
+    code, out = grade(tmp_path, submission_text("cloud/2", {}, {"workers": 80, "augmentation_on": "accelerator"}))
+    wall = next(w for w in out["walls"] if w["constraint"] == "starvation")
+    flow = evaluate(plan(mission("cloud/2"), {"data.workers": 80, "data.augmentation_on": "accelerator"},
+                         "t")).pipeline
+    spare = min(flow.capacities["storage"], flow.capacities["cpu"], flow.capacities["host_link"])
+    assert flow.rate == flow.capacities["compute"]      # fed: the flow equals the demand
+    assert wall["satisfied"] and wall["slack"] == pytest.approx(spare - flow.capacities["compute"]) > 0
+    assert any("workers can be lower" in f for f in out["feedback"])
