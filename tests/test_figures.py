@@ -27,9 +27,17 @@ def plot(tmp_path, figure, subject, suffix=".png", *extra):
 
 
 @pytest.mark.parametrize("track", TRACKS)
-@pytest.mark.parametrize("figure", ("waterfall", "scaling", "pipeline"))
+@pytest.mark.parametrize("figure", ("waterfall", "scaling", "pipeline", "compare"))
 def test_every_track_gets_each_figure(tmp_path, track, figure):
-    assert plot(tmp_path, figure, EXAMPLES / f"{track}.toml").startswith(MAGIC[".png"])
+    extra = ("--compare",) if figure == "compare" else ()
+    name = "waterfall" if figure == "compare" else figure
+    assert plot(tmp_path, name, EXAMPLES / f"{track}.toml", ".png", *extra).startswith(MAGIC[".png"])
+
+
+def test_a_microcontroller_compares_fp32_only():
+    """The nRF52840 computes in fp32 or int8: no mixed-precision row."""
+    grid = figures.optimizer_grid(load_config(EXAMPLES / "tiny.toml"))
+    assert [w.label for w in grid] == ["sgd fp32", "momentum fp32", "adam fp32"]
 
 
 @pytest.mark.parametrize("suffix", (".png", ".svg", ".pdf"))

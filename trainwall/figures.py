@@ -58,18 +58,21 @@ def waterfall(config: Config, label: str = "") -> Waterfall:
                      mem.bytes_per_param())
 
 
-def mixed_precision(config: Config) -> str:
-    """The device's mixed precision: bf16 where it has bf16 arithmetic, else fp16."""
+def mixed_precision(config: Config) -> str | None:
+    """The device's mixed precision: bf16 where it has bf16 arithmetic, else fp16, else none
+    (a microcontroller computes in fp32 or int8 only)."""
     from trainwall.hardware import catalog as hw
 
-    return "bf16-mixed" if "bf16" in hw.device(config.system.accelerator).peak_flops else "fp16-mixed"
+    peaks = hw.device(config.system.accelerator).peak_flops
+    return "bf16-mixed" if "bf16" in peaks else "fp16-mixed" if "fp16" in peaks else None
 
 
 def optimizer_grid(config: Config) -> list[Waterfall]:
-    """SGD, Momentum, Adam x fp32 and mixed precision, everything else as ``config``."""
+    """SGD, Momentum, Adam x fp32 and the device's mixed precision (if it has one), everything
+    else as ``config``."""
     mixed = mixed_precision(config)
     out = []
-    for precision in ("fp32", mixed):
+    for precision in ("fp32",) + ((mixed,) if mixed else ()):
         for optimizer in ("sgd", "momentum", "adam"):
             variant = _with(config, training={"optimizer": optimizer, "precision": precision,
                                               "optimizer_state": "fp32"})
