@@ -363,3 +363,15 @@ def test_starvation_slack_is_the_spare_loading_capacity(tmp_path):
     assert wall["satisfied"] and wall["slack"] == pytest.approx(spare - flow.capacities["compute"])
     assert wall["slack"] > 0
     assert any("workers can be lower" in f for f in out["feedback"])
+
+
+def test_a_device_or_fifo_posing_as_a_submission_is_refused_not_read(tmp_path):
+    """/dev/zero behind a .toml name would never end; a FIFO would block: both are refused."""
+    import os
+
+    (tmp_path / "zero.toml").symlink_to("/dev/zero")
+    os.mkfifo(tmp_path / "fifo.toml")
+    for name in ("zero.toml", "fifo.toml"):
+        out = tmp_path / f"{name}.json"
+        assert main(["grade", str(tmp_path / name), "--format", "json", "--output", str(out)]) == 2
+        assert "is not a regular file" in json.loads(out.read_text())["format_errors"][0]

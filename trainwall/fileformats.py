@@ -81,10 +81,12 @@ def read_document(path: str | Path) -> object:
     if fmt is None:
         raise InputError("", path.suffix or path.name, "file type must be .toml, .json, .yaml or .yml", source=source)
     try:
-        size = path.stat().st_size
-        if size > MAX_BYTES:
-            raise InputError("", f"{size} bytes", f"file larger than {MAX_BYTES} bytes", source=source)
-        raw = path.read_bytes()
+        if path.exists() and not path.is_dir() and not path.is_file():   # a FIFO or a device never ends
+            raise InputError("", source, "is not a regular file", source=source)
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_BYTES + 1)     # read at most the limit, whatever stat says
+        if len(raw) > MAX_BYTES:
+            raise InputError("", f"over {MAX_BYTES} bytes", f"file larger than {MAX_BYTES} bytes", source=source)
     except FileNotFoundError:
         raise InputError("", source, "no such file", source=source) from None
     except IsADirectoryError:
