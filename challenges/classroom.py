@@ -148,20 +148,17 @@ def summary_csv(files: list[Path], grades) -> str:
 
 def score_histogram(grades, path: Path, title: str) -> None:
     """Scores of the class, with malformed submissions counted apart (deterministic PNG)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from trainwall import plotting
 
     top = max((g.max_score for g in grades), default=1.0)
     scores = [g.score for g in grades if g.gradable]
-    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
-    ax.hist(scores, bins=10, range=(0.0, top), color="#4477aa", edgecolor="black", hatch="//")
-    ax.set_xlabel(f"score (of {top:g})")
-    ax.set_ylabel("submissions")
-    ungraded = len(grades) - len(scores)
-    ax.set_title(clean(f"{title}: {len(grades)} submissions ({ungraded} not gradable)", 120))
-    ax.set_xlim(0.0, top)
-    fig.tight_layout()
-    fig.savefig(path, metadata={"Software": None})
-    plt.close(fig)
+    with plotting.pyplot_style() as plt:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        ax.hist(scores, bins=10, range=(0.0, top), color=plotting.OKABE_ITO[0], edgecolor="black", hatch="//")
+        ax.set_xlabel(f"score (of {top:g})")
+        ax.set_ylabel("submissions")
+        ungraded = len(grades) - len(scores)
+        ax.set_title(clean(f"{title}: {len(grades)} submissions ({ungraded} not gradable)", 120))
+        ax.set_xlim(0.0, top)
+        fig.tight_layout()
+        plotting.save(fig, path)

@@ -26,6 +26,7 @@ in separate folders.
 
 from __future__ import annotations
 
+import copy
 import csv
 import hashlib
 import io
@@ -101,7 +102,7 @@ def draw(mission, seed: int, student: str, attempt: int) -> dict:
 
     rng = _stream(mission.id, seed, student, attempt)
     base = _strip_none(mission.model_dump())
-    data = _strip_none(mission.model_dump())
+    data = copy.deepcopy(base)
     data.pop("variants", None)
     for path in sorted(mission.variants.perturb):
         value = rng.choice(mission.variants.perturb[path])

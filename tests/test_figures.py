@@ -126,7 +126,7 @@ def test_scaling_points_are_evaluations_of_the_swept_configurations():
 def test_pipeline_balance_point_is_the_certified_optimum(mission_id):
     """The balance point on the curve is where part 2's solver, certified by enumeration, puts
     the optimum - drawn from the optimum's other choices."""
-    (_, _), (_, best_config) = figures.subjects(mission_id)
+    _, ((_, _), (_, best_config)) = figures.subjects(mission_id)
     lever = mission(mission_id).objective.quantity
     gauge = figures.pipeline(best_config, lever=lever)
     best = grading.optimum(mission(mission_id))
@@ -141,7 +141,7 @@ def test_pipeline_balance_point_is_the_certified_optimum(mission_id):
 
 
 def test_a_starved_plan_shows_data_as_the_longest_pole():
-    (_, naive), _ = figures.subjects("cloud/2")
+    _, ((_, naive), _) = figures.subjects("cloud/2")
     gauge = figures.pipeline(naive)
     assert gauge.longest_pole == "Data" and gauge.utilization["Data"] == 1.0
     assert gauge.rate < gauge.demand and gauge.current == 1
@@ -215,7 +215,7 @@ def test_series_differ_by_more_than_hue(monkeypatch):
     bars = fig.axes[0].patches
     hatches = [bar.get_hatch() or "" for bar in bars[:5]]
     assert len(set(hatches)) == 5 and bars[5].get_facecolor()[:3] == (1.0, 1.0, 1.0)
-    series = [figures.scaling(c, label) for label, c in figures.subjects("mobile/3")]
+    series = [figures.scaling(c, label) for label, c in figures.subjects("mobile/3")[1]]
     fig = _captured(monkeypatch, lambda: plotting.draw_scaling(series, "x.png", "t", 0.03))
     data = [line for line in fig.axes[0].get_lines() if len(line.get_xdata()) > 1 and line.get_marker() != "None"]
     styles = {(line.get_marker(), line.get_linestyle()) for line in data}

@@ -102,7 +102,7 @@ def _plot(args: argparse.Namespace) -> int:
     plotting.output_format(args.output)          # a wrong extension fails before any work
     if args.compare and args.figure != "waterfall":
         raise _usage(f"--compare draws optimizers side by side on the waterfall, not on {args.figure}")
-    subjects = figures.subjects(args.subject)
+    mission, subjects = figures.subjects(args.subject)
     name = os.path.basename(args.subject) if os.path.isfile(args.subject) else args.subject
     if args.figure == "waterfall":
         if args.compare:
@@ -113,11 +113,9 @@ def _plot(args: argparse.Namespace) -> int:
             plotting.draw_waterfalls([figures.waterfall(c, label) for label, c in subjects], args.output,
                                      f"Training memory waterfall: {name}")
     elif args.figure == "scaling":
-        mission = _mission_of(args.subject, subjects)
         plotting.draw_scaling([figures.scaling(c, label) for label, c in subjects], args.output,
                               f"Scaling: {name}", mission.objective.target if mission else None)
     else:
-        mission = _mission_of(args.subject, subjects)
         lever = mission.objective.quantity if mission is not None and mission.part == 2 else None
         plotting.draw_pipeline([figures.pipeline(c, label, lever) for label, c in subjects], args.output,
                                f"Input pipeline: {name}")
@@ -125,19 +123,10 @@ def _plot(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _mission_of(reference: str, subjects: list):
-    """The mission a figure's subject names (two subjects: its plan and its optimum), else None."""
-    if len(subjects) == 1:
-        return None
-    from trainwall.challenges.mission import resolve
-
-    return resolve(reference)
-
-
 def _explain(args: argparse.Namespace) -> int:
     from trainwall import explain, figures
 
-    label, config = figures.subjects(args.subject)[-1]
+    label, config = figures.subjects(args.subject)[1][-1]
     peek = explain.math_peek(config, label)
     print(explain.as_text(peek))
     if args.output:

@@ -190,9 +190,9 @@ def pipeline(config: Config, label: str = "", lever: str | None = None) -> Pipel
                          balance, current)
 
 
-def subjects(reference: str) -> list[tuple[str, Config]]:
-    """What a figure shows for ``reference``: a configuration file's one configuration, or a
-    mission's current (naive) plan and its certified optimum."""
+def subjects(reference: str) -> tuple[object, list[tuple[str, Config]]]:
+    """What a figure shows for ``reference``: (None, a configuration file's one configuration),
+    or (the mission, [its current (naive) plan, its certified optimum])."""
     from pathlib import Path
 
     path = Path(reference)
@@ -201,7 +201,7 @@ def subjects(reference: str) -> list[tuple[str, Config]]:
 
         data = read_document(path)                    # a missing file says so, by name
         if not (isinstance(data, dict) and "scenario" in data):   # a configuration, not a mission file
-            return [(path.stem, parse_config(data, str(path)))]
+            return None, [(path.stem, parse_config(data, str(path)))]
     from trainwall.challenges.grading import optimum
     from trainwall.challenges.mission import resolve
 
@@ -209,7 +209,7 @@ def subjects(reference: str) -> list[tuple[str, Config]]:
     best = optimum(mission)
     naive = parse_config(_mission_plan(mission, mission.naive), f"{mission.reference} naive")
     chosen = parse_config(_mission_plan(mission, best.configuration), f"{mission.reference} optimum")
-    return [(f"{mission.reference} current plan", naive), (f"{mission.reference} optimum", chosen)]
+    return mission, [(f"{mission.reference} current plan", naive), (f"{mission.reference} optimum", chosen)]
 
 
 def _mission_plan(mission, sections: dict) -> dict:
