@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from trainwall.config import load_config
+from trainwall.core.config import load_config
 from trainwall.optimizer.costmodel import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]

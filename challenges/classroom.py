@@ -53,8 +53,8 @@ class ClassResult:
 def _referenced_missions(files: list[Path]) -> set[str]:
     """The shipped mission ids the submissions name (read cheaply; bad files are skipped here)."""
     from trainwall.challenges.mission import shipped_ids
-    from trainwall.errors import TrainwallError
-    from trainwall.fileformats import read_document
+    from trainwall.core.errors import TrainwallError
+    from trainwall.core.fileformats import read_document
 
     found = set()
     for path in files:

@@ -19,7 +19,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from trainwall.errors import InputError, TrainwallError
+from trainwall.core.errors import InputError, TrainwallError
 
 
 class GraderError(Exception):

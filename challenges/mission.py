@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from trainwall.errors import InputError, UnknownNameError
+from trainwall.core.errors import InputError, UnknownNameError
 
 TRACKS = ("cloud", "edge", "mobile", "tiny")
 PARTS = {1: "state audit", 2: "pipeline race", 3: "scaling wall"}
@@ -173,7 +173,7 @@ class Mission(_Strict):
     def lock_answers(self) -> dict[str, float]:
         """Each Lock question's answer, computed by the cost model at the question's settings."""
         from trainwall.challenges.quantities import quantity
-        from trainwall.config import parse_config
+        from trainwall.core.config import parse_config
         from trainwall.optimizer.costmodel import evaluate
 
         return {q.id: quantity(q.quantity, evaluate(parse_config(self.config_data(q.at), f"{self.id} lock {q.id}")))
@@ -234,7 +234,7 @@ class Mission(_Strict):
 
 
 def _check(mission: Mission, source: str) -> Mission:
-    from trainwall.config import parse_config
+    from trainwall.core.config import parse_config
 
     part = mission.part
     for name, values in mission.decisions.items():
@@ -329,7 +329,7 @@ def parse_mission(data: dict, source: str) -> Mission:
 
 
 def load_mission(path: str | Path) -> Mission:
-    from trainwall.fileformats import read_document
+    from trainwall.core.fileformats import read_document
 
     return parse_mission(read_document(Path(path)), str(path))
 

@@ -80,7 +80,7 @@ def solve(mission) -> MissionSolution:
 
 
 def _solve_state_audit(mission) -> MissionSolution:
-    from trainwall.config import parse_config
+    from trainwall.core.config import parse_config
     from trainwall.optimizer import certify
     from trainwall.optimizer.costmodel import evaluate
     from trainwall.optimizer.state_audit import StateAuditModel, mode_table
@@ -201,7 +201,7 @@ def _certification(exhaustive, agrees: bool) -> str:
 
 
 def _solve_pipeline_race(mission) -> MissionSolution:
-    from trainwall.config import parse_config
+    from trainwall.core.config import parse_config
     from trainwall.optimizer import certify
     from trainwall.optimizer.costmodel import evaluate
     from trainwall.optimizer.pipeline_race import MODE_WALLS, PipelineRaceModel, pipeline_mode

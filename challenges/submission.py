@@ -20,8 +20,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from trainwall.config import DataSection, TrainingSection, first_error, parse_config
-from trainwall.errors import InputError
+from trainwall.core.config import DataSection, TrainingSection, first_error, parse_config
+from trainwall.core.errors import InputError
 
 #: A submission's ``mission``: a mission id, or a variant's ``id@variant``.
 REFERENCE_PATTERN = r"^(cloud|edge|mobile|tiny)/[123](@[a-z0-9]{1,32})?$"
@@ -66,7 +66,7 @@ def parse_submission(data: object, source: str) -> Submission:
 
 
 def load_submission(path: str | Path) -> Submission:
-    from trainwall.fileformats import read_document
+    from trainwall.core.fileformats import read_document
 
     return parse_submission(read_document(path), str(path))
 

@@ -36,7 +36,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from trainwall.errors import InputError
+from trainwall.core.errors import InputError
 
 MAX_ATTEMPTS = 8
 MAX_STUDENTS = 10_000
@@ -133,7 +133,7 @@ def _strip_none(value):
 def assess(mission, solution, min_margin: float) -> str | None:
     """Why a solved variant is not a good exercise, or None when it is (the module's rules 1-4)."""
     from trainwall.challenges.grading import gap
-    from trainwall.config import parse_config
+    from trainwall.core.config import parse_config
     from trainwall.optimizer.costmodel import evaluate
     from trainwall.optimizer.highs import Status
 

@@ -13,7 +13,7 @@ from importlib import resources
 from types import MappingProxyType
 from typing import Mapping
 
-from trainwall.errors import UnknownNameError
+from trainwall.core.errors import UnknownNameError
 
 PRECISIONS = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8")
 

@@ -14,7 +14,7 @@ from importlib import resources
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from trainwall.errors import InputError, UnknownNameError
+from trainwall.core.errors import InputError, UnknownNameError
 from trainwall.models import cnn, transformer
 from trainwall.models.ir import Network
 

@@ -37,7 +37,7 @@ from trainwall.models.ir import FP32, INDEX, MASK, Builder, Layer, Network, Op, 
 
 
 #: A size that must be at least 1 / at least 0 (annotated_types constraints: the config
-#: schema, which is derived from TransformerSpec, enforces them; see trainwall.config).
+#: schema, which is derived from TransformerSpec, enforces them; see trainwall.core.config).
 Positive = Annotated[int, Ge(1)]
 NonNegative = Annotated[int, Ge(0)]
 

@@ -135,7 +135,7 @@ def pipeline_race(mission, modes) -> ExhaustiveOptimum:
     (:meth:`Mission.violations`): an independent check of the MILP's linearisation.
     ``mask`` holds n, the range decision's value.
     """
-    from trainwall.config import parse_config
+    from trainwall.core.config import parse_config
     from trainwall.optimizer.costmodel import evaluate
 
     field, span = mission.integer_decision

@@ -31,7 +31,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from trainwall.errors import InputError
+from trainwall.core.errors import InputError
 from trainwall.hardware import catalog as hw
 from trainwall.hardware import collectives, topology as topo
 from trainwall.models.catalog import Workload, make_workload, workload as catalog_workload
@@ -429,7 +429,7 @@ class StepStructure:
 
 
 def evaluate(config, device: hw.Device | None = None) -> Metrics:
-    """Evaluate a validated :class:`trainwall.config.Config`.
+    """Evaluate a validated :class:`trainwall.core.config.Config`.
 
     ``device`` stands in for the catalog entry named by ``system.accelerator`` (what-if
     studies and the calibration fit of :mod:`trainwall.calibration`).

@@ -66,7 +66,7 @@ class PipelineMode:
 
 def pipeline_mode(mission, choices: dict) -> PipelineMode:
     """The cost model's demand and capacities for one mode of a part-2 mission."""
-    from trainwall.config import parse_config
+    from trainwall.core.config import parse_config
     from trainwall.hardware import catalog as hw
     from trainwall.optimizer.costmodel import evaluate
 

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from trainwall.errors import InputError
+from trainwall.core.errors import InputError
 from trainwall.optimizer.highs import Solver, Status
 
 #: Relative window within which two MFUs are a tie (then the fixed order decides).
@@ -89,7 +89,7 @@ def degrees(mission, choices: dict) -> tuple[int, int, int]:
 
 
 def configuration(mission, choices: dict, m: int):
-    from trainwall.config import parse_config
+    from trainwall.core.config import parse_config
 
     return parse_config(_config_data(mission, choices, m), f"{mission.id} with {choices}, {m} micro-batches")
 

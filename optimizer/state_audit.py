@@ -38,7 +38,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from trainwall.errors import InputError
+from trainwall.core.errors import InputError
 from trainwall.optimizer.highs import SolveResult, Solver, Status
 
 #: A layer's four cases (trains, gradient flows in), in the order of :func:`case_index`.
@@ -87,7 +87,7 @@ class ModeTable:
 
 def mode_table(mission, choices: dict) -> ModeTable:
     """The cost model's coefficients for one mode of a part-1 mission."""
-    from trainwall.config import parse_config
+    from trainwall.core.config import parse_config
     from trainwall.hardware import catalog as hw
     from trainwall.optimizer.costmodel import (_device_params, activation_case, check_stability, device_capacity,
                                                 resolve_workload)

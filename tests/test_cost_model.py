@@ -6,7 +6,7 @@ files open (hardware/data/*.toml, models/data/modalities.toml).
 
 import pytest
 
-from trainwall.config import parse_config
+from trainwall.core.config import parse_config
 from trainwall.hardware.catalog import device, link
 from trainwall.optimizer import stability
 from trainwall.optimizer.costmodel import evaluate

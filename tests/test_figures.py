@@ -11,7 +11,7 @@ from trainwall import explain, figures
 from trainwall.challenges import grading
 from trainwall.challenges.mission import mission
 from trainwall.cli import main
-from trainwall.config import load_config, parse_config
+from trainwall.core.config import load_config, parse_config
 from trainwall.optimizer.costmodel import evaluate, step_structure
 
 ROOT = Path(__file__).resolve().parents[1]

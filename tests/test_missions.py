@@ -16,7 +16,7 @@ import pytest
 
 from trainwall.challenges.mission import mission, parse_mission, shipped_ids
 from trainwall.challenges.solve import solve
-from trainwall.config import parse_config
+from trainwall.core.config import parse_config
 from trainwall.optimizer import certify
 from trainwall.optimizer.costmodel import evaluate
 from trainwall.optimizer.highs import Status
@@ -158,7 +158,7 @@ def test_unknown_lock_quantity_is_bad_input():
     import tomllib
 
     from trainwall.challenges.mission import _shipped_path
-    from trainwall.errors import InputError
+    from trainwall.core.errors import InputError
 
     data = tomllib.loads(_shipped_path("tiny/1").read_text())
     data["lock"][0]["quantity"] = "bytes_per_paramm"

@@ -12,7 +12,7 @@ import random
 import pytest
 
 from trainwall.challenges.mission import parse_mission
-from trainwall.config import parse_config
+from trainwall.core.config import parse_config
 from trainwall.optimizer import certify
 from trainwall.optimizer.costmodel import evaluate, step_structure
 from trainwall.optimizer.highs import Status

@@ -14,8 +14,8 @@ _LAZY = {
     "evaluate": "trainwall.api",
     "evaluate_file": "trainwall.api",
     "grade": "trainwall.api",
-    "load_config": "trainwall.config",
-    "Config": "trainwall.config",
+    "load_config": "trainwall.core.config",
+    "Config": "trainwall.core.config",
     "Metrics": "trainwall.optimizer.costmodel",
 }
 
@@ -23,7 +23,7 @@ __all__ = sorted(_LAZY) + ["__version__"]
 
 if TYPE_CHECKING:  # pragma: no cover
     from trainwall.api import evaluate, evaluate_file, grade
-    from trainwall.config import Config, load_config
+    from trainwall.core.config import Config, load_config
     from trainwall.optimizer.costmodel import Metrics
 
 

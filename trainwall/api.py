@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trainwall.config import Config, load_config
+from trainwall.core.config import Config, load_config
 from trainwall.optimizer.costmodel import Metrics, evaluate as _evaluate
 
 
@@ -19,7 +19,7 @@ def evaluate_file(path: str | Path) -> tuple[Config, Metrics]:
     try:
         return config, _evaluate(config)
     except Exception as exc:  # noqa: BLE001 - a user-caused error gains the file name
-        from trainwall.errors import InputError
+        from trainwall.core.errors import InputError
 
         if isinstance(exc, InputError) and not exc.source:
             raise exc.with_source(str(path)) from None

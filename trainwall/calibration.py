@@ -106,7 +106,7 @@ def load_runs(path: Path) -> list[dict]:
 
 def compare(path: Path) -> list[RunComparison]:
     """Every run of ``path`` with its published and predicted utilisation (catalog constants)."""
-    from trainwall.config import parse_config
+    from trainwall.core.config import parse_config
     from trainwall.optimizer.costmodel import resolve_workload
 
     out = []
@@ -127,7 +127,7 @@ def fit_gemm_efficiency(runs: list[dict]) -> float:
     (0.02 steps over 0.30-1.00) then fine (0.005 steps around the best coarse point),
     so the fit is deterministic; ties go to the smaller constant.
     """
-    from trainwall.config import parse_config
+    from trainwall.core.config import parse_config
     from trainwall.hardware.catalog import device as catalog_device
 
     keys = {run["accelerator"] for run in runs}
@@ -151,7 +151,7 @@ def leave_one_out(path: Path) -> list[tuple[str, float, float]]:
     Returns (run, fitted constant, error) for every run whose device has other runs;
     a device with a single run cannot be validated this way and is left out.
     """
-    from trainwall.config import parse_config
+    from trainwall.core.config import parse_config
     from trainwall.hardware.catalog import device as catalog_device
 
     runs, out = load_runs(path), []

@@ -138,7 +138,7 @@ def _explain(args: argparse.Namespace) -> int:
 def _schema(args: argparse.Namespace) -> int:
     """The JSON Schema generated from the pydantic models the validator uses."""
     if args.kind == "config":
-        from trainwall.config import Config as model
+        from trainwall.core.config import Config as model
     elif args.kind == "submission":
         from trainwall.challenges.submission import Submission as model
     else:
@@ -155,7 +155,7 @@ def _grade(args: argparse.Namespace) -> int:
 
     from trainwall.challenges import grading
     from trainwall.challenges.results import PLATFORM_PATHS, render
-    from trainwall.errors import TrainwallError
+    from trainwall.core.errors import TrainwallError
 
     target = args.output
     if args.platform_path:
@@ -213,7 +213,7 @@ def _grade_folder(args: argparse.Namespace) -> int:
 
 
 def _usage(message: str):
-    from trainwall.errors import InputError
+    from trainwall.core.errors import InputError
 
     return InputError("", "", message)
 
@@ -268,7 +268,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from trainwall.errors import TrainwallError
+    from trainwall.core.errors import TrainwallError
 
     try:
         return {"evaluate": _evaluate, "missions": _missions, "solve": _solve, "grade": _grade,

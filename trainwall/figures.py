@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from trainwall.config import Config, parse_config
-from trainwall.errors import InputError
+from trainwall.core.config import Config, parse_config
+from trainwall.core.errors import InputError
 
 WATERFALL_BARS = ("weights", "gradients", "optimizer_state", "activations", "other")
 
@@ -197,7 +197,7 @@ def subjects(reference: str) -> tuple[object, list[tuple[str, Config]]]:
 
     path = Path(reference)
     if path.suffix.lower() in (".toml", ".json", ".yaml", ".yml"):
-        from trainwall.fileformats import read_document
+        from trainwall.core.fileformats import read_document
 
         data = read_document(path)                    # a missing file says so, by name
         if not (isinstance(data, dict) and "scenario" in data):   # a configuration, not a mission file

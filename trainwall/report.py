@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from trainwall.config import Config
+from trainwall.core.config import Config
 from trainwall.optimizer.costmodel import Metrics
 
 _UNITS = ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB"), (1, "B"))

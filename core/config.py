@@ -15,7 +15,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
-from trainwall.errors import InputError, UnknownNameError
+from trainwall.core.errors import InputError, UnknownNameError
 from trainwall.models.transformer import TransformerSpec
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
@@ -275,6 +275,6 @@ def parse_config(data: object, source: str = "") -> Config:
 
 def load_config(path: str | Path) -> Config:
     """Read and validate a TOML, JSON or YAML configuration file."""
-    from trainwall.fileformats import read_document
+    from trainwall.core.fileformats import read_document
 
     return parse_config(read_document(path), str(path))

@@ -11,7 +11,7 @@ import json
 import tomllib
 from pathlib import Path
 
-from trainwall.errors import InputError
+from trainwall.core.errors import InputError
 
 MAX_BYTES = 1_000_000
 MAX_DEPTH = 32

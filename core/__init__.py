@@ -1,0 +1,5 @@
+"""The shared bottom of trainwall: errors, safe file reading and the configuration schema.
+
+Everything above imports from here; nothing here imports the cost model, the search,
+the missions or the entry points (``tests/test_architecture.py`` checks the layers).
+"""
