@@ -60,7 +60,7 @@ exit 0
 
 def write_bundle(reference: str, out: str | Path, requirement: str) -> Path:
     """The bundle for a mission id / file, or a ``generate`` output folder (its variants)."""
-    from trainwall.challenges.grading import optimum
+    from trainwall.challenges.answers import optimum
     from trainwall.challenges.mission import resolve
 
     out = Path(out)
@@ -68,7 +68,7 @@ def write_bundle(reference: str, out: str | Path, requirement: str) -> Path:
     keys.mkdir(parents=True, exist_ok=True)
     source = Path(reference)
     if source.is_dir():
-        from trainwall.challenges.variants import load_keys
+        from trainwall.challenges.answers import load_keys
 
         load_keys(source)   # refuse a folder that holds no valid keys
         folder = source / "keys" if (source / "keys").is_dir() else source

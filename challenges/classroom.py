@@ -1,5 +1,5 @@
-"""Grading a class: every file in a folder, in parallel, one results file per student,
-a summary CSV and a histogram of the scores.
+"""Grading a class: every file in a folder, in parallel, one results file per student
+and a summary CSV (the CLI draws the histogram of the scores: :func:`trainwall.plotting.draw_score_histogram`).
 
 Each distinct mission is solved once, in this process, before the workers start; the
 workers receive the optima (no worker re-solves). Files are graded in sorted order and
@@ -10,27 +10,16 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from trainwall.challenges import grading
+from trainwall.challenges import answers, grading
 from trainwall.challenges.results import SUFFIX, clean, render
+from trainwall.core.fileformats import safe_name
 
 SUMMARY_COLUMNS = ("file", "student", "mission", "gradable", "feasible", "score", "max_score", "objective",
                    "optimum", "gap", "moves_to_balance", "error")
-
-
-def safe_name(name: str, limit: int = 80) -> str:
-    """A file name that stays inside its folder: letters, digits, ``.``, ``_`` and ``-`` only,
-    never starting with a dot; anything changed gets a short hash so two names never collide."""
-    import hashlib
-
-    kept = re.sub(r"[^A-Za-z0-9._-]", "_", name)[:limit].lstrip(".") or "_"
-    if kept == name:
-        return kept
-    return f"{kept}-{hashlib.sha256(name.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
 
 
 def submission_files(folder: Path) -> list[Path]:
@@ -43,7 +32,6 @@ class ClassResult:
     grades: tuple
     results_dir: Path
     summary_csv: Path
-    histogram: Path
 
     @property
     def internal_failures(self) -> int:
@@ -74,7 +62,7 @@ def _init_worker(source: grading.MissionSource, optima: list) -> None:
     global _SOURCE
     _SOURCE = source
     for mission, best in optima:
-        grading.remember(mission, best)
+        answers.remember(mission, best)
 
 
 def _grade_one(path: Path):
@@ -92,12 +80,12 @@ def grade_folder(folder: str | Path, source: grading.MissionSource, fmt: str, ou
     files = submission_files(folder)
     optima = []
     if source.fixed is not None:
-        optima.append((source.fixed, grading.optimum(source.fixed)))
+        optima.append((source.fixed, answers.optimum(source.fixed)))
     if not source.keys and source.fixed is None:
         from trainwall.challenges.mission import mission
 
         for ref in sorted(_referenced_missions(files)):
-            optima.append((mission(ref), grading.optimum(mission(ref))))
+            optima.append((mission(ref), answers.optimum(mission(ref))))
     workers = max(1, min(jobs or os.cpu_count() or 1, len(files) or 1))
     bar = tqdm(total=len(files), desc="grading", unit="submission", disable=progress is False or None)
     if workers == 1:
@@ -118,9 +106,7 @@ def grade_folder(folder: str | Path, source: grading.MissionSource, fmt: str, ou
         (out / f"{safe_name(path.name)}{SUFFIX[fmt]}").write_text(render(g, fmt), encoding="utf-8")
     summary = out / "summary.csv"
     summary.write_text(summary_csv(files, grades), encoding="utf-8")
-    histogram = out / "scores.png"
-    score_histogram(grades, histogram, folder.name)
-    return ClassResult(tuple(grades), out, summary, histogram)
+    return ClassResult(tuple(grades), out, summary)
 
 
 def _cell(value: object) -> str:
@@ -144,21 +130,3 @@ def summary_csv(files: list[Path], grades) -> str:
                          "" if g.gap is None else f"{g.gap:.6g}",
                          "" if g.moves_to_balance is None else g.moves_to_balance, _cell(error)])
     return buf.getvalue()
-
-
-def score_histogram(grades, path: Path, title: str) -> None:
-    """Scores of the class, with malformed submissions counted apart (deterministic PNG)."""
-    from trainwall import plotting
-
-    top = max((g.max_score for g in grades), default=1.0)
-    scores = [g.score for g in grades if g.gradable]
-    with plotting.pyplot_style() as plt:
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        ax.hist(scores, bins=10, range=(0.0, top), color=plotting.OKABE_ITO[0], edgecolor="black", hatch="//")
-        ax.set_xlabel(f"score (of {top:g})")
-        ax.set_ylabel("submissions")
-        ungraded = len(grades) - len(scores)
-        ax.set_title(clean(f"{title}: {len(grades)} submissions ({ungraded} not gradable)", 120))
-        ax.set_xlim(0.0, top)
-        fig.tight_layout()
-        plotting.save(fig, path)

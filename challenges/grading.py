@@ -9,79 +9,17 @@ becomes a test with its value, limit and slack, and the score follows the missio
 the weights). Feedback names the walls and the direction to move, never the optimum's
 configuration.
 
-Optima are solved once per mission (or variant) and kept in :data:`_OPTIMA`, keyed by
-the mission's content, so a class is graded with one solve per mission.
+Optima come from :mod:`trainwall.challenges.answers`: solved once per mission (or
+variant), or read from answer keys.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from trainwall.challenges.answers import Optimum, gap, optimum
 from trainwall.core.errors import InputError, TrainwallError
-
-
-class GraderError(Exception):
-    """The grader cannot grade (a mission without a feasible plan): not the student's fault."""
-
-
-@dataclass(frozen=True)
-class Optimum:
-    """What grading needs of a mission's certified optimum (the answer key's core)."""
-
-    reference: str
-    objective: float
-    binding: tuple[str, ...]
-    certified: bool
-    lock_answers: dict[str, float]
-    configuration: dict | None = None      # for the answer key; never shown to a student
-    runner_up: dict | None = None
-
-    def to_dict(self) -> dict:
-        return {"reference": self.reference, "objective": self.objective, "binding": list(self.binding),
-                "certified": self.certified, "lock_answers": dict(self.lock_answers),
-                "configuration": self.configuration, "runner_up": self.runner_up}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "Optimum":
-        return cls(data["reference"], float(data["objective"]), tuple(data["binding"]), bool(data["certified"]),
-                   {k: float(v) for k, v in data["lock_answers"].items()}, data.get("configuration"),
-                   data.get("runner_up"))
-
-    @classmethod
-    def of(cls, mission, solution=None) -> "Optimum":
-        """Solve ``mission`` (unless its ``solution`` is given) and keep what grading needs."""
-        from trainwall.challenges.solve import solve
-        from trainwall.optimizer.highs import Status
-
-        solution = solution or solve(mission)
-        if solution.status is not Status.OPTIMAL:
-            raise GraderError(f"{mission.reference} has no feasible plan ({solution.status.value}; conflicting walls: "
-                              f"{', '.join(solution.conflicts) or 'none found'}): it cannot be graded")
-        return cls(mission.reference, float(solution.objective), tuple(solution.binding), solution.certified,
-                   mission.lock_answers(), solution.configuration, (solution.extra or {}).get("runner_up"))
-
-
-_OPTIMA: dict[str, Optimum] = {}
-
-
-def fingerprint(mission) -> str:
-    """A key for a mission's content: equal missions share one optimum."""
-    return hashlib.sha256(mission.model_dump_json().encode()).hexdigest()
-
-
-def optimum(mission) -> Optimum:
-    """The certified optimum of ``mission``, solved once per process (or seeded by :func:`remember`)."""
-    key = fingerprint(mission)
-    if key not in _OPTIMA:
-        _OPTIMA[key] = Optimum.of(mission)
-    return _OPTIMA[key]
-
-
-def remember(mission, known: Optimum) -> None:
-    """Seed the cache with an optimum solved elsewhere (an answer key, a parent process)."""
-    _OPTIMA[fingerprint(mission)] = known
 
 
 @dataclass(frozen=True)
@@ -141,12 +79,6 @@ class Grade:
 
 # --- the credit curve ----------------------------------------------------------------------------
 
-def gap(sense: str, value: float, best: float) -> float:
-    """Relative shortfall from the optimum: 0 at it, positive when worse."""
-    scale = abs(best) or 1.0
-    return (best - value) / scale if sense == "maximize" else (value - best) / scale
-
-
 def credit(policy, shortfall: float) -> float:
     """The documented partial-credit curve: 1 up to ``full_credit_gap``, 0 from ``zero_credit_gap``,
     linear in between."""
@@ -179,7 +111,7 @@ def prediction_correct(given: float, answer: float, tolerance: float) -> bool:
 def show(value: float, unit: str) -> str:
     """A value in the unit a student reads: GiB/MiB/KiB for bytes, % for fractions."""
     if unit == "bytes":
-        from trainwall.report import unit_for
+        from trainwall.core.units import unit_for
 
         scale, name = unit_for(abs(value) or 1.0)
         return f"{value / scale:.3f} {name}"
@@ -400,7 +332,7 @@ class MissionSource:
         if reference is None:
             return cls()
         if Path(reference).is_dir():
-            from trainwall.challenges.variants import load_keys
+            from trainwall.challenges.answers import load_keys
 
             return cls(keys=load_keys(reference))
         from trainwall.challenges.mission import resolve

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from trainwall.challenges.solve import MissionSolution, _certification, alternatives
+from trainwall.challenges.solution import MissionSolution, alternatives, certification
 from trainwall.optimizer.highs import Status
 
 
@@ -29,7 +29,7 @@ def solve_scaling_wall(mission) -> MissionSolution:
         conflicts = tuple(w for w in walls if model.lifting_improves(w, None))
         agrees = not exhaustive.feasible
         return MissionSolution(mission, sol.status, None, None, None, None, (), {}, solve_s, model.build_s, None,
-                               agrees, _certification(exhaustive, agrees), conflicts, extra)
+                               agrees, certification(exhaustive, agrees), conflicts, extra)
     choices = modes[sol.mode].choices
     config = configuration(mission, choices, sol.micro_batches)
     metrics = evaluate(config)
@@ -55,4 +55,4 @@ def solve_scaling_wall(mission) -> MissionSolution:
                          "data": data["data"]}
     return MissionSolution(mission, Status.OPTIMAL, configuration_out, metrics, metrics.mfu, None, tuple(binding),
                            slack, solve_s, model.build_s, sol.mip_gap, agrees and not mission.violations(metrics),
-                           _certification(exhaustive, agrees), (), extra)
+                           certification(exhaustive, agrees), (), extra)

@@ -11,47 +11,10 @@ space and found the same optimum (objective, mode and layers).
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
+from trainwall.challenges.solution import MissionSolution, alternatives, certification
 from trainwall.optimizer.highs import Status
-
-
-@dataclass(frozen=True)
-class MissionSolution:
-    mission: object
-    status: Status
-    configuration: dict | None
-    metrics: object | None
-    objective: float | None
-    memory_fraction: float | None
-    binding: tuple[str, ...]
-    slack: dict
-    solve_s: float
-    build_s: float
-    mip_gap: float | None
-    certified: bool
-    certification: str
-    conflicts: tuple[str, ...] = ()
-    extra: dict | None = None          # part-specific findings (the longest pole, Dinkelbach iterations)
-
-    def to_dict(self) -> dict:
-        m = self.mission
-        return {
-            "mission": m.id,
-            "title": m.title,
-            "status": self.status.value,
-            "objective": {"name": m.objective.quantity, "sense": m.objective.sense, "value": self.objective},
-            "configuration": self.configuration,
-            "metrics": self.metrics.to_dict() if self.metrics is not None else None,
-            "binding_constraints": list(self.binding),
-            "slack": self.slack,
-            "conflicts": list(self.conflicts),
-            **(self.extra or {}),
-            "lock_answers": m.lock_answers(),
-            "solver": {"name": "highs", "time_s": self.solve_s, "build_s": self.build_s, "mip_gap": self.mip_gap,
-                       "certified": self.certified, "certification": self.certification},
-        }
 
 
 def _memory_relaxed(table):
@@ -104,7 +67,7 @@ def _solve_state_audit(mission) -> MissionSolution:
                 conflicts.append(name)
         agrees = not exhaustive.feasible
         return MissionSolution(mission, sol.status, None, None, None, None, (), {}, solve_s, sol.build_s, None,
-                               agrees, _certification(exhaustive, agrees), tuple(conflicts))
+                               agrees, certification(exhaustive, agrees), tuple(conflicts))
 
     table = tables[sol.mode]
     data = mission.config_data(choices=table.choices)
@@ -136,68 +99,7 @@ def _solve_state_audit(mission) -> MissionSolution:
               and exhaustive.mask == sol.mask and exhaustive.objective == sol.objective)
     return MissionSolution(mission, Status.OPTIMAL, {"training": dict(data["training"]), "data": dict(data["data"])},
                            metrics, sol.objective, sol.memory_fraction, tuple(binding), slack, solve_s, sol.build_s,
-                           gap, agrees and metrics.feasible, _certification(exhaustive, agrees), (), extra)
-
-
-@contextmanager
-def excluding(model, *modes: int):
-    """The formulation with ``modes`` forbidden (their binaries' upper bounds 0), for the runner-up."""
-    for mode in modes:
-        model.u[mode].setub(0)
-    try:
-        yield
-    finally:
-        for mode in modes:
-            model.u[mode].setub(1)
-
-
-#: Two objectives this close (relative) tie: the plans differ only in choices the objective
-#: does not see (gradient clipping below the critical batch), and the tie-break picks.
-TIE = 1e-9
-#: How many tied modes :func:`alternatives` excludes before it stops looking.
-MAX_TIED_MODES = 16
-
-
-def alternatives(mission, model, best_mode: int, best: dict, best_value: float, solve_once) -> dict:
-    """The runner-up (the best plan in any other mode) and the next best: the best plan whose
-    objective is strictly worse than the optimum's, found by excluding the optimum's mode and
-    then each mode that ties it. ``solve_once()`` gives the current formulation's optimum as
-    (mode, choices, objective), or None when it has none.
-
-    ``next_best`` is None when no strictly worse plan exists; its objective is None when more
-    than :data:`MAX_TIED_MODES` modes tie (the search stopped)."""
-    excluded, first, next_best = [best_mode], None, None
-    while True:
-        with excluding(model.model, *excluded):
-            found = solve_once()
-        if found is None:
-            break
-        mode, choices, value = found
-        first = first or (choices, value)
-        if abs(value - best_value) > TIE * abs(best_value):
-            next_best = runner_up(mission, best, choices, value)
-            break
-        if len(excluded) > MAX_TIED_MODES:
-            next_best = {"changes": None, "objective": None}
-            break
-        excluded.append(mode)
-    return {"runner_up": runner_up(mission, best, *first) if first else None,
-            "next_best": None if next_best is None else {**next_best, "tied_modes": len(excluded) - 1}}
-
-
-def runner_up(mission, best: dict, choices: dict | None, objective: float | None) -> dict | None:
-    """The best plan with other choices than the optimum's: what differs and its objective."""
-    if choices is None or objective is None:
-        return None
-    return {"changes": {k: v for k, v in choices.items() if best.get(k) != v}, "objective": objective}
-
-
-def _certification(exhaustive, agrees: bool) -> str:
-    verdict = "agrees" if agrees else "DISAGREES"
-    if exhaustive.method == "dynamic programming":
-        return (f"a Pareto dynamic programme over all {exhaustive.configurations:.3g} configurations "
-                f"(every selection that can be optimal, evaluated exactly, in the objective's order) {verdict}")
-    return f"exhaustive evaluation of {exhaustive.configurations:,} configurations (in the objective's order) {verdict}"
+                           gap, agrees and metrics.feasible, certification(exhaustive, agrees), (), extra)
 
 
 def _solve_pipeline_race(mission) -> MissionSolution:
@@ -222,7 +124,7 @@ def _solve_pipeline_race(mission) -> MissionSolution:
             conflicts.extend(w for w in walls if any(w in p.walls for p in modes))
         agrees = not exhaustive.feasible
         return MissionSolution(mission, sol.status, None, None, None, None, (), {}, solve_s, sol.build_s, None,
-                               agrees, _certification(exhaustive, agrees), tuple(conflicts))
+                               agrees, certification(exhaustive, agrees), tuple(conflicts))
     choices = {**modes[sol.mode].choices, field: sol.value}
     data = mission.config_data(choices=choices)
     metrics = evaluate(parse_config(data, f"{mission.id} optimum"))
@@ -251,4 +153,4 @@ def _solve_pipeline_race(mission) -> MissionSolution:
              **alternatives(mission, model, sol.mode, modes[sol.mode].choices, float(sol.value), solve_once)}
     return MissionSolution(mission, Status.OPTIMAL, {"training": dict(data["training"]), "data": dict(data["data"])},
                            metrics, float(sol.value), None, tuple(binding), slack, solve_s, sol.build_s, sol.mip_gap,
-                           agrees and not mission.violations(metrics), _certification(exhaustive, agrees), (), extra)
+                           agrees and not mission.violations(metrics), certification(exhaustive, agrees), (), extra)

@@ -9,7 +9,7 @@ if it stays a good exercise (:func:`assess`):
 2. the naive plan still breaks a wall;
 3. the mission's intended wall binds at the optimum;
 4. the next best plan (the best plan whose objective is strictly worse, found by excluding
-   the optimum's mode and every mode that ties it: :func:`~trainwall.challenges.solve.alternatives`)
+   the optimum's mode and every mode that ties it: :func:`~trainwall.challenges.solution.alternatives`)
    is at least ``min_margin`` behind, relative. Plans that tie the optimum differ only in
    choices the objective does not see and earn the same grade: the solution is unique up
    to the tie-break.
@@ -132,7 +132,7 @@ def _strip_none(value):
 
 def assess(mission, solution, min_margin: float) -> str | None:
     """Why a solved variant is not a good exercise, or None when it is (the module's rules 1-4)."""
-    from trainwall.challenges.grading import gap
+    from trainwall.challenges.answers import gap
     from trainwall.core.config import parse_config
     from trainwall.optimizer.costmodel import evaluate
     from trainwall.optimizer.highs import Status
@@ -162,7 +162,7 @@ def assess(mission, solution, min_margin: float) -> str | None:
 
 def _solve_draw(data: dict) -> tuple[str | None, dict | None]:
     """Solve one drawn variant: (rejection reason, optimum) - run in a worker."""
-    from trainwall.challenges.grading import Optimum
+    from trainwall.challenges.answers import Optimum
     from trainwall.challenges.mission import parse_mission
     from trainwall.challenges.solve import solve
 
@@ -240,7 +240,7 @@ def write(variants: list[Variant], mission, seed: int, out: str | Path) -> Path:
     """Handouts and answer keys in separate folders under ``out`` (deterministic bytes)."""
     import tomli_w
 
-    from trainwall.challenges.classroom import safe_name
+    from trainwall.core.fileformats import safe_name
 
     out = Path(out)
     handouts, keys = out / "handouts", out / "keys"
@@ -294,27 +294,3 @@ def submission_template(mission, reference: str, student: str) -> str:
     lines += ["[configuration.training]", "", "[configuration.data]", "", "[predictions]"]
     lines += [f"# {q.id} = ...   # {_comment(q.text)}" for q in mission.lock]
     return "\n".join(lines) + "\n"
-
-
-def load_keys(folder: str | Path) -> dict:
-    """Answer keys of a ``generate`` output (the folder itself or its ``keys/``): reference -> (mission, optimum)."""
-    from trainwall.challenges.grading import Optimum, remember
-    from trainwall.challenges.mission import parse_mission
-
-    folder = Path(folder)
-    if (folder / "keys").is_dir():
-        folder = folder / "keys"
-    found = {}
-    for path in sorted(folder.glob("*.json")):
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            mission = parse_mission(data["mission"], str(path))
-            best = Optimum.from_dict(data["optimum"])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise InputError("", str(path), f"not a trainwall answer key ({type(exc).__name__}: {exc})",
-                             source=str(path)) from None
-        remember(mission, best)
-        found[mission.reference] = (mission, best)
-    if not found:
-        raise InputError("--mission", str(folder), "no answer keys (*.json from trainwall generate) in this folder")
-    return found

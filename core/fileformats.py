@@ -7,7 +7,9 @@ no configuration does), and nesting deeper than :data:`MAX_DEPTH`.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import tomllib
 from pathlib import Path
 
@@ -102,3 +104,12 @@ def read_document(path: str | Path) -> object:
     except UnicodeDecodeError as exc:
         raise InputError("", f"byte {exc.start}", "the file is not UTF-8 text", source=source) from None
     return parse_document(text, fmt, source)
+
+
+def safe_name(name: str, limit: int = 80) -> str:
+    """A file name that stays inside its folder: letters, digits, ``.``, ``_`` and ``-`` only,
+    never starting with a dot; anything changed gets a short hash so two names never collide."""
+    kept = re.sub(r"[^A-Za-z0-9._-]", "_", name)[:limit].lstrip(".") or "_"
+    if kept == name:
+        return kept
+    return f"{kept}-{hashlib.sha256(name.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"

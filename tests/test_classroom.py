@@ -14,8 +14,8 @@ import pytest
 
 from platform_schemas import GRADESCOPE
 from test_grading import optimal_submission, submission_text
-from trainwall.challenges import grading
-from trainwall.challenges.classroom import safe_name
+from trainwall.challenges import answers, grading
+from trainwall.core.fileformats import safe_name
 from trainwall.challenges.mission import load_mission, mission, shipped_ids
 from trainwall.cli import main
 
@@ -111,7 +111,7 @@ def test_handouts_hold_no_answers_and_keys_are_what_a_fresh_solve_gives(tmp_path
         assert repr(key["optimum"]["objective"]) not in text and "binding" not in text
         assert "seed" not in text     # with the seed and the roster anyone could redraw every variant
         variant = load_mission(handout / "mission.toml")             # what the student has, solved afresh
-        best = grading.Optimum.of(variant)
+        best = answers.Optimum.of(variant)
         assert best.objective == key["optimum"]["objective"] and best.certified
         assert variant.wall in best.binding                           # the intended wall binds
         naive = grading.grade_submission(variant, _submission(variant, variant.naive), best, "naive")
@@ -203,7 +203,7 @@ def test_bundle_has_the_files_gradescope_runs(bundle):
     for script in ("setup.sh", "run_autograder"):
         assert subprocess.run(["bash", "-n", str(bundle / script)]).returncode == 0   # parses as bash
     key = json.loads((bundle / "keys" / "mobile-1.json").read_text())
-    assert key["optimum"]["objective"] == grading.optimum(mission("mobile/1")).objective
+    assert key["optimum"]["objective"] == answers.optimum(mission("mobile/1")).objective
 
 
 def test_a_wheel_given_to_install_travels_in_the_bundle(tmp_path):

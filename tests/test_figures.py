@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from trainwall import explain, figures
-from trainwall.challenges import grading
+from trainwall.challenges import answers
 from trainwall.challenges.mission import mission
 from trainwall.cli import main
 from trainwall.core.config import load_config, parse_config
@@ -129,7 +129,7 @@ def test_pipeline_balance_point_is_the_certified_optimum(mission_id):
     _, ((_, _), (_, best_config)) = figures.subjects(mission_id)
     lever = mission(mission_id).objective.quantity
     gauge = figures.pipeline(best_config, lever=lever)
-    best = grading.optimum(mission(mission_id))
+    best = answers.optimum(mission(mission_id))
     assert gauge.lever == lever
     assert gauge.balance_point == best.configuration["data"][lever]
     flow = evaluate(best_config).pipeline

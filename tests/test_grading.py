@@ -12,7 +12,7 @@ import jsonschema
 import pytest
 
 from platform_schemas import GRADESCOPE, PRAIRIELEARN
-from trainwall.challenges import grading
+from trainwall.challenges import answers, grading
 from trainwall.challenges.mission import mission, shipped_ids
 from trainwall.cli import main
 
@@ -29,7 +29,7 @@ def submission_text(mission_id, training=None, data=None, predictions=None, extr
 
 def optimal_submission(mission_id, predictions=True):
     m = mission(mission_id)
-    best = grading.optimum(m)
+    best = answers.optimum(m)
     return submission_text(mission_id, best.configuration["training"], best.configuration["data"],
                            best.lock_answers if predictions else {})
 
@@ -61,8 +61,8 @@ def test_credit_curve_is_the_documented_one():
     assert grading.credit(policy, 0.13) == pytest.approx((0.25 - 0.13) / 0.24)
     assert grading.credit(policy, 0.25) == 0.0
     assert grading.credit(policy, 0.9) == 0.0
-    assert grading.gap("maximize", 0.3, 0.4) == pytest.approx(0.25)
-    assert grading.gap("minimize", 12, 8) == pytest.approx(0.5)
+    assert answers.gap("maximize", 0.3, 0.4) == pytest.approx(0.25)
+    assert answers.gap("minimize", 12, 8) == pytest.approx(0.5)
 
 
 def test_weights_renormalise_over_what_a_mission_has():
@@ -75,7 +75,7 @@ def test_weights_renormalise_over_what_a_mission_has():
 @pytest.mark.parametrize("mission_id", shipped_ids())
 def test_the_certified_optimum_with_right_predictions_earns_everything_but_the_move_log(mission_id):
     g = grading.grade_submission(mission(mission_id), _parse(optimal_submission(mission_id)),
-                                 grading.optimum(mission(mission_id)), "t")
+                                 answers.optimum(mission(mission_id)), "t")
     assert g.gradable and g.feasible and g.gap == pytest.approx(0.0, abs=1e-12)
     expected = 1.0 - points(mission_id).get("moves", 0.0)   # no move log submitted
     assert g.score == pytest.approx(expected)
@@ -93,7 +93,7 @@ def _parse(text, source="t"):
 def test_near_optimal_plan_earns_the_curve_value(tmp_path):
     """cloud/3's runner-up (gradient clipping off, 64 micro-batches) reaches 36.3 % against 38.5 %."""
     m = mission("cloud/3")
-    best = grading.optimum(m)
+    best = answers.optimum(m)
     config = dict(best.configuration["training"])
     changes = best.runner_up["changes"]
     config["gradient_clipping"] = changes["training.gradient_clipping"]
@@ -110,7 +110,7 @@ def test_near_optimal_plan_earns_the_curve_value(tmp_path):
 
 def test_poor_feasible_plan_gets_direction_but_not_the_optimum(tmp_path):
     """mobile/1 training only its last two layers with SGD: feasible, far below the optimum."""
-    best = grading.optimum(mission("mobile/1"))
+    best = answers.optimum(mission("mobile/1"))
     plan = {"optimizer": "sgd", "recompute": "full", "trainable": "last:2"}
     code, out = grade(tmp_path, submission_text("mobile/1", plan))
     assert code == 0 and out["feasible"] is True
@@ -128,7 +128,7 @@ def test_custom_grading_policy_changes_the_curve(tmp_path):
     base = (Path(__file__).resolve().parents[1] / "challenges" / "cloud" / "3.toml").read_text()
     path = tmp_path / "strict.toml"
     path.write_text(base + "\n[grading]\nfull_credit_gap = 0.10\nzero_credit_gap = 0.5\nmax_score = 10.0\n")
-    best = grading.optimum(mission("cloud/3"))
+    best = answers.optimum(mission("cloud/3"))
     config = dict(best.configuration["training"])
     changes = best.runner_up["changes"]
     config["gradient_clipping"] = changes["training.gradient_clipping"]
@@ -153,8 +153,8 @@ INFEASIBLE = {
 @pytest.mark.parametrize("wall", sorted(INFEASIBLE))
 def test_infeasible_plan_scores_only_its_predictions(tmp_path, wall):
     mission_id, training, data = INFEASIBLE[wall]
-    answers = grading.optimum(mission(mission_id)).lock_answers
-    code, out = grade(tmp_path, submission_text(mission_id, training, data, answers))
+    lock_answers = answers.optimum(mission(mission_id)).lock_answers
+    code, out = grade(tmp_path, submission_text(mission_id, training, data, lock_answers))
     assert code == 0 and out["gradable"] and out["feasible"] is False
     failed = [t["name"] for t in out["tests"] if t["status"] == "failed"]
     assert f"wall: {wall}" in failed
@@ -187,7 +187,7 @@ def _moves(*moves):
 
 
 def test_five_move_rule_replays_the_log_from_the_naive_plan(tmp_path):
-    best = grading.optimum(mission("cloud/2"))
+    best = answers.optimum(mission("cloud/2"))
     assert best.configuration["data"]["workers"] == 71   # the balance point the moves aim at
     quick = _moves({"augmentation_on": "accelerator"}, {"workers": 64}, {"workers": 71})
     code, out = grade(tmp_path, optimal_submission("cloud/2") + quick)

@@ -264,7 +264,7 @@ def test_next_best_is_the_certifiers_best_strictly_worse_plan(mission_id):
     ties it are removed, one at a time (mobile/1, tiny/3 and edge/1 have ties)."""
     from dataclasses import replace
 
-    from trainwall.challenges.solve import TIE
+    from trainwall.challenges.solution import TIE
     from trainwall.optimizer.scaling_wall import scaling_modes
 
     m = mission(mission_id)

@@ -197,18 +197,25 @@ def _grade(args: argparse.Namespace) -> int:
 
 
 def _grade_folder(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from trainwall.challenges import grading
     from trainwall.challenges.classroom import grade_folder
 
     if not args.output:
         raise _usage("grading a folder writes one results file per student: give --output DIR")
+    from trainwall.challenges.results import clean
+    from trainwall.plotting import draw_score_histogram
+
     result = grade_folder(args.submission, grading.MissionSource.open(args.mission), args.format, args.output,
                           args.jobs)
+    histogram = result.results_dir / "scores.png"
+    draw_score_histogram(result.grades, histogram, clean(Path(args.submission).name, 80))
     gradable = [g for g in result.grades if g.gradable]
     mean = sum(g.score for g in gradable) / len(gradable) if gradable else 0.0
     print(f"graded {len(result.grades)} submissions ({len(result.grades) - len(gradable)} not gradable), "
           f"mean score {mean:.3g}; results in {result.results_dir}, summary {result.summary_csv}, "
-          f"histogram {result.histogram}")
+          f"histogram {histogram}")
     return EXIT_INTERNAL if result.internal_failures else EXIT_OK
 
 

@@ -202,7 +202,7 @@ def subjects(reference: str) -> tuple[object, list[tuple[str, Config]]]:
         data = read_document(path)                    # a missing file says so, by name
         if not (isinstance(data, dict) and "scenario" in data):   # a configuration, not a mission file
             return None, [(path.stem, parse_config(data, str(path)))]
-    from trainwall.challenges.grading import optimum
+    from trainwall.challenges.answers import optimum
     from trainwall.challenges.mission import resolve
 
     mission = resolve(reference)

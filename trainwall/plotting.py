@@ -64,7 +64,7 @@ def save(fig, path: str | Path) -> None:
 
 def draw_waterfalls(waterfalls, path: str | Path, title: str) -> None:
     """One waterfall per configuration, side by side on one scale, with the capacity line."""
-    from trainwall.report import unit_for
+    from trainwall.core.units import unit_for
 
     output_format(path)
     with pyplot_style() as plt:
@@ -206,5 +206,24 @@ def draw_pipeline(gauges, path: str | Path, title: str) -> None:
             curve.set(xlabel=unit, ylabel="training samples/s per host", title=f"throughput against {g.lever}")
             curve.legend(fontsize=7)
         fig.suptitle(title)
+        fig.tight_layout()
+        save(fig, path)
+
+
+# --- a class's scores ------------------------------------------------------------------------------
+
+def draw_score_histogram(grades, path: str | Path, title: str) -> None:
+    """Scores of the class, with malformed submissions counted apart (deterministic PNG).
+
+    ``title`` is shown as given: the caller cleans what came from file names."""
+    top = max((g.max_score for g in grades), default=1.0)
+    scores = [g.score for g in grades if g.gradable]
+    with pyplot_style() as plt:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        ax.hist(scores, bins=10, range=(0.0, top), color=OKABE_ITO[0], edgecolor="black", hatch="//")
+        ax.set_xlabel(f"score (of {top:g})")
+        ax.set_ylabel("submissions")
+        ax.set_title(f"{title}: {len(grades)} submissions ({len(grades) - len(scores)} not gradable)")
+        ax.set_xlim(0.0, top)
         fig.tight_layout()
         save(fig, path)

@@ -3,18 +3,8 @@
 from __future__ import annotations
 
 from trainwall.core.config import Config
+from trainwall.core.units import unit_for
 from trainwall.optimizer.costmodel import Metrics
-
-_UNITS = ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB"), (1, "B"))
-
-
-def unit_for(nbytes: float) -> tuple[float, str]:
-    """The binary unit that suits a capacity: GiB for 80 GiB, MiB for 512 MiB, KiB for SRAM."""
-    for scale, name in _UNITS:
-        if nbytes >= scale:
-            return scale, name
-    return 1, "B"
-
 
 def fmt_seconds(s: float) -> str:
     if s >= 1:

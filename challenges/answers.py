@@ -1,0 +1,109 @@
+"""Answer keys: a mission's certified optimum, as grading needs it, and where it comes from.
+
+An :class:`Optimum` is solved once per mission (or variant) and kept in a bounded cache
+keyed by the mission's content (:func:`optimum`), seeded from answer-key files
+(:func:`load_keys`, written by ``trainwall generate``) or by a parent process
+(:func:`remember`), so a class is graded with one solve per mission. :func:`gap` is the
+one definition of how far a value is from the optimum (grading's credit curve and the
+variants' runner-up margin both read it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from trainwall.core.errors import InputError
+
+
+class GraderError(Exception):
+    """The grader cannot grade (a mission without a feasible plan): not the student's fault."""
+
+
+@dataclass(frozen=True)
+class Optimum:
+    """What grading needs of a mission's certified optimum (the answer key's core)."""
+
+    reference: str
+    objective: float
+    binding: tuple[str, ...]
+    certified: bool
+    lock_answers: dict[str, float]
+    configuration: dict | None = None      # for the answer key; never shown to a student
+    runner_up: dict | None = None
+
+    def to_dict(self) -> dict:
+        return {"reference": self.reference, "objective": self.objective, "binding": list(self.binding),
+                "certified": self.certified, "lock_answers": dict(self.lock_answers),
+                "configuration": self.configuration, "runner_up": self.runner_up}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Optimum":
+        return cls(data["reference"], float(data["objective"]), tuple(data["binding"]), bool(data["certified"]),
+                   {k: float(v) for k, v in data["lock_answers"].items()}, data.get("configuration"),
+                   data.get("runner_up"))
+
+    @classmethod
+    def of(cls, mission, solution=None) -> "Optimum":
+        """Solve ``mission`` (unless its ``solution`` is given) and keep what grading needs."""
+        from trainwall.challenges.solve import solve
+        from trainwall.optimizer.highs import Status
+
+        solution = solution or solve(mission)
+        if solution.status is not Status.OPTIMAL:
+            raise GraderError(f"{mission.reference} has no feasible plan ({solution.status.value}; conflicting walls: "
+                              f"{', '.join(solution.conflicts) or 'none found'}): it cannot be graded")
+        return cls(mission.reference, float(solution.objective), tuple(solution.binding), solution.certified,
+                   mission.lock_answers(), solution.configuration, (solution.extra or {}).get("runner_up"))
+
+
+_OPTIMA: dict[str, Optimum] = {}
+
+
+def fingerprint(mission) -> str:
+    """A key for a mission's content: equal missions share one optimum."""
+    return hashlib.sha256(mission.model_dump_json().encode()).hexdigest()
+
+
+def optimum(mission) -> Optimum:
+    """The certified optimum of ``mission``, solved once per process (or seeded by :func:`remember`)."""
+    key = fingerprint(mission)
+    if key not in _OPTIMA:
+        _OPTIMA[key] = Optimum.of(mission)
+    return _OPTIMA[key]
+
+
+def remember(mission, known: Optimum) -> None:
+    """Seed the cache with an optimum solved elsewhere (an answer key, a parent process)."""
+    _OPTIMA[fingerprint(mission)] = known
+
+
+def gap(sense: str, value: float, best: float) -> float:
+    """Relative shortfall from the optimum: 0 at it, positive when worse."""
+    scale = abs(best) or 1.0
+    return (best - value) / scale if sense == "maximize" else (value - best) / scale
+
+
+def load_keys(folder: str | Path) -> dict:
+    """Answer keys of a ``generate`` output (the folder itself or its ``keys/``): reference -> (mission, optimum)."""
+    from trainwall.challenges.mission import parse_mission
+
+    folder = Path(folder)
+    if (folder / "keys").is_dir():
+        folder = folder / "keys"
+    found = {}
+    for path in sorted(folder.glob("*.json")):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            mission = parse_mission(data["mission"], str(path))
+            best = Optimum.from_dict(data["optimum"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InputError("", str(path), f"not a trainwall answer key ({type(exc).__name__}: {exc})",
+                             source=str(path)) from None
+        remember(mission, best)
+        found[mission.reference] = (mission, best)
+    if not found:
+        raise InputError("--mission", str(folder), "no answer keys (*.json from trainwall generate) in this folder")
+    return found
