@@ -20,6 +20,7 @@ from pathlib import Path
 
 from trainwall.challenges.answers import Optimum, gap, optimum
 from trainwall.core.errors import InputError, TrainwallError
+from trainwall.optimizer.walls import WALLS
 
 
 @dataclass(frozen=True)
@@ -135,32 +136,9 @@ def show_objective(name: str, value: float) -> str:
     return f"{value:.2%}" if name == "mfu" else f"{value:,.6g}"
 
 
-#: The levers that move a plan away from each wall, by the decision that opens them.
-LEVERS = {
-    "memory": (("training.micro_batch", "a smaller micro-batch"), ("training.recompute", "more recompute"),
-               ("training.zero_stage", "a higher ZeRO stage"), ("training.optimizer", "an optimizer with less state"),
-               ("training.optimizer_state", "8-bit optimizer state"), ("training.precision", "a narrower precision"),
-               ("training.tensor_parallel", "more tensor parallelism"),
-               ("training.pipeline_parallel", "more pipeline stages"), ("select_layers", "fewer trained layers")),
-    "flash": (("select_layers", "training more layers (a trained layer's weights leave flash)"),),
-    "stability": (("training.precision", "a format with more range (bf16, fp32)"),
-                  ("training.loss_scaling", "loss scaling"), ("training.gradient_clipping", "gradient clipping"),
-                  ("training.micro_batches", "a smaller global batch"), ("training.local_steps", "fewer local steps")),
-    "starvation": (("data.workers", "more data-loader workers"), ("data.echo", "data echoing"),
-                   ("data.augmentation", "lighter augmentation"),
-                   ("data.augmentation_on", "augmentation on the accelerator")),
-    "network": (("training.tensor_parallel", "keeping tensor parallelism inside a node"),
-                ("training.micro_batches", "more micro-batches per step"),
-                ("training.local_steps", "more local steps between averages")),
-    "mfu_target": (("training.micro_batches", "more micro-batches per step (a smaller bubble)"),
-                   ("training.pipeline_parallel", "another parallel layout"),
-                   ("training.recompute", "less recompute")),
-}
-
-
 def levers(mission, wall: str) -> str:
     opened = set(mission.decisions) | ({"select_layers"} if mission.select_layers else set())
-    names = [text for decision, text in LEVERS.get(wall, ()) if decision in opened]
+    names = [text for decision, text in WALLS[wall].levers if decision in opened]
     return f" Levers this mission opens: {', '.join(names)}." if names else ""
 
 

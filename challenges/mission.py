@@ -10,9 +10,7 @@ values it may take; ``select_layers`` lets the solver choose which layers train
 
 from __future__ import annotations
 
-import copy
 import itertools
-from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -20,7 +18,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from trainwall.core.errors import InputError, UnknownNameError
+from trainwall.core.errors import InputError, MissionError, UnknownNameError
+from trainwall.optimizer.walls import WallCheck, check
 
 TRACKS = ("cloud", "edge", "mobile", "tiny")
 PARTS = {1: "state audit", 2: "pipeline race", 3: "scaling wall"}
@@ -112,28 +111,6 @@ class VariantSpace(_Strict):
     min_margin: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.01   # optimum vs runner-up, relative
 
 
-@dataclass(frozen=True)
-class WallCheck:
-    """One wall for one configuration. ``value`` must stay at or under ``limit``, except
-    for starvation and the MFU target (the delivered rate and the MFU must reach it)."""
-
-    wall: str
-    value: float
-    limit: float
-    unit: str
-    satisfied: bool
-    message: str          # why it is broken ("" when satisfied)
-
-    @property
-    def at_least(self) -> bool:
-        return self.wall in ("starvation", "mfu_target")
-
-    @property
-    def slack(self) -> float:
-        """How far the value is from the limit, positive on the allowed side."""
-        return self.value - self.limit if self.at_least else self.limit - self.value
-
-
 class Mission(_Strict):
     id: Annotated[str, Field(pattern=r"^(cloud|edge|mobile|tiny)/[123]$")]
     variant: Annotated[str, Field(pattern=r"^[a-z0-9]{1,32}$")] | None = None   # set by trainwall generate
@@ -159,25 +136,9 @@ class Mission(_Strict):
         """What a submission names: the id, or ``id@variant`` for a generated variant."""
         return self.id if self.variant is None else f"{self.id}@{self.variant}"
 
-    def config_data(self, overrides: dict[str, dict[str, Any]] | None = None,
-                    choices: dict[str, Any] | None = None) -> dict:
-        """The scenario with section ``overrides`` and dotted-field ``choices`` applied."""
-        data = copy.deepcopy(self.scenario)
-        for section, values in (overrides or {}).items():
-            data.setdefault(section, {}).update(copy.deepcopy(values))
-        for dotted, value in (choices or {}).items():
-            section, name = dotted.split(".", 1)
-            data.setdefault(section, {})[name] = value
-        return data
-
     def lock_answers(self) -> dict[str, float]:
         """Each Lock question's answer, computed by the cost model at the question's settings."""
-        from trainwall.challenges.quantities import quantity
-        from trainwall.core.config import parse_config
-        from trainwall.optimizer.costmodel import evaluate
-
-        return {q.id: quantity(q.quantity, evaluate(parse_config(self.config_data(q.at), f"{self.id} lock {q.id}")))
-                for q in self.lock}
+        return {q.id: lock_answer(self, q) for q in self.lock}
 
     def modes(self) -> list[dict[str, Scalar]]:
         """Every combination of the listed decisions' values, in file order (the tie-break order).
@@ -186,42 +147,11 @@ class Mission(_Strict):
         names = [n for n, v in self.decisions.items() if isinstance(v, list)]
         return [dict(zip(names, combo)) for combo in itertools.product(*(self.decisions[n] for n in names))]
 
-    def checks(self, metrics) -> list["WallCheck"]:
-        """Each of the mission's walls for an evaluated configuration: value, limit, verdict.
-
-        memory, flash, network and stability read the cost model's own verdicts; a mission
-        adds starvation (the input pipeline's max-flow short of the accelerators' demand)
-        and the MFU target."""
-        mem, flow, target = metrics.memory, metrics.pipeline, self.objective.target
-        broken = {}
-        for v in metrics.violations:
-            broken.setdefault(v.constraint, []).append(v.message)
-        out = []
-        for wall in self.constraints:
-            if wall == "memory":
-                out.append(WallCheck(wall, mem.total, mem.capacity, "bytes", "memory" not in broken,
-                                     "; ".join(broken.get(wall, []))))
-            elif wall == "flash" and mem.flash_capacity:
-                out.append(WallCheck(wall, mem.flash, mem.flash_capacity, "bytes", "flash" not in broken,
-                                     "; ".join(broken.get(wall, []))))
-            elif wall == "network":
-                out.append(WallCheck(wall, metrics.network_utilization, 1.0, "fraction", "network" not in broken,
-                                     "; ".join(broken.get(wall, []))))
-            elif wall == "stability":
-                reasons = broken.get(wall, [])
-                out.append(WallCheck(wall, float(len(reasons)), 0.0, "broken rules", not reasons, "; ".join(reasons)))
-            elif wall == "starvation":   # what the loading stages could deliver against what is asked
-                demand = flow.capacities["compute"]
-                supply = min(c for stage, c in flow.capacities.items() if stage != "compute")
-                out.append(WallCheck(wall, supply, demand, "samples/s", not flow.starved,
-                                     f"the input pipeline delivers {flow.rate:.4g} samples/s per host, the "
-                                     f"accelerators ask for {demand:.4g}: {flow.bottleneck} is the longest pole"
-                                     if flow.starved else ""))
-            elif wall == "mfu_target":
-                out.append(WallCheck(wall, metrics.mfu, target, "fraction", metrics.mfu >= target,
-                                     f"MFU {metrics.mfu:.1%} is below the {target:.0%} target"
-                                     if metrics.mfu < target else ""))
-        return out
+    def checks(self, metrics) -> list[WallCheck]:
+        """Each of the mission's walls for an evaluated configuration: value, limit, verdict
+        (:func:`trainwall.optimizer.walls.check`, the one definition of each wall)."""
+        found = (check(wall, metrics, self.objective.target) for wall in self.constraints)
+        return [c for c in found if c is not None]
 
     def violations(self, metrics) -> list[tuple[str, float, float, str]]:
         """The mission's walls this evaluated configuration breaks: (wall, value, limit, message)."""
@@ -233,14 +163,45 @@ class Mission(_Strict):
         return next(((n, v) for n, v in self.decisions.items() if isinstance(v, IntRange)), None)
 
 
-def _check(mission: Mission, source: str) -> Mission:
-    from trainwall.core.config import parse_config
+def lock_answer(mission: Mission, question: LockQuestion) -> float:
+    """The cost model's answer to one Lock question, at the scenario with the question's ``at``."""
+    from trainwall.challenges import plans
+    from trainwall.challenges.quantities import quantity
+    from trainwall.optimizer.costmodel import evaluate
 
+    return quantity(question.quantity, evaluate(plans.written(mission, question.at, f"{mission.reference} lock "
+                                                                                      f"{question.id}")))
+
+
+def _check(mission: Mission, source: str) -> Mission:
+    """Every rule a mission file must keep, checked at load (a broken mission never reaches a student)."""
+    _check_decisions(mission, source)
+    _check_part_rules(mission, source)
+    policy = mission.grading
+    if policy.zero_credit_gap <= policy.full_credit_gap:
+        raise InputError("grading.zero_credit_gap", policy.zero_credit_gap,
+                         f"must exceed grading.full_credit_gap = {policy.full_credit_gap}", source=source)
+    if mission.id != f"{mission.track}/{mission.part}":
+        raise InputError("id", mission.id, f"must be \"{mission.track}/{mission.part}\" (track/part)",
+                         source=source)
+    from trainwall.challenges.quantities import QUANTITIES
+
+    for i, question in enumerate(mission.lock):
+        if question.quantity not in QUANTITIES:
+            raise InputError(f"lock.{i}.quantity", question.quantity, f"must be one of {', '.join(QUANTITIES)}",
+                             source=source)
+    _check_plans(mission, source)
+    if mission.variants is not None:
+        _check_variants(mission, source)
+    return mission
+
+
+def _check_decisions(mission: Mission, source: str) -> None:
     part = mission.part
     for name, values in mission.decisions.items():
         if name not in DECISION_FIELDS[part]:
-            raise InputError(f"decisions.{name}", name,
-                             f"part {part} opens {', '.join(DECISION_FIELDS[part])}", source=source)
+            raise UnknownNameError(f"decisions.{name}", name, DECISION_FIELDS[part],
+                                   f"part-{part} decision").with_source(source)
         if isinstance(values, IntRange) != (name in RANGE_FIELDS.get(part, ())):
             allowed = "a range { min = .., max = .. }" if name in RANGE_FIELDS.get(part, ()) else "a list of values"
             raise InputError(f"decisions.{name}", values if isinstance(values, list) else values.model_dump(),
@@ -255,57 +216,80 @@ def _check(mission: Mission, source: str) -> Mission:
                          f"part {part} optimises {', '.join(OBJECTIVES[part])}", source=source)
     for i, name in enumerate(mission.constraints):
         if name not in CONSTRAINTS[part]:
-            raise InputError(f"constraints.{i}", name, f"part {part} constrains {', '.join(CONSTRAINTS[part])}",
-                             source=source)
+            raise UnknownNameError(f"constraints.{i}", name, CONSTRAINTS[part], f"part-{part} wall").with_source(source)
     if mission.wall not in mission.constraints:
         raise InputError("wall", mission.wall, f"must be one of the constraints ({', '.join(mission.constraints)})",
                          source=source)
-    if part == 2:
-        if not ranges or ranges[0] != f"data.{mission.objective.quantity}":
-            raise InputError("decisions", ranges, f"a part-2 mission minimises a range decision: give "
-                             f"data.{mission.objective.quantity} = {{ min = .., max = .. }}", source=source)
-    if part == 3:
-        if mission.limits is None:
-            raise InputError("limits", None, "a part-3 mission needs [limits] devices and global_batch",
-                             source=source)
-        if "starvation" not in mission.constraints:
-            raise InputError("constraints", mission.constraints, "a part-3 mission keeps the input pipeline "
-                             "fed (part 2's lesson): include \"starvation\"", source=source)
-        if ranges != ["training.micro_batches"]:
-            raise InputError("decisions", ranges, "a part-3 mission gives training.micro_batches as a range",
-                             source=source)
-        if ("mfu_target" in mission.constraints) != (mission.objective.target is not None):
-            raise InputError("objective.target", mission.objective.target,
-                             "give a target exactly when \"mfu_target\" is among the constraints", source=source)
-    policy = mission.grading
-    if policy.zero_credit_gap <= policy.full_credit_gap:
-        raise InputError("grading.zero_credit_gap", policy.zero_credit_gap,
-                         f"must exceed grading.full_credit_gap = {policy.full_credit_gap}", source=source)
-    if mission.variants is not None:
-        dumped = mission.model_dump()
-        for path, values in mission.variants.perturb.items():
-            parent, _, leaf = path.rpartition(".")
-            sets = isinstance(lookup(dumped, path), Scalar)
-            if not sets and not (parent.startswith("scenario.") and isinstance(lookup(dumped, parent), dict)):
-                raise InputError(f"variants.perturb.{path}", path, "must name a value this mission file sets, or a "
-                                 "field of a scenario section (e.g. scenario.system.background_network_load, "
-                                 "limits.global_batch)", source=source)
-            if parent.startswith("scenario."):
-                for value in values:
-                    parse_config(mission.config_data({parent.removeprefix("scenario."): {leaf: value}}),
-                                 f"{source}: variants.perturb.{path} = {value!r}")
-    if mission.id != f"{mission.track}/{mission.part}":
-        raise InputError("id", mission.id, f"must be \"{mission.track}/{mission.part}\" (track/part)",
-                         source=source)
-    from trainwall.challenges.quantities import QUANTITIES
 
+
+def _check_part_rules(mission: Mission, source: str) -> None:
+    ranges = [n for n, v in mission.decisions.items() if isinstance(v, IntRange)]
+    if mission.part == 2 and (not ranges or ranges[0] != f"data.{mission.objective.quantity}"):
+        raise InputError("decisions", ranges, f"a part-2 mission minimises a range decision: give "
+                         f"data.{mission.objective.quantity} = {{ min = .., max = .. }}", source=source)
+    if mission.part != 3:
+        return
+    if mission.limits is None:
+        raise InputError("limits", None, "a part-3 mission needs [limits] devices and global_batch", source=source)
+    if "starvation" not in mission.constraints:
+        raise InputError("constraints", mission.constraints, "a part-3 mission keeps the input pipeline "
+                         "fed (part 2's lesson): include \"starvation\"", source=source)
+    if ranges != ["training.micro_batches"]:
+        raise InputError("decisions", ranges, "a part-3 mission gives training.micro_batches as a range",
+                         source=source)
+    if ("mfu_target" in mission.constraints) != (mission.objective.target is not None):
+        raise InputError("objective.target", mission.objective.target,
+                         "give a target exactly when \"mfu_target\" is among the constraints", source=source)
+
+
+def _check_plans(mission: Mission, source: str) -> None:
+    """The scenario, the naive plan and every Lock's settings are configurations the cost model
+    evaluates (each Lock's answer is computed here, once, so a question that cannot be answered
+    fails now), and every listed decision value is a valid configuration field."""
+    from trainwall.challenges import plans
+    from trainwall.optimizer.costmodel import evaluate
+
+    for where, sections in (("scenario", None), ("naive", mission.naive)):
+        try:
+            evaluate(plans.written(mission, sections))
+        except InputError as exc:
+            raise MissionError.of(source, exc, where) from None
     for i, question in enumerate(mission.lock):
-        if question.quantity not in QUANTITIES:
-            raise InputError(f"lock.{i}.quantity", question.quantity, f"must be one of {', '.join(QUANTITIES)}",
-                             source=source)
-    parse_config(mission.config_data(), f"{source}: scenario")
-    parse_config(mission.config_data(mission.naive), f"{source}: naive")
-    return mission
+        try:
+            lock_answer(mission, question)
+        except InputError as exc:
+            raise MissionError.of(source, exc, f"lock.{i}.at", f"Lock {question.id}") from None
+        except ArithmeticError as exc:
+            raise MissionError(f"lock.{i}.quantity", question.quantity, f"undefined at the Lock's settings "
+                               f"({type(exc).__name__}: {exc}): change its at table", source=source) from None
+    rounds = mission.integer_decision[1].min if mission.part == 3 else None   # part 3: the global batch follows
+    for name, values in mission.decisions.items():
+        for value in values if isinstance(values, list) else (values.min, values.max):
+            if name == "training.micro_batches":
+                continue            # not a configuration field: the global batch it sets is checked per mode
+            try:
+                plans.decided(mission, {name: value}, rounds)
+            except InputError as exc:
+                raise MissionError.of(source, exc, f"decisions.{name}", f"the value {value!r}") from None
+
+
+def _check_variants(mission: Mission, source: str) -> None:
+    from trainwall.challenges import plans
+
+    dumped = mission.model_dump()
+    for path, values in mission.variants.perturb.items():
+        parent, _, leaf = path.rpartition(".")
+        sets = isinstance(lookup(dumped, path), Scalar)
+        if not sets and not (parent.startswith("scenario.") and isinstance(lookup(dumped, parent), dict)):
+            raise InputError(f"variants.perturb.{path}", path, "must name a value this mission file sets, or a "
+                             "field of a scenario section (e.g. scenario.system.background_network_load, "
+                             "limits.global_batch)", source=source)
+        if parent.startswith("scenario."):
+            for value in values:
+                try:
+                    plans.written(mission, {parent.removeprefix("scenario."): {leaf: value}})
+                except InputError as exc:
+                    raise MissionError.of(source, exc, f"variants.perturb.{path}", f"the value {value!r}") from None
 
 
 def lookup(data: dict, dotted: str) -> object:
@@ -318,14 +302,19 @@ def lookup(data: dict, dotted: str) -> object:
 
 
 def parse_mission(data: dict, source: str) -> Mission:
+    """Validate a mission file's data completely; every error is a :class:`MissionError`
+    naming the file (``source``), the dotted field, the value and what is allowed."""
     try:
-        mission = Mission.model_validate(data)
+        return _check(Mission.model_validate(data), source)
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"]) or "(file)"
-        raise InputError(field, err.get("input"), err["msg"].removeprefix("Value error, "),
-                         source=source) from None
-    return _check(mission, source)
+        raise MissionError(field, err.get("input"), err["msg"].removeprefix("Value error, "),
+                           source=source) from None
+    except MissionError:
+        raise
+    except InputError as exc:
+        raise MissionError(exc.field, exc.value, exc.allowed, source=exc.source or source) from None
 
 
 def load_mission(path: str | Path) -> Mission:

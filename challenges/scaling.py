@@ -6,21 +6,24 @@ from __future__ import annotations
 
 import time
 
+from trainwall.challenges import plans
 from trainwall.challenges.solution import MissionSolution, alternatives, certification
 from trainwall.optimizer.highs import Status
 
 
 def solve_scaling_wall(mission) -> MissionSolution:
+    from trainwall.challenges.problems import modes_space, scaling_problem
     from trainwall.optimizer import certify
     from trainwall.optimizer.costmodel import evaluate
-    from trainwall.optimizer.scaling_wall import ScalingWallModel, configuration, modes_space, scaling_modes
+    from trainwall.optimizer.scaling_wall import ScalingWallModel
 
     start = time.perf_counter()
-    modes, invalid = scaling_modes(mission)
-    model = ScalingWallModel(mission, modes)
+    problem, invalid = scaling_problem(mission)
+    modes = problem.modes
+    model = ScalingWallModel(problem)
     sol = model.solve()
     solve_s = time.perf_counter() - start
-    exhaustive = certify.scaling_wall(mission, modes)
+    exhaustive = certify.scaling_wall(problem)
     walls = list(mission.constraints)
 
     extra = {"search": {"configurations": modes_space(mission), "modes": len(modes), "invalid_modes": invalid,
@@ -31,7 +34,7 @@ def solve_scaling_wall(mission) -> MissionSolution:
         return MissionSolution(mission, sol.status, None, None, None, None, (), {}, solve_s, model.build_s, None,
                                agrees, certification(exhaustive, agrees), conflicts, extra)
     choices = modes[sol.mode].choices
-    config = configuration(mission, choices, sol.micro_batches)
+    config = plans.decided(mission, choices, sol.micro_batches, label=f"{mission.reference} optimum")
     metrics = evaluate(config)
     binding = [wall for wall in walls if model.lifting_improves(wall, sol.mfu)]
     def solve_once():

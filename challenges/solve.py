@@ -1,34 +1,19 @@
 """Solve a mission: build its formulation, solve it, certify it, and say which walls bind.
 
 ``solve(mission)`` returns a :class:`MissionSolution` whose ``to_dict`` has the keys of
-INTERFACE.md ("solve --json"). A constraint *binds* when dropping it would give a
-better objective: each is relaxed in turn (its capacity raised to what no
-configuration can exceed, or the stability rules lifted) and the formulation
-re-solved. ``certified`` is True when the exhaustive evaluator enumerated the whole
-space and found the same optimum (objective, mode and layers).
+INTERFACE.md ("solve --json"). A wall *binds* when dropping it would give a better
+objective: each is lifted in turn (:data:`trainwall.optimizer.walls.WALLS` says how) by
+the bounds of one persistent formulation, which is re-solved. ``certified`` is True
+when the exhaustive evaluator enumerated the whole space and found the same optimum
+(objective, mode and layers).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import replace
-
+from trainwall.challenges import plans
 from trainwall.challenges.solution import MissionSolution, alternatives, certification
 from trainwall.optimizer.highs import Status
-
-
-def _memory_relaxed(table):
-    """The table with a memory capacity no configuration can exceed."""
-    worst = (sum(max(a, b) for a, b in zip(table.trained, table.frozen))
-             + table.micro_batch * (sum(max(k) for k in table.kept) + max(max(r) for r in table.transient))
-             + table.other)
-    return replace(table, capacity=max(worst, table.capacity))
-
-
-#: How each constraint is lifted to ask whether it binds.
-RELAXATIONS = {"memory": _memory_relaxed,
-               "flash": lambda table: replace(table, flash_capacity=max(sum(table.frozen), table.flash_capacity)),
-               "stability": lambda table: replace(table, stable=True)}
 
 
 def solve(mission) -> MissionSolution:
@@ -42,107 +27,94 @@ def solve(mission) -> MissionSolution:
     return _solve_state_audit(mission)
 
 
+def _improves(sense: str, lifted: float | None, best: float) -> bool:
+    """A lifted wall binds when the objective it then reaches beats the optimum's."""
+    return lifted is not None and (lifted > best if sense == "maximize" else lifted < best)
+
+
 def _solve_state_audit(mission) -> MissionSolution:
-    from trainwall.core.config import parse_config
+    from trainwall.challenges.problems import state_audit_problem
     from trainwall.optimizer import certify
     from trainwall.optimizer.costmodel import evaluate
-    from trainwall.optimizer.state_audit import StateAuditModel, mode_table
+    from trainwall.optimizer.state_audit import StateAuditModel
 
     start = time.perf_counter()
-    tables = [mode_table(mission, choices) for choices in mission.modes()]
-    model = StateAuditModel(mission, tables)
+    problem = state_audit_problem(mission)
+    tables = problem.tables
+    model = StateAuditModel(problem)
     sol = model.solve()
     solve_s = time.perf_counter() - start
-    gap = sol.solves[0].mip_gap if sol.solves else None
-
-    relaxable = [c for c in mission.constraints
-                 if c != "flash" or any(tb.mcu for tb in tables)]
-
-    exhaustive = certify.state_audit(mission, tables)
+    liftable = [w for w in mission.constraints if w != "flash" or any(tb.mcu for tb in tables)]
+    exhaustive = certify.state_audit(problem)
     if sol.status is not Status.OPTIMAL:
-        conflicts = []
-        for name in relaxable:
-            relaxed = StateAuditModel(mission, [RELAXATIONS[name](tb) for tb in tables]).solve()
-            if relaxed.status is Status.OPTIMAL:
-                conflicts.append(name)
+        conflicts = tuple(w for w in liftable if model.lifted_optimum(w) is not None)
         agrees = not exhaustive.feasible
         return MissionSolution(mission, sol.status, None, None, None, None, (), {}, solve_s, sol.build_s, None,
-                               agrees, certification(exhaustive, agrees), tuple(conflicts))
-
+                               agrees, certification(exhaustive, agrees), conflicts)
     table = tables[sol.mode]
-    data = mission.config_data(choices=table.choices)
+    choices = dict(table.choices)
     if mission.select_layers:
-        data["training"]["trainable"] = [i for i, on in enumerate(sol.mask) if on]
-    config = parse_config(data, f"{mission.id} optimum")
-    metrics = evaluate(config)
+        choices["training.trainable"] = [i for i, on in enumerate(sol.mask) if on]
+    data = plans.decided_data(mission, choices)
+    metrics = evaluate(plans.decided(mission, choices, label=f"{mission.reference} optimum"))
+    binding = tuple(w for w in liftable if _improves(mission.objective.sense, model.lifted_optimum(w), sol.objective))
 
-    binding = []
-    for name in relaxable:
-        relaxed = StateAuditModel(mission, [RELAXATIONS[name](tb) for tb in tables]).solve()
-        better = relaxed.status is Status.OPTIMAL and (
-            relaxed.objective > sol.objective if mission.objective.sense == "maximize"
-            else relaxed.objective < sol.objective)
-        if better:
-            binding.append(name)
     def solve_once():
         second = model.solve()
         return None if second.status is not Status.OPTIMAL else (second.mode, tables[second.mode].choices,
                                                                    second.objective)
 
-    extra = alternatives(mission, model, sol.mode, tables[sol.mode].choices, sol.objective, solve_once)
-    slack = {"memory": {"value": metrics.memory.total, "limit": metrics.memory.capacity,
-                        "slack": metrics.memory.capacity - metrics.memory.total}}
+    extra = alternatives(mission, model, sol.mode, table.choices, sol.objective, solve_once)
+    slack = {"memory": _slack("memory", metrics.memory.total, metrics.memory.capacity)}
     if table.mcu:
-        slack["flash"] = {"value": metrics.memory.flash, "limit": metrics.memory.flash_capacity,
-                          "slack": metrics.memory.flash_capacity - metrics.memory.flash}
+        slack["flash"] = _slack("flash", metrics.memory.flash, metrics.memory.flash_capacity)
     agrees = (exhaustive.feasible and exhaustive.mode == sol.mode
               and exhaustive.mask == sol.mask and exhaustive.objective == sol.objective)
     return MissionSolution(mission, Status.OPTIMAL, {"training": dict(data["training"]), "data": dict(data["data"])},
-                           metrics, sol.objective, sol.memory_fraction, tuple(binding), slack, solve_s, sol.build_s,
-                           gap, agrees and metrics.feasible, certification(exhaustive, agrees), (), extra)
+                           metrics, sol.objective, sol.memory_fraction, binding, slack, solve_s, sol.build_s,
+                           sol.solves[0].mip_gap, agrees and metrics.feasible, certification(exhaustive, agrees),
+                           (), extra)
+
+
+def _slack(wall: str, value: float, limit: float) -> dict:
+    """A wall's value, limit and slack (positive on the allowed side), for ``solve --json``."""
+    from trainwall.optimizer.walls import WALLS
+
+    return {"value": value, "limit": limit, "slack": WALLS[wall].slack(value, limit)}
 
 
 def _solve_pipeline_race(mission) -> MissionSolution:
-    from trainwall.core.config import parse_config
+    from trainwall.challenges.problems import pipeline_race_problem
     from trainwall.optimizer import certify
     from trainwall.optimizer.costmodel import evaluate
-    from trainwall.optimizer.pipeline_race import MODE_WALLS, PipelineRaceModel, pipeline_mode
+    from trainwall.optimizer.pipeline_race import PipelineRaceModel
 
     start = time.perf_counter()
-    modes = [pipeline_mode(mission, choices) for choices in mission.modes()]
-    model = PipelineRaceModel(mission, modes)
+    problem = pipeline_race_problem(mission)
+    modes = problem.modes
+    model = PipelineRaceModel(problem)
     sol = model.solve()
     solve_s = time.perf_counter() - start
-    exhaustive = certify.pipeline_race(mission, modes)
+    exhaustive = certify.pipeline_race(problem)
     field, _ = mission.integer_decision
-    walls = [w for w in mission.constraints if w in MODE_WALLS]
+    liftable = [w for w in mission.constraints if w == "starvation" or any(w in p.walls for p in modes)]
     if sol.status is not Status.OPTIMAL:
-        conflicts = []
-        if PipelineRaceModel(mission, modes, require_balance=False).solve().status is Status.OPTIMAL:
-            conflicts.append("starvation")
-        if walls and PipelineRaceModel(mission, modes, allow_walls=True).solve().status is Status.OPTIMAL:
-            conflicts.extend(w for w in walls if any(w in p.walls for p in modes))
+        conflicts = tuple(w for w in liftable if model.lifted_optimum(w) is not None)
         agrees = not exhaustive.feasible
         return MissionSolution(mission, sol.status, None, None, None, None, (), {}, solve_s, sol.build_s, None,
-                               agrees, certification(exhaustive, agrees), tuple(conflicts))
+                               agrees, certification(exhaustive, agrees), conflicts)
     choices = {**modes[sol.mode].choices, field: sol.value}
-    data = mission.config_data(choices=choices)
-    metrics = evaluate(parse_config(data, f"{mission.id} optimum"))
-    # Binding: without the balance requirement the least n would do.
-    relaxed = PipelineRaceModel(mission, modes, require_balance=False).solve()
-    binding = ["starvation"] if relaxed.status is Status.OPTIMAL and relaxed.value < sol.value else []
-    if walls:
-        lifted = PipelineRaceModel(mission, modes, allow_walls=True).solve()
-        if lifted.status is Status.OPTIMAL and (lifted.value, lifted.mode) < (sol.value, sol.mode):
-            binding.extend(w for w in walls if any(w in p.walls for p in modes))
+    data = plans.decided_data(mission, choices)
+    metrics = evaluate(plans.decided(mission, choices, label=f"{mission.reference} optimum"))
+    binding = tuple(w for w in liftable if _improves("minimize", model.lifted_optimum(w), sol.value))
     flow = metrics.pipeline
     poles = {s: u for s, u in metrics.pipeline_utilization.items() if s != "compute"}
     longest = max(poles, key=poles.get)
     slack = {"starvation": {"value": flow.rate, "limit": flow.capacities["compute"],
                             "slack": flow.rate - flow.capacities["compute"]},
-             "memory": {"value": metrics.memory.total, "limit": metrics.memory.capacity,
-                        "slack": metrics.memory.capacity - metrics.memory.total}}
+             "memory": _slack("memory", metrics.memory.total, metrics.memory.capacity)}
     agrees = exhaustive.feasible and exhaustive.mode == sol.mode and exhaustive.mask == (sol.value,)
+
     def solve_once():
         second = model.solve()
         return None if second.status is not Status.OPTIMAL else (second.mode, modes[second.mode].choices,
@@ -152,5 +124,5 @@ def _solve_pipeline_race(mission) -> MissionSolution:
              "balance_point": {field: sol.value},
              **alternatives(mission, model, sol.mode, modes[sol.mode].choices, float(sol.value), solve_once)}
     return MissionSolution(mission, Status.OPTIMAL, {"training": dict(data["training"]), "data": dict(data["data"])},
-                           metrics, float(sol.value), None, tuple(binding), slack, solve_s, sol.build_s, sol.mip_gap,
+                           metrics, float(sol.value), None, binding, slack, solve_s, sol.build_s, sol.mip_gap,
                            agrees and not mission.violations(metrics), certification(exhaustive, agrees), (), extra)

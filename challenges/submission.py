@@ -117,16 +117,19 @@ def _check_choice(mission, scenario, dotted: str, value: object, field: str, sou
 
 
 def plan(mission, chosen: dict[str, object], source: str, where: str = "configuration", base: dict | None = None):
-    """The validated :class:`Config` of ``mission`` with the dotted ``chosen`` fields set.
+    """The validated :class:`Config` of ``mission`` with the dotted ``chosen`` fields set
+    (built by :func:`trainwall.challenges.plans.decided`).
 
     ``base`` (section overrides, e.g. the naive plan a move log starts from) is applied
     first and not checked; every field in ``chosen`` is checked against the mission."""
-    scenario = parse_config(mission.config_data(), f"{mission.reference} scenario")
+    from trainwall.challenges import plans
+
+    scenario = plans.written(mission)
     for dotted, value in chosen.items():
         _check_choice(mission, scenario, dotted, value, f"{where}.{dotted}", source)
-    data = mission.config_data(base, chosen)
+    data = plans.decided_data(mission, chosen, base=base)
     if mission.part == 3:
-        _scale_out(mission, data, where, source)
+        _check_scale(mission, data, where, source)
     try:
         return parse_config(data)
     except InputError as exc:
@@ -134,20 +137,16 @@ def plan(mission, chosen: dict[str, object], source: str, where: str = "configur
                          source=source) from None
 
 
-def _scale_out(mission, data: dict, where: str, source: str) -> None:
-    """Part 3: the degrees set the device count; the global batch, the micro-batch count."""
-    from trainwall.optimizer.scaling_wall import degrees, set_layout
-
+def _check_scale(mission, data: dict, where: str, source: str) -> None:
+    """Part 3: the degrees set the device count, the global batch the micro-batch count; both in range."""
     t = data["training"]
-    chosen = {f"training.{k}": v for k, v in t.items()}
-    tp, pp, dp = degrees(mission, chosen)
+    tp, pp, dp = t["tensor_parallel"], t["pipeline_parallel"], t["data_parallel"]
     devices = tp * pp * dp
     limits = mission.limits
     if not limits.min_devices <= devices <= limits.devices:
         raise InputError(f"{where}.training.data_parallel", dp,
                          f"tensor x pipeline x data = {tp} x {pp} x {dp} = {devices} devices; {mission.reference} "
                          f"uses {limits.min_devices} to {limits.devices}", source=source)
-    set_layout(data, tp, pp, dp)
     mb = t.get("micro_batch", 1)
     gb = t.get("global_batch") or mb * dp      # null (JSON, YAML) means the config's default
     if gb > limits.global_batch:

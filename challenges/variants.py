@@ -132,8 +132,8 @@ def _strip_none(value):
 
 def assess(mission, solution, min_margin: float) -> str | None:
     """Why a solved variant is not a good exercise, or None when it is (the module's rules 1-4)."""
+    from trainwall.challenges import plans
     from trainwall.challenges.answers import gap
-    from trainwall.core.config import parse_config
     from trainwall.optimizer.costmodel import evaluate
     from trainwall.optimizer.highs import Status
 
@@ -141,10 +141,7 @@ def assess(mission, solution, min_margin: float) -> str | None:
         return f"no feasible plan ({solution.status.value})"
     if not solution.certified:
         return "the optimum is not certified"
-    try:
-        naive = evaluate(parse_config(mission.config_data(mission.naive)))
-    except InputError as exc:
-        return f"the naive plan is not a valid configuration ({exc})"
+    naive = evaluate(plans.written(mission, mission.naive))     # valid: parse_mission checked it
     if not mission.violations(naive):
         return "the naive plan breaks no wall"
     if mission.wall not in solution.binding:

@@ -48,3 +48,25 @@ class UnknownNameError(InputError):
         super().__init__(field, value, f"unknown {what}; {hint}known: {', '.join(known)}")
         self.known = known
         self.suggestions = close
+
+
+class MissionError(InputError):
+    """A mission, variant or answer key is wrong: its author's mistake, never a student's.
+
+    Raised when a mission file is loaded (every part is checked then: the scenario, the
+    naive plan, each Lock's ``at``, each decision value, each ``[variants.perturb]``
+    value) or when one that loaded cannot be solved. The CLI reports it as bad input to
+    whoever gave the mission (``solve``, ``generate``: exit 2); while grading a student's
+    file it is the grader's failure (exit 1), and the results file says so.
+    """
+
+    @classmethod
+    def of(cls, reference: str, exc: InputError, where: str, context: str = "") -> "MissionError":
+        """``exc``, found in the part of the mission ``where`` names (a dotted field such as
+        ``lock.2.at``), re-blamed on the mission ``reference`` (its file or its id)."""
+        field = f"{where}.{exc.field}" if exc.field else where
+        allowed = f"{exc.allowed} ({context})" if context else exc.allowed
+        return cls(field, exc.value, allowed, source=reference)
+
+    def with_source(self, source: str) -> "MissionError":
+        return MissionError(self.field, self.value, self.allowed, source=source)

@@ -1,7 +1,7 @@
 """The exhaustive certifier: every configuration of a mission, evaluated with numpy.
 
 For part 1 the space is (modes) x (2^L layer selections). Each mode's coefficients
-come from the cost model (:func:`trainwall.optimizer.state_audit.mode_table`); the
+come from the cost model (:func:`trainwall.optimizer.coefficients.mode_table`); the
 selections are enumerated as a bit matrix and their memory computed in one
 vectorised pass, with the MILP's own lexicographic order (objective, then memory
 used, then earliest mode, then latest layers) applied to pick the optimum. Beyond
@@ -14,6 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from trainwall.optimizer.state_audit import OBJECTIVE_UNIT
+from trainwall.optimizer.walls import WALLS
 
 #: Free layers up to which part-1 selections are enumerated (2^12 x modes); beyond, the Pareto DP.
 MAX_ENUMERATED_LAYERS = 12
@@ -65,49 +68,26 @@ def mode_memory(table, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return total, flash
 
 
-def state_audit(mission, tables) -> ExhaustiveOptimum:
+def state_audit(problem) -> ExhaustiveOptimum:
     """The part-1 optimum of every (mode, layer selection), in the MILP's order.
 
     Up to :data:`MAX_ENUMERATED_LAYERS` free layers every selection is evaluated; beyond,
     :func:`trainwall.optimizer.knapsack.pareto_selections` narrows each mode to the
-    selections that may be optimal, and those are evaluated the same way. The order is
-    the MILP's, tolerances included: the best objective (within half its smallest
-    step), then the least memory used (within :data:`MEMORY_TIE` of the capacity), then
-    the earliest mode, then the latest layers.
+    selections that may be optimal, and those are evaluated the same way. The walls are
+    judged by :meth:`trainwall.optimizer.walls.Wall.holds`; the order is the MILP's: the
+    best objective (within half an objective unit: one parameter, one sample), then the least memory used (within
+    :data:`MEMORY_TIE` of the capacity), then the earliest mode, then the latest layers.
     """
-    from trainwall.optimizer.knapsack import pareto_selections
-    from trainwall.optimizer.state_audit import scenario_mask
-
+    tables = problem.tables
     params = np.asarray(tables[0].params)
-    fixed = None if mission.select_layers else scenario_mask(tables[0])
+    fixed = problem.fixed_mask
     free = int((params > 0).sum()) if fixed is None else 0
-    dynamic = free > MAX_ENUMERATED_LAYERS
-    by_params = mission.objective.quantity == "trainable_params"
-    maximize = mission.objective.sense == "maximize"
-    step = float(params[params > 0].min()) if by_params and (params > 0).any() else 1.0
-    L = len(params)
-    candidates = []  # (primary, fraction, mode, rank, masks) of the feasible selections, per mode
-    for c, tb in enumerate(tables):
-        if not tb.stable:
-            continue
-        flash_limited = tb.mcu and "flash" in mission.constraints
-        x = (pareto_selections(tb, params if by_params else np.zeros(L), flash_limited) if dynamic
-             else selections(tb.params, fixed))
-        total, flash = mode_memory(tb, x)
-        fraction = total / tb.capacity
-        ok = fraction <= 1.0
-        if flash_limited:
-            ok &= flash <= tb.flash_capacity
-        if not ok.any():
-            continue
-        x, fraction = x[ok], fraction[ok]
-        primary = x @ params if by_params else np.full(len(x), float(tb.micro_batch))
-        signed = primary if maximize else -primary
-        near = signed >= signed.max() - step / 2   # only this mode's best can be the optimum
-        rank = x[near] @ (L - 1 - np.arange(L))
-        candidates.append((signed[near], fraction[near], c, rank, x[near]))
+    step = OBJECTIVE_UNIT
+    candidates = [found for c, tb in enumerate(tables)
+                  if (found := _best_of_mode(problem, c, tb, free > MAX_ENUMERATED_LAYERS, step)) is not None]
     configurations = len(tables) * 2 ** free
-    method = "dynamic programming" if dynamic else "enumeration"
+    method = "dynamic programming" if free > MAX_ENUMERATED_LAYERS else "enumeration"
+    maximize = problem.maximize
     if not candidates:
         return ExhaustiveOptimum(False, None, None, None, None, configurations, method)
     best = max(float(s.max()) for s, *_ in candidates)
@@ -126,58 +106,65 @@ def state_audit(mission, tables) -> ExhaustiveOptimum:
                              configurations, method)
 
 
-def pipeline_race(mission, modes) -> ExhaustiveOptimum:
+def _best_of_mode(problem, c: int, tb, dynamic: bool, step: float):
+    """(signed primary, memory fraction, mode, rank, masks) of mode c's feasible selections
+    that may be optimal, or None when the mode has none."""
+    from trainwall.optimizer.knapsack import pareto_selections
+
+    walls = problem.walls
+    if "stability" in walls and not tb.stable:
+        return None
+    params, L = np.asarray(tb.params), len(tb.params)
+    by_params = problem.objective == "trainable_params"
+    flash_limited = tb.mcu and "flash" in walls
+    x = (pareto_selections(tb, params if by_params else np.zeros(L), flash_limited) if dynamic
+         else selections(tb.params, problem.fixed_mask))
+    total, flash = mode_memory(tb, x)
+    ok = WALLS["memory"].holds(total, tb.capacity) if "memory" in walls else np.ones(len(x), dtype=bool)
+    if flash_limited:
+        ok &= WALLS["flash"].holds(flash, tb.flash_capacity)
+    if not ok.any():
+        return None
+    x, fraction = x[ok], total[ok] / tb.capacity
+    primary = x @ params if by_params else np.full(len(x), float(tb.micro_batch))
+    signed = primary if problem.maximize else -primary
+    near = signed >= signed.max() - step / 2   # only this mode's best can be the optimum
+    return signed[near], fraction[near], c, x[near] @ (L - 1 - np.arange(L)), x[near]
+
+
+def pipeline_race(problem) -> ExhaustiveOptimum:
     """The part-2 optimum by evaluating every (mode, n) with the cost model itself.
 
     The space is small (modes x the range decision), so each point, in the lexicographic
-    order, goes through
-    :func:`trainwall.optimizer.costmodel.evaluate` and the mission's walls
-    (:meth:`Mission.violations`): an independent check of the MILP's linearisation.
-    ``mask`` holds n, the range decision's value.
+    order (fewest n, then the earliest mode), goes through the problem's
+    ``point_feasible``: the cost model's :func:`~trainwall.optimizer.costmodel.evaluate`
+    and the walls' one test, an independent check of the MILP's linearisation. ``mask``
+    holds n, the range decision's value.
     """
-    from trainwall.core.config import parse_config
-    from trainwall.optimizer.costmodel import evaluate
-
-    field, span = mission.integer_decision
     count = 0
-    for n in range(span.min, span.max + 1):  # the lexicographic order: fewest n, then earliest mode
-        for c, mode in enumerate(modes):
+    for n in range(problem.lo, problem.span_max + 1):
+        for c in range(len(problem.modes)):
             count += 1
-            config = parse_config(mission.config_data(choices={**mode.choices, field: n}), mission.id)
-            if not mission.violations(evaluate(config)):
+            if problem.point_feasible(c, n):
                 return ExhaustiveOptimum(True, c, (n,), float(n), None, count)
     return ExhaustiveOptimum(False, None, None, None, None, count)
 
 
-def scaling_wall(mission, modes) -> ExhaustiveOptimum:
+def scaling_wall(problem) -> ExhaustiveOptimum:
     """The part-3 optimum by evaluating every (mode, m) with numpy.
 
     Each mode's m = m_lo .. m_hi goes through the same :class:`StepStructure` methods
-    :func:`evaluate` uses (MFU, memory, network, loading) as one array; the walls are the
-    mission's. Order: the highest MFU, then within a relative 1e-9 the earliest mode and
-    the fewest micro-batches - the MILP's tie-break. ``mask`` holds m.
+    :func:`evaluate` uses (MFU, memory, network, loading) as one array, judged by the
+    walls' one test. Order: the highest MFU, then within a relative TIE the earliest mode
+    and the fewest micro-batches - the MILP's tie-break. ``mask`` holds m.
     """
     from trainwall.optimizer.scaling_wall import TIE
 
-    target = mission.objective.target or 0.0
-    walls = set(mission.constraints)
     count, candidates = 0, []
-    for k, mode in enumerate(modes):
-        st = mode.structure
+    for k, mode in enumerate(problem.modes):
         m = np.arange(mode.m_lo, mode.m_hi + 1)
         count += len(m)
-        ok = np.ones(len(m), dtype=bool)
-        if "memory" in walls:
-            ok &= st.memory_total(m) <= mode.capacity
-        if "stability" in walls:
-            ok &= mode.mode_stable & (m <= mode.m_stable)
-        if "starvation" in walls:
-            ok &= st.load_per_micro_batch_s * m <= st.busy_s(m) * (1 + 1e-12)
-        if "network" in walls:
-            ok &= st.network_utilization(m) <= 1.0 + 1e-12
-        mfu = st.mfu(m)
-        if "mfu_target" in walls:
-            ok &= mfu >= target
+        ok, mfu = _scaling_points(problem, mode, m)
         if ok.any():
             i = int(np.argmax(np.where(ok, mfu, -1.0)))
             candidates.append((float(mfu[i]), k, m[ok], mfu[ok]))
@@ -188,5 +175,26 @@ def scaling_wall(mission, modes) -> ExhaustiveOptimum:
         inside = ms[mfus >= best * (1 - TIE)]
         if len(inside):
             m_star = int(inside.min())
-            return ExhaustiveOptimum(True, k, (m_star,), float(modes[k].structure.mfu(m_star)), None, count)
+            return ExhaustiveOptimum(True, k, (m_star,), float(problem.modes[k].structure.mfu(m_star)), None, count)
     raise AssertionError("unreachable: the best candidate lies inside its own window")
+
+
+def _scaling_points(problem, mode, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(every imposed wall holds, MFU) at each micro-batch count ``m`` of one mode."""
+    st, walls = mode.structure, problem.walls
+    ok = np.ones(len(m), dtype=bool)
+    if "memory" in walls:
+        ok &= WALLS["memory"].holds(st.memory_total(m), mode.capacity)
+    if "stability" in walls:
+        ok &= mode.mode_stable & (m <= mode.m_stable)
+    if "starvation" in walls:   # samples/s per host: what loading delivers against what the step asks
+        samples = st.samples_per_micro_batch_per_host
+        with np.errstate(divide="ignore"):
+            supply = np.divide(samples, st.load_per_micro_batch_s)
+        ok &= WALLS["starvation"].holds(supply, samples * m / st.busy_s(m))
+    if "network" in walls:
+        ok &= WALLS["network"].holds(st.network_utilization(m), 1.0)
+    mfu = st.mfu(m)
+    if "mfu_target" in walls:
+        ok &= WALLS["mfu_target"].holds(mfu, problem.target)
+    return ok, mfu

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from trainwall.optimizer.state_audit import case_index
+from trainwall.optimizer.coefficients import case_index
 
 #: Relative tolerance under which two memory sums are the same number summed in another order.
 SUM_TOLERANCE = 1e-12

@@ -27,8 +27,13 @@ storage = e_c S_c u_c, link = e_c K_c u_c; for echo: storage = S_c v_c, cpu =
 r_c w_c v_c, link = K_c v_c)
     flow conservation at every node but the source and the sink;
     f_e <= capacity_e(u, v)              for the storage, cpu and host-link edges;
-    f_(compute -> sink) >= sum_c D_c u_c  no starvation: the max-flow meets the demand;
-    a mode that breaks the mission's memory or stability walls is fixed u_c = 0.
+    starvation  f_(compute -> sink) >= sum_c D_c u_c - r_starvation   the max-flow meets the demand;
+    walls       u_c <= r_w for each imposed wall w (memory, stability, flash) mode c breaks
+                whatever n (they do not depend on the workers or the echo).
+
+r_w in [0, 1] lifts wall w: its bounds pin it to 0 (held) or 1 (lifted; the demand is at
+most 1 in the units below), so asking whether a wall binds moves two bounds of the one
+persistent model (:meth:`PipelineRaceModel.lifted_optimum`).
 
 Objective, lexicographic in one solve (all terms are integers): minimise
 (C + 1) n + sum_c c u_c - the fewest workers (or echoes), then the earliest mode in the
@@ -40,55 +45,38 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Callable
 
+from trainwall.optimizer.coefficients import PipelineRates
 from trainwall.optimizer.highs import Solver, Status
-
 
 #: The walls a part-2 mode either meets or breaks whatever the workers or echoes.
 MODE_WALLS = ("memory", "stability", "flash")
+#: Every wall a part-2 formulation can impose.
+WALLS = ("starvation",) + MODE_WALLS
 
 
 @dataclass(frozen=True)
 class PipelineMode:
-    """One mode's demand and capacities (training samples/s and fresh samples/s, per host)."""
+    """One mode: its label, the input pipeline's numbers, and the imposed walls it breaks."""
 
     choices: dict
-    demand: float
-    storage: float
-    cpu_per_worker: float
-    host_link: float
-    cores: int
-    workers: int        # the mode's workers when the range decision is the echo
-    echo: int           # the mode's echo when the range decision is the workers
-    allowed: bool       # memory and stability walls hold (they do not depend on n)
+    rates: PipelineRates
     walls: tuple[str, ...]
 
 
-def pipeline_mode(mission, choices: dict) -> PipelineMode:
-    """The cost model's demand and capacities for one mode of a part-2 mission."""
-    from trainwall.core.config import parse_config
-    from trainwall.hardware import catalog as hw
-    from trainwall.optimizer.costmodel import evaluate
+@dataclass(frozen=True)
+class PipelineRaceProblem:
+    """Everything part 2 needs: the modes, the range decision and, for the certifier, the
+    cost model's own verdict at each point (an independent check of the linearisation)."""
 
-    field, span = mission.integer_decision
-    config = parse_config(mission.config_data(choices={**choices, field: span.min}),
-                          f"{mission.id} with {choices}")
-    metrics = evaluate(config)
-    device = hw.device(config.system.accelerator)
-    caps = metrics.pipeline.capacities
-    cores = config.system.cpu_cores_per_node or device.host.cores
-    used = min(max(1, config.data.workers), cores)
-    walls = tuple(w for w, *_ in mission.violations(metrics) if w in MODE_WALLS)
-    return PipelineMode(dict(choices), caps["compute"] * config.data.echo, caps["storage"], caps["cpu"] / used,
-                        caps["host_link"], cores, config.data.workers, config.data.echo, not walls, walls)
-
-
-def upper_bound(mission, modes: list[PipelineMode]) -> int:
-    """n_hi: workers beyond the cores add nothing, so the range stops there."""
-    field, span = mission.integer_decision
-    if field == "data.workers":
-        return max(span.min, min(span.max, max(p.cores for p in modes)))
-    return span.max
+    modes: tuple[PipelineMode, ...]
+    lo: int                          # the range decision's least value
+    hi: int                          # its greatest useful value (workers beyond the cores add nothing)
+    span_max: int                    # its greatest allowed value (the certifier enumerates to it)
+    workers_vary: bool               # the range decision is data.workers (else data.echo)
+    walls: tuple[str, ...]           # the imposed walls (of :data:`WALLS`)
+    point_feasible: Callable[[int, int], bool]   # (mode, n) -> every imposed wall holds
 
 
 @dataclass(frozen=True)
@@ -102,50 +90,67 @@ class PipelineRaceSolution:
 
 
 class PipelineRaceModel:
-    """The MILP of the module docstring, built once per mission."""
+    """The MILP of the module docstring, built once per problem."""
 
-    def __init__(self, mission, modes: list[PipelineMode], require_balance: bool = True,
-                 allow_walls: bool = False):
+    def __init__(self, problem: PipelineRaceProblem):
         import pyomo.environ as pyo
 
-        from trainwall.optimizer.datapipe import flow_graph
-
         start = time.perf_counter()
-        self.mission, self.modes = mission, modes
-        field, span = mission.integer_decision
-        lo, hi = span.min, upper_bound(mission, modes)
-        workers_vary = field == "data.workers"
-        C = range(len(modes))
-        unit = max(p.demand for p in modes)
+        self.problem, self.modes = problem, problem.modes
+        lo, hi, C = problem.lo, max(problem.lo, problem.hi), range(len(problem.modes))
+        self.unit = max(p.rates.demand for p in problem.modes)
         m = self.model = pyo.ConcreteModel()
         m.u = pyo.Var(C, domain=pyo.Binary)
-        m.n = pyo.Var(domain=pyo.Integers, bounds=(lo, max(lo, hi)))
-        m.v = pyo.Var(C, bounds=(0, max(lo, hi)))
+        m.n = pyo.Var(domain=pyo.Integers, bounds=(lo, hi))
+        m.v = pyo.Var(C, bounds=(0, hi))
+        m.relax = pyo.Var(WALLS, bounds=(0, 1))
+        for wall in WALLS:
+            self.lift(wall, False)
         m.rows = pyo.ConstraintList()
         m.rows.add(sum(m.u[c] for c in C) == 1)
-        for c in C:
+        for c, mode in enumerate(problem.modes):
             m.rows.add(m.v[c] <= hi * m.u[c])
             m.rows.add(m.v[c] >= lo * m.u[c])
             m.rows.add(m.v[c] <= m.n - lo * (1 - m.u[c]))
             m.rows.add(m.v[c] >= m.n - hi * (1 - m.u[c]))
-            if not (modes[c].allowed or allow_walls):
-                m.u[c].fix(0)
+            for wall in mode.walls:
+                m.rows.add(m.u[c] <= m.relax[wall])
+        self._flow_rows()
+        m.objective = pyo.Objective(expr=(len(C) + 1) * m.n + sum(c * m.u[c] for c in C), sense=pyo.minimize)
+        self.solver = Solver(m)
+        self.build_s = time.perf_counter() - start
 
-        def coefficient(rate: float) -> float:  # fresh samples/s -> units of the largest demand (capped)
-            return min(rate, 2 * unit) / unit
+    def lift(self, wall: str, lifted: bool = True) -> None:
+        """Drop (or restore) one wall by the bounds of its r_w; a wall not imposed stays lifted."""
+        value = float(lifted or wall not in self.problem.walls)
+        self.model.relax[wall].setlb(value)
+        self.model.relax[wall].setub(value)
 
-        def capacity(stage: str):
-            terms = []
-            for c, p in enumerate(modes):
-                if stage == "cpu":
-                    per = p.cpu_per_worker * (p.echo if workers_vary else min(max(1, p.workers), p.cores))
-                    terms.append(coefficient(per) * m.v[c])
-                else:
-                    rate = p.storage if stage == "storage" else p.host_link
-                    terms.append(coefficient(p.echo * rate) * m.u[c] if workers_vary else coefficient(rate) * m.v[c])
-            return sum(terms)
+    def _coefficient(self, rate: float) -> float:
+        """Fresh samples/s in units of the largest demand (capped: beyond twice the demand a
+        capacity never binds)."""
+        return min(rate, 2 * self.unit) / self.unit
 
-        graph = flow_graph()
+    def _capacity(self, stage: str):
+        m, terms = self.model, []
+        for c, p in enumerate(self.modes):
+            r = p.rates
+            if stage == "cpu":
+                per = r.cpu_per_worker * (r.echo if self.problem.workers_vary else min(max(1, r.workers), r.cores))
+                terms.append(self._coefficient(per) * m.v[c])
+            else:
+                rate = r.storage if stage == "storage" else r.host_link
+                terms.append(self._coefficient(r.echo * rate) * m.u[c] if self.problem.workers_vary
+                             else self._coefficient(rate) * m.v[c])
+        return sum(terms)
+
+    def _flow_rows(self) -> None:
+        """Flow variables on the networkx graph of the input pipeline, capped by each stage."""
+        import pyomo.environ as pyo
+
+        from trainwall.optimizer.datapipe import flow_graph
+
+        m, graph = self.model, flow_graph()
         m.f = pyo.Var(list(graph.edges), bounds=(0, None))
         for node in graph.nodes:
             if node not in ("source", "sink"):
@@ -153,18 +158,22 @@ class PipelineRaceModel:
         for e in graph.edges:
             stage = graph.edges[e]["stage"]
             if stage in ("storage", "cpu", "host_link"):
-                m.rows.add(m.f[e] <= capacity(stage))
-            if stage == "cpu" and workers_vary:  # min(workers, cores): the cores cap the workers
-                m.rows.add(m.f[e] <= sum(coefficient(p.cpu_per_worker * p.echo * p.cores) * m.u[c]
-                                         for c, p in enumerate(modes)))
+                m.rows.add(m.f[e] <= self._capacity(stage))
+            if stage == "cpu" and self.problem.workers_vary:  # min(workers, cores): the cores cap the workers
+                m.rows.add(m.f[e] <= sum(self._coefficient(p.rates.cpu_per_worker * p.rates.echo * p.rates.cores)
+                                         * m.u[c] for c, p in enumerate(self.modes)))
             elif stage == "compute":
-                demand = sum(p.demand / unit * m.u[c] for c, p in enumerate(modes))
+                demand = sum(p.rates.demand / self.unit * m.u[c] for c, p in enumerate(self.modes))
                 m.rows.add(m.f[e] <= demand)
-                if require_balance:
-                    m.rows.add(m.f[e] >= demand)
-        m.objective = pyo.Objective(expr=(len(modes) + 1) * m.n + sum(c * m.u[c] for c in C), sense=pyo.minimize)
-        self.solver = Solver(m)
-        self.build_s = time.perf_counter() - start
+                m.rows.add(m.f[e] >= demand - m.relax["starvation"])
+
+    def lifted_optimum(self, wall: str) -> int | None:
+        """The least n with ``wall`` lifted (None when even then no plan is feasible)."""
+        self.lift(wall)
+        try:
+            return self.solve().value
+        finally:
+            self.lift(wall, False)
 
     def solve(self) -> PipelineRaceSolution:
         import pyomo.environ as pyo

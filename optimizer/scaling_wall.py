@@ -43,9 +43,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import numpy as np
-
-from trainwall.core.errors import InputError
+from trainwall.optimizer.coefficients import ScalingMode
 from trainwall.optimizer.highs import Solver, Status
 
 #: Relative window within which two MFUs are a tie (then the fixed order decides).
@@ -54,110 +52,12 @@ WALLS = ("memory", "stability", "starvation", "network", "mfu_target")
 
 
 @dataclass(frozen=True)
-class ScalingMode:
-    choices: dict
-    structure: object        # StepStructure
-    m_lo: int
-    m_hi: int                # range and global-batch limit
-    m_memory: int            # most micro-batches that fit (m_hi when memory never binds)
-    m_stable: int            # most micro-batches the stability rules allow
-    mode_stable: bool
-    capacity: float          # bytes per device (costmodel.device_capacity)
+class ScalingProblem:
+    """Everything part 3 needs, as numbers: the valid modes and what the mission asks."""
 
-
-def _config_data(mission, choices: dict, m: int) -> dict:
-    """The configuration of one mode at m micro-batches per step."""
-    tp, pp, dp = degrees(mission, choices)
-    mb = choices.get("training.micro_batch", mission.scenario["training"].get("micro_batch", 1))
-    data = mission.config_data(choices=choices)
-    set_layout(data, tp, pp, dp)
-    data["training"]["global_batch"] = m * dp * mb
-    return data
-
-
-def set_layout(data: dict, tp: int, pp: int, dp: int) -> None:
-    """Part 3's rule: the parallel degrees set the device count (tp x pp x dp)."""
-    data["system"]["devices"] = tp * pp * dp
-    data["training"].update(tensor_parallel=tp, pipeline_parallel=pp, data_parallel=dp)
-
-
-def degrees(mission, choices: dict) -> tuple[int, int, int]:
-    """(tensor, pipeline, data)-parallel degrees of a mode: its choices, else the scenario's."""
-    base = mission.scenario["training"]
-    return tuple(choices.get(f"training.{name}", base.get(name, 1))
-                 for name in ("tensor_parallel", "pipeline_parallel", "data_parallel"))
-
-
-def configuration(mission, choices: dict, m: int):
-    from trainwall.core.config import parse_config
-
-    return parse_config(_config_data(mission, choices, m), f"{mission.id} with {choices}, {m} micro-batches")
-
-
-#: What :func:`costmodel.step_structure` does not read: the global batch (its costs are
-#: functions of the micro-batch count) and the choices that change only the stability rules.
-_NOT_IN_STRUCTURE = {"training": {"global_batch", "gradient_clipping", "loss_scaling"}}
-_STRUCTURES: dict[str, object] = {}
-_MAX_STRUCTURES = 50_000
-
-
-def _structure_of(config):
-    """The configuration's step structure, computed once per process for equal configurations
-    (the modes of one mission that differ only in stability rules, and the variants of a
-    mission that differ only in limits or targets)."""
-    from trainwall.optimizer.costmodel import step_structure
-
-    key = config.model_dump_json(exclude=_NOT_IN_STRUCTURE)
-    if key not in _STRUCTURES:
-        if len(_STRUCTURES) >= _MAX_STRUCTURES:
-            _STRUCTURES.clear()
-        _STRUCTURES[key] = step_structure(config)
-    return _STRUCTURES[key]
-
-
-def scaling_modes(mission) -> tuple[list[ScalingMode], int]:
-    """Every valid mode with its structure, and how many combinations were not valid
-    (device count outside the limits, a degree that does not divide the model, a
-    micro-batch round above the global-batch limit)."""
-    from trainwall.hardware import catalog as hw
-    from trainwall.optimizer import stability
-    from trainwall.optimizer.costmodel import device_capacity, resolve_workload
-
-    _, span = mission.integer_decision
-    limits = mission.limits
-    modes, invalid = [], 0
-    for choices in mission.modes():
-        tp, pp, dp = degrees(mission, choices)
-        if not limits.min_devices <= tp * pp * dp <= limits.devices:
-            invalid += 1
-            continue
-        try:
-            config = configuration(mission, choices, max(span.min, pp))
-            st = _structure_of(config)
-        except InputError:
-            invalid += 1
-            continue
-        t = config.training
-        per_step = st.data_parallel * st.micro_batch
-        m_hi = min(span.max, limits.global_batch // per_step)
-        if m_hi < span.min:
-            invalid += 1
-            continue
-        capacity = device_capacity(config, hw.device(config.system.accelerator))
-        if float(st.memory_total(st.pipeline_parallel)) <= capacity:
-            m_memory = m_hi
-        else:
-            counts = np.arange(1, st.pipeline_parallel)
-            fitting = counts[st.memory_total(counts) <= capacity]   # the same arithmetic, every m at once
-            m_memory = int(fitting.max()) if fitting.size else 0
-        work = resolve_workload(config)
-        profile = work.stability
-        fmt = stability.check(t.precision, t.loss_scaling, t.loss_scale, True, 0, profile.gradient_min,
-                              profile.gradient_max, profile.activation_max, profile.critical_batch,
-                              t.local_steps, profile.max_local_steps)
-        m_stable = m_hi if t.gradient_clipping else int(profile.critical_batch // per_step)
-        modes.append(ScalingMode(dict(choices), st, span.min, m_hi, m_memory, m_stable, fmt.stable, capacity))
-    return modes, invalid
+    modes: tuple[ScalingMode, ...]
+    walls: tuple[str, ...]           # the imposed walls (of :data:`WALLS`)
+    target: float = 0.0              # the MFU target (with the mfu_target wall)
 
 
 @dataclass(frozen=True)
@@ -174,13 +74,14 @@ class ScalingSolution:
 
 
 class ScalingWallModel:
-    """The MILP and Dinkelbach loop of the module docstring, built once per mission."""
+    """The MILP and Dinkelbach loop of the module docstring, built once per problem."""
 
-    def __init__(self, mission, modes: list[ScalingMode]):
+    def __init__(self, problem: ScalingProblem):
         import pyomo.environ as pyo
 
         start = time.perf_counter()
-        self.mission, self.modes = mission, modes
+        self.problem = problem
+        self.modes = modes = problem.modes
         K = range(len(modes))
         M = max(md.m_hi for md in modes)
         m = self.model = pyo.ConcreteModel()
@@ -211,10 +112,29 @@ class ScalingWallModel:
         # all that changes between solves (the persistent solver's cheap path).
         m.relax = pyo.Var(WALLS, bounds=(0, 1))
         for wall in WALLS:
-            self._pin(wall, float(wall not in mission.constraints))
-        target = mission.objective.target or 0.0
+            self._pin(wall, float(wall not in problem.walls))
+        self._wall_rows(M)
+        m.lam = pyo.Param(mutable=True, initialize=0.0)
+        m.level = pyo.Param(mutable=True, initialize=0.0)
+        # The hold row in units of the level times the least denominator any configuration
+        # has: a violation then bounds the relative MFU shortfall (<= the solver's 1e-9),
+        # so the tolerance cannot admit a configuration outside the TIE window.
+        self._least_den = min(self._den_q[k] * md.m_lo + self._den_u[k] for k, md in enumerate(modes))
+        m.hold_scale = pyo.Param(mutable=True, initialize=1.0)
+        m.hold = pyo.Constraint(expr=m.hold_scale * numerator - m.hold_scale * m.level * denominator >= 0)
+        self._parametric = numerator - m.lam * denominator
+        self._tie_break = sum((M + 1) * k * m.u[k] + m.q[k] for k in K)
+        m.objective = pyo.Objective(expr=self._parametric, sense=pyo.maximize)
+        self.solver = Solver(m, parameters_only=True)
+        self.build_s = time.perf_counter() - start
+
+    def _wall_rows(self, M: int) -> None:
+        """One row per wall and mode: c_q q_k + c_u u_k <= G_k r_wall (G_k the row's largest value)."""
+        import pyomo.environ as pyo
+
+        m, target = self.model, self.problem.target
         rows = {wall: [] for wall in WALLS}
-        for k, md in enumerate(modes):
+        for k, md in enumerate(self.modes):
             st = md.structure
             A, B, S = st.per_micro_batch_s, st.fixed_s, _step_per_micro_batch(st)
             free = 1.0 - st.background_network_load
@@ -230,19 +150,6 @@ class ScalingWallModel:
             for k, (cq, cu) in enumerate(rows[wall]):
                 largest = max(0.0, cq) * M + max(0.0, cu)
                 block.add(cq * m.q[k] + cu * m.u[k] <= m.relax[wall] * largest)
-        m.lam = pyo.Param(mutable=True, initialize=0.0)
-        m.level = pyo.Param(mutable=True, initialize=0.0)
-        # The hold row in units of the level times the least denominator any configuration
-        # has: a violation then bounds the relative MFU shortfall (<= the solver's 1e-9),
-        # so the tolerance cannot admit a configuration outside the TIE window.
-        self._least_den = min(self._den_q[k] * md.m_lo + self._den_u[k] for k, md in enumerate(modes))
-        m.hold_scale = pyo.Param(mutable=True, initialize=1.0)
-        m.hold = pyo.Constraint(expr=m.hold_scale * numerator - m.hold_scale * m.level * denominator >= 0)
-        self._parametric = numerator - m.lam * denominator
-        self._tie_break = sum((M + 1) * k * m.u[k] + m.q[k] for k in K)
-        m.objective = pyo.Objective(expr=self._parametric, sense=pyo.maximize)
-        self.solver = Solver(m, parameters_only=True)
-        self.build_s = time.perf_counter() - start
 
     def _pin(self, wall: str, value: float) -> None:
         self.model.relax[wall].setlb(value)
@@ -250,7 +157,7 @@ class ScalingWallModel:
 
     def lift(self, wall: str, lifted: bool = True) -> None:
         """Drop (or restore) one wall: to ask whether it binds."""
-        self._pin(wall, float(lifted or wall not in self.mission.constraints))
+        self._pin(wall, float(lifted or wall not in self.problem.walls))
 
     def lifting_improves(self, wall: str, mfu: float | None) -> bool:
         """Does lifting ``wall`` admit a configuration - any at all when ``mfu`` is None (an
@@ -326,9 +233,3 @@ def _step_per_micro_batch(st) -> float:
     """S_k: seconds per micro-batch of the step once the pipeline keeps up - A_k, plus the
     loading L_k where it cannot overlap compute (an MCU computing its own features)."""
     return st.per_micro_batch_s + (0.0 if st.loading_overlaps else st.load_per_micro_batch_s)
-
-
-def modes_space(mission) -> int:
-    """Configurations the mission's decisions span: listed combinations x the micro-batch range."""
-    _, span = mission.integer_decision
-    return len(mission.modes()) * (span.max - span.min + 1)

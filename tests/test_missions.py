@@ -14,18 +14,20 @@ import sys
 
 import pytest
 
+from trainwall.challenges import plans
 from trainwall.challenges.mission import mission, parse_mission, shipped_ids
+from trainwall.challenges.problems import scaling_problem, state_audit_problem
 from trainwall.challenges.solve import solve
 from trainwall.core.config import parse_config
 from trainwall.optimizer import certify
 from trainwall.optimizer.costmodel import evaluate
 from trainwall.optimizer.highs import Status
-from trainwall.optimizer.state_audit import StateAuditModel, mode_table
+from trainwall.optimizer.state_audit import StateAuditModel
 
 
 def milp_and_enumeration(m):
-    tables = [mode_table(m, c) for c in m.modes()]
-    return StateAuditModel(m, tables).solve(), certify.state_audit(m, tables), tables
+    problem = state_audit_problem(m)
+    return StateAuditModel(problem).solve(), certify.state_audit(problem), problem.tables
 
 
 def same_optimum(sol, certificate) -> bool:
@@ -47,7 +49,7 @@ def test_shipped_mission_is_certified_and_a_real_exercise(mission_id):
     assert result.certified, result.certification
     assert not m.violations(result.metrics)
     assert m.wall in result.binding  # the track's wall binds at the optimum
-    naive = evaluate(parse_config(m.config_data(m.naive), "naive"))
+    naive = evaluate(plans.written(m, m.naive))
     assert m.violations(naive)  # the first thing a student tries breaks a wall
 
 
@@ -99,10 +101,10 @@ def test_milp_equals_enumeration_on_random_instances(seed):
     assert sol.memory_fraction == pytest.approx(ex.memory_fraction, rel=1e-12)
     # the optimum, evaluated by the cost model itself, fits where the MILP said it does
     table = tables[sol.mode]
-    data = m.config_data(choices=table.choices)
+    choices = dict(table.choices)
     if m.select_layers:
-        data["training"]["trainable"] = [i for i, on in enumerate(sol.mask) if on]
-    metrics = evaluate(parse_config(data, "optimum"))
+        choices["training.trainable"] = [i for i, on in enumerate(sol.mask) if on]
+    metrics = evaluate(plans.decided(m, choices))
     assert metrics.memory.total == pytest.approx(table.memory(sol.mask)[0], rel=1e-12)
     assert metrics.memory.total <= metrics.memory.capacity
 
@@ -166,18 +168,18 @@ def test_unknown_lock_quantity_is_bad_input():
         parse_mission(data, "variant")
 
 
-def _certify_with(m, tables, max_enumerated: int, monkeypatch):
+def _certify_with(problem, max_enumerated: int, monkeypatch):
     monkeypatch.setattr(certify, "MAX_ENUMERATED_LAYERS", max_enumerated)
-    return certify.state_audit(m, tables)
+    return certify.state_audit(problem)
 
 
 @pytest.mark.parametrize("seed", range(240))
 def test_dynamic_programme_equals_enumeration_on_random_instances(seed, monkeypatch):
     """The Pareto DP over layers picks the selection every-2^L enumeration picks."""
     m = random_mission(seed)
-    tables = [mode_table(m, c) for c in m.modes()]
-    everything = _certify_with(m, tables, 64, monkeypatch)
-    dynamic = _certify_with(m, tables, 0, monkeypatch)
+    problem = state_audit_problem(m)
+    everything = _certify_with(problem, 64, monkeypatch)
+    dynamic = _certify_with(problem, 0, monkeypatch)
     assert everything.method == "enumeration"
     assert dynamic.method == ("dynamic programming" if m.select_layers else "enumeration")
     assert (dynamic.feasible, dynamic.mode, dynamic.mask, dynamic.objective) == \
@@ -186,9 +188,9 @@ def test_dynamic_programme_equals_enumeration_on_random_instances(seed, monkeypa
 
 def test_dynamic_programme_equals_enumeration_on_mobile_1(monkeypatch):
     m = mission("mobile/1")
-    tables = [mode_table(m, c) for c in m.modes()]
-    everything = _certify_with(m, tables, 64, monkeypatch)   # 12 modes x 2^19 selections
-    dynamic = _certify_with(m, tables, 0, monkeypatch)
+    problem = state_audit_problem(m)
+    everything = _certify_with(problem, 64, monkeypatch)   # 12 modes x 2^19 selections
+    dynamic = _certify_with(problem, 0, monkeypatch)
     assert everything.configurations == dynamic.configurations == 12 * 2 ** 19
     assert (dynamic.mode, dynamic.mask, dynamic.objective) == (everything.mode, everything.mask, everything.objective)
 
@@ -229,7 +231,7 @@ def test_llama_instances_select_part_of_the_network():
     partial = 0
     for seed in range(12):
         m = llama_selection(seed)
-        dp = certify.state_audit(m, [mode_table(m, c) for c in m.modes()])
+        dp = certify.state_audit(state_audit_problem(m))
         partial += dp.feasible and 0 < sum(dp.mask) < len(dp.mask)
     assert partial >= 4
 
@@ -239,21 +241,19 @@ def test_runner_up_is_the_best_plan_in_another_mode(mission_id):
     """The runner-up `solve` reports equals the certifier's optimum with the optimum's mode removed."""
     from dataclasses import replace
 
-    from trainwall.optimizer.scaling_wall import scaling_modes
-
     m = mission(mission_id)
     result = solve(m)
     second = result.to_dict()["runner_up"]
     if m.part == 1:
-        tables = [mode_table(m, c) for c in m.modes()]
-        best = certify.state_audit(m, tables).mode
-        others = [replace(t, stable=False) if i == best else t for i, t in enumerate(tables)]
-        expected = certify.state_audit(m, others)
+        problem = state_audit_problem(m)
+        best = certify.state_audit(problem).mode
+        others = tuple(replace(t, stable=False) if i == best else t for i, t in enumerate(problem.tables))
+        expected = certify.state_audit(replace(problem, tables=others))
         assert second["objective"] == expected.objective
     else:
-        modes, _ = scaling_modes(m)
-        best = certify.scaling_wall(m, modes).mode
-        expected = certify.scaling_wall(m, modes[:best] + modes[best + 1:])
+        problem, _ = scaling_problem(m)
+        best = certify.scaling_wall(problem).mode
+        expected = certify.scaling_wall(replace(problem, modes=problem.modes[:best] + problem.modes[best + 1:]))
         assert second["objective"] == pytest.approx(expected.objective, rel=1e-12)
     assert second["objective"] <= result.objective
 
@@ -265,24 +265,24 @@ def test_next_best_is_the_certifiers_best_strictly_worse_plan(mission_id):
     from dataclasses import replace
 
     from trainwall.challenges.solution import TIE
-    from trainwall.optimizer.scaling_wall import scaling_modes
 
     m = mission(mission_id)
     result = solve(m)
     if m.part == 1:
-        pool = [mode_table(m, c) for c in m.modes()]
-        best = certify.state_audit(m, pool)
+        problem = state_audit_problem(m)
+        best = certify.state_audit(problem)
 
         def without(removed):
-            return certify.state_audit(m, [replace(t, stable=False) if i in removed else t
-                                           for i, t in enumerate(pool)])
+            return certify.state_audit(replace(problem, tables=tuple(replace(t, stable=False) if i in removed else t
+                                                                      for i, t in enumerate(problem.tables))))
     else:
-        pool, _ = scaling_modes(m)
-        best = certify.scaling_wall(m, pool)
+        problem, _ = scaling_problem(m)
+        pool = problem.modes
+        best = certify.scaling_wall(problem)
 
         def without(removed):
-            kept = [md for i, md in enumerate(pool) if i not in removed]
-            found = certify.scaling_wall(m, kept)
+            kept = tuple(md for i, md in enumerate(pool) if i not in removed)
+            found = certify.scaling_wall(replace(problem, modes=kept))
             return replace(found, mode=[i for i in range(len(pool)) if i not in removed][found.mode])
     removed = {best.mode}
     while (found := without(removed)).feasible and abs(found.objective - best.objective) <= TIE * best.objective:

@@ -11,13 +11,15 @@ import random
 
 import pytest
 
+from trainwall.challenges import plans
 from trainwall.challenges.mission import parse_mission
+from trainwall.challenges.problems import pipeline_race_problem, scaling_problem
 from trainwall.core.config import parse_config
 from trainwall.optimizer import certify
 from trainwall.optimizer.costmodel import evaluate, step_structure
 from trainwall.optimizer.highs import Status
-from trainwall.optimizer.pipeline_race import PipelineRaceModel, pipeline_mode
-from trainwall.optimizer.scaling_wall import ScalingWallModel, configuration, scaling_modes
+from trainwall.optimizer.pipeline_race import PipelineRaceModel
+from trainwall.optimizer.scaling_wall import ScalingWallModel
 
 PART2_SYSTEMS = [("resnet-50", "h100-sxm", 8, 256), ("orin-perception", "jetson-agx-orin-64gb", 1, 32),
                  ("glasses-filter", "ar-glasses-soc", 1, 64), ("resnet-18", "a100-sxm-80gb", 8, 128),
@@ -55,16 +57,17 @@ def random_part2(seed: int):
 @pytest.mark.parametrize("seed", range(60))
 def test_part2_milp_equals_evaluating_every_point(seed):
     m = random_part2(seed)
-    modes = [pipeline_mode(m, c) for c in m.modes()]
-    sol = PipelineRaceModel(m, modes).solve()
-    exhaustive = certify.pipeline_race(m, modes)
+    problem = pipeline_race_problem(m)
+    modes = problem.modes
+    sol = PipelineRaceModel(problem).solve()
+    exhaustive = certify.pipeline_race(problem)
     assert (sol.status is Status.OPTIMAL) == exhaustive.feasible
     if exhaustive.feasible:
         assert (sol.value, sol.mode) == (exhaustive.mask[0], exhaustive.mode)
 
 
 def test_part2_random_instances_include_both_outcomes():
-    outcomes = {certify.pipeline_race(m, [pipeline_mode(m, c) for c in m.modes()]).feasible
+    outcomes = {certify.pipeline_race(pipeline_race_problem(m)).feasible
                 for m in map(random_part2, range(60))}
     assert outcomes == {True, False}
 
@@ -101,13 +104,14 @@ def random_part3(seed: int):
 
 def assert_dinkelbach_equals_enumeration(m):
     """Same status, mode and micro-batch count; the cost model confirms the MFU and the walls."""
-    modes, _ = scaling_modes(m)
-    sol = ScalingWallModel(m, modes).solve()
-    exhaustive = certify.scaling_wall(m, modes)
+    problem, _ = scaling_problem(m)
+    modes = problem.modes
+    sol = ScalingWallModel(problem).solve()
+    exhaustive = certify.scaling_wall(problem)
     assert (sol.status is Status.OPTIMAL) == exhaustive.feasible
     if exhaustive.feasible:
         assert (sol.mode, sol.micro_batches) == (exhaustive.mode, exhaustive.mask[0])
-        metrics = evaluate(configuration(m, modes[sol.mode].choices, sol.micro_batches))
+        metrics = evaluate(plans.decided(m, modes[sol.mode].choices, sol.micro_batches))
         assert metrics.mfu == pytest.approx(sol.mfu, rel=1e-12)
         assert not m.violations(metrics)
 
@@ -162,19 +166,19 @@ def test_part3_on_fleets_dinkelbach_equals_enumeration(seed):
 
 def test_fleet_instances_cover_mcus_staleness_and_infeasibility():
     missions = [random_fleet_part3(s) for s in range(30)]
-    outcomes = [certify.scaling_wall(m, scaling_modes(m)[0]) for m in missions]
+    outcomes = [certify.scaling_wall(scaling_problem(m)[0]) for m in missions]
     assert 0 < sum(o.feasible for o in outcomes) < len(outcomes)
     mcu = [o for m, o in zip(missions, outcomes) if m.scenario["data"]["workers"] == 0 and o.feasible]
     assert len(mcu) >= 3
     # some optimum stops at the staleness limit with more local steps on offer
     stale = sum(1 for m, o in zip(missions, outcomes) if o.feasible
-                and scaling_modes(m)[0][o.mode].choices["training.local_steps"] == 16
+                and scaling_problem(m)[0].modes[o.mode].choices["training.local_steps"] == 16
                 and 32 in m.decisions["training.local_steps"])
     assert stale >= 1
 
 
 def test_part3_random_instances_include_infeasible_ones():
-    feasible = [certify.scaling_wall(m, scaling_modes(m)[0]).feasible for m in map(random_part3, range(40))]
+    feasible = [certify.scaling_wall(scaling_problem(m)[0]).feasible for m in map(random_part3, range(40))]
     assert 0 < sum(feasible) < len(feasible)
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from trainwall.core.config import Config, parse_config
 from trainwall.core.errors import InputError
+from trainwall.optimizer.walls import WALLS
 
 WATERFALL_BARS = ("weights", "gradients", "optimizer_state", "activations", "other")
 
@@ -184,7 +185,8 @@ def pipeline(config: Config, label: str = "", lever: str | None = None) -> Pipel
         echo = value if lever == "echo" else config.data.echo
         throughput.append(point.pipeline.rate * echo)
         needed.append(point.pipeline.capacities["compute"] * echo)
-    balance = next((v for v, r, d in zip(settings, throughput, needed) if r >= d * (1 - 1e-9)), None)
+    starved = WALLS["starvation"]
+    balance = next((v for v, r, d in zip(settings, throughput, needed) if starved.holds(r, d)), None)
     return PipelineGauge(label, capacities, utilization, _box_of(flow.bottleneck), flow.rate,
                          flow.capacities["compute"], lever, tuple(settings), tuple(throughput), tuple(needed),
                          balance, current)
@@ -202,23 +204,15 @@ def subjects(reference: str) -> tuple[object, list[tuple[str, Config]]]:
         data = read_document(path)                    # a missing file says so, by name
         if not (isinstance(data, dict) and "scenario" in data):   # a configuration, not a mission file
             return None, [(path.stem, parse_config(data, str(path)))]
+    from trainwall.challenges import plans
     from trainwall.challenges.answers import optimum
     from trainwall.challenges.mission import resolve
 
     mission = resolve(reference)
     best = optimum(mission)
-    naive = parse_config(_mission_plan(mission, mission.naive), f"{mission.reference} naive")
-    chosen = parse_config(_mission_plan(mission, best.configuration), f"{mission.reference} optimum")
+    naive = plans.written(mission, mission.naive, f"{mission.reference} naive")
+    optimum_plan = best.configuration
+    chosen = plans.decided(mission, {f"{section}.{name}": value for section in ("training", "data")
+                                     for name, value in optimum_plan.get(section, {}).items()},
+                           label=f"{mission.reference} optimum")
     return mission, [(f"{mission.reference} current plan", naive), (f"{mission.reference} optimum", chosen)]
-
-
-def _mission_plan(mission, sections: dict) -> dict:
-    """The scenario with a plan's sections (the optimum's includes part 3's device count)."""
-    data = mission.config_data({k: v for k, v in sections.items() if k in ("training", "data")})
-    if "system" in sections:
-        data["system"].update(sections["system"])
-    if mission.part == 3:
-        from trainwall.optimizer.scaling_wall import degrees, set_layout
-
-        set_layout(data, *degrees(mission, {f"training.{k}": v for k, v in data["training"].items()}))
-    return data

@@ -1,0 +1,76 @@
+"""Mission -> configuration: the one place a plan is built from a mission.
+
+Every configuration the search, the certifiers, the grader, the Lock answers, the
+variants and the figures evaluate comes from here:
+
+* :func:`written` - the scenario with sections the mission's author wrote (the naive plan,
+  a Lock question's ``at``), exactly as written;
+* :func:`decided` - the scenario (or a base such as the naive plan) with dotted decision
+  values applied (a solver's mode, a student's configuration, the optimum) and, in part 3,
+  the scaling rules: the parallel degrees set the device count (:func:`set_layout`) and a
+  micro-batch count sets the global batch (B = m x data_parallel x micro_batch).
+
+Both return a validated :class:`~trainwall.core.config.Config`, or raise the config's
+one-line :class:`~trainwall.core.errors.InputError`; the caller decides whose mistake it
+is (the mission's author or the student).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from trainwall.core.config import Config, parse_config
+
+Sections = dict[str, dict[str, Any]]
+
+
+def scenario_data(mission, sections: Sections | None = None, choices: dict[str, Any] | None = None) -> dict:
+    """The scenario as data, with whole ``sections`` merged in, then dotted ``choices`` set."""
+    data = copy.deepcopy(mission.scenario)
+    for section, values in (sections or {}).items():
+        data.setdefault(section, {}).update(copy.deepcopy(values))
+    for dotted, value in (choices or {}).items():
+        section, name = dotted.split(".", 1)
+        data.setdefault(section, {})[name] = value
+    return data
+
+
+def degrees(data: dict) -> tuple[int, int, int]:
+    """(tensor, pipeline, data)-parallel degrees of configuration data; data parallelism, when
+    not given, is what the devices leave (the config's own default)."""
+    training, system = data.get("training", {}), data.get("system", {})
+    tp, pp = training.get("tensor_parallel", 1), training.get("pipeline_parallel", 1)
+    dp = training.get("data_parallel") or max(1, system.get("devices", 1) // (tp * pp))
+    return tp, pp, dp
+
+
+def set_layout(data: dict, tp: int, pp: int, dp: int) -> None:
+    """Part 3's rule: the parallel degrees set the device count (tp x pp x dp)."""
+    data.setdefault("system", {})["devices"] = tp * pp * dp
+    data.setdefault("training", {}).update(tensor_parallel=tp, pipeline_parallel=pp, data_parallel=dp)
+
+
+def written(mission, sections: Sections | None = None, label: str = "") -> Config:
+    """The scenario with an author's ``sections`` (the naive plan, a Lock's ``at``), as written."""
+    return parse_config(scenario_data(mission, sections), label or f"{mission.reference} scenario")
+
+
+def decided_data(mission, choices: dict[str, Any], micro_batches: int | None = None,
+                 base: Sections | None = None) -> dict:
+    """The data of :func:`decided` (for callers that check fields before validating)."""
+    data = scenario_data(mission, base, choices)
+    if mission.part == 3:
+        tp, pp, dp = degrees(data)
+        set_layout(data, tp, pp, dp)
+        if micro_batches is not None:
+            data["training"]["global_batch"] = micro_batches * dp * data["training"].get("micro_batch", 1)
+    return data
+
+
+def decided(mission, choices: dict[str, Any], micro_batches: int | None = None, base: Sections | None = None,
+            label: str = "") -> Config:
+    """A plan the mission's decisions describe: ``choices`` (dotted fields) over ``base`` (default
+    the scenario), with part 3's layout and, given ``micro_batches``, its global batch."""
+    return parse_config(decided_data(mission, choices, micro_batches, base),
+                        label or f"{mission.reference} with {choices}")

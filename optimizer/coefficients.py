@@ -1,0 +1,165 @@
+"""The cost model's numbers for the search: one configuration (a mode) in, the coefficients
+of its formulation out.
+
+The formulations (:mod:`~trainwall.optimizer.state_audit`, :mod:`~trainwall.optimizer.pipeline_race`,
+:mod:`~trainwall.optimizer.scaling_wall`) and the certifiers receive these numbers and
+nothing else: no mission, no configuration. Each comes from the same functions
+:func:`~trainwall.optimizer.costmodel.evaluate` calls, so the search and the cost model
+cannot disagree on a formula.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from trainwall.core.errors import InputError
+from trainwall.optimizer.walls import WALLS
+
+#: A layer's four cases (trains, gradient flows in), in the order of :func:`case_index`.
+CASES = ((False, False), (True, False), (False, True), (True, True))
+
+
+def case_index(trains: bool, flows: bool) -> int:
+    """Index into CASES: 00, 10, 01, 11 as 0, 1, 2, 3."""
+    return int(trains) + 2 * int(flows)
+
+
+@dataclass(frozen=True)
+class ModeTable:
+    """Part 1: one mode's per-layer memory coefficients (bytes per device; activations per sample)."""
+
+    params: tuple[float, ...]         # P_l per device
+    trained: tuple[float, ...]        # S_l: weights + gradients + optimizer state if it trains
+    frozen: tuple[float, ...]         # W_l: its weights if frozen
+    kept: tuple[tuple[float, ...], ...]       # A_l per case (bytes per sample)
+    transient: tuple[tuple[float, ...], ...]  # R_l per case (bytes per sample)
+    micro_batch: int
+    other: float
+    capacity: float
+    flash_capacity: float
+    mcu: bool
+    stable: bool                      # the mode keeps every stability rule
+    configured: tuple[bool, ...]      # the layers the configuration itself trains
+    choices: dict = field(default_factory=dict)   # the mode's label (its decision values)
+
+    def memory(self, mask: tuple[bool, ...]) -> tuple[float, float]:
+        """(device memory, flash) of a layer selection: the same sums as the MILP."""
+        flows, total, flash, transient = False, self.other, 0.0, 0.0
+        for l, trains in enumerate(mask):
+            k = case_index(trains, flows)
+            if trains:
+                total += self.trained[l]
+            elif self.mcu:
+                flash += self.frozen[l]
+            else:
+                total += self.frozen[l]
+            total += self.micro_batch * self.kept[l][k]
+            transient = max(transient, self.transient[l][k])
+            flows = flows or (trains and self.params[l] > 0)
+        return total + self.micro_batch * transient, flash
+
+
+def mode_table(config, all_layers, choices: dict) -> ModeTable:
+    """Part 1: the coefficients of ``all_layers`` (the configuration with every layer
+    trainable) and which layers ``config`` itself trains, labelled ``choices``."""
+    from trainwall.hardware import catalog as hw
+    from trainwall.optimizer.costmodel import (_device_params, activation_case, check_stability, device_capacity,
+                                                resolve_workload, trainable_mask)
+    from trainwall.optimizer.memory import model_state_bytes
+    from trainwall.optimizer.precision import POLICIES
+
+    s, t = all_layers.system, all_layers.training
+    if t.pipeline_parallel != 1:
+        raise InputError("training.pipeline_parallel", t.pipeline_parallel, "must be 1 in a part-1 mission")
+    device = hw.device(s.accelerator)
+    work = resolve_workload(all_layers)
+    network = work.network(all_layers.workload.seq_len, t.attention)
+    policy = POLICIES[t.precision]
+    tp, dp = t.tensor_parallel, all_layers.data_parallel
+    sp = t.sequence_parallel and tp > 1
+    params, trained, frozen, kept, transient = [], [], [], [], []
+    for layer in network.layers:
+        p = _device_params(layer, tp)
+        on = model_state_bytes(p, p, layer.param_tensors, t.optimizer, policy, t.zero_stage, dp, t.optimizer_state)
+        off = model_state_bytes(p, 0.0, 0, t.optimizer, policy, t.zero_stage, dp, t.optimizer_state)
+        params.append(p)
+        trained.append(on.weights + on.gradients + on.optimizer_state)
+        frozen.append(off.frozen_weights)
+        cases = [activation_case(layer, tr, fl, t.recompute, policy.activation_bytes, tp, sp) for tr, fl in CASES]
+        kept.append(tuple(c[0] for c in cases))
+        transient.append(tuple(c[1] for c in cases))
+    mcu = device.kind == "mcu"
+    return ModeTable(
+        params=tuple(params), trained=tuple(trained), frozen=tuple(frozen), kept=tuple(kept),
+        transient=tuple(transient), micro_batch=t.micro_batch, other=device.runtime_reserve_bytes,
+        capacity=device_capacity(all_layers, device), flash_capacity=device.flash_bytes if mcu else 0.0, mcu=mcu,
+        stable=check_stability(all_layers, work).stable,
+        configured=trainable_mask(config.training.trainable, network), choices=dict(choices))
+
+
+@dataclass(frozen=True)
+class PipelineRates:
+    """Part 2: one mode's demand and capacities (training samples/s and fresh samples/s, per host)."""
+
+    demand: float
+    storage: float
+    cpu_per_worker: float
+    host_link: float
+    cores: int
+    workers: int        # the mode's workers when the range decision is the echo
+    echo: int           # the mode's echo when the range decision is the workers
+
+
+def pipeline_rates(config, metrics) -> PipelineRates:
+    """Part 2: the input pipeline's numbers of an evaluated configuration."""
+    from trainwall.hardware import catalog as hw
+
+    caps = metrics.pipeline.capacities
+    cores = config.system.cpu_cores_per_node or hw.device(config.system.accelerator).host.cores
+    used = min(max(1, config.data.workers), cores)
+    return PipelineRates(caps["compute"] * config.data.echo, caps["storage"], caps["cpu"] / used,
+                         caps["host_link"], cores, config.data.workers, config.data.echo)
+
+
+@dataclass(frozen=True)
+class ScalingMode:
+    """Part 3: one mode's step structure and the micro-batch counts its walls allow."""
+
+    choices: dict
+    structure: object        # StepStructure
+    m_lo: int
+    m_hi: int                # range and global-batch limit
+    m_memory: int            # most micro-batches that fit (m_hi when memory never binds)
+    m_stable: int            # most micro-batches the critical batch allows without clipping
+    mode_stable: bool        # number formats and local-SGD staleness hold
+    capacity: float          # bytes per device (costmodel.device_capacity)
+
+
+def scaling_mode(config, choices: dict, m_lo: int, m_max: int, global_batch_limit: int) -> ScalingMode | None:
+    """Part 3: the mode of ``config`` (any micro-batch count), or None when not even ``m_lo``
+    micro-batches fit under the global-batch limit."""
+    from trainwall.hardware import catalog as hw
+    from trainwall.optimizer import stability
+    from trainwall.optimizer.costmodel import device_capacity, resolve_workload, step_structure
+
+    st = step_structure(config)
+    per_step = st.data_parallel * st.micro_batch
+    m_hi = min(m_max, global_batch_limit // per_step)
+    if m_hi < m_lo:
+        return None
+    capacity = device_capacity(config, hw.device(config.system.accelerator))
+    fits = WALLS["memory"].holds
+    if fits(float(st.memory_total(st.pipeline_parallel)), capacity):
+        m_memory = m_hi
+    else:
+        counts = np.arange(1, st.pipeline_parallel)
+        fitting = counts[fits(st.memory_total(counts), capacity)]   # the same arithmetic, every m at once
+        m_memory = int(fitting.max()) if fitting.size else 0
+    t, profile = config.training, resolve_workload(config).stability
+    fmt = stability.check(t.precision, t.loss_scaling, t.loss_scale, True, 0, profile.gradient_min,
+                          profile.gradient_max, profile.activation_max, profile.critical_batch,
+                          t.local_steps, profile.max_local_steps)
+    m_stable = m_hi if t.gradient_clipping else int(profile.critical_batch // per_step)
+    return ScalingMode(dict(choices), st, m_lo, m_hi, m_memory, m_stable, fmt.stable, capacity)
