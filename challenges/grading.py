@@ -18,8 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from trainwall.challenges.answers import Optimum, gap, optimum
-from trainwall.core.errors import InputError, TrainwallError
+from trainwall.challenges.answers import GraderError, Optimum, gap, optimum
+from trainwall.core.errors import InputError, MissionError, TrainwallError
 from trainwall.optimizer.walls import WALLS
 
 
@@ -243,7 +243,11 @@ def _five_move_rule(mission, submission, best: Optimum, source: str) -> tuple[in
 
 
 def grade_file(path: str | Path, missions: "MissionSource") -> Grade:
-    """Grade one submission file; never raises (malformed and internal failures are Grades too)."""
+    """Grade one submission file; never raises (malformed and internal failures are Grades too).
+
+    A mistake in the submission is the student's (``format_errors``: fix and submit again);
+    a mission, variant or answer key that cannot be solved or graded, and any failure of
+    the grader itself, is the grader's (``internal_error``: not the student's mistake)."""
     from trainwall.challenges.submission import load_submission
 
     source = str(path)
@@ -252,13 +256,20 @@ def grade_file(path: str | Path, missions: "MissionSource") -> Grade:
         submission = load_submission(path)
         mission, best = missions.find(submission.mission, source)
         return grade_submission(mission, submission, best, source)
+    except (GraderError, MissionError) as exc:
+        return grader_failed(source, f"the grader failed, not your submission: {exc}", submission,
+                             missions.max_score)
     except TrainwallError as exc:
         return malformed(source, str(exc), submission)
     except Exception as exc:  # noqa: BLE001 - the grader's own failure still writes a results file
-        return Grade(source, getattr(submission, "mission", None), getattr(submission, "student", None), False, 0.0,
-                     missions.max_score, internal_error=f"{type(exc).__name__}: {exc}",
-                     feedback=("The grader itself failed on this submission; this is not your mistake. "
-                               "Tell your instructor.",))
+        return grader_failed(source, f"{type(exc).__name__}: {exc}", submission, missions.max_score)
+
+
+def grader_failed(source: str, message: str, submission=None, max_score: float = 1.0) -> Grade:
+    return Grade(source, getattr(submission, "mission", None), getattr(submission, "student", None), False, 0.0,
+                 max_score, internal_error=_clip(message),
+                 feedback=("The grader itself failed on this submission; this is not your mistake. "
+                           "Tell your instructor.",))
 
 
 def malformed(source: str, message: str, submission=None, max_score: float = 1.0) -> Grade:
@@ -269,6 +280,14 @@ def malformed(source: str, message: str, submission=None, max_score: float = 1.0
 
 def _clip(text: str, limit: int = 2000) -> str:
     return text if len(text) <= limit else text[:limit] + f"... ({len(text) - limit} more characters)"
+
+
+def _graded_optimum(mission) -> Optimum:
+    """The optimum a submission is graded against; a mission that cannot be solved is the grader's failure."""
+    try:
+        return optimum(mission)
+    except TrainwallError as exc:
+        raise GraderError(f"{mission.reference} cannot be solved: {exc}") from None
 
 
 class MissionSource:
@@ -295,14 +314,19 @@ class MissionSource:
         if self.fixed is not None:
             if reference != self.fixed.reference:
                 raise InputError("mission", reference, f"this grader grades {self.fixed.reference!r}", source=source)
-            return self.fixed, optimum(self.fixed)
+            return self.fixed, _graded_optimum(self.fixed)
         if "@" in reference:
             raise InputError("mission", reference, "a variant is graded with --mission naming its answer-key folder "
                              "(or the variant's mission file)", source=source)
-        from trainwall.challenges.mission import mission as shipped
+        from trainwall.challenges.mission import mission as shipped, shipped_ids
 
-        found = shipped(reference)
-        return found, optimum(found)
+        if reference not in shipped_ids():
+            shipped(reference)              # the student named no mission: UnknownNameError, the closest ids
+        try:
+            found = shipped(reference)
+        except TrainwallError as exc:
+            raise GraderError(f"the shipped mission {reference} is broken: {exc}") from None
+        return found, _graded_optimum(found)
 
     @classmethod
     def open(cls, reference: str | None) -> "MissionSource":

@@ -87,3 +87,17 @@ def test_infeasible_exits_3(tmp_path):
     r = run("evaluate", path, "--json")
     assert r.returncode == 3
     assert json.loads(r.stdout)["violations"][0]["constraint"] == "memory"
+
+
+@pytest.mark.parametrize("command", [["missions"], ["evaluate", "examples/cloud.toml", "--json"],
+                                     ["schema", "config"]])
+def test_a_closed_pipe_ends_quietly(command):
+    """`trainwall ... | head`: the reader leaves before the output is written (``true`` exits at
+    once, long before Python has started); no traceback, no 'internal error', SIGPIPE's status."""
+    import shlex
+
+    line = " ".join(shlex.quote(a) for a in [sys.executable, "-m", "trainwall.cli", *command])
+    run = subprocess.run(["bash", "-c", f"{line} | true; echo ${{PIPESTATUS[0]}}"],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert run.stderr == ""
+    assert run.stdout.strip() == "141"

@@ -375,3 +375,70 @@ def test_a_device_or_fifo_posing_as_a_submission_is_refused_not_read(tmp_path):
         out = tmp_path / f"{name}.json"
         assert main(["grade", str(tmp_path / name), "--format", "json", "--output", str(out)]) == 2
         assert "is not a regular file" in json.loads(out.read_text())["format_errors"][0]
+
+
+# --- whose mistake: the student's, or the mission's --------------------------------------------------
+
+def _shipped_data(mission_id: str) -> dict:
+    import tomllib
+
+    from trainwall.challenges.mission import _shipped_path
+
+    return tomllib.loads(_shipped_path(mission_id).read_text())
+
+
+@pytest.mark.parametrize("mission_id, at, field", [
+    ("cloud/3", {"training": {"tensor_parallel": 3}}, "lock.0.at.training.data_parallel"),
+    ("mobile/1", {"training": {"precision": "fp9"}}, "lock.0.at.training.precision"),
+    ("edge/1", {"system": {"accelerator": "h100-sxmm"}}, "lock.0.at.system.accelerator"),
+])
+def test_a_lock_that_breaks_a_rule_fails_when_the_mission_loads(mission_id, at, field):
+    """The author's mistake is found at load, naming the file, the Lock and the field -
+    not when a student's file is graded."""
+    from trainwall.challenges.mission import parse_mission
+    from trainwall.core.errors import MissionError
+
+    data = _shipped_data(mission_id)
+    data["lock"][0]["at"] = at
+    with pytest.raises(MissionError) as caught:
+        parse_mission(data, "course/mission.toml")
+    message = str(caught.value)
+    assert message.startswith(f"course/mission.toml: {field} = ")
+    assert caught.value.field == field
+
+
+def test_every_part_of_a_mission_is_checked_at_load():
+    from trainwall.challenges.mission import parse_mission
+    from trainwall.core.errors import MissionError
+
+    for mutate, field in [(lambda d: d["naive"].update(training={"micro_batch": 0}), "naive"),
+                          (lambda d: d["decisions"].update({"training.precision": ["fp32", "fp7"]}),
+                           "decisions.training.precision"),
+                          (lambda d: d["lock"][1].update(quantity="state_bytes_per_param",
+                                                         at={"training": {"trainable": "none"}}),
+                           "lock.1.quantity")]:
+        data = _shipped_data("mobile/1")
+        mutate(data)
+        with pytest.raises(MissionError, match=r"^m\.toml: " + field.replace(".", r"\.")):
+            parse_mission(data, "m.toml")
+
+
+def test_a_mission_that_cannot_be_solved_is_the_graders_failure(tmp_path):
+    """Exit 1 and a results file that says the grader failed, never 'fix your submission'."""
+    data = _shipped_data("mobile/1")
+    data["scenario"]["system"]["memory_budget"] = 1_000_000    # not even the runtime fits: no feasible plan
+    data["naive"]["training"] = {"optimizer": "adam"}
+    path = tmp_path / "broken.json"
+    path.write_text(json.dumps(data))
+    code, out = grade(tmp_path, submission_text("mobile/1", {"optimizer": "sgd"}), "--mission", str(path))
+    assert code == 1
+    assert out["gradable"] is False and not out["format_errors"]
+    assert out["internal_error"].startswith("the grader failed, not your submission")
+    assert "not your mistake" in out["feedback"][0]
+
+
+def test_a_mission_the_grader_does_not_have_is_the_students_mistake(tmp_path):
+    """A variant named without its answer keys: the student's file names the wrong thing (exit 2)."""
+    bad = submission_text("mobile/1").replace('mission = "mobile/1"', 'mission = "mobile/2@zz"')
+    code, out = grade(tmp_path, bad)
+    assert code == 2 and out["format_errors"] and out["internal_error"] is None

@@ -8,6 +8,8 @@ import os
 import sys
 
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_INFEASIBLE = 0, 1, 2, 3
+#: The reader closed the pipe (``trainwall missions | head``): what a program killed by SIGPIPE returns.
+EXIT_CLOSED_PIPE = 128 + 13
 
 
 class _Parser(argparse.ArgumentParser):
@@ -273,17 +275,32 @@ def _evaluate(args: argparse.Namespace) -> int:
     return EXIT_OK if metrics.feasible else EXIT_INFEASIBLE
 
 
+def _closed_pipe() -> int:
+    """Stop quietly when the reader has gone: point stdout at /dev/null so the interpreter's
+    final flush does not fail again, and exit as ``cat`` or ``yes`` would."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):   # no real stdout (in-process callers): nothing to redirect
+        pass
+    return EXIT_CLOSED_PIPE
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from trainwall.core.errors import TrainwallError
 
     try:
-        return {"evaluate": _evaluate, "missions": _missions, "solve": _solve, "grade": _grade,
+        code = {"evaluate": _evaluate, "missions": _missions, "solve": _solve, "grade": _grade,
                 "generate": _generate, "schema": _schema,
                 "autograder": _autograder, "plot": _plot, "explain": _explain}[args.command](args)
+        sys.stdout.flush()          # a closed pipe shows here, inside the handler, not at exit
+        return code
     except TrainwallError as exc:
         print(f"trainwall: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:
+        return _closed_pipe()
     except Exception as exc:  # noqa: BLE001 - a bug of ours: one line, traceback on request
         if os.environ.get("TRAINWALL_DEBUG"):
             raise
