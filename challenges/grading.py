@@ -36,7 +36,7 @@ class Check:
 
 @dataclass(frozen=True)
 class Grade:
-    """The whole verdict on one submission (INTERFACE.md, ``grade --format json``)."""
+    """The whole verdict on one submission (docs/INTERFACE.md, ``grade --format json``)."""
 
     source: str
     mission: str | None

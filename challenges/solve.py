@@ -1,7 +1,7 @@
 """Solve a mission: build its formulation, solve it, certify it, and say which walls bind.
 
 ``solve(mission)`` returns a :class:`MissionSolution` whose ``to_dict`` has the keys of
-INTERFACE.md ("solve --json"). A wall *binds* when dropping it would give a better
+docs/INTERFACE.md ("solve --json"). A wall *binds* when dropping it would give a better
 objective: each is lifted in turn (:data:`trainwall.optimizer.walls.WALLS` says how) by
 the bounds of one persistent formulation, which is re-solved. ``certified`` is True
 when the exhaustive evaluator enumerated the whole space and found the same optimum

@@ -1,4 +1,4 @@
-"""A student's submission (INTERFACE.md, "Submission file") and the plan it describes.
+"""A student's submission (docs/INTERFACE.md, "Submission file") and the plan it describes.
 
 A submission names its mission (``cloud/3``, or a generated variant ``cloud/3@7f3a2c1e``),
 optionally the student, the chosen ``[configuration]`` (the keys of a config's

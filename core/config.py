@@ -2,7 +2,7 @@
 published JSON Schema), defaults drawn from the catalogs, and cross-field rules.
 
 A configuration names *what* is trained (``[workload]``), *on what* (``[system]``),
-*how* (``[training]``) and *how it is fed* (``[data]``); see INTERFACE.md. Unknown
+*how* (``[training]``) and *how it is fed* (``[data]``); see docs/INTERFACE.md. Unknown
 fields are errors (a typo must never be silently ignored), NaN and infinities are
 refused, and every message names the dotted field, the value and what is allowed.
 """
@@ -132,7 +132,7 @@ class SystemSection(_Strict):
 
 
 class TrainingSection(_Strict):
-    """How it is trained (INTERFACE.md, ``[training]``)."""
+    """How it is trained (docs/INTERFACE.md, ``[training]``)."""
 
     optimizer: Literal[OPTIMIZERS] = "adam"  # type: ignore[valid-type]
     optimizer_state: Literal["fp32", "8bit"] = "fp32"

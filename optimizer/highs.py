@@ -4,7 +4,7 @@ A formulation builds its Pyomo model once and re-solves it through :class:`Solve
 after changing mutable parameters or fixing variables; the adapter maps every
 termination condition Pyomo reports to our :class:`Status`, so callers never see a
 bare "it failed". Reference solves are deterministic: one thread, zero relative and
-absolute MIP gap, HiGHS's fixed random seed (DESIGN.md, "Optimisation").
+absolute MIP gap, HiGHS's fixed random seed (docs/DESIGN.md, "Optimisation").
 
 Pyomo is imported lazily (on the first solve): the CLI's other commands stay fast.
 """

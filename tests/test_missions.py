@@ -149,7 +149,7 @@ def test_unknown_mission_is_bad_input():
 
 def test_lock_answers_come_from_the_cost_model():
     answers = mission("mobile/1").lock_answers()
-    # 4 + 4 + 4 + 4 (DESIGN.md), plus Adam's 4-byte step counter per tensor (as torch.optim keeps)
+    # 4 + 4 + 4 + 4 (docs/DESIGN.md), plus Adam's 4-byte step counter per tensor (as torch.optim keeps)
     assert answers["adam_fp32_bytes_per_param"] == pytest.approx(16.0, rel=1e-3)
     assert answers["adam_fp32_hidden_over_weights"] == pytest.approx(3.0, rel=1e-3)
     assert mission("tiny/1").lock_answers()["sgd_fp32_bytes_per_param"] == 8.0  # SGD keeps no step counter

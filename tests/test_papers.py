@@ -9,7 +9,7 @@ from trainwall.models import transformer as T
 from trainwall.optimizer.memory import layer_activation_bytes, model_state_bytes
 from trainwall.optimizer.precision import POLICIES
 
-# A copy of shared/reference/memory.toml (tests/reference/README.md says where it came from).
+# Published memory tables with their sources (tests/reference/README.md).
 REFERENCE = Path(__file__).resolve().parent / "reference" / "memory.toml"
 
 

@@ -1,7 +1,7 @@
 """Published training runs, replayed through the cost model.
 
-A run from ``training_runs.toml`` (a copy of shared/reference lives in
-``tests/reference/``) is turned into a trainwall configuration and evaluated by
+A run from ``tests/reference/training_runs.toml`` (published figures with their sources)
+is turned into a trainwall configuration and evaluated by
 :func:`trainwall.optimizer.costmodel.evaluate`, the same code every other command
 uses. The figure compared is the one the authors reported:
 

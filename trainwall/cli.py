@@ -1,4 +1,4 @@
-"""The ``trainwall`` command line (INTERFACE.md). Heavy modules load per command."""
+"""The ``trainwall`` command line (docs/INTERFACE.md). Heavy modules load per command."""
 
 from __future__ import annotations
 
@@ -27,12 +27,12 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     ev = sub.add_parser("evaluate", help="evaluate one configuration file")
     ev.add_argument("config", help="a TOML, JSON or YAML configuration")
-    ev.add_argument("--json", action="store_true", help="print INTERFACE.md's JSON instead of text")
+    ev.add_argument("--json", action="store_true", help="print docs/INTERFACE.md's JSON instead of text")
     ms = sub.add_parser("missions", help="list the lab's missions")
     ms.add_argument("--json", action="store_true", help="print JSON instead of text")
     so = sub.add_parser("solve", help="the proven-optimal configuration of a mission")
     so.add_argument("mission", help="a mission id (mobile/1) or a mission / variant file")
-    so.add_argument("--json", action="store_true", help="print INTERFACE.md's JSON instead of text")
+    so.add_argument("--json", action="store_true", help="print docs/INTERFACE.md's JSON instead of text")
     gr = sub.add_parser("grade", help="grade a submission, or a folder of them",
                         epilog="exit codes: 0 graded (any score), 3 graded but under --fail-under, 2 a malformed "
                                "submission or a bad --mission, 1 the grader itself failed; a results file is "
