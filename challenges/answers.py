@@ -15,6 +15,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from trainwall.core.caches import BoundedDict
 from trainwall.core.errors import InputError
 
 
@@ -59,7 +60,10 @@ class Optimum:
                    mission.lock_answers(), solution.configuration, (solution.extra or {}).get("runner_up"))
 
 
-_OPTIMA: dict[str, Optimum] = {}
+#: Optima by mission content: a class graded against one answer-key folder (up to
+#: MAX_STUDENTS variants) fits; each entry is a few kilobytes. An evicted optimum is
+#: solved again, never wrong.
+_OPTIMA: BoundedDict[str, Optimum] = BoundedDict(16_384, "trainwall.challenges.answers.optima")
 
 
 def fingerprint(mission) -> str:
@@ -70,9 +74,10 @@ def fingerprint(mission) -> str:
 def optimum(mission) -> Optimum:
     """The certified optimum of ``mission``, solved once per process (or seeded by :func:`remember`)."""
     key = fingerprint(mission)
-    if key not in _OPTIMA:
-        _OPTIMA[key] = Optimum.of(mission)
-    return _OPTIMA[key]
+    found = _OPTIMA.get(key)
+    if found is None:
+        found = _OPTIMA[key] = Optimum.of(mission)
+    return found
 
 
 def remember(mission, known: Optimum) -> None:

@@ -3,7 +3,7 @@ constraints, the Lock questions and the reflection prompts - as data.
 
 One TOML file per mission under ``challenges/<track>/<part>.toml``; the schema below
 validates it (unknown fields are errors, as in a config). A mission's scenario is a
-full configuration (INTERFACE.md); a decision names a dotted config field and the
+full configuration (docs/INTERFACE.md); a decision names a dotted config field and the
 values it may take; ``select_layers`` lets the solver choose which layers train
 (``training.trainable`` as a list of layer indices: the 2^L knapsack).
 """
@@ -11,13 +11,13 @@ values it may take; ``select_layers`` lets the solver choose which layers train
 from __future__ import annotations
 
 import itertools
-from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from trainwall.core.caches import bounded
 from trainwall.core.errors import InputError, MissionError, UnknownNameError
 from trainwall.optimizer.walls import WallCheck, check
 
@@ -328,14 +328,14 @@ def _shipped_path(mission_id: str):
     return resources.files("trainwall.challenges").joinpath(track, f"{part}.toml")
 
 
-@cache
+@bounded(1)
 def shipped_ids() -> tuple[str, ...]:
     """The ids of the missions shipped with trainwall, in track then part order."""
     root = resources.files("trainwall.challenges")
     return tuple(f"{t}/{p}" for t in TRACKS for p in PARTS if root.joinpath(t, f"{p}.toml").is_file())
 
 
-@cache
+@bounded(64)       # the shipped missions (12), each parsed once
 def mission(mission_id: str) -> Mission:
     """A shipped mission by id (``mobile/1``); an unknown id names the closest ones."""
     if mission_id not in shipped_ids():

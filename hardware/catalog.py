@@ -1,18 +1,20 @@
 """The hardware catalog: accelerators, host CPUs and links, loaded from ``data/*.toml``.
 
 Every figure carries its source in the data file (datasheets; "assumed" where the
-vendor publishes nothing). Loading is cached: the files are read once per process.
+vendor publishes nothing). Loading is cached: the files are read once per process (each
+catalog is one registered cache entry of a few kB, refilled after
+:func:`trainwall.core.caches.clear_all`).
 """
 
 from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass
-from functools import cache
 from importlib import resources
 from types import MappingProxyType
 from typing import Mapping
 
+from trainwall.core.caches import bounded
 from trainwall.core.errors import UnknownNameError
 
 PRECISIONS = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8")
@@ -72,7 +74,7 @@ class Device:
 
     @property
     def reference_peak(self) -> float:
-        """The one peak MFU is measured against (DESIGN.md: one reference peak per track)."""
+        """The one peak MFU is measured against (docs/DESIGN.md: one reference peak per track)."""
         return self.peak_flops[self.reference_precision]
 
     def peak(self, precision: str) -> float:
@@ -85,19 +87,19 @@ def _read(name: str) -> dict:
     return tomllib.loads(text)
 
 
-@cache
+@bounded(1)  # one catalog
 def hosts() -> Mapping[str, Host]:
     """All host CPUs by key."""
     return MappingProxyType({k: Host(key=k, **v) for k, v in _read("hosts.toml").items()})
 
 
-@cache
+@bounded(1)  # one catalog
 def links() -> Mapping[str, Link]:
     """All links by key."""
     return MappingProxyType({k: Link(key=k, **v) for k, v in _read("links.toml").items()})
 
 
-@cache
+@bounded(1)  # one catalog
 def devices() -> Mapping[str, Device]:
     """All accelerators by key, with their host and host link resolved."""
     out = {}

@@ -25,17 +25,28 @@ Per-algorithm message patterns (buffer of S bytes, group of n):
 ``background`` is the fraction of every network edge's capacity other jobs already
 use (a mission's "the fabric is 95 % busy"): those edges have (1 - background) of
 their capacity for us.
+
+Plans and routed message sets are kept in bounded caches; their keys hold the
+topology as the small value it is (its graph lives in the topology module's caches).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from functools import lru_cache
 
+from trainwall.core.caches import bounded
 from trainwall.hardware.topology import Topology
 
 Groups = tuple[tuple[int, ...], ...]
+
+#: Bound of each plan cache (and of each cache of routed messages). An entry is a plan of
+#: well under 1 kB (a routed set about 15 kB), but its key holds the groups, shared with
+#: the cost model's layout cache and between these caches: from under 1 kB (one node) to
+#: about 250 kB (the data-parallel groups of a 4,096-GPU layout). Solving cloud/3, the
+#: largest mission, fills at most 120 entries of one cache; 256 hold that, or the last
+#: 80 or so evaluations of a devices slider (about 3 plans each).
+PLANS_MAXSIZE = 256
 
 
 @dataclass(frozen=True)
@@ -97,14 +108,15 @@ def _route(topology: Topology, messages: list[tuple[object, object, float]]) -> 
     """Route ``messages`` (src node, dst node, bytes per byte of S) and sum the load per edge."""
     load: dict[tuple, float] = defaultdict(float)
     hop_latency = 0.0
+    edges = topology.edge_data
     for src, dst, share in messages:
         path = topology.route(src, dst)
-        hop_latency = max(hop_latency, topology.path_latency(path))
+        # the alpha term of one step: the slowest per-hop latency on any message's path
+        hop_latency = max(hop_latency, max((edges[e]["latency"] for e in path), default=0.0))
         for edge in path:
             load[edge] += share
     if not load:
         return None
-    edges = topology.edge_data
     local = [(ld / edges[e]["capacity"], e) for e, ld in load.items() if not edges[e]["network"]]
     network = [(ld / edges[e]["capacity"], e, ld) for e, ld in load.items() if edges[e]["network"]]
     return _Routed(hop_latency, max(local) if local else None, max(network) if network else None)
@@ -128,14 +140,15 @@ def _cost(topology: Topology, routed: _Routed | None, steps: int, algorithm: str
 
 
 def _ring_messages(topology: Topology, groups: Groups, share: float) -> list:
+    devices = topology.devices
     out = []
     for group in groups:
         for i, rank in enumerate(group):
-            out.append((topology.devices[rank], topology.devices[group[(i + 1) % len(group)]], share))
+            out.append((devices[rank], devices[group[(i + 1) % len(group)]], share))
     return out
 
 
-@lru_cache(maxsize=4096)
+@bounded(PLANS_MAXSIZE)
 def _ring_routed(topology: Topology, groups: Groups, all_reduce: bool) -> _Routed | None:
     n = len(groups[0])
     return _route(topology, _ring_messages(topology, groups, (2.0 if all_reduce else 1.0) * (n - 1) / n))
@@ -148,16 +161,18 @@ def _ring(topology: Topology, groups: Groups, background: float, all_reduce: boo
     return _cost(topology, _ring_routed(topology, groups, all_reduce), steps, name, background)
 
 
-@lru_cache(maxsize=4096)
+@bounded(PLANS_MAXSIZE)
 def _aggregator_routed(topology: Topology, groups: Groups) -> _Routed | None:
-    msgs = [(topology.devices[r], topology.aggregator, 1.0) for grp in groups for r in grp]
-    msgs += [(topology.aggregator, topology.devices[r], 1.0) for grp in groups for r in grp]
+    devices = topology.devices
+    msgs = [(devices[r], topology.aggregator, 1.0) for grp in groups for r in grp]
+    msgs += [(topology.aggregator, devices[r], 1.0) for grp in groups for r in grp]
     return _route(topology, msgs)
 
 
-@lru_cache(maxsize=4096)
+@bounded(PLANS_MAXSIZE)
 def _p2p_routed(topology: Topology, pairs: tuple[tuple[int, int], ...]) -> _Routed | None:
-    return _route(topology, [(topology.devices[a], topology.devices[b], 1.0) for a, b in pairs if a != b])
+    devices = topology.devices
+    return _route(topology, [(devices[a], devices[b], 1.0) for a, b in pairs if a != b])
 
 
 def _split_by_node(topology: Topology, groups: Groups) -> tuple[Groups, Groups] | None:
@@ -176,7 +191,7 @@ def _split_by_node(topology: Topology, groups: Groups) -> tuple[Groups, Groups] 
     return tuple(intra), tuple(inter)
 
 
-@lru_cache(maxsize=4096)
+@bounded(PLANS_MAXSIZE)
 def all_reduce(topology: Topology, groups: Groups, background: float = 0.0) -> CollectivePlan:
     """The fastest all-reduce the topology offers for these concurrent groups."""
     if not groups or len(groups[0]) < 2:
@@ -195,7 +210,7 @@ def all_reduce(topology: Topology, groups: Groups, background: float = 0.0) -> C
     return min(candidates, key=lambda p: (p.seconds_per_byte, p.latency))
 
 
-@lru_cache(maxsize=4096)
+@bounded(PLANS_MAXSIZE)
 def all_gather(topology: Topology, groups: Groups, background: float = 0.0) -> CollectivePlan:
     """Ring all-gather (each member ends with all n shards of S); reduce-scatter costs the same."""
     if not groups or len(groups[0]) < 2:
@@ -206,7 +221,7 @@ def all_gather(topology: Topology, groups: Groups, background: float = 0.0) -> C
 reduce_scatter = all_gather
 
 
-@lru_cache(maxsize=4096)
+@bounded(PLANS_MAXSIZE)
 def point_to_point(topology: Topology, pairs: tuple[tuple[int, int], ...],
                    background: float = 0.0) -> CollectivePlan:
     """Concurrent sends of S bytes from each ``src`` rank to its ``dst`` rank."""

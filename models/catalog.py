@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass, fields
-from functools import cache
 from importlib import resources
 from types import MappingProxyType
 from typing import Any, Mapping
 
+from trainwall.core.caches import bounded
 from trainwall.core.errors import InputError, UnknownNameError
 from trainwall.models import cnn, transformer
 from trainwall.models.ir import Network
@@ -95,7 +95,7 @@ def build_network(family: str, arch: tuple, seq_len: int, attention: str, name: 
     raise UnknownNameError("workload.architecture.kind", family, FAMILIES, "architecture kind")
 
 
-@cache
+@bounded(2)  # the two data files, modalities.toml and catalog.toml (a few kB each)
 def _read(name: str) -> Mapping[str, Any]:
     """A data file, parsed once per process (callers copy before changing anything)."""
     return tomllib.loads(resources.files("trainwall.models").joinpath("data", name).read_text())
@@ -124,7 +124,7 @@ def make_workload(name: str, entry: Mapping[str, Any]) -> Workload:
     )
 
 
-@cache
+@bounded(1)  # one catalog, a few kB
 def workloads() -> Mapping[str, Workload]:
     """Every catalog workload by name."""
     return MappingProxyType({k: make_workload(k, v) for k, v in _read("catalog.toml").items()})

@@ -16,8 +16,8 @@ that is the next convolution's input) counts once.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
 
+from trainwall.core.caches import bounded
 from trainwall.models.ir import FP32, INDEX, INPUT, MASK, Builder, Layer, Network, Op, Tensor
 
 
@@ -137,7 +137,13 @@ def _network(name: str, t: _Trace, channels: int, height: int, width: int) -> Ne
     return Network(name, tuple(t.layers), sample_elements=channels * height * width)
 
 
-@lru_cache(maxsize=64)
+#: Networks kept per builder: a CNN is tens to about a hundred kB (ResNet-50 and
+#: MobileNetV2 at 224 px: about 90 kB), so 64 architectures x input sizes take at most
+#: about 6 MB per builder.
+NETWORKS_MAXSIZE = 64
+
+
+@bounded(NETWORKS_MAXSIZE)
 def resnet(blocks: tuple[int, ...], bottleneck: bool, image_size: int, classes: int,
            channels: int = 3, width: int | None = None, name: str = "resnet") -> Network:
     """ResNet v1.5 (He et al. 2016; stride on the 3x3 convolution), as in torchvision / HF."""
@@ -188,7 +194,7 @@ MOBILENET_V2_SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4,
                          (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
 
 
-@lru_cache(maxsize=64)
+@bounded(NETWORKS_MAXSIZE)
 def mobilenet_v2(width_multiplier: float, image_size: int, classes: int, dropout: bool = True,
                  name: str = "mobilenet-v2") -> Network:
     """MobileNetV2 (Sandler et al. 2018): inverted residuals, ReLU6, linear bottlenecks."""
@@ -220,7 +226,7 @@ def mobilenet_v2(width_multiplier: float, image_size: int, classes: int, dropout
     return _network(name, t, 3, image_size, image_size)
 
 
-@lru_cache(maxsize=64)
+@bounded(NETWORKS_MAXSIZE)
 def ds_cnn(frames: int, features: int, channels: int, blocks: int, classes: int,
            name: str = "ds-cnn") -> Network:
     """Depthwise-separable CNN for keyword spotting (Zhang et al. 2017, "Hello Edge", DS-CNN).
@@ -248,7 +254,7 @@ def ds_cnn(frames: int, features: int, channels: int, blocks: int, classes: int,
     return _network(name, t, 1, frames, features)
 
 
-@lru_cache(maxsize=16)
+@bounded(16)  # a two-layer net (about 3 kB); its four sizes rarely vary
 def micro_speech(frames: int = 49, features: int = 40, filters: int = 8, classes: int = 4,
                  name: str = "micro-speech") -> Network:
     """TensorFlow Lite Micro's micro_speech "tiny_conv": one 10x8 stride-2 conv and a classifier."""

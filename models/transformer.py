@@ -28,11 +28,11 @@ head_dim, f = ffn):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Annotated, Literal
 
 from annotated_types import Ge
 
+from trainwall.core.caches import bounded
 from trainwall.models.ir import FP32, INDEX, MASK, Builder, Layer, Network, Op, Tensor
 
 
@@ -247,7 +247,10 @@ def _head(b: Builder, spec: TransformerSpec, s: int) -> Layer:
     return Layer("head", tuple(ops), input=x)
 
 
-@lru_cache(maxsize=256)
+# A network is tens of kB (Llama-3-70B: about 70 kB, one block object repeated): 256
+# shapes x sequence lengths x attention kinds (a seq_len slider, a class's inline
+# architectures) in under 20 MB.
+@bounded(256)
 def build(spec: TransformerSpec, seq_len: int, attention: str = "flash", name: str = "transformer") -> Network:
     """The network for sequences of ``seq_len`` tokens."""
     b = Builder()

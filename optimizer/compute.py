@@ -24,7 +24,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from trainwall.models.ir import Layer
+from trainwall.core.caches import bounded
+from trainwall.models.ir import Layer, Op
 
 
 @dataclass(frozen=True)
@@ -50,25 +51,29 @@ class LayerCost:
     hardware_flops: float
 
 
-_CACHE: dict[tuple, LayerCost] = {}
-
-
 def layer_cost(layer: Layer, trainable: bool, grad_flows: bool, micro_batch: int, rates: Rates,
                recompute: str, tp: int = 1, sequence_parallel: bool = False) -> LayerCost:
     """The roofline time and FLOPs of ``layer`` for one micro-batch on one device.
 
     ``grad_flows``: an earlier layer trains, so this layer computes input gradients.
+    Cached on what the cost depends on: the layer's ops (not the layer object), and the
+    tensor-parallel split only where the layer has split ops.
     """
-    key = (layer, trainable, grad_flows, micro_batch, rates, recompute, tp, sequence_parallel)
-    cached = _CACHE.get(key)
-    if cached is not None:
-        return cached
     sharded = tp > 1 and layer.tensor_parallel
+    return _ops_cost(layer.ops, trainable, grad_flows, micro_batch, rates, recompute, tp if sharded else 1,
+                     sequence_parallel and sharded)
+
+
+@bounded(8192)
+def _ops_cost(ops: tuple[Op, ...], trainable: bool, grad_flows: bool, micro_batch: int, rates: Rates,
+              recompute: str, tp: int, sequence_parallel: bool) -> LayerCost:
+    """:func:`layer_cost` of a layer's ops (``tp`` > 1 only for a layer with split ops)."""
+    sharded = tp > 1
     mb = micro_batch
     fwd = bwd = core_fwd = 0.0
     model = hardware = core_flops = 0.0
     upstream = grad_flows
-    for op in layer.ops:
+    for op in ops:
         split = tp if sharded and (op.tp or sequence_parallel) else 1
         peak = rates.attention_flops if op.kind == "attention" else rates.gemm_flops
         w_bytes = op.params / (tp if sharded and op.tp else 1) * rates.weight_bytes
@@ -97,9 +102,5 @@ def layer_cost(layer: Layer, trainable: bool, grad_flows: bool, micro_batch: int
     elif recompute == "selective":
         rec_s, rec_f = core_fwd, core_flops
     else:
-        rec_s, rec_f = fwd, sum(op.flops for op in layer.ops) * mb / (tp if sharded else 1)
-    cost = LayerCost(fwd, bwd, rec_s, model, model + hardware + rec_f)
-    if len(_CACHE) > 100_000:
-        _CACHE.clear()
-    _CACHE[key] = cost
-    return cost
+        rec_s, rec_f = fwd, sum(op.flops for op in ops) * mb / (tp if sharded else 1)
+    return LayerCost(fwd, bwd, rec_s, model, model + hardware + rec_f)

@@ -1,4 +1,4 @@
-"""The input pipeline as a flow network (networkx): storage -> CPU workers -> host link
+"""The input pipeline as a flow network: storage -> CPU workers -> host link
 -> accelerators, per host, in samples per second.
 
 Capacities (one host feeding ``accelerators`` devices):
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 STAGES = ("storage", "cpu", "host_link", "compute")
 
@@ -38,32 +37,44 @@ class PipelineFlow:
     @property
     def starved(self) -> bool:
         """The accelerators wait for data: the max-flow falls short of their demand."""
-        return self.rate < self.capacities["compute"] * (1 - 1e-9)
+        from trainwall.optimizer.walls import starvation
+
+        return not starvation(self).satisfied
+
+
+#: An infinite capacity on the graph (networkx's flow algorithms need finite ones).
+UNBOUNDED = 1e300
 
 
 def flow_graph(capacities: dict | None = None):
     """The pipeline as a networkx DiGraph: source -> storage -> cpu -> host_link -> compute
     -> sink; the edge leaving node ``s`` carries ``stage = s`` and ``capacity`` (missing
-    or infinite: unbounded). The part-2 MILP builds its flow variables on these edges."""
+    or infinite: :data:`UNBOUNDED`). The part-2 MILP builds its flow variables on these edges."""
     import networkx as nx
 
     g = nx.DiGraph()
     nodes = ["source", *STAGES, "sink"]
     for u, v in zip(nodes[:-1], nodes[1:]):
         cap = (capacities or {}).get(u, float("inf"))
-        g.add_edge(u, v, stage=u if u in STAGES else None, capacity=cap if math.isfinite(cap) else 1e300)
+        g.add_edge(u, v, stage=u if u in STAGES else None, capacity=cap if math.isfinite(cap) else UNBOUNDED)
     return g
 
 
-@lru_cache(maxsize=8192)
 def solve_flow(storage: float, cpu: float, host_link: float, compute: float) -> PipelineFlow:
-    """Max-flow / min-cut of the chain source -> storage -> cpu -> host_link -> compute -> sink."""
-    import networkx as nx
+    """Max-flow / min-cut of the chain source -> storage -> cpu -> host_link -> compute -> sink.
 
+    Computed directly, without building :func:`flow_graph`: on a chain every unit of flow
+    crosses every edge, so the maximum flow is the smallest capacity, the unbounded source
+    edge included (max-flow = min-cut, Ford & Fulkerson 1956). Among minimum cuts this
+    names the one networkx's ``minimum_cut`` returns: its sink side is the nodes that can
+    still reach the sink in the residual network, on a chain every node after the last
+    saturated edge, so the cut is the LAST edge of the smallest capacity (the one nearest
+    the accelerators); when that is the source edge (no stage below :data:`UNBOUNDED`)
+    the longest pole is ``compute``. ``tests/test_costmodel_package.py`` checks both
+    against networkx on random capacities, ties included.
+    """
     caps = dict(zip(STAGES, (storage, cpu, host_link, compute)))
-    g = flow_graph(caps)
-    rate, (reachable, _) = nx.minimum_cut(g, "source", "sink")
-    # The cut edge is the first stage whose tail is reachable from the source and head is not.
-    bottleneck = next((data["stage"] for u, v, data in g.edges(data=True)
-                       if data["stage"] and u in reachable and v not in reachable), "compute")
+    edges = [(None, UNBOUNDED)] + [(s, c if math.isfinite(c) else UNBOUNDED) for s, c in caps.items()]
+    rate = min(c for _, c in edges)
+    bottleneck = next(s for s, c in reversed(edges) if c == rate) or "compute"
     return PipelineFlow(rate, bottleneck, caps)

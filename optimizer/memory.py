@@ -31,9 +31,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from functools import lru_cache
-
-from trainwall.models.ir import FP32, INDEX, MASK, Layer
+from trainwall.core.caches import bounded
+from trainwall.models.ir import FP32, INDEX, MASK, Layer, Op, Tensor
 from trainwall.optimizer.precision import MOMENT_BYTES, OPTIMIZER_MOMENTS, STEP_COUNTER_BYTES, PrecisionPolicy
 
 _FIXED_BYTES = {FP32: 4, MASK: 1, INDEX: 8}
@@ -72,26 +71,37 @@ def tensor_bytes(elements: float, dtype: str, activation_bytes: int) -> float:
     return elements * _FIXED_BYTES.get(dtype, activation_bytes)
 
 
-@lru_cache(maxsize=8192)
 def layer_activation_bytes(layer: Layer, trainable: bool, grad_flows: bool, recompute: str,
                            activation_bytes: int, tp: int = 1, sequence_parallel: bool = False
                            ) -> tuple[float, float]:
     """(bytes kept per sample until backward, bytes live while this layer's backward runs).
 
     ``trainable``: this layer's parameters train. ``grad_flows``: an earlier layer
-    trains, so the input gradient must be computed through this one.
+    trains, so the input gradient must be computed through this one. Cached on what the
+    bytes depend on: the layer's ops and tensors (not the layer object), and the
+    tensor-parallel split only where the layer has split ops.
     """
     if not trainable and not grad_flows:
         return 0.0, 0.0
     sharded = tp > 1 and layer.tensor_parallel
+    return _saved_bytes(layer.ops, layer.input, layer.core_inputs, layer.inherited, trainable, grad_flows,
+                        recompute, activation_bytes, tp if sharded else 1, sequence_parallel and sharded)
+
+
+@bounded(8192)
+def _saved_bytes(ops: tuple[Op, ...], x: Tensor | None, core_inputs: tuple[Tensor, ...], inherited: frozenset[int],
+                 trainable: bool, grad_flows: bool, recompute: str, activation_bytes: int, tp: int,
+                 sequence_parallel: bool) -> tuple[float, float]:
+    """:func:`layer_activation_bytes` of a layer's parts (``tp`` > 1 only for a layer with split ops)."""
+    sharded = tp > 1
     seq_split = sharded and sequence_parallel
     saved: dict[int, float] = {}
     core_tensors: set[int] = set()
-    for op in layer.ops:
+    for op in ops:
         for tensor, purpose in op.saves:
             if purpose == "w" and not trainable:
                 continue
-            if grad_flows and tensor.id in layer.inherited:  # the previous layer stores it
+            if grad_flows and tensor.id in inherited:  # the previous layer stores it
                 continue
             split = tp if (tensor.tp and sharded) or seq_split else 1
             saved[tensor.id] = tensor_bytes(tensor.elements, tensor.dtype, activation_bytes) / split
@@ -101,13 +111,12 @@ def layer_activation_bytes(layer: Layer, trainable: bool, grad_flows: bool, reco
     if recompute == "none" or not saved:
         return full, full
     if recompute == "selective":
-        for t in layer.core_inputs:
+        for t in core_inputs:
             split = tp if (t.tp and sharded) or seq_split else 1
             saved[t.id] = tensor_bytes(t.elements, t.dtype, activation_bytes) / split
         kept = sum(b for tid, b in saved.items() if tid not in core_tensors)
         return kept, full
     if recompute == "full":
-        x = layer.input
         if x is None:
             return full, full
         split = tp if seq_split else 1

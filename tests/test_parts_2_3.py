@@ -58,7 +58,6 @@ def random_part2(seed: int):
 def test_part2_milp_equals_evaluating_every_point(seed):
     m = random_part2(seed)
     problem = pipeline_race_problem(m)
-    modes = problem.modes
     sol = PipelineRaceModel(problem).solve()
     exhaustive = certify.pipeline_race(problem)
     assert (sol.status is Status.OPTIMAL) == exhaustive.feasible

@@ -112,7 +112,7 @@ def _all_reduce(config, st) -> Term:
 
 def _bubble(config, st, m) -> Term:
     p, mb = st.pipeline_parallel, config.micro_batches
-    fraction = (p - 1) / (mb + p - 1)
+    fraction = st.schedule.bubble_fraction(mb)
     return Term(f"Pipeline bubble (p = {p} stages, m = {mb} micro-batches)",
                 r"$t_{bubble} = (p-1)\,t_{stage},\ \ \frac{p-1}{m+p-1}$ of the pipeline's compute",
                 rf"$t_{{bubble}} = {p - 1} \cdot {_tex(st.t_stage)}\ \mathrm{{s}},\ \ "

@@ -1,0 +1,104 @@
+"""Evaluation: a configuration in, :class:`~trainwall.optimizer.costmodel.metrics.Metrics` out.
+
+:func:`evaluate` resolves the configuration (:mod:`~trainwall.optimizer.costmodel.resolve`),
+takes its step structure (:mod:`~trainwall.optimizer.costmodel.structure`, cached per
+resolved plan) and reads every metric off it at this configuration's m, the
+micro-batches per pipeline per step. Only what depends on the global batch or the
+stability settings is computed here.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from trainwall.hardware import catalog as hw
+from trainwall.models.catalog import Workload
+from trainwall.optimizer import datapipe, stability
+from trainwall.optimizer.costmodel.metrics import Memory, Metrics, StepTime
+from trainwall.optimizer.costmodel.resolve import ResolvedPlan, device_capacity, resolve
+from trainwall.optimizer.costmodel.structure import StepStructure, structure_of
+from trainwall.optimizer.walls import intrinsic_violations as violations
+
+if TYPE_CHECKING:
+    from trainwall.core.config import Config
+
+
+def evaluate(config: Config, device: hw.Device | None = None) -> Metrics:
+    """Evaluate a validated :class:`trainwall.core.config.Config`.
+
+    ``device`` stands in for the catalog entry named by ``system.accelerator`` (what-if
+    studies and the calibration fit of :mod:`trainwall.calibration`).
+    """
+    plan = resolve(config, device)
+    st = structure_of(plan)
+    m, gb, N = config.micro_batches, config.global_batch, plan.devices
+    memory = _memory(st, m, plan, device_capacity(config, plan.device))
+    time, busy = _step_time(st, m)
+    step, compute_s, exposed = time.step_s, time.compute_s, time.exposed_communication_s
+    flow, achieved, utilization = _input_pipeline(st, m, plan.inputs.echo, busy, step)
+    hw_flops = st.hardware_flops_per_micro_batch * m
+    traffic = st.network_traffic(m)
+    bg = st.background_network_load
+    network_util = min(1e9, traffic / step) + bg if traffic else bg
+    stab = check_stability(config, plan.workload)
+    walls = violations(memory, network_util, bg, stab, plan.mcu)
+    return Metrics(
+        feasible=not walls, violations=walls, memory=memory, time=time,
+        model_flops_per_step=st.model_flops_per_micro_batch * m, hardware_flops_per_step=hw_flops,
+        mfu=float(st.mfu(m)), hfu=hw_flops / (step * N * st.reference_peak),
+        samples_per_s=gb / step, tokens_per_s=gb * plan.network.tokens_per_sample / step,
+        comm_to_compute=time.communication_s / compute_s if compute_s else 0.0,
+        exposed_comm_to_compute=exposed / compute_s if compute_s else 0.0,
+        scaling_efficiency=(st.single_device_per_micro_batch_s * m + st.single_device_fixed_s) / (N * step),
+        network_utilization=network_util, background_network_load=bg,
+        pipeline=flow, pipeline_throughput=achieved * st.hosts, pipeline_utilization=utilization,
+        stability=stab, devices=N, reference_peak=st.reference_peak, bottleneck_link=st.bottleneck_link,
+        algorithms=dict(st.algorithms),
+    )
+
+
+def _memory(st: StepStructure, m: int, plan: ResolvedPlan, capacity: float) -> Memory:
+    """The waterfall of the most loaded stage's devices."""
+    per_stage = [float(x) for x in st.stage_memory(m)]
+    worst = max(range(len(per_stage)), key=lambda i: per_stage[i])
+    s = st.stage_states[worst]
+    return Memory(s.weights, s.states.gradients, s.states.optimizer_state, per_stage[worst] - st.stage_static[worst],
+                  s.other, per_stage[worst], capacity,
+                  flash=s.states.frozen_weights if plan.mcu else 0.0,
+                  flash_capacity=plan.device.flash_bytes if plan.mcu else 0.0,
+                  trainable_params=s.trainable, params=s.params)
+
+
+def _step_time(st: StepStructure, m: int) -> tuple[StepTime, float]:
+    """The step's seconds and their parts, and the busy seconds (compute and exposed
+    communication, without the data stall)."""
+    tp_s = m * st.tp_per_micro_batch_s
+    pp_s = m * st.pp_per_micro_batch_s
+    dp_s = st.dp_fixed_s + m * st.dp_per_micro_batch_s
+    exposed = tp_s + pp_s + st.dp_exposed_fixed_s + m * st.dp_exposed_per_micro_batch_s
+    busy = float(st.busy_s(m))
+    stall = float(st.stall_s(m))
+    time = StepTime(busy + stall, m * st.t_stage + st.optimizer_s, tp_s + pp_s + dp_s, exposed,
+                    st.schedule.bubble_s(st.t_stage), stall, m * st.recompute_per_micro_batch_s, st.optimizer_s,
+                    tp_s, pp_s, dp_s)
+    return time, busy
+
+
+def _input_pipeline(st: StepStructure, m: int, echo: int, busy: float,
+                    step: float) -> tuple[datapipe.PipelineFlow, float, dict[str, float]]:
+    """Per host: the flow network at the step's demand (the longest pole), the fresh samples
+    per second achieved, and each stage's utilisation (achieved / capacity)."""
+    fresh = st.samples_per_micro_batch_per_host * m / echo   # samples the pipeline delivers per step and host
+    storage_rate, cpu_rate, link_rate = st.input_rates
+    flow = datapipe.solve_flow(storage_rate, cpu_rate, link_rate, fresh / busy if busy > 0 else float("inf"))
+    achieved = fresh / step
+    utilization = {k: (achieved / c if c and c != float("inf") else 0.0) for k, c in flow.capacities.items()}
+    return flow, achieved, utilization
+
+
+def check_stability(config: Config, work: Workload) -> stability.StabilityReport:
+    """The stability rules for this configuration's precision, scaling, clipping and batch."""
+    t, profile = config.training, work.stability
+    return stability.check(t.precision, t.loss_scaling, t.loss_scale, t.gradient_clipping, config.global_batch,
+                           profile.gradient_min, profile.gradient_max, profile.activation_max,
+                           profile.critical_batch, t.local_steps, profile.max_local_steps)

@@ -1,0 +1,62 @@
+"""Where layers and ranks go: pipeline stage bounds and the parallel rank groups."""
+
+from __future__ import annotations
+
+from trainwall.core.caches import bounded
+from trainwall.models.ir import Network
+
+
+def stage_bounds(network: Network, pp: int) -> tuple[tuple[int, int], ...]:
+    """Contiguous [start, end) layer ranges of the pipeline stages, the slowest as light as possible.
+
+    The linear-partition problem: split the layers' FLOPs into ``pp`` contiguous,
+    non-empty runs minimising the largest run. The least feasible bound is found by
+    bisection on the greedy test "fits in ``pp`` runs of at most X" (each test O(L));
+    runs are then split further, never raising the bound, until there are exactly
+    ``pp``. Megatron-LM's layout (equal blocks, embedding on the first stage, the head
+    on the last) is the optimum this finds for a uniform stack. ``pp`` must be at most
+    the number of layers (:func:`trainwall.optimizer.costmodel.resolve.resolve` checks).
+    """
+    return _linear_partition(_layer_costs(network), pp)
+
+
+@bounded(256)
+def _layer_costs(network: Network) -> tuple[float, ...]:
+    """Each layer's forward FLOPs (at least 1, so an empty layer still takes a place)."""
+    return tuple(max(layer.flops, 1.0) for layer in network.layers)
+
+
+@bounded(256)
+def _linear_partition(costs: tuple[float, ...], parts: int) -> tuple[tuple[int, int], ...]:
+    def greedy(bound: float) -> list[tuple[int, int]]:
+        runs, start, acc = [], 0, 0.0
+        for i, c in enumerate(costs):
+            if acc + c > bound and i > start:
+                runs.append((start, i))
+                start, acc = i, 0.0
+            acc += c
+        runs.append((start, len(costs)))
+        return runs
+
+    lo, hi = max(costs), sum(costs)
+    for _ in range(100):
+        if hi - lo <= 1e-9 * hi:
+            break
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if len(greedy(mid)) <= parts else (mid, hi)
+    runs = greedy(hi)
+    while len(runs) < parts:  # split the longest run at its last layer: the maximum cannot grow
+        k = max(range(len(runs)), key=lambda j: (runs[j][1] - runs[j][0], -j))
+        a, b = runs[k]
+        runs[k:k + 1] = [(a, b - 1), (b - 1, b)]
+    return tuple(runs)
+
+
+@bounded(1024)
+def parallel_groups(tp: int, dp: int, pp: int):
+    """Rank layout t + tp (d + dp p) (Megatron-LM: tensor fastest, then data, then pipeline)."""
+    rank = lambda t, d, p: t + tp * (d + dp * p)  # noqa: E731
+    tp_groups = tuple(tuple(rank(t, d, p) for t in range(tp)) for p in range(pp) for d in range(dp))
+    dp_groups = tuple(tuple(rank(t, d, p) for d in range(dp)) for p in range(pp) for t in range(tp))
+    pp_pairs = tuple((rank(t, d, p), rank(t, d, p + 1)) for p in range(pp - 1) for d in range(dp) for t in range(tp))
+    return tp_groups, dp_groups, pp_pairs

@@ -1,0 +1,123 @@
+"""What :func:`~trainwall.optimizer.costmodel.evaluate` returns: memory, step time,
+throughput, the input pipeline, stability and the walls hit, in SI units."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from trainwall.optimizer import datapipe, stability
+from trainwall.optimizer.walls import Violation
+
+
+@dataclass(frozen=True)
+class Memory:
+    """Per-device bytes for the most loaded device (the waterfall)."""
+
+    weights: float
+    gradients: float
+    optimizer_state: float
+    activations: float
+    other: float
+    total: float
+    capacity: float
+    flash: float = 0.0
+    flash_capacity: float = 0.0
+    trainable_params: float = 0.0
+    params: float = 0.0
+
+    @property
+    def held_params(self) -> float:
+        """Parameters whose states this device holds in RAM: all of them, or on a
+        microcontroller (frozen weights stay in flash) the trained ones."""
+        return self.params if not self.flash_capacity else max(self.trainable_params, 1.0)
+
+    def bytes_per_param(self) -> dict[str, float]:
+        """Model-state bytes per held parameter: weights, gradients, optimizer state and their sum
+        (16 for fp32 Adam: 4 + 4 + 8)."""
+        held = self.held_params or 1.0
+        parts = {"weights": self.weights / held, "gradients": self.gradients / held,
+                 "optimizer_state": self.optimizer_state / held}
+        return {**parts, "total": sum(parts.values())}
+
+
+@dataclass(frozen=True)
+class StepTime:
+    """Seconds of one optimizer step and its parts (see the package docstring's formula)."""
+
+    step_s: float
+    compute_s: float
+    communication_s: float
+    exposed_communication_s: float
+    bubble_s: float
+    data_stall_s: float
+    recompute_s: float
+    optimizer_s: float
+    tensor_parallel_s: float
+    pipeline_p2p_s: float
+    data_parallel_s: float
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Everything :func:`evaluate` computes; ``to_dict`` gives docs/INTERFACE.md's keys."""
+
+    feasible: bool
+    violations: tuple[Violation, ...]
+    memory: Memory
+    time: StepTime
+    model_flops_per_step: float
+    hardware_flops_per_step: float
+    mfu: float
+    hfu: float
+    samples_per_s: float
+    tokens_per_s: float
+    comm_to_compute: float
+    exposed_comm_to_compute: float
+    scaling_efficiency: float
+    network_utilization: float
+    background_network_load: float
+    pipeline: datapipe.PipelineFlow
+    pipeline_throughput: float
+    pipeline_utilization: dict
+    stability: stability.StabilityReport
+    devices: int
+    reference_peak: float
+    bottleneck_link: str = ""
+    algorithms: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """docs/INTERFACE.md's JSON object of ``trainwall evaluate --json``."""
+        m = self.memory
+        return {
+            "feasible": self.feasible,
+            "violations": [asdict(v) for v in self.violations],
+            "memory": {"weights": m.weights, "gradients": m.gradients, "optimizer_state": m.optimizer_state,
+                       "activations": m.activations, "other": m.other, "total": m.total,
+                       "capacity": m.capacity, "flash": m.flash, "flash_capacity": m.flash_capacity,
+                       "params": m.params, "trainable_params": m.trainable_params},
+            "time": asdict(self.time),
+            "flops": {"model_per_step": self.model_flops_per_step,
+                      "hardware_per_step": self.hardware_flops_per_step,
+                      "reference_peak_per_device": self.reference_peak},
+            "mfu": self.mfu,
+            "hfu": self.hfu,
+            "throughput": {"samples_per_s": self.samples_per_s, "tokens_per_s": self.tokens_per_s},
+            "comm_to_compute": self.comm_to_compute,
+            "exposed_comm_to_compute": self.exposed_comm_to_compute,
+            "scaling_efficiency": self.scaling_efficiency,
+            "network_utilization": self.network_utilization,
+            "background_network_load": self.background_network_load,
+            "bottleneck_link": self.bottleneck_link,
+            "collectives": dict(self.algorithms),
+            "pipeline": {
+                "bottleneck": self.pipeline.bottleneck,
+                "throughput": self.pipeline_throughput,
+                "stages": {s: {"capacity": c, "utilization": self.pipeline_utilization[s]}
+                           for s, c in self.pipeline.capacities.items()},
+            },
+            "stable": self.stability.stable,
+            "stability": {"reasons": list(self.stability.reasons),
+                          "gradient_format": self.stability.grad_format,
+                          "scaled_gradient_range": list(self.stability.scaled_gradient_range)},
+            "devices": self.devices,
+        }

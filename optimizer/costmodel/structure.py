@@ -1,0 +1,177 @@
+"""The step structure: one configuration's costs as functions of m, built once per plan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from trainwall.core.caches import bounded
+from trainwall.hardware import catalog as hw
+from trainwall.hardware.collectives import CollectivePlan
+from trainwall.optimizer.costmodel.communication import communication
+from trainwall.optimizer.costmodel.elementwise import max_over_rows, positive_part
+from trainwall.optimizer.costmodel.inputs import accelerator_augmentation_s, input_rates
+from trainwall.optimizer.costmodel.resolve import ResolvedPlan, resolve
+from trainwall.optimizer.costmodel.schedule import PipelineSchedule
+from trainwall.optimizer.costmodel.stages import StageStates, gradient_flows, layer_costs, stages
+from trainwall.optimizer.memory import model_state_bytes
+
+if TYPE_CHECKING:
+    from trainwall.core.config import Config
+
+
+@dataclass(frozen=True)
+class StepStructure:
+    """One configuration's costs as functions of m, the micro-batches per pipeline per step.
+
+    Everything the global batch B = m x data_parallel x micro_batch changes is linear in
+    m (for memory: piecewise, the schedule's in-flight micro-batches, min(p - i, m) for
+    1F1B, saturate at m = p), so :func:`evaluate` and the part-3 optimiser read the same
+    coefficients, and the exhaustive certifier evaluates every m at once: each method
+    takes a number or a numpy array of m. With ``A`` the per-micro-batch and ``B`` the
+    fixed seconds:
+
+        busy(m)  = A m + B,   A = t_stage + t_tp + t_pp + e_dp,   B = bubble + t_opt + E_dp
+        stall(m) = max(0, L m - busy(m))  (loading overlaps compute)  or  L m  (it does not)
+        step(m)  = busy(m) + stall(m)
+        network(m) = (a m + b) / step(m) + background       (a, b: link-seconds of traffic)
+        MFU(m)   = F m / (step(m) x N x peak)                (F: model FLOPs per micro-batch round)
+
+    with the bubble (p - 1) t_stage for 1F1B (:mod:`~trainwall.optimizer.costmodel.schedule`).
+    """
+
+    micro_batch: int
+    data_parallel: int
+    schedule: PipelineSchedule
+    devices: int
+    reference_peak: float
+    t_stage: float                      # slowest stage, forward + backward (+ recompute) of one micro-batch
+    recompute_per_micro_batch_s: float  # recompute time of the first stage, per micro-batch
+    optimizer_s: float
+    tp_per_micro_batch_s: float
+    pp_per_micro_batch_s: float
+    dp_fixed_s: float                   # gradient all-reduce (ZeRO 0-2)
+    dp_per_micro_batch_s: float         # ZeRO-3 gathers and reduce-scatters
+    dp_exposed_fixed_s: float
+    dp_exposed_per_micro_batch_s: float
+    network_per_micro_batch: float      # link-seconds on the busiest link per micro-batch
+    network_fixed: float
+    background_network_load: float
+    load_per_micro_batch_s: float       # seconds the input pipeline needs per micro-batch round, per host
+    loading_overlaps: bool
+    stage_static: tuple[float, ...]     # per stage: weights + gradients + optimizer state + other
+    stage_kept: tuple[float, ...]       # per stage: activation bytes kept per micro-batch in flight
+    stage_transient: tuple[float, ...]  # per stage: the largest transient activation
+    model_flops_per_micro_batch: float  # per micro-batch round: all data-parallel replicas
+    hardware_flops_per_micro_batch: float
+    single_device_per_micro_batch_s: float  # T_1 per micro-batch round (scaling efficiency)
+    single_device_fixed_s: float
+    hosts: int
+    samples_per_micro_batch_per_host: float
+    data_parallel_bytes: float = 0.0    # the buffer of one data-parallel collective (gradients; ZeRO-3: weights)
+    data_parallel_plan: CollectivePlan | None = None  # its plan (None without data parallelism)
+    stage_states: tuple[StageStates, ...] = ()        # per stage: the model states behind stage_static
+    input_rates: tuple[float, float, float] = (0.0, 0.0, 0.0)  # one host's (storage, cpu, host link), samples/s
+    algorithms: tuple[tuple[str, str], ...] = ()      # (parallelism, collective algorithm)
+    bottleneck_link: str = ""
+
+    @property
+    def pipeline_parallel(self) -> int:
+        return self.schedule.stages
+
+    @property
+    def per_micro_batch_s(self) -> float:
+        """A: seconds each micro-batch adds to a step."""
+        return self.t_stage + self.tp_per_micro_batch_s + self.pp_per_micro_batch_s + self.dp_exposed_per_micro_batch_s
+
+    @property
+    def fixed_s(self) -> float:
+        """B: seconds per step whatever the number of micro-batches."""
+        return self.schedule.bubble_s(self.t_stage) + self.optimizer_s + self.dp_exposed_fixed_s
+
+    def busy_s(self, m):
+        return self.per_micro_batch_s * m + self.fixed_s
+
+    def stall_s(self, m):
+        load = self.load_per_micro_batch_s * m
+        return positive_part(load - self.busy_s(m)) if self.loading_overlaps else load
+
+    def step_s(self, m):
+        return self.busy_s(m) + self.stall_s(m)
+
+    def network_traffic(self, m):
+        """Link-seconds of traffic on the busiest link per step (at full link capacity)."""
+        return self.network_per_micro_batch * m + self.network_fixed
+
+    def network_utilization(self, m):
+        return self.network_traffic(m) / self.step_s(m) + self.background_network_load
+
+    def mfu(self, m):
+        return self.model_flops_per_micro_batch * m / (self.step_s(m) * self.devices * self.reference_peak)
+
+    def stage_memory(self, m) -> list:
+        """Bytes per device on each stage (rows): static + kept x in-flight micro-batches + transient."""
+        return [static + kept * self.schedule.in_flight(i, m) + transient
+                for i, (static, kept, transient) in enumerate(zip(self.stage_static, self.stage_kept,
+                                                                   self.stage_transient))]
+
+    def memory_total(self, m):
+        return max_over_rows(self.stage_memory(m))
+
+
+def step_structure(config: Config, device: hw.Device | None = None) -> StepStructure:
+    """The configuration's :class:`StepStructure`, cached by its resolved plan (the global
+    batch, gradient clipping and loss scaling are not read)."""
+    return structure_of(resolve(config, device))
+
+
+@bounded(4096)
+def structure_of(plan: ResolvedPlan) -> StepStructure:
+    """Build the step structure of a resolved plan (module docstrings of
+    :mod:`~trainwall.optimizer.costmodel.stages`, :mod:`~trainwall.optimizer.costmodel.communication`
+    and :mod:`~trainwall.optimizer.costmodel.inputs` give the terms)."""
+    flows = gradient_flows(plan)
+    augment = accelerator_augmentation_s(plan.inputs, plan.rates, plan.micro_batch)
+    costs = layer_costs(plan, flows)
+    single = layer_costs(plan, flows, split=False)
+    st = stages(plan, costs, flows, augment)
+    t_stage = max(st.time)
+    comm = communication(plan, st, t_stage)
+    # Optimizer update: a memory-bound pass over each stage's states; the slowest stage sets it.
+    opt_bytes = max(2 * (s.states.optimizer_state + s.states.weights) + s.states.gradients for s in st.states)
+    trains = max(s.trainable for s in st.states)
+    # Input pipeline, per host: seconds of loading per micro-batch round.
+    inputs, dp = plan.inputs, plan.data_parallel
+    samples_mb_host = dp * plan.micro_batch / inputs.hosts
+    rates = input_rates(inputs)
+    supply = min(rates) * inputs.echo   # training samples/s: each fresh sample is used `echo` times
+    first_a, first_b = plan.bounds[0]
+    return StepStructure(
+        micro_batch=plan.micro_batch, data_parallel=dp, schedule=plan.schedule, devices=plan.devices,
+        reference_peak=plan.reference_peak, t_stage=t_stage,
+        recompute_per_micro_batch_s=sum(c.recompute_s for c in costs[first_a:first_b]),
+        optimizer_s=opt_bytes / plan.rates.bandwidth if trains else 0.0,
+        tp_per_micro_batch_s=comm.tp_per_micro_batch_s, pp_per_micro_batch_s=comm.pp_per_micro_batch_s,
+        dp_fixed_s=comm.dp_fixed_s, dp_per_micro_batch_s=comm.dp_per_micro_batch_s,
+        dp_exposed_fixed_s=comm.dp_exposed_fixed_s, dp_exposed_per_micro_batch_s=comm.dp_exposed_per_micro_batch_s,
+        network_per_micro_batch=comm.network_per_micro_batch, network_fixed=comm.network_fixed,
+        background_network_load=plan.background, load_per_micro_batch_s=samples_mb_host / supply,
+        loading_overlaps=inputs.overlaps,
+        stage_static=tuple(s.static for s in st.states), stage_kept=st.kept, stage_transient=st.transient,
+        model_flops_per_micro_batch=sum(c.model_flops for c in single) * dp,
+        hardware_flops_per_micro_batch=sum(c.hardware_flops for c in single) * dp,
+        single_device_per_micro_batch_s=(sum(c.forward_s + c.backward_s + c.recompute_s for c in single)
+                                         + augment) * dp,
+        single_device_fixed_s=_single_device_optimizer_s(plan),
+        hosts=inputs.hosts, samples_per_micro_batch_per_host=samples_mb_host,
+        data_parallel_bytes=comm.data_parallel_bytes, data_parallel_plan=comm.data_parallel_plan,
+        stage_states=st.states, input_rates=rates, algorithms=comm.algorithms, bottleneck_link=comm.bottleneck_link,
+    )
+
+
+def _single_device_optimizer_s(plan: ResolvedPlan) -> float:
+    """The optimizer update on one device holding every state: (2 (optimizer + weights) +
+    gradients) bytes / bandwidth (T_1's fixed part, for the scaling efficiency)."""
+    trainable = sum(layer.params for layer, tr in zip(plan.network.layers, plan.trainable) if tr)
+    full = model_state_bytes(plan.network.params, trainable, 0, plan.optimizer, plan.policy)
+    return (2 * (full.optimizer_state + full.weights) + full.gradients) / plan.rates.bandwidth
