@@ -103,3 +103,12 @@ class Solver:
         bound = res.objective_bound
         return SolveResult(status, objective, bound if bound is not None and abs(bound) < float("inf") else None,
                            time.perf_counter() - start, name)
+
+
+def pin_wall(relax, wall: str, lifted: bool, imposed) -> None:
+    """Pin wall ``wall``'s relaxation variable r_w by its bounds: 1 (lifted) when asked or when the
+    problem does not impose the wall, else 0 (held). Only bounds move, so a persistent solver
+    re-solves without rebuilding."""
+    value = float(lifted or wall not in imposed)
+    relax[wall].setlb(value)
+    relax[wall].setub(value)

@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from trainwall.optimizer.coefficients import PipelineRates
-from trainwall.optimizer.highs import Solver, Status
+from trainwall.optimizer.highs import Solver, Status, pin_wall
 
 #: The walls a part-2 mode either meets or breaks whatever the workers or echoes.
 MODE_WALLS = ("memory", "stability", "flash")
@@ -122,9 +122,7 @@ class PipelineRaceModel:
 
     def lift(self, wall: str, lifted: bool = True) -> None:
         """Drop (or restore) one wall by the bounds of its r_w; a wall not imposed stays lifted."""
-        value = float(lifted or wall not in self.problem.walls)
-        self.model.relax[wall].setlb(value)
-        self.model.relax[wall].setub(value)
+        pin_wall(self.model.relax, wall, lifted, self.problem.walls)
 
     def _coefficient(self, rate: float) -> float:
         """Fresh samples/s in units of the largest demand (capped: beyond twice the demand a

@@ -44,7 +44,7 @@ import time
 from dataclasses import dataclass
 
 from trainwall.optimizer.coefficients import ScalingMode
-from trainwall.optimizer.highs import Solver, Status
+from trainwall.optimizer.highs import Solver, Status, pin_wall
 
 #: Relative window within which two MFUs are a tie (then the fixed order decides).
 TIE = 1e-9
@@ -112,7 +112,7 @@ class ScalingWallModel:
         # all that changes between solves (the persistent solver's cheap path).
         m.relax = pyo.Var(WALLS, bounds=(0, 1))
         for wall in WALLS:
-            self._pin(wall, float(wall not in problem.walls))
+            self.lift(wall, False)
         self._wall_rows(M)
         m.lam = pyo.Param(mutable=True, initialize=0.0)
         m.level = pyo.Param(mutable=True, initialize=0.0)
@@ -151,13 +151,9 @@ class ScalingWallModel:
                 largest = max(0.0, cq) * M + max(0.0, cu)
                 block.add(cq * m.q[k] + cu * m.u[k] <= m.relax[wall] * largest)
 
-    def _pin(self, wall: str, value: float) -> None:
-        self.model.relax[wall].setlb(value)
-        self.model.relax[wall].setub(value)
-
     def lift(self, wall: str, lifted: bool = True) -> None:
         """Drop (or restore) one wall: to ask whether it binds."""
-        self._pin(wall, float(lifted or wall not in self.problem.walls))
+        pin_wall(self.model.relax, wall, lifted, self.problem.walls)
 
     def lifting_improves(self, wall: str, mfu: float | None) -> bool:
         """Does lifting ``wall`` admit a configuration - any at all when ``mfu`` is None (an

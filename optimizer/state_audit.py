@@ -43,7 +43,7 @@ import time
 from dataclasses import dataclass
 
 from trainwall.optimizer.coefficients import ModeTable
-from trainwall.optimizer.highs import SolveResult, Solver, Status
+from trainwall.optimizer.highs import SolveResult, Solver, Status, pin_wall
 
 #: The least difference between two plans' objectives: one parameter, or one sample of micro-batch.
 OBJECTIVE_UNIT = 1.0
@@ -119,9 +119,7 @@ class StateAuditModel:
 
     def lift(self, wall: str, lifted: bool = True) -> None:
         """Drop (or restore) one wall by the bounds of its r_w; a wall not imposed stays lifted."""
-        value = float(lifted or wall not in self.problem.walls)
-        self.model.relax[wall].setlb(value)
-        self.model.relax[wall].setub(value)
+        pin_wall(self.model.relax, wall, lifted, self.problem.walls)
 
     def _fix_layers(self) -> None:
         m, base, fixed = self.model, self.tables[0], self.problem.fixed_mask
