@@ -41,12 +41,13 @@ from trainwall.hardware.topology import Topology
 Groups = tuple[tuple[int, ...], ...]
 
 #: Bound of each plan cache (and of each cache of routed messages). An entry is a plan of
-#: well under 1 kB (a routed set about 15 kB), but its key holds the groups, shared with
-#: the cost model's layout cache and between these caches: from under 1 kB (one node) to
-#: about 250 kB (the data-parallel groups of a 4,096-GPU layout). Solving cloud/3, the
-#: largest mission, fills at most 120 entries of one cache; 256 hold that, or the last
-#: 80 or so evaluations of a devices slider (about 3 plans each).
-PLANS_MAXSIZE = 256
+#: well under 1 kB (a routed set a few kB), but its key holds the groups, shared with the
+#: cost model's layout cache and between these caches: from under 1 kB (one node) to
+#: about 400 kB (the pipeline pairs of a 4,096-GPU layout). Solving cloud/3, the largest
+#: mission, fills at most 120 entries of one cache; 128 hold that, or a devices slider's
+#: last 40 or so positions (about 3 plans each), in at worst about 50 MB per cache
+#: (every key a distinct 4,096-GPU layout), typically a few MB.
+PLANS_MAXSIZE = 128
 
 
 @dataclass(frozen=True)

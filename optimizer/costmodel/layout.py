@@ -52,7 +52,7 @@ def _linear_partition(costs: tuple[float, ...], parts: int) -> tuple[tuple[int, 
     return tuple(runs)
 
 
-@bounded(1024)
+@bounded(64)   # one 4,096-GPU layout is ~720 kB of rank tuples; cloud/3 has 34 layouts
 def parallel_groups(tp: int, dp: int, pp: int):
     """Rank layout t + tp (d + dp p) (Megatron-LM: tensor fastest, then data, then pipeline)."""
     rank = lambda t, d, p: t + tp * (d + dp * p)  # noqa: E731
