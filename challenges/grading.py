@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trainwall.challenges.answers import GraderError, Optimum, gap, optimum
-from trainwall.core.errors import InputError, MissionError, TrainwallError
+from trainwall.core.errors import InputError, MissionError, TrainwallError, UnknownNameError
 from trainwall.optimizer.walls import WALLS
 
 
@@ -318,13 +318,13 @@ class MissionSource:
         if "@" in reference:
             raise InputError("mission", reference, "a variant is graded with --mission naming its answer-key folder "
                              "(or the variant's mission file)", source=source)
-        from trainwall.challenges.mission import mission as shipped, shipped_ids
+        from trainwall.challenges.mission import mission as shipped
 
-        if reference not in shipped_ids():
-            shipped(reference)              # the student named no mission: UnknownNameError, the closest ids
         try:
             found = shipped(reference)
-        except TrainwallError as exc:
+        except UnknownNameError:        # the student named no mission: the closest ids
+            raise
+        except TrainwallError as exc:   # a shipped mission that does not load (a MissionError)
             raise GraderError(f"the shipped mission {reference} is broken: {exc}") from None
         return found, _graded_optimum(found)
 

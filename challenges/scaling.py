@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 from trainwall.challenges import plans
-from trainwall.challenges.solution import MissionSolution, alternatives, certification
+from trainwall.challenges.solution import MissionSolution, alternatives, certification, wall_slack
 from trainwall.optimizer.highs import Status
 
 
@@ -45,12 +45,10 @@ def solve_scaling_wall(mission) -> MissionSolution:
     extra.update(alternatives(mission, model, sol.mode, {**choices, "training.micro_batches": sol.micro_batches},
                               sol.mfu, solve_once))
     mem = metrics.memory
-    slack = {"memory": {"value": mem.total, "limit": mem.capacity, "slack": mem.capacity - mem.total},
-             "network": {"value": metrics.network_utilization, "limit": 1.0,
-                         "slack": 1.0 - metrics.network_utilization}}
+    slack = {"memory": wall_slack("memory", mem.total, mem.capacity),
+             "network": wall_slack("network", metrics.network_utilization, 1.0)}
     if mission.objective.target is not None:
-        slack["mfu_target"] = {"value": metrics.mfu, "limit": mission.objective.target,
-                               "slack": metrics.mfu - mission.objective.target}
+        slack["mfu_target"] = wall_slack("mfu_target", metrics.mfu, mission.objective.target)
     agrees = (exhaustive.feasible and exhaustive.mode == sol.mode and exhaustive.mask == (sol.micro_batches,)
               and abs(exhaustive.objective - metrics.mfu) <= 1e-12 * metrics.mfu)
     data = config.model_dump(exclude_none=True)

@@ -50,6 +50,13 @@ class MissionSolution:
         }
 
 
+def wall_slack(wall: str, value: float, limit: float) -> dict:
+    """A wall's value, limit and slack (positive on the allowed side), for ``solve --json``."""
+    from trainwall.optimizer.walls import WALLS
+
+    return {"value": value, "limit": limit, "slack": WALLS[wall].slack(value, limit)}
+
+
 @contextmanager
 def excluding(model, *modes: int):
     """The formulation with ``modes`` forbidden (their binaries' upper bounds 0), for the runner-up."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from trainwall.challenges import plans
-from trainwall.challenges.solution import MissionSolution, alternatives, certification
+from trainwall.challenges.solution import MissionSolution, alternatives, certification, wall_slack
 from trainwall.optimizer.highs import Status
 
 
@@ -65,22 +65,15 @@ def _solve_state_audit(mission) -> MissionSolution:
                                                                    second.objective)
 
     extra = alternatives(mission, model, sol.mode, table.choices, sol.objective, solve_once)
-    slack = {"memory": _slack("memory", metrics.memory.total, metrics.memory.capacity)}
+    slack = {"memory": wall_slack("memory", metrics.memory.total, metrics.memory.capacity)}
     if table.mcu:
-        slack["flash"] = _slack("flash", metrics.memory.flash, metrics.memory.flash_capacity)
+        slack["flash"] = wall_slack("flash", metrics.memory.flash, metrics.memory.flash_capacity)
     agrees = (exhaustive.feasible and exhaustive.mode == sol.mode
               and exhaustive.mask == sol.mask and exhaustive.objective == sol.objective)
     return MissionSolution(mission, Status.OPTIMAL, {"training": dict(data["training"]), "data": dict(data["data"])},
                            metrics, sol.objective, sol.memory_fraction, binding, slack, solve_s, sol.build_s,
                            sol.solves[0].mip_gap, agrees and metrics.feasible, certification(exhaustive, agrees),
                            (), extra)
-
-
-def _slack(wall: str, value: float, limit: float) -> dict:
-    """A wall's value, limit and slack (positive on the allowed side), for ``solve --json``."""
-    from trainwall.optimizer.walls import WALLS
-
-    return {"value": value, "limit": limit, "slack": WALLS[wall].slack(value, limit)}
 
 
 def _solve_pipeline_race(mission) -> MissionSolution:
@@ -110,9 +103,8 @@ def _solve_pipeline_race(mission) -> MissionSolution:
     flow = metrics.pipeline
     poles = {s: u for s, u in metrics.pipeline_utilization.items() if s != "compute"}
     longest = max(poles, key=poles.get)
-    slack = {"starvation": {"value": flow.rate, "limit": flow.capacities["compute"],
-                            "slack": flow.rate - flow.capacities["compute"]},
-             "memory": _slack("memory", metrics.memory.total, metrics.memory.capacity)}
+    slack = {"starvation": wall_slack("starvation", flow.rate, flow.capacities["compute"]),
+             "memory": wall_slack("memory", metrics.memory.total, metrics.memory.capacity)}
     agrees = exhaustive.feasible and exhaustive.mode == sol.mode and exhaustive.mask == (sol.value,)
 
     def solve_once():

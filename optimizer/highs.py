@@ -15,6 +15,8 @@ import enum
 import time
 from dataclasses import dataclass
 
+from trainwall.optimizer.walls import TOLERANCE
+
 
 class Status(enum.Enum):
     """How a solve ended, in our words (linopy's habit: a typed status, never a string)."""
@@ -62,8 +64,10 @@ class SolveResult:
 
 #: Feasibility tolerances of reference solves. HiGHS's defaults (1e-7 for rows, 1e-6 for
 #: a MIP's rows) would admit a configuration whose MFU lies 1e-6 below a level the
-#: lexicographic stages hold; the models are scaled to O(1), so 1e-9 is attainable.
-TOLERANCES = {"primal_feasibility_tolerance": 1e-9, "mip_feasibility_tolerance": 1e-9}
+#: lexicographic stages hold; the models are scaled to O(1), so the walls' one tolerance
+#: (:data:`trainwall.optimizer.walls.TOLERANCE`, 1e-9) is attainable, and the MILP draws
+#: the line where the cost model and the certifiers draw it.
+TOLERANCES = {"primal_feasibility_tolerance": TOLERANCE, "mip_feasibility_tolerance": TOLERANCE}
 
 
 class Solver:

@@ -111,6 +111,7 @@ class StateAuditModel:
         m.one_mode = pyo.Constraint(expr=sum(m.u[c] for c in C) == 1)
         self._fix_layers()
         self._gradient_flow(L)
+        m.memory, m.used, m.peak, m.flash, m.stability = (pyo.ConstraintList() for _ in range(5))
         for c, tb in enumerate(self.tables):
             self._mode_rows(c, tb)
         self._objectives()
@@ -147,11 +148,7 @@ class StateAuditModel:
 
     def _mode_rows(self, c: int, tb: ModeTable) -> None:
         """Mode c's memory, transient, flash and stability rows."""
-        import pyomo.environ as pyo
-
         m, e, unit, Ls = self.model, self.cases, self.unit, range(len(tb.params))
-        if c == 0:
-            m.memory, m.used, m.peak, m.flash, m.stability = (pyo.ConstraintList() for _ in range(5))
         b, K = tb.micro_batch, tb.capacity / unit
         trained = [v / unit for v in tb.trained]
         frozen = [v / unit for v in tb.frozen]
