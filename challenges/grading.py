@@ -107,6 +107,12 @@ def prediction_correct(given: float, answer: float, tolerance: float) -> bool:
     return abs(given - answer) <= max(tolerance, 1e-9) * abs(answer) or given == answer
 
 
+def _tolerance_phrase(ok: bool, tolerance: float) -> str:
+    if tolerance == 0.0:
+        return "the exact value" if ok else "not the exact value"
+    return f"{'within' if ok else 'outside'} the {tolerance * 100:g} % relative tolerance"
+
+
 # --- formatting ----------------------------------------------------------------------------------
 
 def show(value: float, unit: str) -> str:
@@ -187,7 +193,7 @@ def grade_submission(mission, submission, best: Optimum, source: str = "") -> Gr
         ok = prediction_correct(given, answer, question.tolerance)
         direction = "" if ok else ("too high" if given > answer else "too low")
         checks.append(Check(f"prediction: {question.id}", share if ok else 0.0, share, ok,
-                            f"{given:g}: {'within' if ok else 'outside'} the {question.tolerance:.0%} tolerance"
+                            f"{given:g}: {_tolerance_phrase(ok, question.tolerance)}"
                             + (f" ({direction})" if direction else "")))
         if not ok:
             feedback.append(f"Prediction {question.id} = {given:g} is {direction}. {question.text}")

@@ -77,7 +77,7 @@ class LockQuestion(_Strict):
     text: str
     quantity: str                       # a name from trainwall.challenges.quantities
     at: dict[str, dict[str, Any]] = {}  # overrides of the scenario the question is about
-    tolerance: Annotated[float, Field(ge=0.0)] = 0.0  # relative
+    tolerance: Annotated[float, Field(ge=0.0, le=0.5)]  # relative; 0 asks for the exact value
 
 
 class GradingPolicy(_Strict):
@@ -136,6 +136,11 @@ class Mission(_Strict):
         """What a submission names: the id, or ``id@variant`` for a generated variant."""
         return self.id if self.variant is None else f"{self.id}@{self.variant}"
 
+    def rendered(self) -> "Mission":
+        """This mission with its prose rendered from its data (:mod:`trainwall.challenges.prose`):
+        what a student reads. Rendering rendered prose changes nothing."""
+        return self.model_copy(update=_rendered_prose(self, "mission"))
+
     def lock_answers(self) -> dict[str, float]:
         """Each Lock question's answer, computed by the cost model at the question's settings."""
         return {q.id: lock_answer(self, q) for q in self.lock}
@@ -173,8 +178,31 @@ def lock_answer(mission: Mission, question: LockQuestion) -> float:
                                                                                       f"{question.id}")))
 
 
+def _rendered_prose(mission: Mission, source: str) -> dict:
+    """The prose fields rendered: MissionError names the field and the placeholder that fails."""
+    from trainwall.challenges.prose import ProseError, render
+
+    data = mission.model_dump()
+    field = "story"
+    try:
+        story, title = render(mission.story, data), render(mission.title, data)
+        lock = []
+        for i, question in enumerate(mission.lock):
+            field = f"lock.{i}.text"
+            lock.append(question.model_copy(update={"text": render(question.text, data)}))
+        reflection = []
+        for i, prompt in enumerate(mission.reflection):
+            field = f"reflection.{i}"
+            reflection.append(render(prompt, data))
+    except ProseError as exc:
+        raise MissionError(field, "{" + exc.placeholder + "}", f"a placeholder must render from the mission's "
+                           f"own data: {exc.reason}", source=source) from None
+    return {"story": story, "title": title, "lock": lock, "reflection": reflection}
+
+
 def _check(mission: Mission, source: str) -> Mission:
     """Every rule a mission file must keep, checked at load (a broken mission never reaches a student)."""
+    _rendered_prose(mission, source)
     _check_decisions(mission, source)
     _check_part_rules(mission, source)
     policy = mission.grading

@@ -11,6 +11,18 @@ def _states(m) -> float:
     return m.memory.weights + m.memory.gradients + m.memory.optimizer_state
 
 
+def _bubble_fraction(m) -> float:
+    """bubble / (bubble + m t_stage): the 1F1B schedule's (p - 1) / (m + p - 1), the share of
+    the pipeline's own time (Narayanan et al. 2021, section 2.2.1), not of the whole step."""
+    pipeline_s = m.time.bubble_s + m.time.compute_s - m.time.optimizer_s
+    return m.time.bubble_s / pipeline_s if pipeline_s else 0.0
+
+
+def _headroom_used(m) -> float:
+    """(utilisation - background) / (1 - background)."""
+    return (m.network_utilization - m.background_network_load) / (1.0 - m.background_network_load)
+
+
 QUANTITIES: dict[str, tuple[str, Callable]] = {
     "trainable_params": ("parameters that train, per device", lambda m: m.memory.trainable_params),
     "model_state_bytes": ("bytes of weights + gradients + optimizer state per device", _states),
@@ -18,6 +30,7 @@ QUANTITIES: dict[str, tuple[str, Callable]] = {
                               lambda m: _states(m) / m.memory.trainable_params),
     "hidden_state_over_weights": ("(gradients + optimizer state) / weights",
                                   lambda m: (m.memory.gradients + m.memory.optimizer_state) / m.memory.weights),
+    "weight_fraction": ("weights alone / device memory capacity", lambda m: m.memory.weights / m.memory.capacity),
     "activation_fraction": ("saved activations / device memory capacity",
                             lambda m: m.memory.activations / m.memory.capacity),
     "memory_fraction": ("memory used / capacity", lambda m: m.memory.total / m.memory.capacity),
@@ -32,9 +45,12 @@ QUANTITIES: dict[str, tuple[str, Callable]] = {
                          lambda m: m.pipeline.capacities["storage"]),
     "compute_demand": ("samples/s one host's accelerators ask the input pipeline for",
                        lambda m: m.pipeline.capacities["compute"]),
-    "bubble_fraction": ("pipeline bubble / step time", lambda m: m.time.bubble_s / m.time.step_s),
+    "bubble_fraction": ("pipeline bubble / pipeline time (fill, drain and the m micro-batches' compute): "
+                        "(p - 1) / (m + p - 1) for 1F1B", _bubble_fraction),
     "comm_to_compute": ("communication / compute time per step", lambda m: m.comm_to_compute),
     "network_utilization": ("busiest link's load, background included", lambda m: m.network_utilization),
+    "network_headroom_used": ("share of the busiest link's headroom (what the background load leaves) "
+                              "this run's traffic takes", _headroom_used),
 }
 
 

@@ -28,7 +28,9 @@ def _parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", help="evaluate one configuration file")
     ev.add_argument("config", help="a TOML, JSON or YAML configuration")
     ev.add_argument("--json", action="store_true", help="print docs/INTERFACE.md's JSON instead of text")
-    ms = sub.add_parser("missions", help="list the lab's missions")
+    ms = sub.add_parser("missions", help="list the lab's missions, or show one mission's brief")
+    ms.add_argument("mission", nargs="?", help="a mission id (cloud/3) or a mission / variant file: print its "
+                                               "brief (story, decisions, walls, Lock questions, reflection)")
     ms.add_argument("--json", action="store_true", help="print JSON instead of text")
     so = sub.add_parser("solve", help="the proven-optimal configuration of a mission")
     so.add_argument("mission", help="a mission id (mobile/1) or a mission / variant file")
@@ -228,8 +230,15 @@ def _usage(message: str):
 
 
 def _missions(args: argparse.Namespace) -> int:
-    from trainwall.challenges.mission import PARTS, mission, shipped_ids
+    from trainwall.challenges.mission import PARTS, mission, resolve, shipped_ids
 
+    if args.mission is not None:
+        from trainwall.report import mission_brief, mission_brief_dict
+
+        chosen = resolve(args.mission)
+        print(json.dumps(mission_brief_dict(chosen), indent=2, sort_keys=True) if args.json
+              else mission_brief(chosen))
+        return EXIT_OK
     rows = []
     for mid in shipped_ids():
         m = mission(mid)
