@@ -183,7 +183,7 @@ def grade_submission(mission, submission, best: Optimum, source: str = "") -> Gr
     feedback = _feedback(mission, best, walls, feasible, name, value, shortfall)
 
     answers = best.lock_answers
-    for question in mission.lock:
+    for question in mission.rendered().lock:      # the texts the student read
         share = points["predictions"] / len(mission.lock)
         given = submission.predictions.get(question.id)
         if given is None:

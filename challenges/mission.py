@@ -180,24 +180,15 @@ def lock_answer(mission: Mission, question: LockQuestion) -> float:
 
 def _rendered_prose(mission: Mission, source: str) -> dict:
     """The prose fields rendered: MissionError names the field and the placeholder that fails."""
-    from trainwall.challenges.prose import ProseError, render
+    from trainwall.challenges.prose import ProseError, rendered_fields
 
-    data = mission.model_dump()
-    field = "story"
     try:
-        story, title = render(mission.story, data), render(mission.title, data)
-        lock = []
-        for i, question in enumerate(mission.lock):
-            field = f"lock.{i}.text"
-            lock.append(question.model_copy(update={"text": render(question.text, data)}))
-        reflection = []
-        for i, prompt in enumerate(mission.reflection):
-            field = f"reflection.{i}"
-            reflection.append(render(prompt, data))
+        out = rendered_fields(mission.model_dump())
     except ProseError as exc:
-        raise MissionError(field, "{" + exc.placeholder + "}", f"a placeholder must render from the mission's "
-                           f"own data: {exc.reason}", source=source) from None
-    return {"story": story, "title": title, "lock": lock, "reflection": reflection}
+        raise MissionError(exc.field, "{" + exc.placeholder + "}", f"a placeholder must render from the "
+                           f"mission's own data: {exc.reason}", source=source) from None
+    lock = [q.model_copy(update={"text": t}) for q, t in zip(mission.lock, out["lock_texts"])]
+    return {"story": out["story"], "title": out["title"], "lock": lock, "reflection": out["reflection"]}
 
 
 def _check(mission: Mission, source: str) -> Mission:

@@ -26,12 +26,42 @@ _OPERATORS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.m
 
 
 class ProseError(ValueError):
-    """A placeholder that cannot be rendered: ``placeholder`` and what is wrong."""
+    """A placeholder that cannot be rendered: ``placeholder``, what is wrong, and the prose
+    field it is in (``story``, ``lock.0.text``, ``reflection.2``) once known."""
 
-    def __init__(self, placeholder: str, reason: str):
-        super().__init__(f"{{{placeholder}}}: {reason}")
+    def __init__(self, placeholder: str, reason: str, field: str = ""):
+        super().__init__(f"{field + ': ' if field else ''}{{{placeholder}}}: {reason}")
         self.placeholder = placeholder
         self.reason = reason
+        self.field = field
+
+
+def rendered_fields(data: dict) -> dict:
+    """A mission file's prose fields rendered from its own ``data``: ``title``, ``story``,
+    ``reflection`` and each Lock's ``text`` (as a list in Lock order, under ``lock_texts``)."""
+    fields = [("title", data.get("title", "")), ("story", data.get("story", ""))]
+    fields += [(f"lock.{i}.text", q.get("text", "")) for i, q in enumerate(data.get("lock") or [])]
+    fields += [(f"reflection.{i}", p) for i, p in enumerate(data.get("reflection") or [])]
+    out: dict = {"lock_texts": [], "reflection": []}
+    for field, template in fields:
+        try:
+            text = render(template, data)
+        except ProseError as exc:
+            raise ProseError(exc.placeholder, exc.reason, field) from None
+        if field.startswith("lock."):
+            out["lock_texts"].append(text)
+        elif field.startswith("reflection."):
+            out["reflection"].append(text)
+        else:
+            out[field] = text
+    return out
+
+
+def render_mission_data(data: dict) -> dict:
+    """A copy of mission-file ``data`` with its prose rendered: what a handout carries."""
+    out = rendered_fields(data)
+    return {**data, "title": out["title"], "story": out["story"], "reflection": out["reflection"],
+            "lock": [{**q, "text": t} for q, t in zip(data.get("lock") or [], out["lock_texts"])]}
 
 
 def render(template: str, data: dict) -> str:

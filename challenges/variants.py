@@ -26,7 +26,6 @@ in separate folders.
 
 from __future__ import annotations
 
-import copy
 import csv
 import hashlib
 import io
@@ -99,10 +98,10 @@ def _stream(mission_id: str, seed: int, student: str, attempt: int) -> random.Ra
 def draw(mission, seed: int, student: str, attempt: int) -> dict:
     """The variant's mission data for one draw (paths in sorted order, one value each)."""
     from trainwall.challenges.mission import lookup
+    from trainwall.challenges.prose import ProseError, render_mission_data
 
     rng = _stream(mission.id, seed, student, attempt)
-    base = _strip_none(mission.model_dump())
-    data = copy.deepcopy(base)
+    data = _strip_none(mission.model_dump())
     data.pop("variants", None)
     for path in sorted(mission.variants.perturb):
         value = rng.choice(mission.variants.perturb[path])
@@ -110,16 +109,11 @@ def draw(mission, seed: int, student: str, attempt: int) -> dict:
         (lookup(data, ".".join(parents)) if parents else data)[leaf] = value
     key = hashlib.sha256(f"{seed}\n{student}\n{attempt}".encode("utf-8", "surrogatepass")).hexdigest()[:10]
     data["variant"] = key
-    changes = [f"{path} = {_value(lookup(data, path))} (the shipped mission: {_value(lookup(base, path))})"
-               for path in sorted(mission.variants.perturb) if lookup(data, path) != lookup(base, path)]
-    if changes:
-        data["story"] = (data["story"].rstrip() + "\n\nThis is a variant; where the story above says otherwise, "
-                         "these values hold: " + "; ".join(changes) + ".\n")
-    return data
-
-
-def _value(value: object) -> str:
-    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else repr(value)
+    try:
+        return render_mission_data(data)      # one story, told with the variant's own numbers
+    except ProseError as exc:
+        raise InputError(f"variants.perturb ({exc.field})", "{" + exc.placeholder + "}",
+                         f"the drawn values must render the mission's prose: {exc.reason}") from None
 
 
 def _strip_none(value):
@@ -237,6 +231,7 @@ def write(variants: list[Variant], mission, seed: int, out: str | Path) -> Path:
     """Handouts and answer keys in separate folders under ``out`` (deterministic bytes)."""
     import tomli_w
 
+    from trainwall.challenges.mission import Mission
     from trainwall.core.fileformats import safe_name
 
     out = Path(out)
@@ -256,7 +251,8 @@ def write(variants: list[Variant], mission, seed: int, out: str | Path) -> Path:
         header = f"# {mission.id} variant for {_comment(v.student)}, made by trainwall generate\n"
         (folder / "mission.toml").write_text(header + tomli_w.dumps(v.mission, multiline_strings=True),
                                              encoding="utf-8")
-        (folder / "submission.toml").write_text(submission_template(mission, reference, v.student),
+        (folder / "submission.toml").write_text(submission_template(Mission.model_validate(v.mission), reference,
+                                                                    v.student),
                                                 encoding="utf-8")
         key = {"student": v.student, "seed": seed, "attempt": v.attempt, "rejected_draws": list(v.rejected),
                "mission": v.mission, "optimum": v.optimum}
@@ -273,7 +269,8 @@ def _comment(text: str) -> str:
 
 
 def submission_template(mission, reference: str, student: str) -> str:
-    """A submission skeleton: the reference and student filled in, the decisions listed."""
+    """A submission skeleton for ``mission`` (the variant itself, so its limits and its rendered
+    Lock texts): the reference and student filled in, the decisions listed."""
     import tomli_w
 
     lines = ["# Fill in [configuration] with your plan and [predictions] with your Lock answers,",

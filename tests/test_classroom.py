@@ -16,7 +16,7 @@ from platform_schemas import GRADESCOPE
 from test_grading import optimal_submission, submission_text
 from trainwall.challenges import answers, grading
 from trainwall.core.fileformats import safe_name
-from trainwall.challenges.mission import load_mission, mission, shipped_ids
+from trainwall.challenges.mission import load_mission, mission, parse_mission, shipped_ids
 from trainwall.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -117,7 +117,13 @@ def test_handouts_hold_no_answers_and_keys_are_what_a_fresh_solve_gives(tmp_path
         naive = grading.grade_submission(variant, _submission(variant, variant.naive), best, "naive")
         assert naive.feasible is False                                # the naive plan still fails
         assert variant.reference == key["optimum"]["reference"]
-        assert "This is a variant" in variant.story
+        # one coherent story told with the variant's own numbers, not the original plus overrides
+        assert "{" not in variant.story and "says otherwise" not in variant.story
+        assert variant.rendered() == variant
+        template = {**mission("cloud/3").model_dump(), **variant.model_dump(include={"limits", "scenario",
+                                                                                    "objective", "naive"})}
+        assert variant.story == parse_mission(template, "template").rendered().story
+        assert f"at most {variant.limits.global_batch}" in (handout / "submission.toml").read_text()
 
 
 def _submission(variant, sections):
