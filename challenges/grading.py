@@ -20,7 +20,6 @@ from pathlib import Path
 
 from trainwall.challenges.answers import GraderError, Optimum, gap, optimum
 from trainwall.core.errors import InputError, MissionError, TrainwallError, UnknownNameError
-from trainwall.optimizer.walls import WALLS
 
 
 @dataclass(frozen=True)
@@ -142,12 +141,6 @@ def show_objective(name: str, value: float) -> str:
     return f"{value:.2%}" if name == "mfu" else f"{value:,.6g}"
 
 
-def levers(mission, wall: str) -> str:
-    opened = set(mission.decisions) | ({"select_layers"} if mission.select_layers else set())
-    names = [text for decision, text in WALLS[wall].levers if decision in opened]
-    return f" Levers this mission opens: {', '.join(names)}." if names else ""
-
-
 # --- grading -------------------------------------------------------------------------------------
 
 def grade_submission(mission, submission, best: Optimum, source: str = "") -> Grade:
@@ -180,7 +173,7 @@ def grade_submission(mission, submission, best: Optimum, source: str = "") -> Gr
                         f"yours {show_objective(name, value)}, certified optimum {show_objective(name, best.objective)}"
                         f" (gap {max(shortfall, 0.0):.2%}); full credit within {policy.full_credit_gap:.0%}, none from "
                         f"{policy.zero_credit_gap:.0%}" + ("" if feasible else "; an infeasible plan earns none")))
-    feedback = _feedback(mission, best, walls, feasible, name, value, shortfall)
+    feedback = _feedback(mission, best, submission, config, walls, value, shortfall)
 
     answers = best.lock_answers
     for question in mission.rendered().lock:      # the texts the student read
@@ -210,22 +203,20 @@ def grade_submission(mission, submission, best: Optimum, source: str = "") -> Gr
                  moves_to_balance=reached)
 
 
-def _feedback(mission, best: Optimum, walls, feasible: bool, name: str, value: float, shortfall: float) -> list[str]:
-    """What to do next: the broken walls and their levers, or the wall the optimum leans on."""
-    if not feasible:
-        return [f"The plan breaks the {w.wall} wall: {w.message}.{levers(mission, w.wall)}"
-                for w in walls if not w.satisfied]
+def _feedback(mission, best: Optimum, submission, config, walls, value: float, shortfall: float) -> list[str]:
+    """What to do next (:mod:`trainwall.challenges.feedback`): the broken walls and their levers,
+    or the levers that are short and the walls the optimum leans on harder."""
+    from trainwall.challenges import feedback
+
+    if not all(w.satisfied for w in walls):
+        return feedback.infeasible(mission, walls)
     policy = mission.grading
     if shortfall <= policy.full_credit_gap:
         return [f"Feasible and within {policy.full_credit_gap:.0%} of the certified optimum: full credit."]
     better = "higher" if mission.objective.sense == "maximize" else "lower"
-    out = [f"Feasible, but {shortfall:.1%} short of the certified optimum: {name} can be {better}."]
-    by_wall = {w.wall: w for w in walls}
-    for wall in best.binding:
-        mine = by_wall.get(wall)
-        room = f"; your plan keeps {show(mine.slack, mine.unit)} of slack on it" if mine else ""
-        out.append(f"At the optimum the {wall} wall binds{room}: push your plan toward that wall.")
-    return out
+    return ([f"Feasible, but {shortfall:.1%} short of the certified optimum: {mission.objective.quantity} can be "
+             f"{better}."]
+            + feedback.short_of_optimum(mission, best, submission.configuration.dotted(), config, value, walls))
 
 
 def _five_move_rule(mission, submission, best: Optimum, source: str) -> tuple[int | None, str]:

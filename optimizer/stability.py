@@ -53,7 +53,7 @@ def check(precision: str, loss_scaling: str, loss_scale: float, gradient_clippin
                 reasons.append(f"{precision} needs per-tensor scaling: set loss_scaling = \"dynamic\"")
             elif gradient_min < fmt.min_subnormal:
                 reasons.append(f"gradients down to {gradient_min:.2g} underflow {fmt.name} "
-                               f"(smallest subnormal {fmt.min_subnormal:.3g}): use loss scaling or bf16")
+                               f"(smallest subnormal {fmt.min_subnormal:.3g}): use loss scaling or a format with a wider exponent range")
         elif loss_scaling == "static":
             lo, hi = gradient_min * loss_scale, gradient_max * loss_scale
             if hi > fmt.max:
@@ -65,12 +65,12 @@ def check(precision: str, loss_scaling: str, loss_scale: float, gradient_clippin
         else:  # dynamic: an S exists iff the gradients' range fits the format's
             if gradient_max / gradient_min > fmt.max / fmt.min_subnormal:
                 reasons.append(f"gradient range {gradient_max / gradient_min:.3g}x exceeds what "
-                               f"{fmt.name} can hold at any scale: use bf16")
+                               f"{fmt.name} can hold at any scale: use a format with a wider exponent range")
             else:
                 scale = fmt.max / (2 * gradient_max)
                 lo, hi = gradient_min * scale, gradient_max * scale
     if activation_max > fwd.max and not (fwd.name.startswith("fp8") and loss_scaling == "dynamic"):
-        reasons.append(f"activations up to {activation_max:.3g} overflow {fwd.name} (max {fwd.max:g}): use bf16")
+        reasons.append(f"activations up to {activation_max:.3g} overflow {fwd.name} (max {fwd.max:g}): use a format with a wider exponent range")
     if global_batch > critical_batch and not gradient_clipping:
         reasons.append(f"global batch {global_batch} exceeds the critical batch {critical_batch:g} "
                        f"without gradient clipping: training diverges; clip gradients or shrink the batch")

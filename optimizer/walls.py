@@ -53,7 +53,7 @@ WALLS: dict[str, Wall] = {wall.name: wall for wall in (
          "the capacity raised above what any plan needs",
          (("training.micro_batch", "a smaller micro-batch"), ("training.recompute", "more recompute"),
           ("training.zero_stage", "a higher ZeRO stage"), ("training.optimizer", "an optimizer with less state"),
-          ("training.optimizer_state", "8-bit optimizer state"), ("training.precision", "a narrower precision"),
+          ("training.optimizer_state", "a smaller optimizer-state format"), ("training.precision", "a narrower precision"),
           ("training.tensor_parallel", "more tensor parallelism"),
           ("training.pipeline_parallel", "more pipeline stages"), ("select_layers", "fewer trained layers"))),
     Wall("flash", "bytes", False, "frozen weights kept in a microcontroller's flash against its size",
@@ -66,7 +66,7 @@ WALLS: dict[str, Wall] = {wall.name: wall for wall in (
           ("training.local_steps", "more local steps between averages"))),
     Wall("stability", "broken rules", False, "the stability rules a plan breaks (number formats, the critical "
          "batch, local-SGD staleness)", "every stability rule lifted",
-         (("training.precision", "a format with more range (bf16, fp32)"),
+         (("training.precision", "a number format with more range"),
           ("training.loss_scaling", "loss scaling"), ("training.gradient_clipping", "gradient clipping"),
           ("training.micro_batches", "a smaller global batch"), ("training.local_steps", "fewer local steps"))),
     Wall("starvation", "samples/s", True, "samples/s the loading stages (storage, CPU workers, host link) "
@@ -76,7 +76,7 @@ WALLS: dict[str, Wall] = {wall.name: wall for wall in (
           ("data.augmentation_on", "augmentation on the accelerator"))),
     Wall("mfu_target", "fraction", True, "model FLOPs utilisation against the target the plan promised",
          "the target dropped",
-         (("training.micro_batches", "more micro-batches per step (a smaller bubble)"),
+         (("training.micro_batches", "more micro-batches per step"),
           ("training.pipeline_parallel", "another parallel layout"), ("training.recompute", "less recompute"))),
 )}
 
