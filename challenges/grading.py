@@ -15,10 +15,11 @@ variant), or read from answer keys.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from trainwall.challenges.answers import GraderError, Optimum, gap, optimum
+from trainwall.challenges.answers import GraderError, Optimum, optimum
 from trainwall.core.errors import InputError, MissionError, TrainwallError, UnknownNameError
 
 
@@ -162,7 +163,7 @@ def grade_submission(mission, submission, best: Optimum, source: str = "") -> Gr
     feasible = all(w.satisfied for w in walls)
     name, sense = mission.objective.quantity, mission.objective.sense
     value = objective_value(name, config, metrics)
-    shortfall = gap(sense, value, best.objective)
+    shortfall = mission.grading.shortfall(sense, value, best.objective)
     points = weights(mission)
     policy = mission.grading
 
@@ -171,8 +172,9 @@ def grade_submission(mission, submission, best: Optimum, source: str = "") -> Gr
     checks.append(Check(f"objective: {sense} {name}", points["objective"] * earned, points["objective"],
                         feasible and earned == 1.0,
                         f"yours {show_objective(name, value)}, certified optimum {show_objective(name, best.objective)}"
-                        f" (gap {max(shortfall, 0.0):.2%}); full credit within {policy.full_credit_gap:.0%}, none from "
-                        f"{policy.zero_credit_gap:.0%}" + ("" if feasible else "; an infeasible plan earns none")))
+                        f" (gap {policy.describe(max(shortfall, 0.0))}); full credit within "
+                        f"{policy.describe(policy.full_credit_gap)}, none from {policy.describe(policy.zero_credit_gap)}"
+                        + ("" if feasible else "; an infeasible plan earns none")))
     feedback = _feedback(mission, best, submission, config, walls, value, shortfall)
 
     answers = best.lock_answers
@@ -199,7 +201,8 @@ def grade_submission(mission, submission, best: Optimum, source: str = "") -> Gr
                             output))
     score = round(sum(c.score for c in checks), 12)
     return Grade(source, mission.reference, submission.student, True, score, policy.max_score, feasible, name, sense,
-                 value, best.objective, shortfall, tuple(checks), tuple(walls), tuple(feedback),
+                 value, best.objective, shortfall if math.isfinite(shortfall) else None, tuple(checks), tuple(walls),
+                 tuple(feedback),
                  moves_to_balance=reached)
 
 
@@ -212,9 +215,11 @@ def _feedback(mission, best: Optimum, submission, config, walls, value: float, s
         return feedback.infeasible(mission, walls)
     policy = mission.grading
     if shortfall <= policy.full_credit_gap:
-        return [f"Feasible and within {policy.full_credit_gap:.0%} of the certified optimum: full credit."]
+        return [f"Feasible and within {policy.describe(policy.full_credit_gap)} of the certified optimum: "
+                "full credit."]
     better = "higher" if mission.objective.sense == "maximize" else "lower"
-    return ([f"Feasible, but {shortfall:.1%} short of the certified optimum: {mission.objective.quantity} can be "
+    return ([f"Feasible, but {policy.describe(shortfall)} short of the certified optimum: "
+             f"{mission.objective.quantity} can be "
              f"{better}."]
             + feedback.short_of_optimum(mission, best, submission.configuration.dotted(), config, value, walls))
 
@@ -234,7 +239,8 @@ def _five_move_rule(mission, submission, best: Optimum, source: str) -> tuple[in
         metrics = evaluate(config)
         value = objective_value(mission.objective.quantity, config, metrics)
         if (not mission.violations(metrics)
-                and gap(mission.objective.sense, value, best.objective) <= mission.grading.full_credit_gap):
+                and mission.grading.shortfall(mission.objective.sense, value, best.objective)
+                <= mission.grading.full_credit_gap):
             return i, f"balance point reached at move {i} (limit {mission.grading.move_limit})"
     return None, f"the balance point was not reached in the {len(submission.moves)} logged moves"
 

@@ -11,6 +11,7 @@ values it may take; ``select_layers`` lets the solver choose which layers train
 from __future__ import annotations
 
 import itertools
+import math
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -83,22 +84,47 @@ class LockQuestion(_Strict):
 class GradingPolicy(_Strict):
     """How ``trainwall grade`` turns a checked submission into a score (a mission's ``[grading]``).
 
-    The objective earns credit by its relative gap to the certified optimum,
-    ``gap = (optimum - value) / optimum`` when maximising and ``(value - optimum) /
-    optimum`` when minimising: full credit for ``gap <= full_credit_gap``, none for
-    ``gap >= zero_credit_gap``, linear in between. An infeasible plan earns no
-    objective credit. The weights split ``max_score`` between the objective, the Lock
-    predictions (equally per question) and, in part 2, the 5-move rule; a component the
-    mission does not have drops out and the others are renormalised.
+    The objective earns credit by its shortfall from the certified optimum, measured on the
+    policy's ``scale`` (:meth:`shortfall`):
+
+    * ``relative`` (the default; quantities such as MFU, parameters, workers, echoes): the
+      relative gap, ``(optimum - value) / optimum`` when maximising and ``(value - optimum)
+      / optimum`` when minimising;
+    * ``doublings`` (batch-like objectives on a power-of-two grid, e.g. edge/1's micro-batch):
+      how many halvings short, ``log2(optimum / value)`` when maximising and ``log2(value /
+      optimum)`` when minimising, so half the optimum is one doubling short, not 50 % short.
+
+    Full credit for a shortfall ``<= full_credit_gap``, none from ``zero_credit_gap``,
+    linear in between; an infeasible plan earns no objective credit. The weights split
+    ``max_score`` between the objective, the Lock predictions (equally per question) and,
+    in part 2, the 5-move rule; a component the mission does not have drops out and the
+    others are renormalised.
     """
 
     max_score: Annotated[float, Field(gt=0.0)] = 1.0
-    full_credit_gap: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.01
-    zero_credit_gap: Annotated[float, Field(gt=0.0, le=1.0)] = 0.25
+    scale: Literal["relative", "doublings"] = "relative"
+    full_credit_gap: Annotated[float, Field(ge=0.0)] = 0.01
+    zero_credit_gap: Annotated[float, Field(gt=0.0)] = 0.25
     objective: Annotated[float, Field(ge=0.0)] = 0.7
     predictions: Annotated[float, Field(ge=0.0)] = 0.2
     moves: Annotated[float, Field(ge=0.0)] = 0.1
     move_limit: Annotated[int, Field(ge=1)] = 5    # the lab's 5-move rule (part 2)
+
+    def shortfall(self, sense: str, value: float, best: float) -> float:
+        """How far ``value`` falls short of the optimum ``best`` on this policy's scale (0 at it)."""
+        from trainwall.challenges.answers import gap
+
+        if self.scale == "relative":
+            return gap(sense, value, best)
+        if value <= 0 or best <= 0:
+            return float("inf")
+        return math.log2(best / value) if sense == "maximize" else math.log2(value / best)
+
+    def describe(self, shortfall: float) -> str:
+        """A shortfall (or a gap bound) as a student reads it: 2.50 % or 1 doubling."""
+        if self.scale == "relative":
+            return f"{shortfall:.2%}"
+        return f"{shortfall:g} doubling{'' if shortfall == 1 else 's'}"
 
 
 class VariantSpace(_Strict):
@@ -200,6 +226,9 @@ def _check(mission: Mission, source: str) -> Mission:
     if policy.zero_credit_gap <= policy.full_credit_gap:
         raise InputError("grading.zero_credit_gap", policy.zero_credit_gap,
                          f"must exceed grading.full_credit_gap = {policy.full_credit_gap}", source=source)
+    if policy.scale == "relative" and policy.zero_credit_gap > 1.0:
+        raise InputError("grading.zero_credit_gap", policy.zero_credit_gap, "a relative gap is at most 1 (100 %); "
+                         "for a count of doublings set grading.scale = \"doublings\"", source=source)
     if mission.id != f"{mission.track}/{mission.part}":
         raise InputError("id", mission.id, f"must be \"{mission.track}/{mission.part}\" (track/part)",
                          source=source)
