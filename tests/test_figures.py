@@ -132,10 +132,19 @@ def test_pipeline_balance_point_is_the_certified_optimum(mission_id):
     best = answers.optimum(mission(mission_id))
     assert gauge.lever == lever
     assert gauge.balance_point == best.configuration["data"][lever]
-    flow = evaluate(best_config).pipeline
-    assert gauge.rate == flow.rate and gauge.demand == flow.capacities["compute"]
-    assert gauge.capacities["Data"] == min(flow.capacities["storage"], flow.capacities["cpu"])
-    assert gauge.capacities["Bus"] == flow.capacities["host_link"]
+    metrics = evaluate(best_config)
+    flow, echo = metrics.pipeline, best_config.data.echo
+    # one unit on the whole figure: training samples/s (fresh x echo), like the curve beside it
+    assert gauge.rate == flow.rate * echo and gauge.demand == flow.capacities["compute"] * echo
+    assert gauge.capacities["Data"] == min(flow.capacities["storage"], flow.capacities["cpu"]) * echo
+    assert gauge.capacities["Bus"] == flow.capacities["host_link"] * echo
+    assert gauge.needed[gauge.settings.index(gauge.current)] == gauge.demand
+    # the utilisations are evaluate's, stage by stage (issue 12: the figure said 100 % busy
+    # where evaluate reported a 42 % stall)
+    data_stage = min(("storage", "cpu"), key=lambda s: flow.capacities[s])
+    assert gauge.utilization == {"Data": metrics.pipeline_utilization[data_stage],
+                                 "Bus": metrics.pipeline_utilization["host_link"],
+                                 "Compute": metrics.pipeline_utilization["compute"]}
     assert gauge.longest_pole == ("Compute" if flow.bottleneck == "compute" else
                                   "Bus" if flow.bottleneck == "host_link" else "Data")
 

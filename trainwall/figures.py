@@ -140,11 +140,11 @@ STAGE_GROUPS = {"Data": ("storage", "cpu"), "Bus": ("host_link",), "Compute": ("
 @dataclass(frozen=True)
 class PipelineGauge:
     label: str
-    capacities: dict          # box -> fresh samples/s per host (Data: the slower of storage and CPU)
-    utilization: dict         # box -> achieved rate / capacity
+    capacities: dict          # box -> training samples/s per host (fresh x echo; Data: the slower of storage, CPU)
+    utilization: dict         # box -> evaluate's utilisation of the box's slowest stage (achieved / capacity)
     longest_pole: str         # the box holding the max-flow's bottleneck
-    rate: float               # fresh samples/s per host the pipeline sustains
-    demand: float             # fresh samples/s per host the accelerators ask for
+    rate: float               # training samples/s per host the pipeline sustains (fresh x echo)
+    demand: float             # training samples/s per host the accelerators ask for
     lever: str                # what the curve varies: "workers" (data-loader processes) or "echo"
     settings: tuple[int, ...]
     throughput: tuple[float, ...]   # training samples/s per host the pipeline feeds (fresh x echo)
@@ -168,9 +168,10 @@ def pipeline(config: Config, label: str = "", lever: str | None = None) -> Pipel
     from trainwall.hardware import catalog as hw
 
     metrics = _evaluate(config)
-    flow = metrics.pipeline
-    capacities = {box: min(flow.capacities[s] for s in stages) for box, stages in STAGE_GROUPS.items()}
-    utilization = {box: min(1.0, flow.rate / c) if c else 0.0 for box, c in capacities.items()}
+    flow, echo = metrics.pipeline, config.data.echo
+    slowest = {box: min(stages, key=lambda s: flow.capacities[s]) for box, stages in STAGE_GROUPS.items()}
+    capacities = {box: flow.capacities[stage] * echo for box, stage in slowest.items()}
+    utilization = {box: metrics.pipeline_utilization[stage] for box, stage in slowest.items()}
     lever = lever or ("workers" if config.data.workers else "echo")
     if lever == "workers":
         current = config.data.workers
@@ -182,13 +183,13 @@ def pipeline(config: Config, label: str = "", lever: str | None = None) -> Pipel
     throughput, needed = [], []
     for value in settings:
         point = _evaluate(_with(config, data={lever: value}))
-        echo = value if lever == "echo" else config.data.echo
-        throughput.append(point.pipeline.rate * echo)
-        needed.append(point.pipeline.capacities["compute"] * echo)
+        uses = value if lever == "echo" else echo
+        throughput.append(point.pipeline.rate * uses)
+        needed.append(point.pipeline.capacities["compute"] * uses)
     starved = WALLS["starvation"]
     balance = next((v for v, r, d in zip(settings, throughput, needed) if starved.holds(r, d)), None)
-    return PipelineGauge(label, capacities, utilization, _box_of(flow.bottleneck), flow.rate,
-                         flow.capacities["compute"], lever, tuple(settings), tuple(throughput), tuple(needed),
+    return PipelineGauge(label, capacities, utilization, _box_of(flow.bottleneck), flow.rate * echo,
+                         flow.capacities["compute"] * echo, lever, tuple(settings), tuple(throughput), tuple(needed),
                          balance, current)
 
 

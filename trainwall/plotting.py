@@ -187,12 +187,12 @@ def draw_pipeline(gauges, path: str | Path, title: str) -> None:
                                           hatch=HATCHES[i + 1], edgecolor="black", linewidth=0.5))
                 boxes.text(x + 0.45, 0.85, box + (" (longest pole)" if longest else ""), ha="center", fontsize=8,
                            fontweight="bold" if longest else "normal")
-                boxes.text(x + 0.45, 0.6, f"{g.capacities[box]:.4g} samples/s\n{g.utilization[box]:.0%} busy",
+                boxes.text(x + 0.45, 0.6, f"{g.capacities[box]:.4g} training\nsamples/s, {g.utilization[box]:.0%} busy",
                            ha="center", va="center", fontsize=7)
                 if i < 2:
                     boxes.add_patch(FancyArrow(x + 0.92, 0.6, 0.15, 0.0, width=0.02, head_width=0.08,
                                                head_length=0.05, length_includes_head=True, color="black"))
-            boxes.set_title(f"{g.label}: {g.rate:.4g} of {g.demand:.4g} samples/s per host")
+            boxes.set_title(f"{g.label}: {g.rate:.4g} of {g.demand:.4g} training samples/s per host")
             unit = "data-loader workers per host" if g.lever == "workers" else "data echo (uses of each fresh sample)"
             curve.plot(g.settings, g.throughput, marker="o", markersize=3, color=OKABE_ITO[0],
                        label="input pipeline (max-flow)")
