@@ -74,7 +74,9 @@ def text_report(config: Config, m: Metrics, source: str = "") -> str:
 
 def solution_report(result) -> str:
     """A mission's optimum in the lab's words: what to choose, which wall binds, by how much."""
-    m = result.mission
+    from trainwall.challenges.quantities import quantity
+
+    m = result.mission.rendered()
     lines = [f"{m.id}: {m.title}", f"  status: {result.status.value}"]
     if result.configuration is None:
         if result.conflicts:
@@ -108,12 +110,14 @@ def solution_report(result) -> str:
     if "longest_pole" in extra:
         pole = extra["longest_pole"]
         flow = metrics.pipeline
-        lines.append(f"  balance point: the accelerators ask for {flow.capacities['compute']:,.1f} samples/s per "
-                     f"host; the longest pole of the input pipeline is {pole['stage']} at {pole['utilization']:.1%}")
+        demand = flow.capacities["compute"] * result.configuration["data"]["echo"]
+        lines.append(f"  balance point: the accelerators ask for {demand:,.1f} training samples/s per host; the "
+                     f"longest pole of the input pipeline is {pole['stage']} at {pole['utilization']:.1%} busy")
     if m.part == 3:
         lines.append(f"  network: busiest link {metrics.network_utilization:.1%} used "
                      f"(background {metrics.background_network_load:.0%}); communication / compute "
-                     f"{metrics.comm_to_compute:.2f}; bubble {metrics.time.bubble_s / metrics.time.step_s:.1%} of the step")
+                     f"{metrics.comm_to_compute:.2f}; bubble {quantity('bubble_fraction', metrics):.1%} of the "
+                     f"pipeline's time")
     if result.binding:
         lines.append(f"  the wall: {', '.join(result.binding)} (relaxing it would improve the objective)")
     else:
@@ -124,7 +128,10 @@ def solution_report(result) -> str:
         return f"{changes} gives {m.objective.quantity} {other}"
 
     second, nearest = extra.get("runner_up"), extra.get("next_best")
-    if second:
+    if second and second["objective"] == value:
+        changes = ", ".join(f"{k.split('.', 1)[1]} = {v}" for k, v in second["changes"].items())
+        lines.append(f"  runner-up: {changes} ties the optimum (the tie-break keeps the mission file's order)")
+    elif second:
         lines.append(f"  runner-up: {alternative(second)} instead of {shown}")
     if nearest and nearest["tied_modes"]:
         lines.append(f"  {nearest['tied_modes']} other mode(s) tie the optimum; the next best: "
