@@ -3,9 +3,7 @@
 An :class:`Optimum` is solved once per mission (or variant) and kept in a bounded cache
 keyed by the mission's content (:func:`optimum`), seeded from answer-key files
 (:func:`load_keys`, written by ``trainwall generate``) or by a parent process
-(:func:`remember`), so a class is graded with one solve per mission. :func:`gap` is the
-one definition of how far a value is from the optimum (grading's credit curve and the
-variants' runner-up margin both read it).
+(:func:`remember`), so a class is graded with one solve per mission.
 """
 
 from __future__ import annotations
@@ -83,12 +81,6 @@ def optimum(mission) -> Optimum:
 def remember(mission, known: Optimum) -> None:
     """Seed the cache with an optimum solved elsewhere (an answer key, a parent process)."""
     _OPTIMA[fingerprint(mission)] = known
-
-
-def gap(sense: str, value: float, best: float) -> float:
-    """Relative shortfall from the optimum: 0 at it, positive when worse."""
-    scale = abs(best) or 1.0
-    return (best - value) / scale if sense == "maximize" else (value - best) / scale
 
 
 def load_keys(folder: str | Path) -> dict:

@@ -81,6 +81,13 @@ class LockQuestion(_Strict):
     tolerance: Annotated[float, Field(ge=0.0, le=0.5)]  # relative; 0 asks for the exact value
 
 
+def gap(sense: str, value: float, best: float) -> float:
+    """Relative shortfall from the optimum: 0 at it, positive when worse (the one definition:
+    the relative grading scale and the variants' runner-up margin both read it)."""
+    scale = abs(best) or 1.0
+    return (best - value) / scale if sense == "maximize" else (value - best) / scale
+
+
 class GradingPolicy(_Strict):
     """How ``trainwall grade`` turns a checked submission into a score (a mission's ``[grading]``).
 
@@ -112,8 +119,6 @@ class GradingPolicy(_Strict):
 
     def shortfall(self, sense: str, value: float, best: float) -> float:
         """How far ``value`` falls short of the optimum ``best`` on this policy's scale (0 at it)."""
-        from trainwall.challenges.answers import gap
-
         if self.scale == "relative":
             return gap(sense, value, best)
         if value <= 0 or best <= 0:

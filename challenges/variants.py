@@ -127,7 +127,7 @@ def _strip_none(value):
 def assess(mission, solution, min_margin: float) -> str | None:
     """Why a solved variant is not a good exercise, or None when it is (the module's rules 1-4)."""
     from trainwall.challenges import plans
-    from trainwall.challenges.answers import gap
+    from trainwall.challenges.mission import gap
     from trainwall.optimizer.costmodel import evaluate
     from trainwall.optimizer.highs import Status
 

@@ -13,7 +13,8 @@ import pytest
 
 from platform_schemas import GRADESCOPE, PRAIRIELEARN
 from trainwall.challenges import answers, grading
-from trainwall.challenges.mission import mission, shipped_ids
+from trainwall.challenges.mission import gap, mission, parse_mission, shipped_ids
+from trainwall.core.errors import MissionError
 from trainwall.cli import main
 
 FORMATS = ("text", "json", "gradescope", "prairielearn", "junit")
@@ -54,6 +55,42 @@ def points(mission_id):
 
 # --- the score curve -------------------------------------------------------------------------------
 
+def test_doublings_scale_gives_partial_credit_on_a_power_of_two_grid():
+    """A batch-like objective: half the optimum is one doubling short, not 50 % short."""
+    from trainwall.challenges.mission import GradingPolicy
+
+    policy = GradingPolicy(scale="doublings", full_credit_gap=0.0, zero_credit_gap=3.0)
+    assert policy.shortfall("maximize", 128, 256) == 1.0 and policy.shortfall("maximize", 256, 256) == 0.0
+    assert policy.shortfall("minimize", 8, 2) == 2.0
+    assert [grading.credit(policy, policy.shortfall("maximize", v, 256)) for v in (512, 256, 128, 64, 32, 16)] \
+        == pytest.approx([1.0, 1.0, 2 / 3, 1 / 3, 0.0, 0.0])
+    assert policy.describe(1.0) == "1 doubling" and policy.describe(3.0) == "3 doublings"
+
+
+def test_edge_1_micro_batch_earns_credit_per_doubling(tmp_path):
+    """edge/1 maximises the micro-batch on a grid 16..512: a stable, fitting plan one doubling
+    below the optimum earns 2/3 of the objective points (issue 12: it earned nothing)."""
+    m = mission("edge/1")
+    best = answers.optimum(m)
+    assert m.grading.scale == "doublings"
+    config = dict(best.configuration["training"])
+    config["micro_batch"] = int(best.objective) // 2
+    code, out = grade(tmp_path, submission_text("edge/1", {k: config[k] for k in (
+        "precision", "loss_scaling", "optimizer", "recompute", "micro_batch")}))
+    assert code == 0 and out["feasible"] and out["gap"] == 1.0
+    objective = next(t for t in out["tests"] if t["name"].startswith("objective"))
+    hand = (m.grading.zero_credit_gap - 1.0) / (m.grading.zero_credit_gap - m.grading.full_credit_gap)
+    assert objective["score"] == pytest.approx(points("edge/1")["objective"] * hand, rel=1e-12)
+    assert 0 < objective["score"] < points("edge/1")["objective"]
+
+
+def test_a_relative_gap_beyond_one_is_the_missions_error():
+    data = mission("cloud/3").model_dump()
+    data["grading"] = {"zero_credit_gap": 3.0}
+    with pytest.raises(MissionError, match="doublings"):
+        parse_mission(data, "strict.toml")
+
+
 def test_credit_curve_is_the_documented_one():
     policy = mission("cloud/3").grading          # full within 1 %, none from 25 %
     assert grading.credit(policy, 0.0) == 1.0
@@ -61,8 +98,8 @@ def test_credit_curve_is_the_documented_one():
     assert grading.credit(policy, 0.13) == pytest.approx((0.25 - 0.13) / 0.24)
     assert grading.credit(policy, 0.25) == 0.0
     assert grading.credit(policy, 0.9) == 0.0
-    assert answers.gap("maximize", 0.3, 0.4) == pytest.approx(0.25)
-    assert answers.gap("minimize", 12, 8) == pytest.approx(0.5)
+    assert gap("maximize", 0.3, 0.4) == pytest.approx(0.25)
+    assert gap("minimize", 12, 8) == pytest.approx(0.5)
 
 
 def test_weights_renormalise_over_what_a_mission_has():

@@ -122,22 +122,30 @@ def solution_report(result) -> str:
         lines.append(f"  the wall: {', '.join(result.binding)} (relaxing it would improve the objective)")
     else:
         lines.append("  no constraint binds: the objective is at its unconstrained best")
-    def alternative(plan: dict) -> str:
-        changes = ", ".join(f"{k.split('.', 1)[1]} = {v}" for k, v in plan["changes"].items())
-        other = f"{plan['objective']:.1%}" if m.objective.quantity == "mfu" else f"{plan['objective']:,.0f}"
-        return f"{changes} gives {m.objective.quantity} {other}"
+    lines += _alternatives(m, extra, value, shown)
+    lines.append(f"  solver: HiGHS, {result.solve_s * 1e3:.0f} ms; {result.certification}")
+    return "\n".join(lines)
 
+
+def _alternatives(m, extra: dict, value: float, shown: str) -> list[str]:
+    """The runner-up (the best plan in another mode; a tie is called one) and the next best."""
+    def changes(plan: dict) -> str:
+        return ", ".join(f"{k.split('.', 1)[1]} = {v}" for k, v in plan["changes"].items())
+
+    def alternative(plan: dict) -> str:
+        other = f"{plan['objective']:.1%}" if m.objective.quantity == "mfu" else f"{plan['objective']:,.0f}"
+        return f"{changes(plan)} gives {m.objective.quantity} {other}"
+
+    lines = []
     second, nearest = extra.get("runner_up"), extra.get("next_best")
     if second and second["objective"] == value:
-        changes = ", ".join(f"{k.split('.', 1)[1]} = {v}" for k, v in second["changes"].items())
-        lines.append(f"  runner-up: {changes} ties the optimum (the tie-break keeps the mission file's order)")
+        lines.append(f"  runner-up: {changes(second)} ties the optimum (the tie-break keeps the mission file's order)")
     elif second:
         lines.append(f"  runner-up: {alternative(second)} instead of {shown}")
     if nearest and nearest["tied_modes"]:
         lines.append(f"  {nearest['tied_modes']} other mode(s) tie the optimum; the next best: "
                      + (alternative(nearest) if nearest["objective"] is not None else "not searched further"))
-    lines.append(f"  solver: HiGHS, {result.solve_s * 1e3:.0f} ms; {result.certification}")
-    return "\n".join(lines)
+    return lines
 
 
 def _ranges(indices: list[int]) -> str:
