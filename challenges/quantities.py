@@ -31,7 +31,11 @@ QUANTITIES: dict[str, tuple[str, Callable]] = {
     "hidden_state_over_weights": ("(gradients + optimizer state) / weights",
                                   lambda m: (m.memory.gradients + m.memory.optimizer_state) / m.memory.weights),
     "weight_fraction": ("weights alone / device memory capacity", lambda m: m.memory.weights / m.memory.capacity),
-    "activation_fraction": ("saved activations / device memory capacity",
+    "saved_activation_fraction": ("activations saved for the backward pass (without the widest kernel's "
+                                  "transient working set) / device memory capacity",
+                                  lambda m: m.memory.saved_activations / m.memory.capacity),
+    "activation_fraction": ("activation memory (saved, plus the widest kernel's transient working set) / "
+                            "device memory capacity",
                             lambda m: m.memory.activations / m.memory.capacity),
     "memory_fraction": ("memory used / capacity", lambda m: m.memory.total / m.memory.capacity),
     "memory_total": ("bytes per device", lambda m: m.memory.total),

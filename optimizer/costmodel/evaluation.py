@@ -66,7 +66,7 @@ def _memory(st: StepStructure, m: int, plan: ResolvedPlan, capacity: float) -> M
                   s.other, per_stage[worst], capacity,
                   flash=s.states.frozen_weights if plan.mcu else 0.0,
                   flash_capacity=plan.device.flash_bytes if plan.mcu else 0.0,
-                  trainable_params=s.trainable, params=s.params)
+                  trainable_params=s.trainable, params=s.params, transient_activations=st.stage_transient[worst])
 
 
 def _step_time(st: StepStructure, m: int) -> tuple[StepTime, float]:

@@ -24,6 +24,12 @@ class Memory:
     flash_capacity: float = 0.0
     trainable_params: float = 0.0
     params: float = 0.0
+    transient_activations: float = 0.0   # the widest kernel's working set, included in ``activations``
+
+    @property
+    def saved_activations(self) -> float:
+        """Activations kept for the backward pass: ``activations`` less the transient working set."""
+        return self.activations - self.transient_activations
 
     @property
     def held_params(self) -> float:
@@ -94,7 +100,8 @@ class Metrics:
             "memory": {"weights": m.weights, "gradients": m.gradients, "optimizer_state": m.optimizer_state,
                        "activations": m.activations, "other": m.other, "total": m.total,
                        "capacity": m.capacity, "flash": m.flash, "flash_capacity": m.flash_capacity,
-                       "params": m.params, "trainable_params": m.trainable_params},
+                       "params": m.params, "trainable_params": m.trainable_params,
+                       "transient_activations": m.transient_activations},
             "time": asdict(self.time),
             "flops": {"model_per_step": self.model_flops_per_step,
                       "hardware_per_step": self.hardware_flops_per_step,
