@@ -56,9 +56,10 @@ class CollectivePlan:
 
     ``seconds_per_byte`` is the bandwidth term, ``latency`` the alpha term;
     ``bottleneck`` the directed edge that sets the bandwidth term, ``bottleneck_link``
-    its catalog link; ``network_load_per_byte`` the bytes crossing the busiest network
-    edge per byte of S, and ``network_capacity`` that edge's full capacity (for
-    network utilisation).
+    its catalog link; ``network_shares`` each network edge (directed) the collective
+    crosses, with its link-seconds per byte of S at the edge's full capacity (bytes
+    crossing it per byte of S / its capacity): the traffic the network-utilisation wall
+    adds up per link, collective by collective.
     """
 
     algorithm: str
@@ -66,8 +67,7 @@ class CollectivePlan:
     latency: float
     bottleneck: tuple | None = None
     bottleneck_link: str = ""
-    network_load_per_byte: float = 0.0
-    network_capacity: float = 0.0
+    network_shares: tuple[tuple[tuple, float], ...] = ()
 
     def time(self, nbytes: float) -> float:
         """Seconds to run this collective on a buffer of ``nbytes``."""
@@ -78,10 +78,23 @@ class CollectivePlan:
         mine = (self.seconds_per_byte, self.bottleneck, self.bottleneck_link)
         theirs = (other.seconds_per_byte * scale, other.bottleneck, other.bottleneck_link)
         slow = max(mine, theirs, key=lambda t: t[0])
-        net = max((self.network_load_per_byte, self.network_capacity),
-                  (other.network_load_per_byte * scale, other.network_capacity))
+        shares = merge_shares(self.network_shares, other.network_shares, scale)
         return CollectivePlan(algorithm, self.seconds_per_byte + other.seconds_per_byte * scale,
-                              self.latency + other.latency, slow[1], slow[2], net[0], net[1])
+                              self.latency + other.latency, slow[1], slow[2], shares)
+
+
+def merge_shares(first, second, scale: float = 1.0) -> tuple[tuple[tuple, float], ...]:
+    """Per-edge link-seconds of two traffics together (``second`` scaled), edges sorted."""
+    total: dict[tuple, float] = defaultdict(float)
+    for edge, share in first:
+        total[edge] += share
+    for edge, share in second:
+        total[edge] += share * scale
+    return tuple(sorted(total.items(), key=_edge_order))
+
+
+def _edge_order(item: tuple) -> str:
+    return repr(item[0])
 
 
 NO_COMMUNICATION = CollectivePlan("none", 0.0, 0.0)
@@ -98,11 +111,13 @@ class _Routed:
     ``local`` is the worst (load / capacity, edge) over edges outside the network (their
     capacity is all ours), ``network`` the worst (load / capacity, edge, load) over
     network edges, whose capacity the background shrinks by the same factor for all,
-    so the worst network edge is the same at every background."""
+    so the worst network edge is the same at every background; ``shares`` every network
+    edge's (edge, load / capacity), sorted."""
 
     hop_latency: float
     local: tuple | None
     network: tuple | None
+    shares: tuple[tuple[tuple, float], ...] = ()
 
 
 def _route(topology: Topology, messages: list[tuple[object, object, float]]) -> _Routed | None:
@@ -120,7 +135,8 @@ def _route(topology: Topology, messages: list[tuple[object, object, float]]) -> 
         return None
     local = [(ld / edges[e]["capacity"], e) for e, ld in load.items() if not edges[e]["network"]]
     network = [(ld / edges[e]["capacity"], e, ld) for e, ld in load.items() if edges[e]["network"]]
-    return _Routed(hop_latency, max(local) if local else None, max(network) if network else None)
+    shares = tuple(sorted(((e, share) for share, e, _ in network), key=_edge_order))
+    return _Routed(hop_latency, max(local) if local else None, max(network) if network else None, shares)
 
 
 def _cost(topology: Topology, routed: _Routed | None, steps: int, algorithm: str,
@@ -130,14 +146,12 @@ def _cost(topology: Topology, routed: _Routed | None, steps: int, algorithm: str
         return NO_COMMUNICATION
     edges = topology.edge_data
     candidates = [routed.local] if routed.local else []
-    net_load = net_cap = 0.0
     if routed.network:
         _, edge, net_load = routed.network
-        net_cap = edges[edge]["capacity"]
         candidates.append((net_load / _capacity(edges[edge], background), edge))
     seconds, bottleneck = max(candidates)
     return CollectivePlan(algorithm, seconds, steps * routed.hop_latency, bottleneck,
-                          edges[bottleneck]["link"], net_load, net_cap)
+                          edges[bottleneck]["link"], routed.shares)
 
 
 def _ring_messages(topology: Topology, groups: Groups, share: float) -> list:
@@ -193,8 +207,10 @@ def _split_by_node(topology: Topology, groups: Groups) -> tuple[Groups, Groups] 
 
 
 @bounded(PLANS_MAXSIZE)
-def all_reduce(topology: Topology, groups: Groups, background: float = 0.0) -> CollectivePlan:
-    """The fastest all-reduce the topology offers for these concurrent groups."""
+def all_reduce(topology: Topology, groups: Groups, background: float = 0.0,
+               algorithm: str | None = None) -> CollectivePlan:
+    """The fastest all-reduce the topology offers for these concurrent groups (or the one
+    named ``algorithm``, e.g. to account a subset of the groups by the algorithm all of them run)."""
     if not groups or len(groups[0]) < 2:
         return NO_COMMUNICATION
     candidates = [_ring(topology, groups, background, all_reduce=True)]
@@ -208,7 +224,8 @@ def all_reduce(topology: Topology, groups: Groups, background: float = 0.0) -> C
     if topology.aggregator is not None:
         candidates.append(_cost(topology, _aggregator_routed(topology, groups), 2, "aggregator all-reduce",
                                 background))
-    return min(candidates, key=lambda p: (p.seconds_per_byte, p.latency))
+    named = [p for p in candidates if p.algorithm == algorithm]
+    return min(named or candidates, key=lambda p: (p.seconds_per_byte, p.latency))
 
 
 @bounded(PLANS_MAXSIZE)

@@ -28,7 +28,8 @@ MFU is the ratio of two linear forms:
                    breaks (range, loss scaling) or whose local steps exceed the workload's
                    staleness limit fixed u_k = 0
     starvation     L_k q_k <= A_k q_k + B_k u_k          (supply >= demand)
-    network        a_k q_k + b_k u_k <= (1 - bg) (S_k q_k + B_k u_k)
+    network        a_kl q_k + b_kl u_k <= (1 - bg) (S_k q_k + B_k u_k)   for each network link l
+                   of mode k that can be its busiest (the upper envelope of its links' traffic)
     mfu_target     F_k q_k >= target N_k R (S_k q_k + B_k u_k)
 
 Dinkelbach (1967): from lambda_0 = 0, solve max N - lambda_i D; lambda_(i+1) = N / D at that
@@ -129,7 +130,8 @@ class ScalingWallModel:
         self.build_s = time.perf_counter() - start
 
     def _wall_rows(self, M: int) -> None:
-        """One row per wall and mode: c_q q_k + c_u u_k <= G_k r_wall (G_k the row's largest value)."""
+        """One row per wall and mode (the network: per mode and link): c_q q_k + c_u u_k <= G r_wall
+        (G the row's largest value)."""
         import pyomo.environ as pyo
 
         m, target = self.model, self.problem.target
@@ -138,16 +140,15 @@ class ScalingWallModel:
             st = md.structure
             A, B, S = st.per_micro_batch_s, st.fixed_s, _step_per_micro_batch(st)
             free = 1.0 - st.background_network_load
-            rows["memory"].append((1.0, -float(md.m_memory)))
-            rows["stability"].append((1.0, -float(md.m_stable if md.mode_stable else 0)))
-            rows["starvation"].append((st.load_per_micro_batch_s / A - 1.0, -B / A))
-            rows["network"].append((st.network_per_micro_batch / A - free * S / A,
-                                    st.network_fixed / A - free * B / A))
-            rows["mfu_target"].append((target * self._den_q[k] - self._num[k], target * self._den_u[k]))
+            rows["memory"].append((k, 1.0, -float(md.m_memory)))
+            rows["stability"].append((k, 1.0, -float(md.m_stable if md.mode_stable else 0)))
+            rows["starvation"].append((k, st.load_per_micro_batch_s / A - 1.0, -B / A))
+            rows["network"] += [(k, a / A - free * S / A, b / A - free * B / A) for a, b in st.network_links]
+            rows["mfu_target"].append((k, target * self._den_q[k] - self._num[k], target * self._den_u[k]))
         for wall in WALLS:
             block = pyo.ConstraintList()
             setattr(m, wall, block)
-            for k, (cq, cu) in enumerate(rows[wall]):
+            for k, cq, cu in rows[wall]:
                 largest = max(0.0, cq) * M + max(0.0, cu)
                 block.add(cq * m.q[k] + cu * m.u[k] <= m.relax[wall] * largest)
 

@@ -153,3 +153,46 @@ def test_the_package_caches_are_bounded_and_registered():
     for name in ("trainwall.optimizer.costmodel.structure.structure_of",
                  "trainwall.optimizer.compute._ops_cost", "trainwall.optimizer.memory._saved_bytes"):
         assert 0 < names[name] < 100_000
+
+
+# --- network traffic, link by link ------------------------------------------------------------------
+
+def test_envelope_keeps_the_links_that_can_be_busiest():
+    from trainwall.optimizer.costmodel.communication import envelope
+
+    links = [(1.0, 0.0), (0.5, 2.0), (0.5, 1.0), (0.2, 2.0), (1.0, 0.0), (0.0, 3.0), (0.9, -1.0)]
+    assert envelope(links) == ((1.0, 0.0), (0.5, 2.0), (0.0, 3.0))
+    m = np.arange(0, 20)
+    assert np.array_equal(np.max([a * m + b for a, b in envelope(links)], axis=0),
+                          np.max([a * m + b for a, b in links], axis=0))
+
+
+@pytest.mark.parametrize("tp, pp, dp, zero", [(8, 4, 32, 1), (4, 8, 16, 1), (2, 16, 8, 3), (8, 1, 64, 1),
+                                               (1, 8, 64, 1)])
+def test_network_traffic_is_the_busiest_single_link(tp, pp, dp, zero):
+    """Traffic is summed link by link over the step's collectives and the busiest link read:
+    at least any one collective's busiest link, at most the sum of every collective's busiest
+    link (what the model once reported, adding two different NICs together)."""
+    from trainwall.hardware import collectives
+    from trainwall.optimizer.costmodel.layout import parallel_groups
+
+    config = parse_config({"workload": {"model": "llama-3-70b", "seq_len": 8192},
+                           "system": {"accelerator": "h100-sxm", "devices": tp * pp * dp},
+                           "training": {"precision": "bf16-mixed", "tensor_parallel": tp, "pipeline_parallel": pp,
+                                        "data_parallel": dp, "zero_stage": zero, "micro_batch": 1,
+                                        "global_batch": 4 * dp, "recompute": "full"}})
+    plan = resolve(config)
+    st = structure_of(plan)
+    tp_groups, dp_groups, pp_pairs = parallel_groups(tp, dp, pp)
+    plans = [collectives.all_reduce(plan.topology, tp_groups), collectives.point_to_point(plan.topology, pp_pairs),
+             (collectives.all_gather if zero >= 3 else collectives.all_reduce)(plan.topology, dp_groups)]
+    crossing = [p for p in plans if p.network_shares]
+    m = np.arange(1, 9)
+    traffic = st.network_traffic(m)
+    assert traffic.shape == m.shape and np.all(traffic >= 0)
+    if not crossing:
+        assert not st.network_links and np.all(traffic == 0)
+        return
+    per_link = [a * m + b for a, b in st.network_links]
+    assert np.array_equal(traffic, np.max(per_link, axis=0))
+    assert len(st.network_links) <= sum(len(p.network_shares) for p in crossing)

@@ -8,7 +8,8 @@ state of one micro-batch (tokens x hidden x activation bytes):
 * tensor parallel (Megatron-LM, Shoeybi et al. 2019): per block 2 all-reduces of S_act
   forward and 2 backward (+2 recomputing the forward under full recompute), for the
   stage with the most split blocks;
-* pipeline: S_act (/ tp under sequence parallelism) sent forward and its gradient back;
+* pipeline: S_act (/ tp under sequence parallelism) sent forward and its gradient back
+  (the reverse direction of each link: a first stage's NIC sends one, a middle stage's two);
 * data parallel, ZeRO 0-2: one all-reduce of the trainable gradients per step (per
   ``local_steps`` steps), hidden behind the backward pass up to
   ``OVERLAP_EFFICIENCY`` x the shortest stage's backward;
@@ -16,12 +17,18 @@ state of one micro-batch (tokens x hidden x activation bytes):
   forward and the backward and the gradients reduce-scattered, per micro-batch,
   hidden up to ``OVERLAP_EFFICIENCY`` x t_stage.
 
-Network load is counted in link-seconds on the busiest network link (bytes crossing
-it / its capacity) for the utilisation wall.
+Network load is counted per network link, in link-seconds (bytes crossing it / its
+full capacity), summed over the step's collectives link by link: a step's traffic is
+``a_l m + b_l`` on link l (per micro-batch and fixed parts), and the utilisation wall
+reads the busiest single link, max_l (a_l m + b_l) / step (docs/DESIGN.md). Two
+collectives whose busiest links differ (a middle stage's pipeline NIC, a first stage's
+gradient NIC) do not add up on one link. Links whose (a_l, b_l) another link matches or
+exceeds in both parts can never be the busiest and are dropped (:func:`envelope`).
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 
 from trainwall.hardware import collectives
@@ -46,17 +53,38 @@ class Communication:
     dp_per_micro_batch_s: float = 0.0
     dp_exposed_fixed_s: float = 0.0
     dp_exposed_per_micro_batch_s: float = 0.0
-    network_per_micro_batch: float = 0.0
-    network_fixed: float = 0.0
+    network_links: tuple[tuple[float, float], ...] = ()   # (a_l, b_l) link-seconds per micro-batch, per step
     data_parallel_bytes: float = 0.0
     data_parallel_plan: CollectivePlan | None = None
     algorithms: tuple[tuple[str, str], ...] = ()
     bottleneck_link: str = ""
 
 
-def _network_share(plan: CollectivePlan, nbytes: float) -> float:
-    """Link-seconds ``nbytes`` of this collective put on its busiest network link."""
-    return nbytes * plan.network_load_per_byte / plan.network_capacity
+class _LinkLoads:
+    """Link-seconds per network link, per micro-batch and per step, summed collective by collective."""
+
+    def __init__(self) -> None:
+        self.per_micro_batch: dict = defaultdict(float)
+        self.fixed: dict = defaultdict(float)
+
+    def add(self, plan: CollectivePlan, nbytes: float, per_micro_batch: bool) -> None:
+        target = self.per_micro_batch if per_micro_batch else self.fixed
+        for edge, share in plan.network_shares:
+            target[edge] += nbytes * share
+
+    def links(self) -> tuple[tuple[float, float], ...]:
+        edges = set(self.per_micro_batch) | set(self.fixed)
+        return envelope([(self.per_micro_batch.get(e, 0.0), self.fixed.get(e, 0.0)) for e in edges])
+
+
+def envelope(links: list[tuple[float, float]]) -> tuple[tuple[float, float], ...]:
+    """The links that can be the busiest at some m >= 0: no other (a', b') has a' >= a and
+    b' >= b (duplicates kept once), sorted by a descending."""
+    kept: list[tuple[float, float]] = []
+    for a, b in sorted(set(links), key=lambda ab: (-ab[0], -ab[1])):
+        if all(b > kb for _, kb in kept):      # every kept link has a' >= a: keep only a larger b
+            kept.append((a, b))
+    return tuple(kept)
 
 
 def communication(plan: ResolvedPlan, stages: Stages, t_stage: float) -> Communication:
@@ -67,39 +95,41 @@ def communication(plan: ResolvedPlan, stages: Stages, t_stage: float) -> Communi
     act_elems = layers[1].input.elements if (plan.family == "transformer" and len(layers) > 2) else 0.0
     act_msg = act_elems * plan.micro_batch * plan.policy.activation_bytes
     algorithms: list[tuple[str, str]] = []
-    net_mb, tp_mb, pp_mb, link = 0.0, 0.0, 0.0, ""
+    loads = _LinkLoads()
+    tp_mb, pp_mb, link = 0.0, 0.0, ""
     if tp > 1:
         coll = collectives.all_reduce(plan.topology, tp_groups, plan.background)
         algorithms.append(("tensor_parallel", coll.algorithm))
         per_layer = (2 + 2 + (2 if plan.recompute == "full" else 0))
         n_blocks = max(sum(1 for layer in layers[a:b] if any(op.tp for op in layer.ops)) for a, b in plan.bounds)
         tp_mb = n_blocks * per_layer * coll.time(act_msg)
-        if coll.network_capacity:
-            net_mb += _network_share(coll, n_blocks * per_layer * act_msg)
+        loads.add(coll, n_blocks * per_layer * act_msg, per_micro_batch=True)
         link = coll.bottleneck_link
     if pp > 1:
         msg = act_msg / (tp if plan.sequence_parallel else 1)
         coll = collectives.point_to_point(plan.topology, pp_pairs, plan.background)
+        back = collectives.point_to_point(plan.topology, tuple((b, a) for a, b in pp_pairs), plan.background)
         algorithms.append(("pipeline", coll.algorithm))
-        pp_mb = 2 * coll.time(msg)
-        if coll.network_capacity:
-            net_mb += _network_share(coll, 2 * msg)
+        pp_mb = coll.time(msg) + back.time(msg)     # activations forward, their gradients back
+        loads.add(coll, msg, per_micro_batch=True)
+        loads.add(back, msg, per_micro_batch=True)
         link = coll.bottleneck_link or link
-    sync = _data_parallel(plan, dp_groups, stages, t_stage)
+    sync = _data_parallel(plan, dp_groups, stages, t_stage, loads)
     if sync is None:
-        return Communication(tp_mb, pp_mb, network_per_micro_batch=net_mb, algorithms=tuple(algorithms),
+        return Communication(tp_mb, pp_mb, network_links=loads.links(), algorithms=tuple(algorithms),
                              bottleneck_link=link)
     coll = sync.data_parallel_plan
-    if coll.network_capacity or not link:
+    if coll.network_shares or not link:
         link = coll.bottleneck_link or link
     return Communication(tp_mb, pp_mb, sync.dp_fixed_s, sync.dp_per_micro_batch_s, sync.dp_exposed_fixed_s,
-                         sync.dp_exposed_per_micro_batch_s, net_mb + sync.network_per_micro_batch,
-                         sync.network_fixed, sync.data_parallel_bytes, coll,
+                         sync.dp_exposed_per_micro_batch_s, loads.links(), sync.data_parallel_bytes, coll,
                          (*algorithms, ("data_parallel", coll.algorithm)), link)
 
 
-def _data_parallel(plan: ResolvedPlan, dp_groups, stages: Stages, t_stage: float) -> Communication | None:
-    """The data-parallel collective of the step (None without data parallelism or training)."""
+def _data_parallel(plan: ResolvedPlan, dp_groups, stages: Stages, t_stage: float,
+                   loads: _LinkLoads) -> Communication | None:
+    """The data-parallel collective of the step (None without data parallelism or training);
+    its network traffic is added to ``loads``."""
     trainable = max(s.trainable for s in stages.states)
     if plan.data_parallel <= 1 or not trainable > 0:
         return None
@@ -108,14 +138,31 @@ def _data_parallel(plan: ResolvedPlan, dp_groups, stages: Stages, t_stage: float
         wbytes = max(s.params for s in stages.states) * plan.policy.weight_bytes
         # all-gather weights for forward and backward, reduce-scatter gradients: per micro-batch
         dp_mb = 3 * coll.time(wbytes) / plan.local_steps
-        net = _network_share(coll, 3 * wbytes / plan.local_steps) if coll.network_capacity else 0.0
+        _add_by_stage(loads, plan, dp_groups, coll, [3 * s.params * plan.policy.weight_bytes / plan.local_steps
+                                                     for s in stages.states], per_micro_batch=True)
         return Communication(0.0, 0.0, dp_per_micro_batch_s=dp_mb,
                              dp_exposed_per_micro_batch_s=max(0.0, dp_mb - OVERLAP_EFFICIENCY * t_stage),
-                             network_per_micro_batch=net, data_parallel_bytes=wbytes, data_parallel_plan=coll)
+                             data_parallel_bytes=wbytes, data_parallel_plan=coll)
     coll = collectives.all_reduce(plan.topology, dp_groups, plan.background)
     volume = trainable * plan.policy.grad_bytes
     dp_fixed = coll.time(volume) / plan.local_steps
-    net = _network_share(coll, volume / plan.local_steps) if coll.network_capacity else 0.0
+    _add_by_stage(loads, plan, dp_groups, coll, [s.trainable * plan.policy.grad_bytes / plan.local_steps
+                                                 for s in stages.states], per_micro_batch=False)
     return Communication(0.0, 0.0, dp_fixed_s=dp_fixed,
                          dp_exposed_fixed_s=max(0.0, dp_fixed - OVERLAP_EFFICIENCY * min(stages.backward)),
-                         network_fixed=net, data_parallel_bytes=volume, data_parallel_plan=coll)
+                         data_parallel_bytes=volume, data_parallel_plan=coll)
+
+
+def _add_by_stage(loads: _LinkLoads, plan: ResolvedPlan, dp_groups, coll: CollectivePlan, volumes: list[float],
+                  per_micro_batch: bool) -> None:
+    """Each pipeline stage's data-parallel groups carry that stage's own bytes on the links they
+    cross (the first stage's ring carries the embedding's gradients, a middle stage's does not),
+    accounted by the algorithm all the groups run (``coll``); the step's time is set by the
+    largest volume on the concurrent plan."""
+    tp = plan.tensor_parallel
+    for p, volume in enumerate(volumes):
+        groups = dp_groups[p * tp:(p + 1) * tp]
+        stage = (collectives.all_reduce(plan.topology, groups, plan.background, coll.algorithm)
+                 if coll.algorithm.endswith("all-reduce") else coll if len(volumes) == 1
+                 else collectives.all_gather(plan.topology, groups, plan.background))
+        loads.add(stage, volume, per_micro_batch)

@@ -34,7 +34,7 @@ class StepStructure:
         busy(m)  = A m + B,   A = t_stage + t_tp + t_pp + e_dp,   B = bubble + t_opt + E_dp
         stall(m) = max(0, L m - busy(m))  (loading overlaps compute)  or  L m  (it does not)
         step(m)  = busy(m) + stall(m)
-        network(m) = (a m + b) / step(m) + background       (a, b: link-seconds of traffic)
+        network(m) = max_l (a_l m + b_l) / step(m) + background   (a_l, b_l: link l's link-seconds)
         MFU(m)   = F m / (step(m) x N x peak)                (F: model FLOPs per micro-batch round)
 
     with the bubble (p - 1) t_stage for 1F1B (:mod:`~trainwall.optimizer.costmodel.schedule`).
@@ -54,8 +54,7 @@ class StepStructure:
     dp_per_micro_batch_s: float         # ZeRO-3 gathers and reduce-scatters
     dp_exposed_fixed_s: float
     dp_exposed_per_micro_batch_s: float
-    network_per_micro_batch: float      # link-seconds on the busiest link per micro-batch
-    network_fixed: float
+    network_links: tuple[tuple[float, float], ...]   # per network link (a, b): link-seconds a m + b per step
     background_network_load: float
     load_per_micro_batch_s: float       # seconds the input pipeline needs per micro-batch round, per host
     loading_overlaps: bool
@@ -100,8 +99,11 @@ class StepStructure:
         return self.busy_s(m) + self.stall_s(m)
 
     def network_traffic(self, m):
-        """Link-seconds of traffic on the busiest link per step (at full link capacity)."""
-        return self.network_per_micro_batch * m + self.network_fixed
+        """Link-seconds of traffic on the busiest network link per step (at full link capacity):
+        max over links of a_l m + b_l (0 without network traffic)."""
+        if not self.network_links:
+            return 0.0 * m
+        return max_over_rows([a * m + b for a, b in self.network_links])
 
     def network_utilization(self, m):
         return self.network_traffic(m) / self.step_s(m) + self.background_network_load
@@ -154,7 +156,7 @@ def structure_of(plan: ResolvedPlan) -> StepStructure:
         tp_per_micro_batch_s=comm.tp_per_micro_batch_s, pp_per_micro_batch_s=comm.pp_per_micro_batch_s,
         dp_fixed_s=comm.dp_fixed_s, dp_per_micro_batch_s=comm.dp_per_micro_batch_s,
         dp_exposed_fixed_s=comm.dp_exposed_fixed_s, dp_exposed_per_micro_batch_s=comm.dp_exposed_per_micro_batch_s,
-        network_per_micro_batch=comm.network_per_micro_batch, network_fixed=comm.network_fixed,
+        network_links=comm.network_links,
         background_network_load=plan.background, load_per_micro_batch_s=samples_mb_host / supply,
         loading_overlaps=inputs.overlaps,
         stage_static=tuple(s.static for s in st.states), stage_kept=st.kept, stage_transient=st.transient,
