@@ -22,6 +22,11 @@ Per-algorithm message patterns (buffer of S bytes, group of n):
   member sends S to the aggregator and receives S back;
 * point-to-point: S from each source to its destination.
 
+Concurrent groups may move different amounts: ``weights`` gives each group's buffer as a
+fraction of S (a pipeline stage's data-parallel ring carries its own stage's gradients:
+the first stage's includes the embedding), and every message of a group is scaled by its
+weight; without weights every group moves S.
+
 ``background`` is the fraction of every network edge's capacity other jobs already
 use (a mission's "the fabric is 95 % busy"): those edges have (1 - background) of
 their capacity for us.
@@ -154,33 +159,42 @@ def _cost(topology: Topology, routed: _Routed | None, steps: int, algorithm: str
                           edges[bottleneck]["link"], routed.shares)
 
 
-def _ring_messages(topology: Topology, groups: Groups, share: float) -> list:
+Weights = tuple[float, ...] | None
+
+
+def _weights(groups: Groups, weights: Weights) -> tuple[float, ...]:
+    return weights if weights is not None else (1.0,) * len(groups)
+
+
+def _ring_messages(topology: Topology, groups: Groups, share: float, weights: Weights) -> list:
     devices = topology.devices
     out = []
-    for group in groups:
+    for group, weight in zip(groups, _weights(groups, weights)):
         for i, rank in enumerate(group):
-            out.append((devices[rank], devices[group[(i + 1) % len(group)]], share))
+            out.append((devices[rank], devices[group[(i + 1) % len(group)]], share * weight))
     return out
 
 
 @bounded(PLANS_MAXSIZE)
-def _ring_routed(topology: Topology, groups: Groups, all_reduce: bool) -> _Routed | None:
+def _ring_routed(topology: Topology, groups: Groups, all_reduce: bool, weights: Weights = None) -> _Routed | None:
     n = len(groups[0])
-    return _route(topology, _ring_messages(topology, groups, (2.0 if all_reduce else 1.0) * (n - 1) / n))
+    return _route(topology, _ring_messages(topology, groups, (2.0 if all_reduce else 1.0) * (n - 1) / n, weights))
 
 
-def _ring(topology: Topology, groups: Groups, background: float, all_reduce: bool) -> CollectivePlan:
+def _ring(topology: Topology, groups: Groups, background: float, all_reduce: bool,
+          weights: Weights = None) -> CollectivePlan:
     n = len(groups[0])
     steps = (2 if all_reduce else 1) * (n - 1)
     name = "ring all-reduce" if all_reduce else "ring"
-    return _cost(topology, _ring_routed(topology, groups, all_reduce), steps, name, background)
+    return _cost(topology, _ring_routed(topology, groups, all_reduce, weights), steps, name, background)
 
 
 @bounded(PLANS_MAXSIZE)
-def _aggregator_routed(topology: Topology, groups: Groups) -> _Routed | None:
+def _aggregator_routed(topology: Topology, groups: Groups, weights: Weights = None) -> _Routed | None:
     devices = topology.devices
-    msgs = [(devices[r], topology.aggregator, 1.0) for grp in groups for r in grp]
-    msgs += [(topology.aggregator, devices[r], 1.0) for grp in groups for r in grp]
+    pairs = [(r, w) for grp, w in zip(groups, _weights(groups, weights)) for r in grp]
+    msgs = [(devices[r], topology.aggregator, w) for r, w in pairs]
+    msgs += [(topology.aggregator, devices[r], w) for r, w in pairs]
     return _route(topology, msgs)
 
 
@@ -190,10 +204,11 @@ def _p2p_routed(topology: Topology, pairs: tuple[tuple[int, int], ...]) -> _Rout
     return _route(topology, [(devices[a], devices[b], 1.0) for a, b in pairs if a != b])
 
 
-def _split_by_node(topology: Topology, groups: Groups) -> tuple[Groups, Groups] | None:
-    """(intra-node subgroups, inter-node subgroups by local index), if the groups are regular."""
-    intra, inter = [], []
-    for group in groups:
+def _split_by_node(topology: Topology, groups: Groups, weights: Weights = None):
+    """(intra-node subgroups, their weights, inter-node subgroups by local index, their
+    weights), if the groups are regular; each subgroup keeps its group's weight."""
+    intra, inter, intra_w, inter_w = [], [], [], []
+    for group, weight in zip(groups, _weights(groups, weights)):
         by_node: dict[int, list[int]] = defaultdict(list)
         for rank in group:
             by_node[topology.node_of(rank)].append(rank)
@@ -203,37 +218,37 @@ def _split_by_node(topology: Topology, groups: Groups) -> tuple[Groups, Groups] 
         members = [by_node[k] for k in sorted(by_node)]
         intra.extend(tuple(m) for m in members)
         inter.extend(tuple(m[i] for m in members) for i in range(len(members[0])))
-    return tuple(intra), tuple(inter)
+        intra_w += [weight] * len(members)
+        inter_w += [weight] * len(members[0])
+    return tuple(intra), tuple(intra_w), tuple(inter), tuple(inter_w)
 
 
 @bounded(PLANS_MAXSIZE)
-def all_reduce(topology: Topology, groups: Groups, background: float = 0.0,
-               algorithm: str | None = None) -> CollectivePlan:
-    """The fastest all-reduce the topology offers for these concurrent groups (or the one
-    named ``algorithm``, e.g. to account a subset of the groups by the algorithm all of them run)."""
+def all_reduce(topology: Topology, groups: Groups, background: float = 0.0, weights: Weights = None) -> CollectivePlan:
+    """The fastest all-reduce the topology offers for these concurrent groups (each moving its
+    weight x S; see the module docstring)."""
     if not groups or len(groups[0]) < 2:
         return NO_COMMUNICATION
-    candidates = [_ring(topology, groups, background, all_reduce=True)]
-    split = _split_by_node(topology, groups)
+    candidates = [_ring(topology, groups, background, True, weights)]
+    split = _split_by_node(topology, groups, weights)
     if split is not None:
-        intra, inter = split
+        intra, intra_w, inter, inter_w = split
         g = len(intra[0])
-        rs = _ring(topology, intra, background, all_reduce=False)
-        ar = _ring(topology, inter, background, all_reduce=True)
+        rs = _ring(topology, intra, background, False, intra_w)
+        ar = _ring(topology, inter, background, True, inter_w)
         candidates.append(rs.then(ar, "hierarchical all-reduce", 1.0 / g).then(rs, "hierarchical all-reduce"))
     if topology.aggregator is not None:
-        candidates.append(_cost(topology, _aggregator_routed(topology, groups), 2, "aggregator all-reduce",
+        candidates.append(_cost(topology, _aggregator_routed(topology, groups, weights), 2, "aggregator all-reduce",
                                 background))
-    named = [p for p in candidates if p.algorithm == algorithm]
-    return min(named or candidates, key=lambda p: (p.seconds_per_byte, p.latency))
+    return min(candidates, key=lambda p: (p.seconds_per_byte, p.latency))
 
 
 @bounded(PLANS_MAXSIZE)
-def all_gather(topology: Topology, groups: Groups, background: float = 0.0) -> CollectivePlan:
+def all_gather(topology: Topology, groups: Groups, background: float = 0.0, weights: Weights = None) -> CollectivePlan:
     """Ring all-gather (each member ends with all n shards of S); reduce-scatter costs the same."""
     if not groups or len(groups[0]) < 2:
         return NO_COMMUNICATION
-    return _ring(topology, groups, background, all_reduce=False)
+    return _ring(topology, groups, background, False, weights)
 
 
 reduce_scatter = all_gather

@@ -31,6 +31,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
+from trainwall.core.caches import bounded
 from trainwall.hardware import collectives
 from trainwall.hardware.collectives import CollectivePlan
 from trainwall.optimizer.costmodel.layout import parallel_groups
@@ -64,17 +65,31 @@ class _LinkLoads:
     """Link-seconds per network link, per micro-batch and per step, summed collective by collective."""
 
     def __init__(self) -> None:
-        self.per_micro_batch: dict = defaultdict(float)
-        self.fixed: dict = defaultdict(float)
+        self.entries: list[tuple[CollectivePlan, float, bool]] = []
 
     def add(self, plan: CollectivePlan, nbytes: float, per_micro_batch: bool) -> None:
-        target = self.per_micro_batch if per_micro_batch else self.fixed
-        for edge, share in plan.network_shares:
-            target[edge] += nbytes * share
+        if plan.network_shares:
+            self.entries.append((plan, nbytes, per_micro_batch))
 
     def links(self) -> tuple[tuple[float, float], ...]:
-        edges = set(self.per_micro_batch) | set(self.fixed)
-        return envelope([(self.per_micro_batch.get(e, 0.0), self.fixed.get(e, 0.0)) for e in edges])
+        """(a_l, b_l) of every link that can be the busiest. Links that every collective loads
+        alike (a signature: one share per collective) carry the same traffic, so the sums run
+        over the few distinct signatures, not the thousands of links."""
+        if not self.entries:
+            return ()
+        signatures = _signatures(tuple(plan for plan, _, _ in self.entries))
+        return envelope([(sum(n * s for (_, n, mb), s in zip(self.entries, sig) if mb),
+                          sum(n * s for (_, n, mb), s in zip(self.entries, sig) if not mb)) for sig in signatures])
+
+
+@bounded(256)
+def _signatures(plans: tuple[CollectivePlan, ...]) -> tuple[tuple[float, ...], ...]:
+    """The distinct tuples (share of plan 1, share of plan 2, ...) over the network links any plan crosses."""
+    per_edge: dict = defaultdict(lambda: [0.0] * len(plans))
+    for k, plan in enumerate(plans):
+        for edge, share in plan.network_shares:
+            per_edge[edge][k] += share
+    return tuple(sorted({tuple(v) for v in per_edge.values()}))
 
 
 def envelope(links: list[tuple[float, float]]) -> tuple[tuple[float, float], ...]:
@@ -134,35 +149,31 @@ def _data_parallel(plan: ResolvedPlan, dp_groups, stages: Stages, t_stage: float
     if plan.data_parallel <= 1 or not trainable > 0:
         return None
     if plan.zero_stage >= 3:
-        coll = collectives.all_gather(plan.topology, dp_groups, plan.background)
         wbytes = max(s.params for s in stages.states) * plan.policy.weight_bytes
+        coll = collectives.all_gather(plan.topology, dp_groups, plan.background,
+                                      _stage_weights(plan, [s.params for s in stages.states]))
         # all-gather weights for forward and backward, reduce-scatter gradients: per micro-batch
         dp_mb = 3 * coll.time(wbytes) / plan.local_steps
-        _add_by_stage(loads, plan, dp_groups, coll, [3 * s.params * plan.policy.weight_bytes / plan.local_steps
-                                                     for s in stages.states], per_micro_batch=True)
+        loads.add(coll, 3 * wbytes / plan.local_steps, per_micro_batch=True)
         return Communication(0.0, 0.0, dp_per_micro_batch_s=dp_mb,
                              dp_exposed_per_micro_batch_s=max(0.0, dp_mb - OVERLAP_EFFICIENCY * t_stage),
                              data_parallel_bytes=wbytes, data_parallel_plan=coll)
-    coll = collectives.all_reduce(plan.topology, dp_groups, plan.background)
+    coll = collectives.all_reduce(plan.topology, dp_groups, plan.background,
+                                  _stage_weights(plan, [s.trainable for s in stages.states]))
     volume = trainable * plan.policy.grad_bytes
     dp_fixed = coll.time(volume) / plan.local_steps
-    _add_by_stage(loads, plan, dp_groups, coll, [s.trainable * plan.policy.grad_bytes / plan.local_steps
-                                                 for s in stages.states], per_micro_batch=False)
+    loads.add(coll, volume / plan.local_steps, per_micro_batch=False)
     return Communication(0.0, 0.0, dp_fixed_s=dp_fixed,
                          dp_exposed_fixed_s=max(0.0, dp_fixed - OVERLAP_EFFICIENCY * min(stages.backward)),
                          data_parallel_bytes=volume, data_parallel_plan=coll)
 
 
-def _add_by_stage(loads: _LinkLoads, plan: ResolvedPlan, dp_groups, coll: CollectivePlan, volumes: list[float],
-                  per_micro_batch: bool) -> None:
-    """Each pipeline stage's data-parallel groups carry that stage's own bytes on the links they
-    cross (the first stage's ring carries the embedding's gradients, a middle stage's does not),
-    accounted by the algorithm all the groups run (``coll``); the step's time is set by the
-    largest volume on the concurrent plan."""
-    tp = plan.tensor_parallel
-    for p, volume in enumerate(volumes):
-        groups = dp_groups[p * tp:(p + 1) * tp]
-        stage = (collectives.all_reduce(plan.topology, groups, plan.background, coll.algorithm)
-                 if coll.algorithm.endswith("all-reduce") else coll if len(volumes) == 1
-                 else collectives.all_gather(plan.topology, groups, plan.background))
-        loads.add(stage, volume, per_micro_batch)
+
+def _stage_weights(plan: ResolvedPlan, amounts: list[float]) -> tuple[float, ...] | None:
+    """Each data-parallel group's buffer as a fraction of the largest stage's: the groups are
+    stage-major (:func:`~trainwall.optimizer.costmodel.layout.parallel_groups`), tp per stage,
+    and each carries its own stage's gradients (or weights). None when all stages are equal."""
+    largest = max(amounts)
+    if all(a == largest for a in amounts):
+        return None
+    return tuple(a / largest for a in amounts for _ in range(plan.tensor_parallel))
