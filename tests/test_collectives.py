@@ -49,3 +49,20 @@ def test_shared_radio_is_one_channel():
     plan = C.all_reduce(T.star(16, "wifi"), (tuple(range(16)),))
     assert plan.bottleneck_link == "wifi"
     assert plan.seconds_per_byte == pytest.approx(min(16 * 2 * 15 / 16, 2 * 16) / 25e6)
+
+
+def test_weighted_groups_scale_their_own_links():
+    """Concurrent groups moving different buffers (a pipeline stage's gradients): each group's
+    messages, and so the links only it crosses, scale by its weight; the time is the busiest link's."""
+    topo = T.cluster(32, 8, "nvlink4", "ib-ndr")
+    groups = ((0, 8, 16, 24), (1, 9, 17, 25))          # two inter-node rings, disjoint NICs
+    even = C.all_reduce(topo, groups)
+    half = C.all_reduce(topo, groups, weights=(1.0, 0.5))
+    assert half.algorithm == even.algorithm
+    full, scaled = dict(even.network_shares), dict(half.network_shares)
+    assert full.keys() == scaled.keys()
+    first = {e for grp in groups[:1] for e in full if any(topo.devices[r] in e for r in grp)}
+    second = {e for e in full if any(topo.devices[r] in e for r in groups[1])}
+    assert first and second and not first & second
+    assert all(scaled[e] == full[e] for e in first) and all(scaled[e] == full[e] / 2 for e in second)
+    assert half.seconds_per_byte == even.seconds_per_byte       # the heavier group sets the time
