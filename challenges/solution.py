@@ -35,7 +35,7 @@ class MissionSolution:
         m = self.mission
         return {
             "mission": m.id,
-            "title": m.title,
+            "title": m.rendered().title,
             "status": self.status.value,
             "objective": {"name": m.objective.quantity, "sense": m.objective.sense, "value": self.objective},
             "configuration": self.configuration,

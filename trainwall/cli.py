@@ -241,7 +241,7 @@ def _missions(args: argparse.Namespace) -> int:
         return EXIT_OK
     rows = []
     for mid in shipped_ids():
-        m = mission(mid)
+        m = mission(mid).rendered()
         decisions = list(m.decisions) + (["training.trainable (per layer)"] if m.select_layers else [])
         rows.append({"id": m.id, "track": m.track, "part": m.part, "title": m.title,
                      "objective": {"name": m.objective.quantity, "sense": m.objective.sense},
