@@ -155,6 +155,9 @@ class Mission(_Strict):
     objective: Objective
     constraints: Annotated[list[str], Field(min_length=1)]
     wall: str                            # the constraint the track is about: it must bind at the optimum
+    # the share of each step the accelerators may wait for loading that cannot overlap compute
+    # (workers = 0, a microcontroller): the starvation wall (trainwall.optimizer.walls.starvation)
+    max_data_wait: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
     limits: Limits | None = None
     naive: dict[str, dict[str, Any]]
     lock: list[LockQuestion] = []
@@ -186,7 +189,7 @@ class Mission(_Strict):
     def checks(self, metrics) -> list[WallCheck]:
         """Each of the mission's walls for an evaluated configuration: value, limit, verdict
         (:func:`trainwall.optimizer.walls.check`, the one definition of each wall)."""
-        found = (check(wall, metrics, self.objective.target) for wall in self.constraints)
+        found = (check(wall, metrics, self.objective.target, self.max_data_wait) for wall in self.constraints)
         return [c for c in found if c is not None]
 
     def violations(self, metrics) -> list[tuple[str, float, float, str]]:

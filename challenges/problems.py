@@ -12,12 +12,15 @@ device limits or exceeds the global-batch limit is simply not a plan: it is coun
 
 from __future__ import annotations
 
+import dataclasses
+
 from trainwall.challenges import plans
 from trainwall.core.errors import InputError, MissionError
 from trainwall.optimizer.coefficients import mode_table, pipeline_rates, scaling_mode
 from trainwall.optimizer.pipeline_race import MODE_WALLS, PipelineMode, PipelineRaceProblem
 from trainwall.optimizer.scaling_wall import ScalingProblem
 from trainwall.optimizer.state_audit import StateAuditProblem
+from trainwall.optimizer.walls import demand_factor
 
 
 def _mode_plan(mission, choices: dict, micro_batches: int | None = None, **extra):
@@ -52,7 +55,13 @@ def pipeline_race_problem(mission) -> PipelineRaceProblem:
         config = _mode_plan(mission, choices, **{field: span.min})
         metrics = evaluate(config)
         broken = tuple(c.wall for c in mission.checks(metrics) if not c.satisfied and c.wall in MODE_WALLS)
-        modes.append(PipelineMode(dict(choices), pipeline_rates(config, metrics), broken))
+        rates = pipeline_rates(config, metrics)
+        factor = demand_factor(metrics.loading_overlaps, mission.max_data_wait)
+        if factor is None:
+            broken += ("starvation",)         # serial loading, and the mission allows no wait at all
+        else:
+            rates = dataclasses.replace(rates, demand=rates.demand * factor)
+        modes.append(PipelineMode(dict(choices), rates, broken))
     workers = field == "data.workers"
     hi = max(span.min, min(span.max, max(p.rates.cores for p in modes))) if workers else span.max
 
@@ -83,7 +92,8 @@ def scaling_problem(mission) -> tuple[ScalingProblem, int]:
             invalid += 1
         else:
             modes.append(mode)
-    return ScalingProblem(tuple(modes), tuple(mission.constraints), mission.objective.target or 0.0), invalid
+    return ScalingProblem(tuple(modes), tuple(mission.constraints), mission.objective.target or 0.0,
+                          mission.max_data_wait), invalid
 
 
 def modes_space(mission) -> int:

@@ -100,10 +100,10 @@ def _solve_pipeline_race(mission) -> MissionSolution:
     data = plans.decided_data(mission, choices)
     metrics = evaluate(plans.decided(mission, choices, label=f"{mission.reference} optimum"))
     binding = tuple(w for w in liftable if _improves("minimize", model.lifted_optimum(w), sol.value))
-    flow = metrics.pipeline
     poles = {s: u for s, u in metrics.pipeline_utilization.items() if s != "compute"}
     longest = max(poles, key=poles.get)
-    slack = {"starvation": wall_slack("starvation", flow.rate, flow.capacities["compute"]),
+    fed = next(c for c in mission.checks(metrics) if c.wall == "starvation")
+    slack = {"starvation": wall_slack("starvation", fed.value, fed.limit),
              "memory": wall_slack("memory", metrics.memory.total, metrics.memory.capacity)}
     agrees = exhaustive.feasible and exhaustive.mode == sol.mode and exhaustive.mask == (sol.value,)
 

@@ -187,11 +187,10 @@ def _scaling_points(problem, mode, m: np.ndarray) -> tuple[np.ndarray, np.ndarra
         ok &= WALLS["memory"].holds(st.memory_total(m), mode.capacity)
     if "stability" in walls:
         ok &= mode.mode_stable & (m <= mode.m_stable)
-    if "starvation" in walls:   # samples/s per host: what loading delivers against what the step asks
-        samples = st.samples_per_micro_batch_per_host
-        with np.errstate(divide="ignore"):
-            supply = np.divide(samples, st.load_per_micro_batch_s)
-        ok &= WALLS["starvation"].holds(supply, samples * m / st.busy_s(m))
+    if "starvation" in walls:   # seconds of loading per step against what the step can hide (walls.starvation)
+        load, busy, wait = st.load_per_micro_batch_s * m, st.busy_s(m), problem.max_data_wait
+        ok &= (WALLS["starvation"].holds(load, busy) if st.loading_overlaps
+               else WALLS["starvation"].holds(load * (1.0 - wait), wait * busy))
     if "network" in walls:
         ok &= WALLS["network"].holds(st.network_utilization(m), 1.0)
     mfu = st.mfu(m)

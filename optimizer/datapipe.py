@@ -34,13 +34,6 @@ class PipelineFlow:
     bottleneck: str
     capacities: dict = field(default_factory=dict)
 
-    @property
-    def starved(self) -> bool:
-        """The accelerators wait for data: the max-flow falls short of their demand."""
-        from trainwall.optimizer.walls import starvation
-
-        return not starvation(self).satisfied
-
 
 #: An infinite capacity on the graph (networkx's flow algorithms need finite ones).
 UNBOUNDED = 1e300

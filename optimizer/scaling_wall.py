@@ -27,7 +27,9 @@ MFU is the ratio of two linear forms:
     stability      d_k b_k q_k <= B_crit u_k without clipping; modes whose number format
                    breaks (range, loss scaling) or whose local steps exceed the workload's
                    staleness limit fixed u_k = 0
-    starvation     L_k q_k <= A_k q_k + B_k u_k          (supply >= demand)
+    starvation     L_k q_k <= A_k q_k + B_k u_k          (loading overlapping compute hides behind it), or
+                   L_k (1 - w) q_k <= w (A_k q_k + B_k u_k)   (serial loading waits at most a share w of
+                   the step: :func:`trainwall.optimizer.walls.starvation`)
     network        a_kl q_k + b_kl u_k <= (1 - bg) (S_k q_k + B_k u_k)   for each network link l
                    of mode k that can be its busiest (the upper envelope of its links' traffic)
     mfu_target     F_k q_k >= target N_k R (S_k q_k + B_k u_k)
@@ -59,6 +61,7 @@ class ScalingProblem:
     modes: tuple[ScalingMode, ...]
     walls: tuple[str, ...]           # the imposed walls (of :data:`WALLS`)
     target: float = 0.0              # the MFU target (with the mfu_target wall)
+    max_data_wait: float = 0.0       # the share of a step serial loading may take (the starvation wall)
 
 
 @dataclass(frozen=True)
@@ -142,7 +145,7 @@ class ScalingWallModel:
             free = 1.0 - st.background_network_load
             rows["memory"].append((k, 1.0, -float(md.m_memory)))
             rows["stability"].append((k, 1.0, -float(md.m_stable if md.mode_stable else 0)))
-            rows["starvation"].append((k, st.load_per_micro_batch_s / A - 1.0, -B / A))
+            rows["starvation"].append(_starvation_row(k, st, self.problem.max_data_wait))
             rows["network"] += [(k, a / A - free * S / A, b / A - free * B / A) for a, b in st.network_links]
             rows["mfu_target"].append((k, target * self._den_q[k] - self._num[k], target * self._den_u[k]))
         for wall in WALLS:
@@ -230,3 +233,12 @@ def _step_per_micro_batch(st) -> float:
     """S_k: seconds per micro-batch of the step once the pipeline keeps up - A_k, plus the
     loading L_k where it cannot overlap compute (an MCU computing its own features)."""
     return st.per_micro_batch_s + (0.0 if st.loading_overlaps else st.load_per_micro_batch_s)
+
+
+def _starvation_row(k: int, st, max_wait: float) -> tuple[int, float, float]:
+    """The starvation wall of mode k as c_q q_k + c_u u_k <= 0, scaled by A_k: loading L m must hide
+    behind the busy A m + B when it overlaps compute, else take at most a share w of the step."""
+    A, B, L = st.per_micro_batch_s, st.fixed_s, st.load_per_micro_batch_s
+    room = 1.0 if st.loading_overlaps else max_wait
+    need = 1.0 if st.loading_overlaps else 1.0 - max_wait
+    return k, (need * L - room * A) / A, -room * B / A

@@ -69,8 +69,9 @@ WALLS: dict[str, Wall] = {wall.name: wall for wall in (
          (("training.precision", "a number format with more range"),
           ("training.loss_scaling", "loss scaling"), ("training.gradient_clipping", "gradient clipping"),
           ("training.micro_batches", "a smaller global batch"), ("training.local_steps", "fewer local steps"))),
-    Wall("starvation", "samples/s", True, "samples/s the loading stages (storage, CPU workers, host link) "
-         "deliver per host against what its accelerators ask", "the accelerators' demand dropped",
+    Wall("starvation", "seconds", False, "seconds of loading a step needs per host against the seconds the step "
+         "can hide them in: its compute when loading overlaps it, the mission's allowed wait when it cannot",
+         "loading made free",
          (("data.workers", "more data-loader workers"), ("data.echo", "data echoing"),
           ("data.augmentation", "lighter augmentation"),
           ("data.augmentation_on", "augmentation on the accelerator"))),
@@ -137,19 +138,44 @@ def intrinsic_violations(memory, network_utilization: float, background: float, 
     return tuple(found) + tuple(Violation("stability", 1.0, 0.0, reason) for reason in stability.reasons)
 
 
-def starvation(flow) -> WallCheck:
-    """What the loading stages deliver per host against what the accelerators ask (the max-flow's
-    own rate is capped at the demand, so the supply is the least loading capacity)."""
-    demand = flow.capacities["compute"]
-    supply = min(c for stage, c in flow.capacities.items() if stage != "compute")
-    return judge("starvation", supply, demand,
-                 f"the input pipeline delivers {min(supply, demand):.4g} samples/s per host, the accelerators "
-                 f"ask for {demand:.4g}: {flow.bottleneck} is the longest pole")
+def starvation(metrics, max_wait: float = 0.0) -> WallCheck:
+    """The accelerators wait for data no longer than allowed, by the step time's own overlap rule.
+
+    Loading that overlaps compute (data-loader workers on other cores) must hide behind the
+    busy part of the step, ``loading_s <= busy_s``: in the max-flow view, the slowest
+    loading stage delivers what the accelerators ask. Loading that cannot overlap compute
+    (``workers = 0``; a microcontroller, whose one core records, extracts features and
+    trains in turn) is all wait: the step is ``busy_s + loading_s``, and a mission may allow
+    a share w of it (``max_data_wait``): ``loading_s <= w (busy_s + loading_s)``, judged as
+    ``loading_s (1 - w) <= w busy_s``; with w = 0 any loading breaks the wall.
+    """
+    t, flow = metrics.time, metrics.pipeline
+    busy = t.step_s - t.data_stall_s
+    loaders = {s: c for s, c in flow.capacities.items() if s != "compute"}
+    pole = min(loaders, key=loaders.get)
+    if metrics.loading_overlaps:
+        return judge("starvation", t.loading_s, busy, f"loading takes {t.loading_s:.4g} s per step and host, "
+                     f"compute hides {busy:.4g} s: {pole} is the longest pole")
+    share = t.loading_s / t.step_s if t.step_s else 0.0
+    return judge("starvation", t.loading_s * (1.0 - max_wait), max_wait * busy,
+                 f"loading cannot overlap compute here and takes {share:.0%} of each step, more than the "
+                 f"{max_wait:.0%} allowed: {pole} is the longest pole")
 
 
-def check(wall: str, metrics, target: float | None = None) -> WallCheck | None:
+def demand_factor(loading_overlaps: bool, max_wait: float) -> float | None:
+    """The starvation wall as a rate: the loading stages must deliver this multiple of what
+    the accelerators consume while busy. 1 when loading overlaps compute; (1 - w) / w when
+    it cannot (the rearranged ``loading_s (1 - w) <= w busy_s``); None when w = 0 there: no
+    rate suffices, any loading is a wait."""
+    if loading_overlaps:
+        return 1.0
+    return (1.0 - max_wait) / max_wait if max_wait > 0.0 else None
+
+
+def check(wall: str, metrics, target: float | None = None, max_wait: float = 0.0) -> WallCheck | None:
     """One wall for an evaluated configuration (None where it does not apply: flash off a
-    microcontroller). The intrinsic walls repeat the cost model's own verdicts and messages."""
+    microcontroller). The intrinsic walls repeat the cost model's own verdicts and messages;
+    ``target`` is the MFU target, ``max_wait`` the share of a step serial loading may take."""
     mem = metrics.memory
     broken = [v.message for v in metrics.violations if v.constraint == wall]
     if wall == "memory":
@@ -162,7 +188,7 @@ def check(wall: str, metrics, target: float | None = None) -> WallCheck | None:
     if wall == "stability":
         return WallCheck(wall, float(len(broken)), 0.0, "broken rules", not broken, "; ".join(broken))
     if wall == "starvation":
-        return starvation(metrics.pipeline)
+        return starvation(metrics, max_wait)
     if wall == "mfu_target":
         return judge(wall, metrics.mfu, target, f"MFU {metrics.mfu:.1%} is below the {target:.0%} target")
     raise KeyError(f"unknown wall {wall!r}; known: {', '.join(WALLS)}")

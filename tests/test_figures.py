@@ -128,7 +128,7 @@ def test_pipeline_balance_point_is_the_certified_optimum(mission_id):
     the optimum - drawn from the optimum's other choices."""
     _, ((_, _), (_, best_config)) = figures.subjects(mission_id)
     lever = mission(mission_id).objective.quantity
-    gauge = figures.pipeline(best_config, lever=lever)
+    gauge = figures.pipeline(best_config, lever=lever, max_wait=mission(mission_id).max_data_wait)
     best = answers.optimum(mission(mission_id))
     assert gauge.lever == lever
     assert gauge.balance_point == best.configuration["data"][lever]

@@ -390,17 +390,20 @@ def test_python_api_grades_like_the_cli(tmp_path):
 
 def test_starvation_slack_is_the_spare_loading_capacity(tmp_path):
     """80 workers where 71 balance cloud/2: the loading stages could deliver more than the GPUs
-    take; the slack is that spare capacity (the max-flow itself is capped at the demand)."""
+    take; the slack is the seconds of compute the loading leaves unused (the step's busy time
+    less the loading it hides), the spare capacity in time."""
     from trainwall.challenges.submission import plan
     from trainwall.optimizer.costmodel import evaluate
 
     code, out = grade(tmp_path, submission_text("cloud/2", {}, {"workers": 80, "augmentation_on": "accelerator"}))
     wall = next(w for w in out["walls"] if w["constraint"] == "starvation")
-    flow = evaluate(plan(mission("cloud/2"), {"data.workers": 80, "data.augmentation_on": "accelerator"},
-                         "t")).pipeline
+    metrics = evaluate(plan(mission("cloud/2"), {"data.workers": 80, "data.augmentation_on": "accelerator"}, "t"))
+    flow, t = metrics.pipeline, metrics.time
     spare = min(flow.capacities["storage"], flow.capacities["cpu"], flow.capacities["host_link"])
     assert flow.rate == flow.capacities["compute"]      # fed: the flow equals the demand
-    assert wall["satisfied"] and wall["slack"] == pytest.approx(spare - flow.capacities["compute"])
+    fresh_per_step = flow.capacities["compute"] * t.step_s              # fresh samples per step and host
+    assert t.data_stall_s == 0 and t.loading_s == pytest.approx(fresh_per_step / spare, rel=1e-12)
+    assert wall["satisfied"] and wall["slack"] == pytest.approx(t.step_s - fresh_per_step / spare, rel=1e-9)
     assert wall["slack"] > 0
     assert any("workers can be lower" in f for f in out["feedback"])
 

@@ -154,6 +154,8 @@ def random_fleet_part3(seed: int):
         "objective": {"quantity": "mfu", "sense": "maximize", **({"target": target} if target else {})},
         "naive": {"training": {}},
     }
+    if workers == 0:     # serial loading: the share of a step it may take (0: none at all)
+        data["max_data_wait"] = rng.choice([0.0, 0.3, 0.5, 0.7])
     return parse_mission(data, f"random fleet {seed}")
 
 
@@ -169,6 +171,9 @@ def test_fleet_instances_cover_mcus_staleness_and_infeasibility():
     assert 0 < sum(o.feasible for o in outcomes) < len(outcomes)
     mcu = [o for m, o in zip(missions, outcomes) if m.scenario["data"]["workers"] == 0 and o.feasible]
     assert len(mcu) >= 3
+    # serial loading with no wait allowed starves every plan
+    assert not any(o.feasible for m, o in zip(missions, outcomes) if m.scenario["data"]["workers"] == 0
+                   and m.max_data_wait == 0.0 and "starvation" in m.constraints)
     # some optimum stops at the staleness limit with more local steps on offer
     stale = sum(1 for m, o in zip(missions, outcomes) if o.feasible
                 and scaling_problem(m)[0].modes[o.mode].choices["training.local_steps"] == 16

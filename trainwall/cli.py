@@ -121,7 +121,8 @@ def _plot(args: argparse.Namespace) -> int:
                               f"Scaling: {name}", mission.objective.target if mission else None)
     else:
         lever = mission.objective.quantity if mission is not None and mission.part == 2 else None
-        plotting.draw_pipeline([figures.pipeline(c, label, lever) for label, c in subjects], args.output,
+        wait = mission.max_data_wait if mission is not None else 0.0
+        plotting.draw_pipeline([figures.pipeline(c, label, lever, wait) for label, c in subjects], args.output,
                                f"Input pipeline: {name}")
     print(f"wrote {args.output}")
     return EXIT_OK

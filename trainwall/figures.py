@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from trainwall.core.config import Config, parse_config
 from trainwall.core.errors import InputError
-from trainwall.optimizer.walls import WALLS
+from trainwall.optimizer.walls import demand_factor, starvation
 
 WATERFALL_BARS = ("weights", "gradients", "optimizer_state", "activations", "other")
 
@@ -148,8 +148,9 @@ class PipelineGauge:
     lever: str                # what the curve varies: "workers" (data-loader processes) or "echo"
     settings: tuple[int, ...]
     throughput: tuple[float, ...]   # training samples/s per host the pipeline feeds (fresh x echo)
-    needed: tuple[float, ...]       # training samples/s per host the accelerators consume
-    balance_point: int | None       # the least setting at which nothing starves
+    needed: tuple[float, ...]       # training samples/s per host loading must deliver (walls.demand_factor x
+                                    # what the accelerators consume; NaN where no rate suffices)
+    balance_point: int | None       # the least setting at which the starvation wall holds
     current: int
 
 
@@ -161,10 +162,12 @@ def _box_of(stage: str) -> str:
 ECHO_RANGE = range(1, 9)
 
 
-def pipeline(config: Config, label: str = "", lever: str | None = None) -> PipelineGauge:
+def pipeline(config: Config, label: str = "", lever: str | None = None, max_wait: float = 0.0) -> PipelineGauge:
     """The gauge, and the curve of the lever that feeds the accelerators: data-loader workers
     (1 to twice the host's cores), or data echoing (1 to 8 uses of each fresh sample). By
-    default workers, unless loading has none (a microcontroller); a part-2 mission names its own."""
+    default workers, unless loading has none (a microcontroller); a part-2 mission names its own.
+    ``max_wait``: the share of a step loading that cannot overlap compute may take (a mission's
+    ``max_data_wait``); the balance point is where :func:`~trainwall.optimizer.walls.starvation` holds."""
     from trainwall.hardware import catalog as hw
 
     metrics = _evaluate(config)
@@ -180,14 +183,15 @@ def pipeline(config: Config, label: str = "", lever: str | None = None) -> Pipel
     else:
         current = config.data.echo
         settings = sorted(set(ECHO_RANGE) | {current})
-    throughput, needed = [], []
+    throughput, needed, fed = [], [], []
     for value in settings:
         point = _evaluate(_with(config, data={lever: value}))
         uses = value if lever == "echo" else echo
+        factor = demand_factor(point.loading_overlaps, max_wait)
         throughput.append(point.pipeline.rate * uses)
-        needed.append(point.pipeline.capacities["compute"] * uses)
-    starved = WALLS["starvation"]
-    balance = next((v for v, r, d in zip(settings, throughput, needed) if starved.holds(r, d)), None)
+        needed.append(point.pipeline.capacities["compute"] * uses * factor if factor else float("nan"))
+        fed.append(starvation(point, max_wait).satisfied)
+    balance = next((v for v, ok in zip(settings, fed) if ok), None)
     return PipelineGauge(label, capacities, utilization, _box_of(flow.bottleneck), flow.rate * echo,
                          flow.capacities["compute"] * echo, lever, tuple(settings), tuple(throughput), tuple(needed),
                          balance, current)

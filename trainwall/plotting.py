@@ -197,7 +197,7 @@ def draw_pipeline(gauges, path: str | Path, title: str) -> None:
             curve.plot(g.settings, g.throughput, marker="o", markersize=3, color=OKABE_ITO[0],
                        label="input pipeline (max-flow)")
             curve.plot(g.settings, g.needed, color="black", linestyle="--", linewidth=1.0,
-                       label="accelerators' demand")
+                       label="what loading must deliver")
             if g.balance_point is not None:
                 k = g.settings.index(g.balance_point)
                 curve.plot([g.balance_point], [g.throughput[k]], marker="*", markersize=14, color=OKABE_ITO[1],

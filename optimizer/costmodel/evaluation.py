@@ -53,7 +53,7 @@ def evaluate(config: Config, device: hw.Device | None = None) -> Metrics:
         network_utilization=network_util, background_network_load=bg,
         pipeline=flow, pipeline_throughput=achieved * st.hosts, pipeline_utilization=utilization,
         stability=stab, devices=N, reference_peak=st.reference_peak, bottleneck_link=st.bottleneck_link,
-        algorithms=dict(st.algorithms),
+        algorithms=dict(st.algorithms), loading_overlaps=st.loading_overlaps,
     )
 
 
@@ -80,7 +80,7 @@ def _step_time(st: StepStructure, m: int) -> tuple[StepTime, float]:
     stall = float(st.stall_s(m))
     time = StepTime(busy + stall, m * st.t_stage + st.optimizer_s, tp_s + pp_s + dp_s, exposed,
                     st.schedule.bubble_s(st.t_stage), stall, m * st.recompute_per_micro_batch_s, st.optimizer_s,
-                    tp_s, pp_s, dp_s)
+                    tp_s, pp_s, dp_s, st.load_per_micro_batch_s * m)
     return time, busy
 
 

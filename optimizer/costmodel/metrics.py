@@ -61,6 +61,7 @@ class StepTime:
     tensor_parallel_s: float
     pipeline_p2p_s: float
     data_parallel_s: float
+    loading_s: float = 0.0     # seconds of loading the step needs per host (hidden behind compute when it overlaps)
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,7 @@ class Metrics:
     reference_peak: float
     bottleneck_link: str = ""
     algorithms: dict = field(default_factory=dict)
+    loading_overlaps: bool = True   # loading runs beside compute (workers on other cores), or before it
 
     def to_dict(self) -> dict:
         """docs/INTERFACE.md's JSON object of ``trainwall evaluate --json``."""
@@ -118,6 +120,7 @@ class Metrics:
             "collectives": dict(self.algorithms),
             "pipeline": {
                 "bottleneck": self.pipeline.bottleneck,
+                "overlaps_compute": self.loading_overlaps,
                 "throughput": self.pipeline_throughput,
                 "stages": {s: {"capacity": c, "utilization": self.pipeline_utilization[s]}
                            for s, c in self.pipeline.capacities.items()},
