@@ -58,8 +58,8 @@ def short_of_optimum(mission, best, chosen: dict, config, value: float, walls) -
                  if _improves(mission, {**chosen, **{f: optimum[f] for f in combo}}, value)]
         if found:
             return [_lever_line(combo, mine, optimum) for combo in found] + _room_on_binding_walls(mission, best, walls)
-    out = ([f"No one or two of your decisions, changed alone, improve the plan: the optimum differs in your "
-            f"{', '.join(label(f) for f in differing)} together."] if differing else [])
+    out = ([(f"No one or two of your decisions, changed alone, improve the plan: the optimum differs in your "
+            f"{', '.join(label(f) for f in differing)} together.")] if differing else [])
     return out + _room_on_binding_walls(mission, best, walls)
 
 

@@ -215,12 +215,12 @@ def _feedback(mission, best: Optimum, submission, config, walls, value: float, s
         return feedback.infeasible(mission, walls)
     policy = mission.grading
     if shortfall <= policy.full_credit_gap:
-        return [f"Feasible and within {policy.describe(policy.full_credit_gap)} of the certified optimum: "
-                "full credit."]
+        return [(f"Feasible and within {policy.describe(policy.full_credit_gap)} of the certified optimum: "
+                "full credit.")]
     better = "higher" if mission.objective.sense == "maximize" else "lower"
-    return ([f"Feasible, but {policy.describe(shortfall)} short of the certified optimum: "
+    return ([(f"Feasible, but {policy.describe(shortfall)} short of the certified optimum: "
              f"{mission.objective.quantity} can be "
-             f"{better}."]
+             f"{better}.")]
             + feedback.short_of_optimum(mission, best, submission.configuration.dotted(), config, value, walls))
 
 
@@ -271,8 +271,8 @@ def grade_file(path: str | Path, missions: "MissionSource") -> Grade:
 def grader_failed(source: str, message: str, submission=None, max_score: float = 1.0) -> Grade:
     return Grade(source, getattr(submission, "mission", None), getattr(submission, "student", None), False, 0.0,
                  max_score, internal_error=_clip(message),
-                 feedback=("The grader itself failed on this submission; this is not your mistake. "
-                           "Tell your instructor.",))
+                 feedback=(("The grader itself failed on this submission; this is not your mistake. "
+                           "Tell your instructor."),))
 
 
 def malformed(source: str, message: str, submission=None, max_score: float = 1.0) -> Grade:

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
 from trainwall.core.caches import bounded
 from trainwall.core.errors import InputError, MissionError, UnknownNameError
 from trainwall.optimizer.walls import WallCheck, check
@@ -170,7 +169,7 @@ class Mission(_Strict):
         """What a submission names: the id, or ``id@variant`` for a generated variant."""
         return self.id if self.variant is None else f"{self.id}@{self.variant}"
 
-    def rendered(self) -> "Mission":
+    def rendered(self) -> Mission:
         """This mission with its prose rendered from its data (:mod:`trainwall.challenges.prose`):
         what a student reads. Rendering rendered prose changes nothing."""
         return self.model_copy(update=_rendered_prose(self, "mission"))

@@ -31,11 +31,11 @@ QUANTITIES: dict[str, tuple[str, Callable]] = {
     "hidden_state_over_weights": ("(gradients + optimizer state) / weights",
                                   lambda m: (m.memory.gradients + m.memory.optimizer_state) / m.memory.weights),
     "weight_fraction": ("weights alone / device memory capacity", lambda m: m.memory.weights / m.memory.capacity),
-    "saved_activation_fraction": ("activations saved for the backward pass (without the widest kernel's "
-                                  "transient working set) / device memory capacity",
+    "saved_activation_fraction": (("activations saved for the backward pass (without the widest kernel's "
+                                  "transient working set) / device memory capacity"),
                                   lambda m: m.memory.saved_activations / m.memory.capacity),
-    "activation_fraction": ("activation memory (saved, plus the widest kernel's transient working set) / "
-                            "device memory capacity",
+    "activation_fraction": (("activation memory (saved, plus the widest kernel's transient working set) / "
+                            "device memory capacity"),
                             lambda m: m.memory.activations / m.memory.capacity),
     "memory_fraction": ("memory used / capacity", lambda m: m.memory.total / m.memory.capacity),
     "memory_total": ("bytes per device", lambda m: m.memory.total),
@@ -49,12 +49,12 @@ QUANTITIES: dict[str, tuple[str, Callable]] = {
                          lambda m: m.pipeline.capacities["storage"]),
     "compute_demand": ("samples/s one host's accelerators ask the input pipeline for",
                        lambda m: m.pipeline.capacities["compute"]),
-    "bubble_fraction": ("pipeline bubble / pipeline time (fill, drain and the m micro-batches' compute): "
-                        "(p - 1) / (m + p - 1) for 1F1B", _bubble_fraction),
+    "bubble_fraction": (("pipeline bubble / pipeline time (fill, drain and the m micro-batches' compute): "
+                        "(p - 1) / (m + p - 1) for 1F1B"), _bubble_fraction),
     "comm_to_compute": ("communication / compute time per step", lambda m: m.comm_to_compute),
     "network_utilization": ("busiest link's load, background included", lambda m: m.network_utilization),
-    "network_headroom_used": ("share of the busiest link's headroom (what the background load leaves) "
-                              "this run's traffic takes", _headroom_used),
+    "network_headroom_used": (("share of the busiest link's headroom (what the background load leaves) "
+                              "this run's traffic takes"), _headroom_used),
 }
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from trainwall.challenges import answers, grading
 from trainwall.challenges.feedback import levers
 from trainwall.challenges.mission import mission, shipped_ids

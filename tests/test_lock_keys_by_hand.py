@@ -20,7 +20,6 @@ from collections import namedtuple
 from pathlib import Path
 
 import pytest
-
 from trainwall.challenges.grading import prediction_correct
 from trainwall.challenges.mission import parse_mission
 

@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 import pytest
-
 from trainwall.challenges.mission import lookup, mission, parse_mission, shipped_ids
 from trainwall.challenges.prose import ProseError, placeholders, render
 from trainwall.core.errors import MissionError

@@ -4,12 +4,12 @@ by the wall while evaluate reported a 500 ms stall in a 1.193 s step)."""
 from __future__ import annotations
 
 import pytest
-
-from trainwall import figures
 from trainwall.challenges import answers, plans
 from trainwall.challenges.mission import mission
 from trainwall.optimizer.costmodel import evaluate
 from trainwall.optimizer.walls import TOLERANCE
+
+from trainwall import figures
 
 PART_2 = ("cloud/2", "edge/2", "mobile/2", "tiny/2")
 
