@@ -666,3 +666,15 @@ def test_saved_activations_are_what_autograd_saves(model, config):
     s = Scenario({"scenario": {"workload": {"model": model}, "system": {"accelerator": "h100-sxm"},
                                "training": {"precision": "fp32"}}})
     assert memory(s)["saved"] == pytest.approx(saved_activation_bytes(net, {"pixel_values": pixels}), rel=0.01)
+
+
+@pytest.mark.parametrize("mission_id", [mid for mid in MISSIONS if SHIPPED[mid].get("variants")])
+def test_drawn_variants_keys_agree_with_the_hand_derivation(mission_id):
+    """Variants as trainwall generate draws them (every perturbed path at once), three students."""
+    from trainwall.challenges import variants
+    from trainwall.challenges.mission import mission
+
+    for student in ("a", "b", "c"):
+        data = variants.draw(mission(mission_id), 7, student, 0)
+        for lid, key, by_hand, tolerance in checked(data, f"{mission_id} drawn for {student}"):
+            assert agrees(key, by_hand, tolerance), (student, lid, key, by_hand)
