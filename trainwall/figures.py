@@ -143,7 +143,8 @@ class PipelineGauge:
     capacities: dict          # box -> training samples/s per host (fresh x echo; Data: the slower of storage, CPU)
     utilization: dict         # box -> evaluate's utilisation of the box's slowest stage (achieved / capacity)
     longest_pole: str         # the box holding the max-flow's bottleneck
-    rate: float               # training samples/s per host the pipeline sustains (fresh x echo)
+    rate: float               # training samples/s per host the step achieves (fresh x echo; with serial
+                              # loading, less than the max-flow: the step waits for it)
     demand: float             # training samples/s per host the accelerators ask for
     lever: str                # what the curve varies: "workers" (data-loader processes) or "echo"
     settings: tuple[int, ...]
@@ -192,7 +193,9 @@ def pipeline(config: Config, label: str = "", lever: str | None = None, max_wait
         needed.append(point.pipeline.capacities["compute"] * uses * factor if factor else float("nan"))
         fed.append(starvation(point, max_wait).satisfied)
     balance = next((v for v, ok in zip(settings, fed) if ok), None)
-    return PipelineGauge(label, capacities, utilization, _box_of(flow.bottleneck), flow.rate * echo,
+    t = metrics.time
+    achieved = flow.capacities["compute"] * echo * (t.step_s - t.data_stall_s) / t.step_s
+    return PipelineGauge(label, capacities, utilization, _box_of(flow.bottleneck), achieved,
                          flow.capacities["compute"] * echo, lever, tuple(settings), tuple(throughput), tuple(needed),
                          balance, current)
 
