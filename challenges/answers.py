@@ -9,7 +9,7 @@ keyed by the mission's content (:func:`optimum`), seeded from answer-key files
 from __future__ import annotations
 
 import hashlib
-import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,19 +84,26 @@ def remember(mission, known: Optimum) -> None:
 
 
 def load_keys(folder: str | Path) -> dict:
-    """Answer keys of a ``generate`` output (the folder itself or its ``keys/``): reference -> (mission, optimum)."""
-    from trainwall.challenges.mission import parse_mission
+    """Answer keys of a ``generate`` output (the folder itself or its ``keys/``): reference -> (mission, optimum).
 
+    Each ``*.json`` is read by the hardened reader (trainwall.core.fileformats: regular files
+    only, size, depth and integer caps, duplicate keys refused): a FIFO, a link to a device,
+    a folder named ``x.json`` or a malformed key is an InputError naming the file."""
+    from trainwall.challenges.mission import parse_mission
+    from trainwall.core.fileformats import read_document
+
+    if not str(folder).strip():         # Path("") is the current folder: never what was meant
+        raise InputError("--mission", str(folder), "an empty path names no answer-key folder")
     folder = Path(folder)
-    if (folder / "keys").is_dir():
+    if os.path.isdir(folder / "keys"):      # never raises (Path.is_dir does for a name too long)
         folder = folder / "keys"
     found = {}
     for path in sorted(folder.glob("*.json")):
+        data = read_document(path)
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
             mission = parse_mission(data["mission"], str(path))
-            best = Optimum.from_dict(data["optimum"])
-        except (ValueError, KeyError, TypeError) as exc:
+            best = _checked_optimum(Optimum.from_dict(data["optimum"]))
+        except (ValueError, KeyError, TypeError, AttributeError, OverflowError) as exc:
             raise InputError("", str(path), f"not a trainwall answer key ({type(exc).__name__}: {exc})",
                              source=str(path)) from None
         remember(mission, best)
@@ -104,3 +111,15 @@ def load_keys(folder: str | Path) -> dict:
     if not found:
         raise InputError("--mission", str(folder), "no answer keys (*.json from trainwall generate) in this folder")
     return found
+
+
+def _checked_optimum(best: Optimum) -> Optimum:
+    """An answer key's numbers are finite (grading compares with them and writes them out)."""
+    import math
+
+    numbers = {"optimum.objective": best.objective, **{f"optimum.lock_answers.{k}": v
+                                                       for k, v in best.lock_answers.items()}}
+    for field, value in numbers.items():
+        if not math.isfinite(value):
+            raise ValueError(f"{field} = {value!r} must be a finite number")
+    return best

@@ -9,8 +9,10 @@ the student's files in ``/autograder/submission/``, the bundle in
 * ``setup.sh``: installs Python 3.11+ and, in ``/autograder/venv``, trainwall
   (``--install``: a pip requirement, by default this version of trainwall; a wheel
   file given there is copied into the bundle and installed from it);
-* ``run_autograder``: grades the first ``.toml``/``.json``/``.yaml``/``.yml`` file of
-  the submission folder with ``--format gradescope`` and always leaves a results file;
+* ``run_autograder``: grades the first regular file of the submission folder whose
+  suffix is ``.toml``/``.json``/``.yaml``/``.yml`` in any case (never a folder, never a
+  link) with ``--format gradescope``, and always leaves ``results/results.json`` as a
+  file (one that says what went wrong when there is nothing to grade);
 * ``keys/``: the mission (or every variant) with its certified optimum, so no
   submission pays for a solve and grading cannot drift if trainwall's missions change.
 
@@ -21,7 +23,7 @@ the student's files in ``/autograder/submission/``, the bundle in
 from __future__ import annotations
 
 import json
-import shutil
+import os
 from pathlib import Path
 
 SETUP = """#!/usr/bin/env bash
@@ -39,55 +41,117 @@ fi
 /autograder/venv/bin/python -m pip install {requirement}
 """
 
-RUN = """#!/usr/bin/env bash
-# Gradescope runs this per submission. It always leaves results/results.json.
-ROOT="${{AUTOGRADER_ROOT:-/autograder}}"
-PYTHON="${{TRAINWALL_PYTHON:-$ROOT/venv/bin/python}}"
-shopt -s nullglob
-files=("$ROOT"/submission/*.toml "$ROOT"/submission/*.json "$ROOT"/submission/*.yaml "$ROOT"/submission/*.yml)
-submission="${{files[0]:-$ROOT/submission/submission.toml}}"   # none: the grader reports a missing file
+RUN = r"""#!/usr/bin/env bash
+# Gradescope runs this per submission. It always leaves results/results.json, a file.
+ROOT="${AUTOGRADER_ROOT:-/autograder}"
+PYTHON="${TRAINWALL_PYTHON:-$ROOT/venv/bin/python}"
+RESULTS="$ROOT/results/results.json"
+
+fallback() {   # a results file saying what went wrong ($1 is our text, never the student's)
+    printf '{"score": 0.0, "output": "%s", "output_format": "text", "visibility": "visible", %s}\n' \
+        "$1" '"stdout_visibility": "hidden", "tests": []' > "$RESULTS.part" && mv -f "$RESULTS.part" "$RESULTS"
+}
+
+# The first regular file with a submission suffix, in any case (ANSWER.JSON): not a folder
+# (answer.toml/), not a link (it could point at the answer keys or anywhere else).
+shopt -s nullglob nocaseglob
+submission=""
+for candidate in "$ROOT"/submission/*.toml "$ROOT"/submission/*.json "$ROOT"/submission/*.yaml \
+                 "$ROOT"/submission/*.yml; do
+    if [ -f "$candidate" ] && [ ! -L "$candidate" ]; then
+        submission="$candidate"
+        break
+    fi
+done
+shopt -u nocaseglob
 mkdir -p "$ROOT/results"
-"$PYTHON" -m trainwall.cli grade "$submission" --mission "$ROOT/source/keys" \\
-    --format gradescope --output "$ROOT/results/results.json"
+if [ -d "$RESULTS" ] || [ -L "$RESULTS" ]; then
+    rm -rf "$RESULTS"
+fi
+if [ -z "$submission" ]; then
+    fallback "No submission file found: upload one .toml, .json, .yaml or .yml file (a file, not a folder)."
+    exit 0
+fi
+"$PYTHON" -m trainwall.cli grade "$submission" --mission "$ROOT/source/keys" \
+    --format gradescope --output "$RESULTS"
 status=$?
-if [ ! -s "$ROOT/results/results.json" ]; then
-    printf '{{"score": 0.0, "output": "The autograder could not start trainwall (exit %s). Tell your instructor.", "tests": []}}\\n' \\
-        "$status" > "$ROOT/results/results.json"
+if [ ! -f "$RESULTS" ] || [ -L "$RESULTS" ] || [ ! -s "$RESULTS" ]; then
+    rm -rf "$RESULTS"
+    fallback "The autograder could not start trainwall (exit $status). Tell your instructor."
 fi
 exit 0
 """
 
 
-def write_bundle(reference: str, out: str | Path, requirement: str) -> Path:
-    """The bundle for a mission id / file, or a ``generate`` output folder (its variants)."""
+def check_out(reference: str, out: str | Path) -> Path:
+    """``--out`` before any work: a folder (or a path to make one) that is not a ``generate``
+    output, does not overlap the answer keys it is made from, and where no input would be replaced."""
+    from trainwall.core.errors import InputError
+    from trainwall.core.outputs import check_target
+
+    source = Path(reference)
+    folders = []
+    if source.is_dir():
+        folders.append(source / "keys" if (source / "keys").is_dir() else source)
+    out = check_target(out, "--out", folder=True, folders=folders)
+    if (out / "keys" / "index.csv").exists() or (out / "handouts").exists():
+        raise InputError("--out", str(out), "holds a trainwall generate output (handouts/, keys/index.csv), whose "
+                         "answer keys a bundle would replace: choose another folder")
+    keys = out / "keys"
+    if os.path.lexists(keys) and (not keys.is_dir() or any(not n.endswith(".json") for n in os.listdir(keys))):
+        raise InputError("--out", str(out), "keys/ holds files that are not answer keys, which a bundle would "
+                         "replace: choose another folder")
+    if source.is_file():
+        mine = [out / "setup.sh", out / "run_autograder"]
+        if source.resolve().is_relative_to((out / "keys").resolve()) or source.resolve() in {p.resolve() for p in mine}:
+            raise InputError("--out", str(out), f"the bundle would replace its own input {reference}")
+    return out
+
+
+def _keys(reference: str) -> dict[str, str]:
+    """The bundle's answer keys, by file name."""
     from trainwall.challenges.answers import optimum
     from trainwall.challenges.mission import resolve
 
-    out = Path(out)
-    keys = out / "keys"
-    keys.mkdir(parents=True, exist_ok=True)
     source = Path(reference)
     if source.is_dir():
         from trainwall.challenges.answers import load_keys
 
         load_keys(source)   # refuse a folder that holds no valid keys
         folder = source / "keys" if (source / "keys").is_dir() else source
-        for path in sorted(folder.glob("*.json")):
-            shutil.copyfile(path, keys / path.name)
-    else:
-        mission = resolve(reference)
-        key = {"mission": mission.model_dump(mode="json", exclude_none=True),
-               "optimum": optimum(mission).to_dict()}
-        name = mission.reference.replace("/", "-").replace("@", "-")
-        (keys / f"{name}.json").write_text(json.dumps(key, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        return {path.name: path.read_text(encoding="utf-8") for path in sorted(folder.glob("*.json"))
+                if path.is_file()}
+    mission = resolve(reference)
+    key = {"mission": mission.model_dump(mode="json", exclude_none=True), "optimum": optimum(mission).to_dict()}
+    name = mission.reference.replace("/", "-").replace("@", "-")
+    return {f"{name}.json": json.dumps(key, indent=2, sort_keys=True) + "\n"}
+
+
+def write_bundle(reference: str, out: str | Path, requirement: str) -> Path:
+    """The bundle for a mission id / file, or a ``generate`` output folder (its variants).
+
+    Every file is written atomically; the keys are written aside and put in place of an
+    earlier bundle's ``keys/`` whole, so two bundles' keys never mix."""
+    from trainwall.core.outputs import atomic_write, remove_staging, replace_folder, staging_folder
+
+    out = check_out(reference, out)
+    keys = _keys(reference)
+    out.mkdir(parents=True, exist_ok=True)
     wheel = Path(requirement)
     if wheel.suffix == ".whl" and wheel.is_file():      # ship the wheel: no package index needed
-        shutil.copyfile(wheel, out / wheel.name)
+        if wheel.resolve() != (out / wheel.name).resolve():
+            atomic_write(out / wheel.name, wheel.read_bytes())
         requirement = f"/autograder/source/{wheel.name}"
-    for name, text in (("setup.sh", SETUP.format(requirement=_quote(requirement))), ("run_autograder", RUN.format())):
-        path = out / name
-        path.write_text(text, encoding="utf-8")
-        path.chmod(0o755)
+    stage = staging_folder(out, "bundle")
+    try:
+        (stage / "keys").mkdir()
+        for name, text in keys.items():
+            atomic_write(stage / "keys" / name, text)
+        for name, text in (("setup.sh", SETUP.format(requirement=_quote(requirement))), ("run_autograder", RUN)):
+            atomic_write(out / name, text, mode=0o755)
+        replace_folder(stage / "keys", out / "keys", stage / "replaced-keys")
+    finally:
+        remove_staging(stage)
     return out
 
 

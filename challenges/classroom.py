@@ -4,27 +4,106 @@ and a summary CSV (the CLI draws the histogram of the scores: :func:`trainwall.p
 Each distinct mission is solved once, in this process, before the workers start; the
 workers receive the optima (no worker re-solves). Files are graded in sorted order and
 written by this process, so the outputs do not depend on the number of workers.
+
+Only regular files are graded, and only those inside the folder: an entry that is
+hidden, a folder, a FIFO, a device, a socket, a dangling link, a link that leaves the
+folder or an unreadable file is skipped after a ``stat`` (never opened), and listed in
+``summary.csv`` with the reason. Results files are named injectively (two entries never
+share one), written atomically (:func:`trainwall.core.outputs.atomic_write`), and never
+inside, over or around the submissions.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import os
+import stat
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from trainwall.challenges import answers, grading
-from trainwall.challenges.results import SUFFIX, clean, render
-from trainwall.core.fileformats import safe_name
+from trainwall.challenges.results import SUFFIX, render
+from trainwall.core.errors import InputError
+from trainwall.core.outputs import atomic_write, check_target, csv_cell, unique_names
 
 SUMMARY_COLUMNS = ("file", "student", "mission", "gradable", "feasible", "score", "max_score", "objective",
-                   "optimum", "gap", "moves_to_balance", "error")
+                   "optimum", "gap", "moves_to_balance", "error", "results")
+#: Names the class outputs take besides the results files.
+RESERVED = ("summary.csv", "scores.png")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One entry of the class folder: graded (``skipped`` None) or skipped, and why."""
+
+    path: Path
+    skipped: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def _kind(mode: int) -> str | None:
+    """Why an entry of this ``stat`` mode is not graded, or None for a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "a folder (folders are not searched)"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO), not a regular file"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device, not a regular file"
+    if stat.S_ISSOCK(mode):
+        return "a socket, not a regular file"
+    return "not a regular file"
+
+
+def skip_reason(path: Path, root: Path) -> str | None:
+    """Why ``path`` (an entry of the folder ``root``, resolved) is not graded, or None.
+    Decided by ``lstat`` / ``stat`` only: nothing is opened."""
+    if path.name.startswith("."):
+        return "a hidden file"
+    try:
+        mode = path.lstat().st_mode
+        if stat.S_ISLNK(mode):
+            try:
+                target = path.resolve(strict=True)
+            except FileNotFoundError:
+                return "a dangling symbolic link"
+            except (OSError, RuntimeError):
+                return "a symbolic link that cannot be followed (a loop?)"
+            if not target.is_relative_to(root):
+                return "a symbolic link to a file outside the folder"
+            mode = target.stat().st_mode
+    except OSError as exc:
+        return f"cannot be examined ({exc.strerror})"
+    reason = _kind(mode)
+    if reason is None and not os.access(path, os.R_OK):
+        return "not readable (permission denied)"
+    return reason
+
+
+def class_entries(folder: Path) -> list[Entry]:
+    """Every entry directly in ``folder``, sorted by name, each graded or skipped with its reason."""
+    root = folder.resolve()
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError as exc:
+        raise InputError("", str(folder), f"cannot list the folder ({exc.strerror})") from None
+    return [Entry(folder / name, skip_reason(folder / name, root)) for name in names]
 
 
 def submission_files(folder: Path) -> list[Path]:
-    """Every visible regular file directly in ``folder``, sorted (an odd file is graded as malformed)."""
-    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    """The files of ``folder`` that are graded (see :func:`class_entries`), sorted."""
+    return [e.path for e in class_entries(Path(folder)) if e.skipped is None]
+
+
+def results_names(names: list[str], suffix: str) -> list[str]:
+    """One results file name per entry name, all distinct and none of :data:`RESERVED`."""
+    return unique_names(names, suffix, RESERVED)
 
 
 @dataclass(frozen=True)
@@ -32,6 +111,7 @@ class ClassResult:
     grades: tuple
     results_dir: Path
     summary_csv: Path
+    skipped: tuple = ()            # (name, reason) per entry not graded
 
     @property
     def internal_failures(self) -> int:
@@ -69,15 +149,16 @@ def _grade_one(path: Path):
     return grading.grade_file(path, _SOURCE)
 
 
-def grade_folder(folder: str | Path, source: grading.MissionSource, fmt: str, out: str | Path,
-                 jobs: int = 0, progress: bool | None = None) -> ClassResult:
-    """Grade every file in ``folder`` into ``out``; ``jobs = 0`` uses every core."""
-    import os
+def check_output(folder: Path, out: Path, inputs=()) -> Path:
+    """Refuse (InputError, before any grading) an output folder that is a file, or that is,
+    is inside or holds the submissions folder or an input folder (``inputs``: the --mission
+    file or answer-key folder)."""
+    folders = [folder, *(p for p in inputs if p is not None and Path(p).is_dir())]
+    files = [p for p in inputs if p is not None and not Path(p).is_dir()]
+    return check_target(out, "--output", folder=True, files=files, folders=folders)
 
-    from tqdm import tqdm
 
-    folder, out = Path(folder), Path(out)
-    files = submission_files(folder)
+def _optima(source: grading.MissionSource, files: list[Path]) -> list:
     optima = []
     if source.fixed is not None:
         optima.append((source.fixed, answers.optimum(source.fixed)))
@@ -86,47 +167,75 @@ def grade_folder(folder: str | Path, source: grading.MissionSource, fmt: str, ou
 
         for ref in sorted(_referenced_missions(files)):
             optima.append((mission(ref), answers.optimum(mission(ref))))
+    return optima
+
+
+def _grade_all(files: list[Path], source: grading.MissionSource, jobs: int, progress: bool | None) -> list:
+    from tqdm import tqdm
+
+    optima = _optima(source, files)
     workers = max(1, min(jobs or os.cpu_count() or 1, len(files) or 1))
     bar = tqdm(total=len(files), desc="grading", unit="submission", disable=progress is False or None)
+    grades = []
     if workers == 1:
         _init_worker(source, optima)
-        grades = []
         for path in files:
             grades.append(_grade_one(path))
             bar.update()
     else:
         with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(source, optima)) as pool:
-            grades = []
             for g in pool.map(_grade_one, files, chunksize=max(1, len(files) // (8 * workers))):
                 grades.append(g)
                 bar.update()
     bar.close()
+    return grades
+
+
+def grade_folder(folder: str | Path, source: grading.MissionSource, fmt: str, out: str | Path,
+                 jobs: int = 0, progress: bool | None = None, inputs=()) -> ClassResult:
+    """Grade every regular file in ``folder`` into ``out``; ``jobs = 0`` uses every core.
+
+    The output folder is checked first (:func:`check_output`; ``inputs`` are the other
+    input paths, such as the --mission file or folder): nothing is graded when it is refused."""
+    folder, out = Path(folder), Path(out)
+    check_output(folder, out, inputs)
+    entries = class_entries(folder)
+    names = dict(zip((e.name for e in entries), results_names([e.name for e in entries], SUFFIX[fmt])))
+    protected = {Path(p).resolve() for p in inputs if p is not None}
+    clash = [n for n in names.values() if (out / n).resolve() in protected]
+    if clash:
+        raise InputError("--output", str(out), f"a results file would overwrite an input ({clash[0]})")
+    graded = [e for e in entries if e.skipped is None]
+    grades = _grade_all([e.path for e in graded], source, jobs, progress)
     out.mkdir(parents=True, exist_ok=True)
-    for path, g in zip(files, grades):
-        (out / f"{safe_name(path.name)}{SUFFIX[fmt]}").write_text(render(g, fmt), encoding="utf-8")
-    summary = out / "summary.csv"
-    summary.write_text(summary_csv(files, grades), encoding="utf-8")
-    return ClassResult(tuple(grades), out, summary)
+    for entry, g in zip(graded, grades):
+        atomic_write(out / names[entry.name], render(g, fmt))
+    by_name = {e.name: g for e, g in zip(graded, grades)}
+    rows = [(e, by_name.get(e.name), names[e.name] if e.skipped is None else "") for e in entries]
+    summary = atomic_write(out / "summary.csv", summary_csv(rows, source.max_score))
+    skipped = tuple((e.name, e.skipped) for e in entries if e.skipped is not None)
+    return ClassResult(tuple(grades), out, summary, skipped)
 
 
-def _cell(value: object) -> str:
-    """A CSV cell that a spreadsheet shows as text, never runs as a formula."""
-    if value is None:
-        return ""
-    text = clean(value, 256)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+def _number(value, spec: str) -> str:
+    return "" if value is None else format(value, spec)
 
 
-def summary_csv(files: list[Path], grades) -> str:
+def summary_csv(rows, max_score: float = 1.0) -> str:
+    """``summary.csv``: one row per entry of the folder, ``(entry, grade or None, results name)``;
+    a skipped entry is a row with gradable False and the reason."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(SUMMARY_COLUMNS)
-    for path, g in zip(files, grades):
+    for entry, g, results in rows:
+        if g is None:
+            writer.writerow([csv_cell(entry.name), "", "", False, "", "0", f"{max_score:g}", "", "", "", "",
+                             csv_cell(f"skipped: {entry.skipped}"), ""])
+            continue
         error = g.internal_error or "; ".join(g.format_errors)
-        writer.writerow([_cell(path.name), _cell(g.student), _cell(g.mission), g.gradable,
+        writer.writerow([csv_cell(entry.name), csv_cell(g.student), csv_cell(g.mission), g.gradable,
                          "" if g.feasible is None else g.feasible, f"{g.score:.6g}", f"{g.max_score:g}",
-                         "" if g.objective is None else f"{g.objective:.6g}",
-                         "" if g.optimum is None else f"{g.optimum:.6g}",
-                         "" if g.gap is None else f"{g.gap:.6g}",
-                         "" if g.moves_to_balance is None else g.moves_to_balance, _cell(error)])
+                         _number(g.objective, ".6g"), _number(g.optimum, ".6g"), _number(g.gap, ".6g"),
+                         "" if g.moves_to_balance is None else g.moves_to_balance, csv_cell(error),
+                         csv_cell(results)])
     return buf.getvalue()

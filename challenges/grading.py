@@ -16,6 +16,7 @@ variant), or read from answer keys.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -336,7 +337,10 @@ class MissionSource:
         """From ``--mission``: None, a mission id, a mission / variant file, or an answer-key folder."""
         if reference is None:
             return cls()
-        if Path(reference).is_dir():
+        if not reference.strip():       # Path("") is the current folder: never what was meant
+            raise InputError("--mission", reference, "must name a mission id, a mission file or an answer-key "
+                             "folder, not an empty string")
+        if os.path.isdir(reference):     # os.path: Path.is_dir raises on a name too long (Python 3.11)
             from trainwall.challenges.answers import load_keys
 
             return cls(keys=load_keys(reference))

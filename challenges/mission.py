@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from trainwall.core.caches import bounded
+from trainwall.core.config import MAX_BATCH, MAX_DEVICES
 from trainwall.core.errors import InputError, MissionError, UnknownNameError
 from trainwall.optimizer.walls import WallCheck, check
 
@@ -58,16 +60,16 @@ class Objective(_Strict):
 class IntRange(_Strict):
     """An integer decision taken by the solver as one variable, not enumerated as modes."""
 
-    min: Annotated[int, Field(ge=0)]
-    max: Annotated[int, Field(ge=0)]
+    min: Annotated[int, Field(ge=0, le=MAX_BATCH)]      # 0 to 2^40 (each range is a config field's, or
+    max: Annotated[int, Field(ge=0, le=MAX_BATCH)]      # micro-batches per step: at most the batch bound)
 
 
 class Limits(_Strict):
     """Part 3: what the scaling decisions may not exceed."""
 
-    devices: Annotated[int, Field(ge=1)]
-    min_devices: Annotated[int, Field(ge=1)] = 1   # e.g. the deadline needs at least this many
-    global_batch: Annotated[int, Field(ge=1)]
+    devices: Annotated[int, Field(ge=1, le=MAX_DEVICES)]                # 1 to 2^14, as system.devices
+    min_devices: Annotated[int, Field(ge=1, le=MAX_DEVICES)] = 1   # e.g. the deadline needs at least this many
+    global_batch: Annotated[int, Field(ge=1, le=MAX_BATCH)]             # 1 to 2^40, as training.global_batch
 
 
 class LockQuestion(_Strict):
@@ -107,14 +109,15 @@ class GradingPolicy(_Strict):
     others are renormalised.
     """
 
-    max_score: Annotated[float, Field(gt=0.0)] = 1.0
+    # Every number bounded (1e6: far past any course's use) so sums and scores stay finite.
+    max_score: Annotated[float, Field(gt=0.0, le=1e6)] = 1.0
     scale: Literal["relative", "doublings"] = "relative"
-    full_credit_gap: Annotated[float, Field(ge=0.0)] = 0.01
-    zero_credit_gap: Annotated[float, Field(gt=0.0)] = 0.25
-    objective: Annotated[float, Field(ge=0.0)] = 0.7
-    predictions: Annotated[float, Field(ge=0.0)] = 0.2
-    moves: Annotated[float, Field(ge=0.0)] = 0.1
-    move_limit: Annotated[int, Field(ge=1)] = 5    # the lab's 5-move rule (part 2)
+    full_credit_gap: Annotated[float, Field(ge=0.0, le=1e6)] = 0.01
+    zero_credit_gap: Annotated[float, Field(gt=0.0, le=1e6)] = 0.25
+    objective: Annotated[float, Field(ge=0.0, le=1e6)] = 0.7
+    predictions: Annotated[float, Field(ge=0.0, le=1e6)] = 0.2
+    moves: Annotated[float, Field(ge=0.0, le=1e6)] = 0.1
+    move_limit: Annotated[int, Field(ge=1, le=10_000)] = 5    # the lab's 5-move rule (part 2)
 
     def shortfall(self, sense: str, value: float, best: float) -> float:
         """How far ``value`` falls short of the optimum ``best`` on this policy's scale (0 at it)."""
@@ -403,6 +406,9 @@ def mission(mission_id: str) -> Mission:
 
 def resolve(reference: str) -> Mission:
     """A mission id, or the path of a mission / variant file."""
-    if reference in shipped_ids() or "/" in reference and not Path(reference).exists():
+    from trainwall.core.fileformats import SUFFIXES
+
+    looks_like_a_file = Path(reference).suffix.lower() in SUFFIXES   # never an id: read it, or say why not
+    if reference in shipped_ids() or "/" in reference and not looks_like_a_file and not os.path.exists(reference):
         return mission(reference)
     return load_mission(reference)

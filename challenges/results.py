@@ -1,41 +1,45 @@
 """Writers of a :class:`~trainwall.challenges.grading.Grade`: text, json, gradescope,
 prairielearn and junit. Each returns the file's text; every string from the
-submission is cleaned first (control characters removed, length capped) so hostile
-input cannot break a JSON, XML or terminal reader.
+submission is cleaned first (:func:`trainwall.core.outputs.clean`: control characters,
+ANSI escapes and bidi controls replaced, a ``<`` that would open an HTML tag made
+inert, length capped) so hostile input cannot break a JSON, XML or terminal reader,
+nor run as markup where a platform renders it.
 
 Platform formats, as their documentation gives them:
 
 * Gradescope (gradescope-autograders.readthedocs.io, "Autograder Specifications"):
   ``/autograder/results/results.json`` with ``score``, ``output``, ``visibility``,
   ``stdout_visibility`` and ``tests[]`` of ``name``, ``score``, ``max_score``,
-  ``status`` (passed | failed), ``output``, ``visibility``.
+  ``status`` (passed | failed), ``output``, ``visibility``. Gradescope renders the
+  top-level ``output`` and each test's ``output`` and ``name`` by their
+  ``output_format`` / ``name_format`` (``text``, ``html``, ``simple_format``, ``md``,
+  ``ansi``; ``simple_format`` keeps some HTML): trainwall sets ``text`` everywhere
+  (``output_format``, ``test_output_format``, ``test_name_format``, and per test), so
+  nothing a student wrote is rendered as markup.
 * PrairieLearn (docs.prairielearn.com, "External Grading", "Grading results"):
   ``/grade/results/results.json`` with ``gradable``, ``score`` in [0, 1], ``message``,
   ``output``, ``tests[]`` of ``name``, ``points``, ``max_points``, ``message``,
   ``output``; ``gradable: false`` with ``format_errors`` for a malformed submission.
 * JUnit XML (the Ant/Surefire schema CI systems render): one ``<testsuite>`` per
   submission, a ``<failure>`` per failed check, an ``<error>`` for a malformed or
-  unreadable submission.
+  unreadable submission. ElementTree escapes ``<``, ``&`` and quotes; :func:`clean`
+  removes what XML 1.0 cannot hold at all (control characters, surrogates, U+FFFE/FFFF).
 """
 
 from __future__ import annotations
 
 import json
-import re
 from xml.etree import ElementTree as ET
+
+from trainwall.core.outputs import clean
 
 FORMATS = ("text", "json", "gradescope", "prairielearn", "junit")
 #: Where each platform expects its results file.
 PLATFORM_PATHS = {"gradescope": "/autograder/results/results.json", "prairielearn": "/grade/results/results.json"}
 SUFFIX = {"text": ".txt", "json": ".json", "gradescope": ".json", "prairielearn": ".json", "junit": ".xml"}
-
-_UNSAFE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
-
-
-def clean(text: object, limit: int = 4000) -> str:
-    """Printable, XML-safe text of at most ``limit`` characters."""
-    text = _UNSAFE.sub("\N{REPLACEMENT CHARACTER}", str(text))
-    return text if len(text) <= limit else text[:limit] + "..."
+#: Gradescope's output format for every string it shows: plain text, never rendered as markup.
+GRADESCOPE_FORMAT = "text"
+__all__ = ["FORMATS", "PLATFORM_PATHS", "SUFFIX", "clean", "render"]
 
 
 def _dump(data: dict) -> str:
@@ -50,9 +54,18 @@ def _status_line(grade) -> str:
     return f"{'feasible' if grade.feasible else 'INFEASIBLE'}; score {grade.score:.4g} / {grade.max_score:g}"
 
 
-def _feedback_text(grade) -> str:
-    lines = [clean(x) for x in (*grade.format_errors, *grade.feedback)]
-    return "\n".join(lines)
+def shown(text: object, limit: int = 4000) -> str:
+    """:func:`clean` for a file a platform renders (gradescope, prairielearn, junit): no ``<`` opens a tag."""
+    return clean(text, limit, markup=True)
+
+
+def _feedback_lines(grade, markup: bool = False) -> list[str]:
+    """The format errors and the feedback, each cleaned to one line."""
+    return [clean(x, markup=markup) for x in (*grade.format_errors, *grade.feedback)]
+
+
+def _feedback_text(grade, markup: bool = False) -> str:
+    return "\n".join(_feedback_lines(grade, markup))
 
 
 def render(grade, fmt: str) -> str:
@@ -89,15 +102,18 @@ def text(grade) -> str:
 
 
 def gradescope(grade) -> str:
-    tests = [{"name": clean(c.name, 256), "score": c.score, "max_score": c.max_score,
-              "status": "passed" if c.passed else "failed", "output": clean(c.output), "visibility": "visible"}
+    text_only = {"output_format": GRADESCOPE_FORMAT, "name_format": GRADESCOPE_FORMAT, "visibility": "visible"}
+    tests = [{"name": shown(c.name, 256), "score": c.score, "max_score": c.max_score,
+              "status": "passed" if c.passed else "failed", "output": shown(c.output), **text_only}
              for c in grade.checks]
     if not grade.gradable:
         tests = [{"name": "submission is gradable", "score": 0.0, "max_score": grade.max_score, "status": "failed",
-                  "output": _feedback_text(grade) or clean(grade.internal_error or ""), "visibility": "visible"}]
-    data = {"score": grade.score, "output": f"{_status_line(grade)}\n{_feedback_text(grade)}".strip(),
+                  "output": _feedback_text(grade, True) or shown(grade.internal_error or ""), **text_only}]
+    data = {"score": grade.score, "output": f"{_status_line(grade)}\n{_feedback_text(grade, True)}".strip(),
+            "output_format": GRADESCOPE_FORMAT, "test_output_format": GRADESCOPE_FORMAT,
+            "test_name_format": GRADESCOPE_FORMAT,
             "visibility": "visible", "stdout_visibility": "hidden", "tests": tests,
-            "extra_data": {"mission": clean(grade.mission or "", 64), "gradable": grade.gradable,
+            "extra_data": {"mission": shown(grade.mission or "", 64), "gradable": grade.gradable,
                            "feasible": grade.feasible, "objective": grade.objective, "optimum": grade.optimum}}
     return _dump(data)
 
@@ -105,35 +121,35 @@ def gradescope(grade) -> str:
 def prairielearn(grade) -> str:
     data = {"gradable": grade.gradable and grade.internal_error is None,
             "score": round(grade.fraction, 12) if grade.gradable else 0.0,
-            "message": _status_line(grade), "output": _feedback_text(grade),
-            "tests": [{"name": clean(c.name, 256), "description": clean(c.name, 256), "points": c.score,
+            "message": _status_line(grade), "output": _feedback_text(grade, True),
+            "tests": [{"name": shown(c.name, 256), "description": shown(c.name, 256), "points": c.score,
                        "max_points": c.max_score, "message": "passed" if c.passed else "failed",
-                       "output": clean(c.output)} for c in grade.checks]}
+                       "output": shown(c.output)} for c in grade.checks]}
     if not data["gradable"]:
-        data["format_errors"] = [clean(e) for e in grade.format_errors] or [clean(grade.internal_error or "")]
+        data["format_errors"] = [shown(e) for e in grade.format_errors] or [shown(grade.internal_error or "")]
     return _dump(data)
 
 
 def junit(grade) -> str:
-    name = f"trainwall grade {clean(grade.mission or '?', 64)}"
+    name = f"trainwall grade {shown(grade.mission or '?', 64)}"
     suite = ET.Element("testsuite", name=name)
     failures = errors = 0
     cases = grade.checks if grade.gradable else ()
     for c in cases:
-        case = ET.SubElement(suite, "testcase", classname=name, name=clean(c.name, 256))
+        case = ET.SubElement(suite, "testcase", classname=name, name=shown(c.name, 256))
         if not c.passed:
             failures += 1
-            ET.SubElement(case, "failure", message=clean(c.output, 512)).text = clean(c.output)
+            ET.SubElement(case, "failure", message=shown(c.output, 512)).text = shown(c.output)
     if not grade.gradable:
         errors = 1
         case = ET.SubElement(suite, "testcase", classname=name, name="submission is gradable")
-        message = _feedback_text(grade) or clean(grade.internal_error or "")
-        ET.SubElement(case, "error", message=clean(message, 512),
-                      type="internal" if grade.internal_error else "malformed").text = message
+        lines = _feedback_lines(grade, True) or [shown(grade.internal_error or "")]
+        ET.SubElement(case, "error", message=shown("; ".join(lines), 512),
+                      type="internal" if grade.internal_error else "malformed").text = "\n".join(lines)
     suite.set("tests", str(len(cases) + (0 if grade.gradable else 1)))
     suite.set("failures", str(failures))
     suite.set("errors", str(errors))
-    ET.SubElement(suite, "system-out").text = f"{_status_line(grade)}\n{_feedback_text(grade)}"
+    ET.SubElement(suite, "system-out").text = f"{_status_line(grade)}\n{_feedback_text(grade, True)}"
     root = ET.Element("testsuites")
     root.append(suite)
     ET.indent(root)

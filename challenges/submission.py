@@ -26,6 +26,8 @@ from trainwall.core.errors import InputError
 #: A submission's ``mission``: a mission id, or a variant's ``id@variant``.
 REFERENCE_PATTERN = r"^(cloud|edge|mobile|tiny)/[123](@[a-z0-9]{1,32})?$"
 MAX_MOVES = 64
+#: More predictions than any mission has Lock questions (each is checked against them).
+MAX_PREDICTIONS = 64
 
 
 class _Strict(BaseModel):
@@ -50,7 +52,8 @@ class Submission(_Strict):
     mission: Annotated[str, Field(pattern=REFERENCE_PATTERN)]
     student: Annotated[str, Field(min_length=1, max_length=128)] | None = None
     configuration: Choices
-    predictions: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)], float] = {}
+    predictions: Annotated[dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)], float],
+                           Field(max_length=MAX_PREDICTIONS)] = {}
     moves: Annotated[list[Choices], Field(max_length=MAX_MOVES)] = []
 
 

@@ -30,6 +30,7 @@ import csv
 import hashlib
 import io
 import json
+import os
 import random
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -52,15 +53,14 @@ class Variant:
 
 def read_roster(path: str | Path) -> list[str]:
     """Student ids from a CSV roster: the ``student`` (or ``id``) column, else the first column."""
+    from trainwall.core.fileformats import read_text
+
+    text = read_text(path, what="roster file")     # the hardened reader: regular files only, capped
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise InputError("", str(path), "no such roster file", source=str(path)) from None
-    except (UnicodeDecodeError, IsADirectoryError, PermissionError) as exc:
-        raise InputError("", str(path), f"cannot read the roster as UTF-8 CSV text ({type(exc).__name__})",
-                         source=str(path)) from None
-    rows = list(csv.reader(io.StringIO(text)))
+        rows = list(csv.reader(io.StringIO(text)))
+    except csv.Error as exc:   # e.g. a field over csv's 131,072-character limit
+        raise InputError("", str(path), f"not a CSV roster: {exc}", source=str(path)) from None
     if not rows:
         raise InputError("", "<empty>", "the roster has no rows", source=str(path))
     header = [h.strip().lower() for h in rows[0]]
@@ -227,41 +227,97 @@ def _content_key(data: dict) -> str:
     return json.dumps(body, sort_keys=True)
 
 
-def write(variants: list[Variant], mission, seed: int, out: str | Path) -> Path:
-    """Handouts and answer keys in separate folders under ``out`` (deterministic bytes)."""
+def held(out: Path) -> str:
+    """What ``out`` already holds of a ``generate`` output, in words ("" when nothing)."""
+    found = []
+    for name, what in (("keys", "answer keys"), ("handouts", "handouts")):
+        folder = out / name
+        if not os.path.lexists(folder):
+            continue
+        if not folder.is_dir():
+            found.append(f"a file {name} where the {what} go")
+            continue
+        entries = os.listdir(folder)
+        if name == "keys" and entries:
+            count = sum(1 for e in entries if e.endswith(".json"))
+            extra = " and index.csv" if "index.csv" in entries else ""
+            others = len(entries) - count - bool(extra)
+            extra += f" and {others} other file{'s' * (others != 1)}" if others else ""
+            found.append(f"{count} answer key{'s' * (count != 1)}{extra} in {name}/")
+        elif entries:
+            found.append(f"{len(entries)} handout{'s' * (len(entries) != 1)} in {name}/")
+    return " and ".join(found)
+
+
+def check_out(out: str | Path, force: bool = False, inputs=()) -> Path:
+    """``--out`` before any work: a folder (or a path to make one), that holds no earlier set of
+    handouts or answer keys unless ``force`` (which replaces them), and whose ``handouts/`` and
+    ``keys/`` hold none of the ``inputs`` (the mission file, the roster): those are never replaced."""
+    from trainwall.core.outputs import check_target
+
+    out = check_target(out, "--out", folder=True)
+    for name in ("handouts", "keys"):
+        inside = (out / name).resolve()
+        for given in inputs:
+            if given is not None and Path(os.path.realpath(given)).is_relative_to(inside):
+                raise InputError("--out", str(out), f"{name}/ holds the input {given}, which a new set would "
+                                 "replace: choose another folder")
+    found = held(out)
+    if found and not force:
+        raise InputError("--out", str(out), f"already holds {found} of an earlier run: choose another folder, "
+                         "or give --force to replace them")
+    return out
+
+
+def write(variants: list[Variant], mission, seed: int, out: str | Path, force: bool = False, inputs=()) -> Path:
+    """Handouts and answer keys in separate folders under ``out`` (deterministic bytes).
+
+    Refused as :func:`check_out` says. The set is written aside (a hidden folder in ``out``),
+    then put in place of any earlier ``handouts/`` and ``keys/`` (``force``): a crash leaves
+    the earlier set whole, and two runs never mix."""
+    from trainwall.core.outputs import remove_staging, replace_folder, staging_folder
+
+    out = check_out(out, force, inputs)
+    out.mkdir(parents=True, exist_ok=True)
+    stage = staging_folder(out, "generate")
+    try:
+        _write_set(variants, mission, seed, stage)
+        for name in ("handouts", "keys"):
+            replace_folder(stage / name, out / name, stage / f"replaced-{name}")
+    finally:
+        remove_staging(stage)
+    return out
+
+
+def _write_set(variants: list[Variant], mission, seed: int, out: Path) -> None:
+    """``out/handouts/<student>/`` and ``out/keys/`` (with ``index.csv``), every file atomically."""
     import tomli_w
 
     from trainwall.challenges.mission import Mission
-    from trainwall.core.fileformats import safe_name
+    from trainwall.core.outputs import atomic_write, csv_cell, unique_names
 
-    out = Path(out)
     handouts, keys = out / "handouts", out / "keys"
     handouts.mkdir(parents=True, exist_ok=True)
     keys.mkdir(parents=True, exist_ok=True)
     index = io.StringIO()
     rows = csv.writer(index, lineterminator="\n")
     rows.writerow(("student", "folder", "mission", "objective", "binding", "attempts"))
-    for v in variants:
-        name = safe_name(v.student)
+    for v, name in zip(variants, unique_names([v.student for v in variants])):
         folder = handouts / name
         if folder.resolve().parent != handouts.resolve():   # belt and braces: never outside DIR
             raise InputError("student", v.student, "a student id must not name a path outside the output folder")
         folder.mkdir(exist_ok=True)
         reference = v.optimum["reference"]
         header = f"# {mission.id} variant for {_comment(v.student)}, made by trainwall generate\n"
-        (folder / "mission.toml").write_text(header + tomli_w.dumps(v.mission, multiline_strings=True),
-                                             encoding="utf-8")
-        (folder / "submission.toml").write_text(submission_template(Mission.model_validate(v.mission), reference,
-                                                                    v.student),
-                                                encoding="utf-8")
+        atomic_write(folder / "mission.toml", header + tomli_w.dumps(v.mission, multiline_strings=True))
+        atomic_write(folder / "submission.toml",
+                     submission_template(Mission.model_validate(v.mission), reference, v.student))
         key = {"student": v.student, "seed": seed, "attempt": v.attempt, "rejected_draws": list(v.rejected),
                "mission": v.mission, "optimum": v.optimum}
-        (keys / f"{name}.json").write_text(json.dumps(key, indent=2, sort_keys=True, ensure_ascii=True) + "\n",
-                                           encoding="utf-8")
-        rows.writerow((v.student, name, reference, repr(v.optimum["objective"]), " ".join(v.optimum["binding"]),
-                       v.attempt + 1))
-    (keys / "index.csv").write_text(index.getvalue(), encoding="utf-8")
-    return out
+        atomic_write(keys / f"{name}.json", json.dumps(key, indent=2, sort_keys=True, ensure_ascii=True) + "\n")
+        rows.writerow((csv_cell(v.student), csv_cell(name), csv_cell(reference), repr(v.optimum["objective"]),
+                       csv_cell(" ".join(v.optimum["binding"])), v.attempt + 1))
+    atomic_write(keys / "index.csv", index.getvalue())
 
 
 def _comment(text: str) -> str:

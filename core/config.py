@@ -10,10 +10,11 @@ refused, and every message names the dotted field, the value and what is allowed
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
 from trainwall.core.errors import InputError, UnknownNameError
 from trainwall.models.transformer import TransformerSpec
@@ -31,8 +32,40 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
 
 
-PosInt = Annotated[int, Field(ge=1)]
+#: Upper bounds of every size, stated and generous (most are 100 times what the largest
+#: runs and models use today), checked before anything is built: a typo such as
+#: ``micro_batch = 10**306`` is a one-line error (exit 2), never an hour of work or an
+#: infinite metric. The transformer's own bounds live beside its spec
+#: (trainwall.models.transformer); every float field is finite and bounded too.
+MAX_BATCH = 2**40           # samples: micro_batch, global_batch
+MAX_SEQ_LEN = 2**24         # tokens per sample
+#: Accelerators, devices per node, each parallel degree: 2^14 = 16,384, the largest runs
+#: published (Llama 3 405B). The cluster model routes every collective over the fabric at a
+#: cost that grows with the square of the device count: 2^14 answers in seconds, 2^15 in half
+#: a minute, 2^20 not in hours.
+MAX_DEVICES = 2**14
+MAX_CORES = 2**16           # data-loading CPU cores per node
+MAX_MEMORY = 2.0**60        # bytes of device memory (reserved, budget): an exbibyte
+MAX_BLOCKS = 10_000         # CNN blocks, per stage and in all (ResNet), in all (DS-CNN)
+MAX_IMAGE = 2**16           # pixels per side
+MAX_CLASSES = 2**24         # output classes
+MAX_CHANNELS = 2**16        # input channels, channels per block, filters
+MAX_FRAMES = 2**20          # audio frames per sample
+MAX_LOCAL_STEPS = 2**20     # local SGD steps between weight averages
+MAX_LAYER_INDEX = 2**20     # a layer index in training.trainable (networks have at most about 10,000 layers)
+
+
+def Sized(bound: int, low: int = 1):  # a type alias with parameters, hence the capital
+    """An integer from ``low`` to ``bound``."""
+    return Annotated[int, Field(ge=low, le=bound)]
+
+
 Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
+#: ``training.trainable`` as a string: ASCII digits only (``str.isdigit`` also accepts "²" and "١").
+TRAINABLE_PATTERN = r"^(all|none|(last|first):[0-9]{1,7})$"
+MAX_TRAINABLE_LIST = 4096
+TRAINABLE_ALLOWED = ('must be "all", "none", "last:N" or "first:N" (N in ASCII digits 0-9, at most 7 of them), '
+                     f"or a list of at most {MAX_TRAINABLE_LIST} layer indices, each 0 to {MAX_LAYER_INDEX}")
 
 
 def _from_dataclass(name: str, kind: str, spec: type, doc: str) -> type[BaseModel]:
@@ -59,37 +92,45 @@ TransformerArchitecture = _from_dataclass(
 
 class ResNetArchitecture(_Strict):
     kind: Literal["resnet"]
-    blocks: Annotated[list[PosInt], Field(min_length=1, max_length=8)]
+    # 1 to 8 stages of 1 to 10,000 blocks, at most 10,000 in all (a network of 80,000 takes 15 s)
+    blocks: Annotated[list[Sized(MAX_BLOCKS)], Field(min_length=1, max_length=8)]
     bottleneck: bool = True
-    image_size: Annotated[int, Field(ge=32)]
-    width: Annotated[int, Field(ge=32)] | None = None
-    classes: PosInt
-    channels: PosInt = 3
+    image_size: Sized(MAX_IMAGE, 32)            # pixels, 32 to 2^16
+    width: Sized(MAX_IMAGE, 32) | None = None   # pixels, 32 to 2^16
+    classes: Sized(MAX_CLASSES)                 # 1 to 2^24
+    channels: Sized(MAX_CHANNELS) = 3           # 1 to 2^16
+
+    @model_validator(mode="after")
+    def _depth(self):
+        if sum(self.blocks) > MAX_BLOCKS:
+            raise _FieldError("workload.architecture.blocks", list(self.blocks),
+                              f"{sum(self.blocks)} blocks in all; at most {MAX_BLOCKS}")
+        return self
 
 
 class MobileNetV2Architecture(_Strict):
     kind: Literal["mobilenet-v2"]
     width_multiplier: Annotated[float, Field(gt=0.0, le=4.0)] = 1.0
-    image_size: Annotated[int, Field(ge=32)]
-    classes: PosInt
+    image_size: Sized(MAX_IMAGE, 32)            # pixels, 32 to 2^16
+    classes: Sized(MAX_CLASSES)                 # 1 to 2^24
     dropout: bool = True
 
 
 class DSCNNArchitecture(_Strict):
     kind: Literal["ds-cnn"]
-    frames: PosInt
-    features: PosInt
-    channels: PosInt
-    blocks: PosInt
-    classes: PosInt
+    frames: Sized(MAX_FRAMES)                   # 1 to 2^20
+    features: Sized(MAX_CHANNELS)               # 1 to 2^16
+    channels: Sized(MAX_CHANNELS)               # 1 to 2^16
+    blocks: Sized(MAX_BLOCKS)                   # 1 to 10,000
+    classes: Sized(MAX_CLASSES)                 # 1 to 2^24
 
 
 class MicroSpeechArchitecture(_Strict):
     kind: Literal["micro-speech"]
-    frames: PosInt = 49
-    features: PosInt = 40
-    filters: PosInt = 8
-    classes: PosInt = 4
+    frames: Sized(MAX_FRAMES) = 49              # 1 to 2^20
+    features: Sized(MAX_CHANNELS) = 40          # 1 to 2^16
+    filters: Sized(MAX_CHANNELS) = 8            # 1 to 2^16
+    classes: Sized(MAX_CLASSES) = 4             # 1 to 2^24
 
 
 Architecture = Annotated[
@@ -104,13 +145,21 @@ class WorkloadSection(_Strict):
 
     model: str | None = None
     architecture: Architecture | None = None
-    seq_len: PosInt | None = None
+    seq_len: Sized(MAX_SEQ_LEN) | None = None    # 1 to 2^24
     modality: Literal["text", "image", "audio"] | None = None
 
     @model_validator(mode="after")
     def _one_source(self):
         if (self.model is None) == (self.architecture is None):
             raise ValueError("give exactly one of workload.model (a catalog name) or [workload.architecture]")
+        kind = self.architecture.kind if self.architecture is not None else None
+        if self.seq_len is None and kind == "transformer":
+            raise _FieldError("workload.seq_len", "<missing>", "is required with an inline transformer "
+                              "(tokens per sample; a catalog model has its own)")
+        if self.modality is not None and kind is not None and (self.modality == "text") != (kind == "transformer"):
+            allowed = ("a transformer reads tokens: text (or leave it out)" if kind == "transformer"
+                       else f"a {kind} reads images or audio: image or audio (or leave it out)")
+            raise _FieldError("workload.modality", self.modality, allowed)
         return self
 
 
@@ -118,17 +167,17 @@ class SystemSection(_Strict):
     """What it runs on. Links and node size default to the accelerator's catalog entry."""
 
     accelerator: str
-    devices: PosInt = 1
-    devices_per_node: PosInt | None = None
+    devices: Sized(MAX_DEVICES) = 1                    # 1 to 2^14
+    devices_per_node: Sized(MAX_DEVICES) | None = None   # 1 to 2^14
     topology: Literal[TOPOLOGIES] = "auto"  # type: ignore[valid-type]
     intra_node_link: str | None = None
     inter_node_link: str | None = None
     oversubscription: Annotated[float, Field(ge=1.0, le=64.0)] = 1.0
     background_network_load: Fraction = 0.0
-    cpu_cores_per_node: PosInt | None = None
+    cpu_cores_per_node: Sized(MAX_CORES) | None = None   # 1 to 2^16
     reserved_compute_fraction: Fraction = 0.0
-    reserved_memory: Annotated[float, Field(ge=0.0)] = 0.0
-    memory_budget: Annotated[float, Field(gt=0.0)] | None = None
+    reserved_memory: Annotated[float, Field(ge=0.0, le=MAX_MEMORY)] = 0.0              # bytes, 0 to 2^60
+    memory_budget: Annotated[float, Field(gt=0.0, le=MAX_MEMORY)] | None = None       # bytes, up to 2^60
 
 
 class TrainingSection(_Strict):
@@ -141,17 +190,30 @@ class TrainingSection(_Strict):
     loss_scale: Annotated[float, Field(ge=1.0, le=2.0**32)] = 65536.0
     recompute: Literal[RECOMPUTE] = "none"  # type: ignore[valid-type]
     attention: Literal[ATTENTION] = "flash"  # type: ignore[valid-type]
-    micro_batch: PosInt = 1
-    global_batch: PosInt | None = None
-    tensor_parallel: PosInt = 1
-    pipeline_parallel: PosInt = 1
-    data_parallel: PosInt | None = None
+    micro_batch: Sized(MAX_BATCH) = 1                  # 1 to 2^40
+    global_batch: Sized(MAX_BATCH) | None = None       # 1 to 2^40 (also when defaulted)
+    tensor_parallel: Sized(MAX_DEVICES) = 1            # 1 to 2^14
+    pipeline_parallel: Sized(MAX_DEVICES) = 1          # 1 to 2^14
+    data_parallel: Sized(MAX_DEVICES) | None = None    # 1 to 2^14
     sequence_parallel: bool = True
     zero_stage: Annotated[int, Field(ge=0, le=3)] = 0
     gradient_clipping: bool = False
-    # "all", "none", "last:N", "first:N", or the indices of the layers that train
-    trainable: str | Annotated[list[Annotated[int, Field(ge=0)]], Field(max_length=4096)] = "all"
-    local_steps: PosInt = 1
+    # "all", "none", "last:N", "first:N" (N: 1 to 7 ASCII digits), or the indices of the
+    # layers that train (at most 4096 of them, each 0 to 2^20)
+    trainable: (Annotated[str, Field(pattern=TRAINABLE_PATTERN)]
+                | Annotated[list[Sized(MAX_LAYER_INDEX, 0)], Field(max_length=MAX_TRAINABLE_LIST)]) = "all"
+    local_steps: Sized(MAX_LOCAL_STEPS) = 1            # 1 to 2^20
+
+    @field_validator("trainable", mode="before")
+    @classmethod
+    def _trainable(cls, value: object) -> object:
+        """One message for every wrong ``trainable`` (the union's own errors name its members)."""
+        if isinstance(value, str) and re.fullmatch(TRAINABLE_PATTERN, value):
+            return value
+        if (isinstance(value, list) and len(value) <= MAX_TRAINABLE_LIST
+                and all(type(i) is int and 0 <= i <= MAX_LAYER_INDEX for i in value)):
+            return value
+        raise ValueError(TRAINABLE_ALLOWED)
 
 
 class DataSection(_Strict):
@@ -183,6 +245,9 @@ class Config(_Strict):
                               f"{t.tensor_parallel} x {t.pipeline_parallel} x {dp} must equal "
                               f"system.devices = {s.devices}")
         gb = t.global_batch if t.global_batch is not None else t.micro_batch * dp
+        if gb > MAX_BATCH:
+            raise _FieldError("training.global_batch", gb, f"micro_batch x data_parallel = {t.micro_batch} x {dp}"
+                              f" = {gb} samples per step; at most 2^40 = {MAX_BATCH}")
         if gb % (t.micro_batch * dp):
             raise _FieldError("training.global_batch", gb,
                               f"must be a multiple of micro_batch x data_parallel = {t.micro_batch} x {dp}")

@@ -8,7 +8,42 @@ stderr and exit code 2, never a traceback.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
+
+#: The characters no echoed text may carry (the one definition; :func:`trainwall.core.outputs.clean`
+#: replaces them, :func:`printable` escapes them): control characters (C0 with tab, newline and
+#: CR; DEL; C1), surrogates, the non-characters XML 1.0 refuses, bidi controls (ALM, LRM, RLM,
+#: LRE..RLO, LRI..PDI) and the line / paragraph separators.
+UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff\u061c\u200e\u200f\u202a-\u202e"
+                    r"\u2066-\u2069\u2028\u2029]")
+
+
+def printable(text: str) -> str:
+    """``text`` with every :data:`UNSAFE` character (newline, ESC, bidi controls, ...) written as
+    its Python escape (``\\n``, ``\\x1b``, ``\\u202e``); other text is unchanged."""
+    return UNSAFE.sub(lambda m: repr(m.group())[1:-1], text)
+
+
+#: The longest value shown in an error line (a 300-digit number or a 1 MB string is cut).
+MAX_SHOWN = 200
+
+
+def shown(value: object) -> str:
+    """``value`` as Python writes it (``'h100'``), cut to about :data:`MAX_SHOWN` characters;
+    an integer too long for ``repr`` (over 4,300 digits) is described instead."""
+    try:
+        text = repr(value)
+    except ValueError:
+        return f"<an integer of about {int(value.bit_length() * 0.30103) + 1} digits>"  # type: ignore[attr-defined]
+    return cut(text)
+
+
+def cut(text: str) -> str:
+    """``text`` cut to about :data:`MAX_SHOWN` characters, keeping its start and end."""
+    if len(text) <= MAX_SHOWN:
+        return text
+    return f"{text[:MAX_SHOWN - 40]}...{text[-20:]} ({len(text)} characters)"
 
 
 class TrainwallError(Exception):
@@ -30,9 +65,11 @@ class InputError(TrainwallError):
         super().__init__(self.line())
 
     def line(self) -> str:
-        where = f"{self.source}: " if self.source else ""
+        """One line: control, bidi and other unprintable characters of a file name or a
+        field (a student's key) are escaped, so nothing splits the line or reaches a terminal."""
+        where = f"{cut(self.source)}: " if self.source else ""
         field = f"{self.field} = " if self.field else ""
-        return f"{where}{field}{self.value!r}: {self.allowed}"
+        return printable(f"{where}{field}{shown(self.value)}: {self.allowed}")
 
     def with_source(self, source: str) -> "InputError":
         return InputError(self.field, self.value, self.allowed, source=source)

@@ -30,16 +30,29 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from annotated_types import Ge
+from annotated_types import Ge, Le
 
 from trainwall.core.caches import bounded
 from trainwall.models.ir import FP32, INDEX, MASK, Builder, Layer, Network, Op, Tensor
 
 
-#: A size that must be at least 1 / at least 0 (annotated_types constraints: the config
-#: schema, which is derived from TransformerSpec, enforces them; see trainwall.core.config).
-Positive = Annotated[int, Ge(1)]
-NonNegative = Annotated[int, Ge(0)]
+#: Upper bounds of a transformer's sizes, physically generous (the largest published models
+#: use about 1/100 of each: Llama-3-405B has 126 blocks, width 16,384, FFN 53,248, vocabulary
+#: 128,256), so a typo such as ``layers = 10000000`` is refused before anything is built.
+MAX_LAYERS = 10_000
+MAX_HIDDEN = 2**20          # model width, head width
+MAX_HEADS = 2**16           # attention heads, key/value heads
+MAX_FFN = 2**22             # FFN width
+MAX_VOCAB = 2**24           # vocabulary, token types, position-table rows
+
+#: The sizes, each with its bounds (annotated_types constraints: the config schema, which is
+#: derived from TransformerSpec, enforces them; see trainwall.core.config).
+Layers = Annotated[int, Ge(1), Le(MAX_LAYERS)]
+Width = Annotated[int, Ge(1), Le(MAX_HIDDEN)]
+Heads = Annotated[int, Ge(1), Le(MAX_HEADS)]
+FFNWidth = Annotated[int, Ge(1), Le(MAX_FFN)]
+Vocab = Annotated[int, Ge(1), Le(MAX_VOCAB)]
+Rows = Annotated[int, Ge(0), Le(MAX_VOCAB)]
 
 
 @dataclass(frozen=True)
@@ -50,23 +63,23 @@ class TransformerSpec:
     ``head_dim`` defaults to hidden / heads; ``kv_heads`` to heads (multi-head attention).
     """
 
-    layers: Positive
-    hidden: Positive
-    heads: Positive
-    ffn: Positive
-    vocab: Positive
-    kv_heads: Positive | None = None
-    head_dim: Positive | None = None
+    layers: Layers                      # blocks, 1 to 10,000
+    hidden: Width                       # model width, 1 to 2^20
+    heads: Heads                        # 1 to 2^16
+    ffn: FFNWidth                       # 1 to 2^22
+    vocab: Vocab                        # 1 to 2^24
+    kv_heads: Heads | None = None       # 1 to 2^16
+    head_dim: Width | None = None       # 1 to 2^20
     ffn_kind: Literal["gelu", "swiglu"] = "gelu"
     norm: Literal["layernorm", "rmsnorm"] = "layernorm"
     position: Literal["learned", "rope"] = "learned"
-    max_positions: NonNegative = 0  # learned position table rows
+    max_positions: Rows = 0             # learned position table rows, 0 to 2^24
     bias: bool = True
     dropout: bool = True
     tied_embeddings: bool = True
     fused_qkv: bool = True          # one QKV weight tensor (GPT-2, Megatron) or three (Llama, BERT)
     encoder: bool = False           # post-LN encoder with token types and a pooler (BERT)
-    type_vocab: NonNegative = 0
+    type_vocab: Rows = 0                # token types (BERT), 0 to 2^24
     lm_head: bool = True
 
     def __post_init__(self) -> None:

@@ -3,7 +3,7 @@ no function longer than a screen.
 
 The layers, bottom to top (docs/DESIGN.md, "Layers"):
 
-1. base - errors, safe file reading, units, the cache registry (``trainwall.core``);
+1. base - errors, safe file reading, safe writing, units, the cache registry (``trainwall.core``);
 2. catalogs - what is trained and what it runs on (``trainwall.models``, ``trainwall.hardware``);
 3. schema - the configuration file (``trainwall.core.config``);
 4. cost model - the one model of the world and its walls (``trainwall.optimizer.costmodel``
@@ -36,8 +36,8 @@ COST_MODEL = ("trainwall.optimizer", "trainwall.optimizer.costmodel", "trainwall
 #: Bottom to top: (layer, the module names or package prefixes it holds). A package's
 #: ``__init__`` sits with the lowest of its modules (it re-exports, it does not reach up).
 LAYERS = (
-    ("base", ("trainwall.core", "trainwall.core.errors", "trainwall.core.fileformats", "trainwall.core.units",
-              "trainwall.core.caches")),
+    ("base", ("trainwall.core", "trainwall.core.errors", "trainwall.core.fileformats", "trainwall.core.outputs",
+              "trainwall.core.units", "trainwall.core.caches")),
     ("catalogs", ("trainwall.models.", "trainwall.hardware.", "trainwall.models", "trainwall.hardware")),
     ("schema", ("trainwall.core.config",)),
     ("cost model", COST_MODEL + ("trainwall.optimizer.costmodel.",)),

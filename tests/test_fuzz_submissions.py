@@ -103,3 +103,23 @@ def test_plans_inside_each_missions_decisions(draw):
         data["moves"] = draw.draw(st.lists(st.fixed_dictionaries({"data": st.fixed_dictionaries(
             {"workers": st.integers(0, 130)})}), max_size=6))
     _check(*_grade(json.dumps(data).encode(), ".json", "json"), "json")
+
+
+#: ``last:N`` with N in any digits: ASCII, superscript, Arabic-Indic, Devanagari, fullwidth; and huge N.
+DIGITS = "0123456789²³¹١٢٣٤۵९０１２"
+
+
+@SETTINGS
+@given(head=st.sampled_from(["last", "first", "Last"]), digits=st.text(st.sampled_from(DIGITS), max_size=8),
+       suffix=st.sampled_from([".toml", ".json", ".yaml"]))
+def test_trainable_with_any_digits_is_graded_or_malformed(head, digits, suffix):
+    """tiny/1 lets the student choose the layers: "last:²" or "last:١" is the student's mistake (exit 2),
+    never the grader's (exit 1), and never read as a number."""
+    spec = f"{head}:{digits}"
+    data = {"mission": "tiny/1", "configuration": {"training": {"trainable": spec}}}
+    raw = {".toml": f'mission = "tiny/1"\n[configuration.training]\ntrainable = {json.dumps(spec)}\n',
+           ".json": json.dumps(data), ".yaml": json.dumps(data)}[suffix]
+    code, body = _grade(raw.encode("utf-8"), suffix, "json")
+    _check(code, body, "json")
+    if not digits.isascii() or head != head.lower():
+        assert code == 2 and "training.trainable" in json.loads(body)["format_errors"][0]

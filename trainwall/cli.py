@@ -15,7 +15,7 @@ EXIT_CLOSED_PIPE = 128 + 13
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # usage errors are bad input: exit 2, one line
         self.print_usage(sys.stderr)
-        print(f"trainwall: {message}", file=sys.stderr)
+        _say(message)
         raise SystemExit(EXIT_BAD_INPUT)
 
 
@@ -53,9 +53,12 @@ def _parser() -> argparse.ArgumentParser:
     who = ge.add_mutually_exclusive_group(required=True)
     who.add_argument("--count", type=int, help="this many variants (variant-001, ...)")
     who.add_argument("--roster", help="a CSV roster: one variant per student id (column 'student', else the first)")
-    ge.add_argument("--seed", type=int, required=True, help="the same seed and roster give the same files")
+    ge.add_argument("--seed", type=_seed, required=True,
+                    help="the same seed and roster give the same files (0 to 2^63 - 1)")
     ge.add_argument("--out", required=True, help="folder for handouts/ and keys/")
     ge.add_argument("--jobs", type=int, default=0, help="worker processes (default: every core)")
+    ge.add_argument("--force", action="store_true",
+                    help="replace the handouts/ and keys/ an earlier run left in --out (refused without it)")
     au = sub.add_parser("autograder", help="write an autograder bundle (setup.sh, run_autograder, answer keys)")
     au.add_argument("platform", choices=("gradescope",))
     au.add_argument("mission", help="a mission id or file, or a generate output folder (every variant)")
@@ -77,33 +80,42 @@ def _parser() -> argparse.ArgumentParser:
 
 def _generate(args: argparse.Namespace) -> int:
     from trainwall.challenges.mission import resolve
-    from trainwall.challenges.variants import generate, numbered_students, read_roster, write
+    from trainwall.challenges.variants import check_out, generate, numbered_students, read_roster, write
+    from trainwall.core.outputs import clean
 
+    _nonempty(args.mission, "MISSION")
+    _nonempty(args.roster, "--roster")
+    inputs = [p for p in (args.mission, args.roster) if p is not None and os.path.lexists(p)]
+    check_out(args.out, args.force, inputs)       # before any work: a wrong --out costs nothing
     mission = resolve(args.mission)
     students = read_roster(args.roster) if args.roster else numbered_students(args.count)
     variants = generate(mission, args.seed, students, args.jobs)
-    out = write(variants, mission, args.seed, args.out)
+    out = write(variants, mission, args.seed, args.out, args.force, inputs)
     redrawn = sum(1 for v in variants if v.attempt)
-    print(f"{len(variants)} variants of {mission.id} ({redrawn} redrawn to stay good exercises): "
-          f"handouts in {out / 'handouts'}, answer keys in {out / 'keys'}")
+    print(clean(f"{len(variants)} variants of {mission.id} ({redrawn} redrawn to stay good exercises): "
+                f"handouts in {out / 'handouts'}, answer keys in {out / 'keys'}", 8000))
     return EXIT_OK
 
 
 def _autograder(args: argparse.Namespace) -> int:
     from trainwall import __version__
     from trainwall.challenges.autograder import write_bundle
+    from trainwall.core.outputs import clean
 
+    _nonempty(args.mission, "MISSION")
     out = write_bundle(args.mission, args.out, args.install or f"trainwall=={__version__}")
-    print(f"Gradescope bundle in {out}: zip its contents (the files, not the folder). setup.sh installs "
-          f"{args.install or f'trainwall=={__version__}'}; give --install a wheel file or a git URL if your "
-          f"package index does not have it")
+    print(clean(f"Gradescope bundle in {out}: zip its contents (the files, not the folder). setup.sh installs "
+                f"{args.install or f'trainwall=={__version__}'}; give --install a wheel file or a git URL if your "
+                f"package index does not have it", 8000))
     return EXIT_OK
 
 
 def _plot(args: argparse.Namespace) -> int:
     from trainwall import figures, plotting
+    from trainwall.core.outputs import check_target, clean
 
-    plotting.output_format(args.output)          # a wrong extension fails before any work
+    plotting.output_format(args.output)          # a wrong extension or path fails before any work
+    check_target(args.output, "-o", folder=False, files=[args.subject])
     if args.compare and args.figure != "waterfall":
         raise _usage(f"--compare draws optimizers side by side on the waterfall, not on {args.figure}")
     mission, subjects = figures.subjects(args.subject)
@@ -124,19 +136,23 @@ def _plot(args: argparse.Namespace) -> int:
         wait = mission.max_data_wait if mission is not None else 0.0
         plotting.draw_pipeline([figures.pipeline(c, label, lever, wait) for label, c in subjects], args.output,
                                f"Input pipeline: {name}")
-    print(f"wrote {args.output}")
+    print(f"wrote {clean(args.output, 8000)}")
     return EXIT_OK
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from trainwall import explain, figures
+    from trainwall import explain, figures, plotting
+    from trainwall.core.outputs import check_target, clean
 
+    if args.output is not None:                  # a wrong extension or path fails before any work
+        plotting.output_format(args.output)
+        check_target(args.output, "-o", folder=False, files=[args.subject])
     label, config = figures.subjects(args.subject)[1][-1]
     peek = explain.math_peek(config, label)
     print(explain.as_text(peek))
     if args.output:
         explain.draw(peek, args.output)
-        print(f"wrote {args.output}")
+        print(f"wrote {clean(args.output, 8000)}")
     return EXIT_OK
 
 
@@ -153,22 +169,65 @@ def _schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _grade(args: argparse.Namespace) -> int:
-    """One submission: always a results file (exit 0 graded, 2 malformed, 1 grader failure, 3 under
-    --fail-under); a folder: one results file per student plus summary.csv and scores.png."""
+def _say(message: object) -> None:
+    """One line on stderr: whatever came from outside (file names, values) cleaned, so it stays one line."""
+    from trainwall.core.outputs import clean
+
+    print(f"trainwall: {clean(message, 8000)}", file=sys.stderr)
+
+
+def _nonempty(value: str | None, option: str) -> None:
+    if value is not None and not value.strip():
+        raise _usage(f"{option} must name a path, not an empty string ('' is not the current folder)")
+
+
+def _mission_inputs(mission: str | None) -> list:
+    """The paths --mission names (its file, or its answer-key folder), which no output may touch."""
     from pathlib import Path
 
-    from trainwall.challenges import grading
-    from trainwall.challenges.results import PLATFORM_PATHS, render
-    from trainwall.core.errors import TrainwallError
+    if mission is None or not os.path.lexists(mission):
+        return []
+    if os.path.isdir(mission):      # os.path: Path.is_dir raises on a name too long (Python 3.11)
+        return [Path(mission) / "keys" if os.path.isdir(Path(mission) / "keys") else Path(mission)]
+    return [Path(mission)]
+
+
+def _grade_target(args: argparse.Namespace) -> str | None:
+    """Where one submission's results go, checked before any grading (exit 2 when it cannot be:
+    a folder, a path through a file, the submission itself or the --mission input)."""
+    from pathlib import Path
+
+    from trainwall.challenges.results import PLATFORM_PATHS
+    from trainwall.core.outputs import check_target
 
     target = args.output
     if args.platform_path:
         if args.format not in PLATFORM_PATHS:
             raise _usage(f"--platform-path needs --format gradescope or prairielearn, not {args.format}")
         target = PLATFORM_PATHS[args.format]
-    if Path(args.submission).is_dir():
+    if target is not None:
+        inputs = _mission_inputs(args.mission)
+        check_target(target, "--output", folder=False, files=[args.submission, *inputs],
+                     folders=[p for p in inputs if os.path.isdir(p)])
+    return target
+
+
+def _grade(args: argparse.Namespace) -> int:
+    """One submission: always a results file (exit 0 graded, 2 malformed, 1 grader failure, 3 under
+    --fail-under); a folder: one results file per student plus summary.csv and scores.png."""
+    from pathlib import Path
+
+    from trainwall.challenges import grading
+    from trainwall.challenges.results import render
+    from trainwall.core.errors import TrainwallError
+    from trainwall.core.outputs import atomic_write
+
+    _nonempty(args.submission, "SUBMISSION")
+    _nonempty(args.mission, "--mission")
+    _nonempty(args.output, "--output")
+    if os.path.isdir(args.submission):
         return _grade_folder(args)
+    target = _grade_target(args)
     setup_error = None
     try:
         source = grading.MissionSource.open(args.mission)
@@ -180,21 +239,21 @@ def _grade(args: argparse.Namespace) -> int:
     if target:
         try:
             Path(target).parent.mkdir(parents=True, exist_ok=True)
-            Path(target).write_text(written, encoding="utf-8")
+            atomic_write(target, written)
         except OSError as exc:
-            print(f"trainwall: cannot write {target}: {exc.strerror}", file=sys.stderr)
+            _say(f"cannot write {target}: {exc.strerror}")
             return EXIT_INTERNAL
-        print(f"trainwall: {grade.score:g} / {grade.max_score:g} -> {target}", file=sys.stderr)
+        _say(f"{grade.score:g} / {grade.max_score:g} -> {target}")
     else:
         sys.stdout.write(written)
     if setup_error:
-        print(f"trainwall: {setup_error}", file=sys.stderr)
+        _say(setup_error)
         return EXIT_BAD_INPUT
     if grade.internal_error:
-        print(f"trainwall: internal error: {grade.internal_error}", file=sys.stderr)
+        _say(f"internal error: {grade.internal_error}")
         return EXIT_INTERNAL
     if not grade.gradable:
-        print(f"trainwall: {grade.format_errors[0]}", file=sys.stderr)
+        _say(grade.format_errors[0])
         return EXIT_BAD_INPUT
     if args.fail_under is not None and grade.score < args.fail_under:
         return EXIT_INFEASIBLE
@@ -205,22 +264,23 @@ def _grade_folder(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from trainwall.challenges import grading
-    from trainwall.challenges.classroom import grade_folder
+    from trainwall.challenges.classroom import check_output, grade_folder
+    from trainwall.core.outputs import clean
+    from trainwall.plotting import draw_score_histogram
 
     if not args.output:
         raise _usage("grading a folder writes one results file per student: give --output DIR")
-    from trainwall.challenges.results import clean
-    from trainwall.plotting import draw_score_histogram
-
+    inputs = _mission_inputs(args.mission)
+    check_output(Path(args.submission), Path(args.output), inputs)     # before the --mission is solved
     result = grade_folder(args.submission, grading.MissionSource.open(args.mission), args.format, args.output,
-                          args.jobs)
+                          args.jobs, inputs=inputs)
     histogram = result.results_dir / "scores.png"
     draw_score_histogram(result.grades, histogram, clean(Path(args.submission).name, 80))
     gradable = [g for g in result.grades if g.gradable]
     mean = sum(g.score for g in gradable) / len(gradable) if gradable else 0.0
-    print(f"graded {len(result.grades)} submissions ({len(result.grades) - len(gradable)} not gradable), "
-          f"mean score {mean:.3g}; results in {result.results_dir}, summary {result.summary_csv}, "
-          f"histogram {histogram}")
+    print(clean(f"graded {len(result.grades)} submissions ({len(result.grades) - len(gradable)} not gradable, "
+                f"{len(result.skipped)} entries skipped: see summary.csv), mean score {mean:.3g}; results in "
+                f"{result.results_dir}, summary {result.summary_csv}, histogram {histogram}", 8000))
     return EXIT_INTERNAL if result.internal_failures else EXIT_OK
 
 
@@ -228,6 +288,17 @@ def _usage(message: str):
     from trainwall.core.errors import InputError
 
     return InputError("", "", message)
+
+
+def _seed(text: str) -> int:
+    """A seed answer keys can record (the hardened reader refuses integers beyond 64 bits)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not 0 <= value <= 2**63 - 1:
+        raise argparse.ArgumentTypeError(f"{text} is outside 0 to 2^63 - 1")
+    return value
 
 
 def _missions(args: argparse.Namespace) -> int:
@@ -275,13 +346,14 @@ def _solve(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from trainwall.api import evaluate_file
+    from trainwall.core.outputs import clean
     from trainwall.report import text_report
 
     config, metrics = evaluate_file(args.config)
     if args.json:
         print(json.dumps(metrics.to_dict(), indent=2, sort_keys=True, allow_nan=False, default=float))
     else:
-        print(text_report(config, metrics, args.config))
+        print(text_report(config, metrics, clean(args.config, 1000)))   # a file name stays one line
     return EXIT_OK if metrics.feasible else EXIT_INFEASIBLE
 
 
@@ -307,15 +379,14 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()          # a closed pipe shows here, inside the handler, not at exit
         return code
     except TrainwallError as exc:
-        print(f"trainwall: {exc}", file=sys.stderr)
+        _say(exc)
         return EXIT_BAD_INPUT
     except BrokenPipeError:
         return _closed_pipe()
     except Exception as exc:  # noqa: BLE001 - a bug of ours: one line, traceback on request
         if os.environ.get("TRAINWALL_DEBUG"):
             raise
-        print(f"trainwall: internal error: {type(exc).__name__}: {exc} (set TRAINWALL_DEBUG=1 for a traceback)",
-              file=sys.stderr)
+        _say(f"internal error: {type(exc).__name__}: {exc} (set TRAINWALL_DEBUG=1 for a traceback)")
         return EXIT_INTERNAL
 
 

@@ -52,12 +52,20 @@ def pyplot_style():
 
 
 def save(fig, path: str | Path) -> None:
-    fmt = output_format(path)
+    """Render ``fig`` in memory, then write it atomically (:func:`trainwall.core.outputs.atomic_write`):
+    a crash mid-write leaves the previous figure whole."""
+    import io
+
     import matplotlib.pyplot as plt
 
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format=fmt, metadata=METADATA[fmt])
+    from trainwall.core.outputs import atomic_write
+
+    fmt = output_format(path)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=fmt, metadata=METADATA[fmt])
     plt.close(fig)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, buffer.getvalue())
 
 
 # --- the memory waterfall --------------------------------------------------------------------------

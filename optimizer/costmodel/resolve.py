@@ -211,7 +211,7 @@ def trainable_mask(spec, network: Network) -> tuple[bool, ...]:
     if spec == "none":
         return (False,) * n
     head, _, num = spec.partition(":")
-    if head not in ("last", "first") or not num.isdigit() or not 1 <= int(num) <= n:
+    if head not in ("last", "first") or not (num.isascii() and num.isdigit()) or not 1 <= int(num) <= n:
         raise InputError("training.trainable", spec, allowed)
     k = int(num)
     return tuple((i >= n - k) if head == "last" else (i < k) for i in range(n))
