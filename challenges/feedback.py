@@ -108,7 +108,9 @@ def _optimum_checks(mission, best):
 
     if not best.configuration:
         return []
-    return mission.checks(evaluate(plans.written(mission, best.configuration, f"{mission.reference} optimum")))
+    chosen = {f"{section}.{name}": value for section in ("training", "data")
+              for name, value in best.configuration.get(section, {}).items()}
+    return mission.checks(evaluate(plans.decided(mission, chosen, label=f"{mission.reference} optimum")))
 
 
 def _improves(mission, changed: dict, current: float) -> bool:

@@ -52,8 +52,8 @@ def solve_scaling_wall(mission) -> MissionSolution:
     agrees = (exhaustive.feasible and exhaustive.mode == sol.mode and exhaustive.mask == (sol.micro_batches,)
               and abs(exhaustive.objective - metrics.mfu) <= 1e-12 * metrics.mfu)
     data = config.model_dump(exclude_none=True)
-    configuration_out = {"system": {"devices": config.system.devices}, "training": data["training"],
-                         "data": data["data"]}
+    # a submission's [configuration] as it stands: the degrees set the device count (metrics.devices)
+    configuration_out = {"training": data["training"], "data": data["data"]}
     return MissionSolution(mission, Status.OPTIMAL, configuration_out, metrics, metrics.mfu, None, tuple(binding),
                            slack, solve_s, model.build_s, sol.mip_gap, agrees and not mission.violations(metrics),
                            certification(exhaustive, agrees), (), extra)

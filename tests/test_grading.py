@@ -485,3 +485,21 @@ def test_a_mission_the_grader_does_not_have_is_the_students_mistake(tmp_path):
     bad = submission_text("mobile/1").replace('mission = "mobile/1"', 'mission = "mobile/2@zz"')
     code, out = grade(tmp_path, bad)
     assert code == 2 and out["format_errors"] and out["internal_error"] is None
+
+
+@pytest.mark.parametrize("mission_id", shipped_ids())
+def test_solve_json_is_a_submission_that_earns_full_objective_credit(tmp_path, mission_id):
+    """solve --json's configuration pastes into a submission as it stands (issue 14: part 3's
+    carried system.devices, which a submission refuses)."""
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-m", "trainwall.cli", "solve", mission_id, "--json"],
+                         capture_output=True, text=True, check=True)
+    solved = json.loads(run.stdout)
+    assert set(solved["configuration"]) <= {"training", "data"}
+    submission = {"mission": mission_id, "configuration": solved["configuration"],
+                  "predictions": solved["lock_answers"]}
+    code, out = grade(tmp_path, json.dumps(submission), name="answer.json")
+    objective = next(t for t in out["tests"] if t["name"].startswith("objective"))
+    assert code == 0 and out["feasible"] and objective["score"] == objective["max_score"], out["feedback"]

@@ -94,7 +94,8 @@ def solution_report(result) -> str:
         else:
             chosen[name] = config[section][name]
     if m.part == 3:
-        chosen["devices"] = config["system"]["devices"]
+        t = config["training"]
+        chosen["devices"] = t["tensor_parallel"] * t["pipeline_parallel"] * t["data_parallel"]
     lines.append("  choose: " + ", ".join(f"{k} = {v}" for k, v in chosen.items()))
     if m.select_layers:
         lines.append(f"  train layers {_ranges(config['training']['trainable'])} (layer indices)")
