@@ -12,6 +12,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from trainwall.core.caches import BoundedDict
 from trainwall.core.errors import InputError
@@ -83,8 +84,16 @@ def remember(mission, known: Optimum) -> None:
     _OPTIMA[fingerprint(mission)] = known
 
 
-def load_keys(folder: str | Path) -> dict:
-    """Answer keys of a ``generate`` output (the folder itself or its ``keys/``): reference -> (mission, optimum).
+class AnswerKey(NamedTuple):
+    """One student's answer key: the variant, its certified optimum and the student it was drawn for."""
+
+    mission: object
+    optimum: Optimum
+    student: str | None
+
+
+def load_keys(folder: str | Path) -> dict[str, AnswerKey]:
+    """Answer keys of a ``generate`` output (the folder itself or its ``keys/``): reference -> AnswerKey.
 
     Each ``*.json`` is read by the hardened reader (trainwall.core.fileformats: regular files
     only, size, depth and integer caps, duplicate keys refused): a FIFO, a link to a device,
@@ -107,7 +116,8 @@ def load_keys(folder: str | Path) -> dict:
             raise InputError("", str(path), f"not a trainwall answer key ({type(exc).__name__}: {exc})",
                              source=str(path)) from None
         remember(mission, best)
-        found[mission.reference] = (mission, best)
+        student = data.get("student")
+        found[mission.reference] = AnswerKey(mission, best, student if isinstance(student, str) else None)
     if not found:
         raise InputError("--mission", str(folder), "no answer keys (*.json from trainwall generate) in this folder")
     return found

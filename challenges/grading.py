@@ -259,6 +259,7 @@ def grade_file(path: str | Path, missions: "MissionSource") -> Grade:
     try:
         submission = load_submission(path)
         mission, best = missions.find(submission.mission, source)
+        missions.check_owner(submission, source)
         return grade_submission(mission, submission, best, source)
     except (GraderError, MissionError) as exc:
         return grader_failed(source, f"the grader failed, not your submission: {exc}", submission,
@@ -300,16 +301,30 @@ class MissionSource:
 
     def __init__(self, fixed=None, keys: dict | None = None) -> None:
         self.fixed = fixed
-        self.keys = keys or {}          # reference -> (mission, Optimum)
+        self.keys = keys or {}          # reference -> AnswerKey (mission, optimum, student)
 
     @property
     def max_score(self) -> float:
         return self.fixed.grading.max_score if self.fixed is not None else 1.0
 
+    def check_owner(self, submission, source: str) -> None:
+        """A variant drawn for one student is graded only for that student (the answer key
+        records whom ``trainwall generate`` drew it for): a copied file is refused."""
+        key = self.keys.get(submission.mission)
+        if key is None or key.student is None:
+            return
+        if submission.student is None:
+            raise InputError("student", None, f"this variant was drawn for one student: give student = \"...\" "
+                             f"as your handout's submission.toml does", source=source)
+        if submission.student != key.student:
+            raise InputError("mission", submission.mission, f"this variant belongs to another student, not to "
+                             f"{submission.student!r}: submit the mission of your own handout", source=source)
+
     def find(self, reference: str, source: str):
         """(mission, optimum) for a submission's ``mission`` field."""
         if reference in self.keys:
-            return self.keys[reference]
+            key = self.keys[reference]
+            return key.mission, key.optimum
         if self.keys:
             known = sorted(self.keys)
             shown = ", ".join(known[:5]) + (f" and {len(known) - 5} more" if len(known) > 5 else "")

@@ -140,7 +140,7 @@ def test_a_variant_is_graded_against_its_answer_key(tmp_path):
     assert tomllib.loads(template)["mission"] == key["optimum"]["reference"]
     plan = key["optimum"]["configuration"]
     text = submission_text(key["optimum"]["reference"], plan["training"], plan["data"],
-                           key["optimum"]["lock_answers"])
+                           key["optimum"]["lock_answers"]).replace('"ab123"', json.dumps(key["student"]))
     sub = tmp_path / "s.toml"
     sub.write_text(text)
     result = tmp_path / "r.json"
@@ -150,6 +150,28 @@ def test_a_variant_is_graded_against_its_answer_key(tmp_path):
     wrong.write_text(text.replace(key["optimum"]["reference"], "mobile/1@ffff"))
     assert main(["grade", str(wrong), "--mission", str(out), "--output", str(result), "--format", "json"]) == 2
     assert "no answer key" in json.loads(result.read_text())["format_errors"][0]
+
+
+def test_a_copied_variant_grades_zero_and_is_flagged(tmp_path):
+    """Student B hands in student A's file with only the student changed (issue 14: it scored
+    1/1): the answer key says whom the variant was drawn for; the copy earns nothing, says why,
+    and the instructor's summary shows it."""
+    out = generate(tmp_path, "v", "mobile/1", "--count", "2", "--seed", "5", "--jobs", "1")
+    keys = [json.loads(p.read_text()) for p in sorted((out / "keys").glob("*.json"))]
+    a, b = keys[0], keys[1]
+    plan = a["optimum"]["configuration"]
+    text = submission_text(a["optimum"]["reference"], plan["training"], plan["data"], a["optimum"]["lock_answers"])
+    folder = tmp_path / "class"
+    folder.mkdir()
+    (folder / "a.toml").write_text(text.replace('"ab123"', json.dumps(a["student"])))
+    (folder / "b.toml").write_text(text.replace('"ab123"', json.dumps(b["student"])))
+    (folder / "anonymous.toml").write_text(text.replace('student = "ab123"\n', ""))
+    results = tmp_path / "results"
+    assert main(["grade", str(folder), "--mission", str(out), "--output", str(results), "--format", "json"]) == 0
+    rows = {r["file"]: r for r in csv.DictReader((results / "summary.csv").open())}
+    assert float(rows["a.toml"]["score"]) == pytest.approx(1.0)
+    assert float(rows["b.toml"]["score"]) == 0 and "belongs to another student" in rows["b.toml"]["error"]
+    assert float(rows["anonymous.toml"]["score"]) == 0 and "drawn for one student" in rows["anonymous.toml"]["error"]
 
 
 @pytest.mark.parametrize("roster, message", [("student\nab\nab\n", "duplicate of row 2"),

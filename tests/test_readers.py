@@ -211,7 +211,7 @@ def key_text() -> str:
     from trainwall.challenges.mission import mission
 
     data = tomllib.loads((ROOT / "challenges" / "tiny" / "1.toml").read_text(encoding="utf-8"))
-    return json.dumps({"student": "s", "seed": 1, "attempt": 0, "rejected_draws": [], "mission": data,
+    return json.dumps({"student": "ab123", "seed": 1, "attempt": 0, "rejected_draws": [], "mission": data,
                        "optimum": optimum(mission("tiny/1")).to_dict()}, indent=2, sort_keys=True)
 
 
