@@ -57,6 +57,10 @@ class Grade:
     format_errors: tuple[str, ...] = ()
     internal_error: str | None = None
     moves_to_balance: int | None = None
+    # the objective is a decision's own value (workers, echo, micro-batch): its optimum IS the
+    # answer, so what a student reads (every results format) states neither it nor the gap;
+    # the instructor's summary.csv keeps both
+    answer_hidden: bool = False
 
     @property
     def fraction(self) -> float:
@@ -67,7 +71,8 @@ class Grade:
         return {
             "mission": self.mission, "student": self.student, "source": self.source,
             "gradable": self.gradable, "score": self.score, "max_score": self.max_score,
-            "feasible": self.feasible, "objective": self.objective, "optimum": self.optimum, "gap": self.gap,
+            "feasible": self.feasible, "objective": self.objective,
+            "optimum": None if self.answer_hidden else self.optimum, "gap": None if self.answer_hidden else self.gap,
             "objective_name": self.objective_name, "sense": self.sense,
             "tests": [{"name": c.name, "score": c.score, "max_score": c.max_score,
                        "status": "passed" if c.passed else "failed", "output": c.output} for c in self.checks],
@@ -106,6 +111,48 @@ def weights(mission) -> dict[str, float]:
 def prediction_correct(given: float, answer: float, tolerance: float) -> bool:
     """Within the question's relative tolerance (and always within 1e-9, for exact answers)."""
     return abs(given - answer) <= max(tolerance, 1e-9) * abs(answer) or given == answer
+
+
+def _objective_check(mission, value: float, best: float, shortfall: float, feasible: bool, points: float,
+                     hidden: bool) -> Check:
+    """The objective against the certified optimum on the credit curve; a decision-valued
+    objective (``hidden``) is compared by direction only: its optimum is the answer."""
+    policy, name, sense = mission.grading, mission.objective.quantity, mission.objective.sense
+    earned = credit(policy, shortfall) if feasible else 0.0
+    against = (_direction(sense, value, best) if hidden else
+               f"certified optimum {show_objective(name, best)} (gap {policy.describe(max(shortfall, 0.0))})")
+    return Check(f"objective: {sense} {name}", points * earned, points, feasible and earned == 1.0,
+                 f"yours {show_objective(name, value)}, {against}; full credit within "
+                 f"{policy.describe(policy.full_credit_gap)}, none from {policy.describe(policy.zero_credit_gap)}"
+                 + ("" if feasible else "; an infeasible plan earns none"))
+
+
+def _prediction_checks(mission, submission, best, points: float) -> list[tuple[Check, str | None]]:
+    """Each Lock prediction against its key within the stated tolerance, with advice when wrong."""
+    out = []
+    for question in mission.rendered().lock:      # the texts the student read
+        share = points / len(mission.lock)
+        given = submission.predictions.get(question.id)
+        if given is None:
+            out.append((Check(f"prediction: {question.id}", 0.0, share, False, "not answered"), None))
+            continue
+        answer = best.lock_answers[question.id]
+        ok = prediction_correct(given, answer, question.tolerance)
+        direction = "" if ok else ("too high" if given > answer else "too low")
+        check = Check(f"prediction: {question.id}", share if ok else 0.0, share, ok,
+                      f"{given:g}: {_tolerance_phrase(ok, question.tolerance)}" + (f" ({direction})" if direction else ""))
+        out.append((check, None if ok else f"Prediction {question.id} = {given:g} is {direction}. {question.text}"))
+    return out
+
+
+def _direction(sense: str, value: float, best: float) -> str:
+    """Where a decision-valued objective stands against the optimum, without stating it."""
+    if value == best:
+        return "the certified optimum"
+    better = value > best if sense == "maximize" else value < best
+    if better:
+        return "beyond the certified optimum (the plan breaks a wall)"
+    return f"the certified optimum is {'higher' if sense == 'maximize' else 'lower'}"
 
 
 def _tolerance_phrase(ok: bool, tolerance: float) -> str:
@@ -149,7 +196,7 @@ def grade_submission(mission, submission, best: Optimum, source: str = "") -> Gr
     """Grade a schema-valid submission against ``mission`` whose optimum is ``best``.
 
     Raises InputError where the submission does not fit the mission (a malformed submission)."""
-    from trainwall.challenges.quantities import objective_value
+    from trainwall.challenges.quantities import DECISION_OBJECTIVES, objective_value
     from trainwall.challenges.submission import check_against, plan
     from trainwall.optimizer.costmodel import evaluate
 
@@ -169,30 +216,12 @@ def grade_submission(mission, submission, best: Optimum, source: str = "") -> Gr
     policy = mission.grading
 
     checks = [Check(f"wall: {w.wall}", 0.0, 0.0, w.satisfied, wall_summary(w)) for w in walls]
-    earned = credit(policy, shortfall) if feasible else 0.0
-    checks.append(Check(f"objective: {sense} {name}", points["objective"] * earned, points["objective"],
-                        feasible and earned == 1.0,
-                        f"yours {show_objective(name, value)}, certified optimum {show_objective(name, best.objective)}"
-                        f" (gap {policy.describe(max(shortfall, 0.0))}); full credit within "
-                        f"{policy.describe(policy.full_credit_gap)}, none from {policy.describe(policy.zero_credit_gap)}"
-                        + ("" if feasible else "; an infeasible plan earns none")))
+    hidden = name in DECISION_OBJECTIVES
+    checks.append(_objective_check(mission, value, best.objective, shortfall, feasible, points["objective"], hidden))
     feedback = _feedback(mission, best, submission, config, walls, value, shortfall)
-
-    answers = best.lock_answers
-    for question in mission.rendered().lock:      # the texts the student read
-        share = points["predictions"] / len(mission.lock)
-        given = submission.predictions.get(question.id)
-        if given is None:
-            checks.append(Check(f"prediction: {question.id}", 0.0, share, False, "not answered"))
-            continue
-        answer = answers[question.id]
-        ok = prediction_correct(given, answer, question.tolerance)
-        direction = "" if ok else ("too high" if given > answer else "too low")
-        checks.append(Check(f"prediction: {question.id}", share if ok else 0.0, share, ok,
-                            f"{given:g}: {_tolerance_phrase(ok, question.tolerance)}"
-                            + (f" ({direction})" if direction else "")))
-        if not ok:
-            feedback.append(f"Prediction {question.id} = {given:g} is {direction}. {question.text}")
+    for check, advice in _prediction_checks(mission, submission, best, points["predictions"]):
+        checks.append(check)
+        feedback += [advice] if advice else []
 
     reached = None
     if mission.part == 2:
@@ -203,7 +232,7 @@ def grade_submission(mission, submission, best: Optimum, source: str = "") -> Gr
     score = round(sum(c.score for c in checks), 12)
     return Grade(source, mission.reference, submission.student, True, score, policy.max_score, feasible, name, sense,
                  value, best.objective, shortfall if math.isfinite(shortfall) else None, tuple(checks), tuple(walls),
-                 tuple(feedback),
+                 tuple(feedback), answer_hidden=hidden,
                  moves_to_balance=reached)
 
 
@@ -218,10 +247,11 @@ def _feedback(mission, best: Optimum, submission, config, walls, value: float, s
     if shortfall <= policy.full_credit_gap:
         return [(f"Feasible and within {policy.describe(policy.full_credit_gap)} of the certified optimum: "
                 "full credit.")]
+    from trainwall.challenges.quantities import DECISION_OBJECTIVES
+
     better = "higher" if mission.objective.sense == "maximize" else "lower"
-    return ([(f"Feasible, but {policy.describe(shortfall)} short of the certified optimum: "
-             f"{mission.objective.quantity} can be "
-             f"{better}.")]
+    by = "" if mission.objective.quantity in DECISION_OBJECTIVES else f"{policy.describe(shortfall)} "  # the answer
+    return ([f"Feasible, but {by}short of the certified optimum: {mission.objective.quantity} can be {better}."]
             + feedback.short_of_optimum(mission, best, submission.configuration.dotted(), config, value, walls))
 
 
@@ -314,8 +344,8 @@ class MissionSource:
         if key is None or key.student is None:
             return
         if submission.student is None:
-            raise InputError("student", None, f"this variant was drawn for one student: give student = \"...\" "
-                             f"as your handout's submission.toml does", source=source)
+            raise InputError("student", None, "this variant was drawn for one student: give student = \"...\" "
+                             "as your handout's submission.toml does", source=source)
         if submission.student != key.student:
             raise InputError("mission", submission.mission, f"this variant belongs to another student, not to "
                              f"{submission.student!r}: submit the mission of your own handout", source=source)

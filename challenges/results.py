@@ -114,7 +114,8 @@ def gradescope(grade) -> str:
             "test_name_format": GRADESCOPE_FORMAT,
             "visibility": "visible", "stdout_visibility": "hidden", "tests": tests,
             "extra_data": {"mission": shown(grade.mission or "", 64), "gradable": grade.gradable,
-                           "feasible": grade.feasible, "objective": grade.objective, "optimum": grade.optimum}}
+                           "feasible": grade.feasible, "objective": grade.objective,
+                           "optimum": None if grade.answer_hidden else grade.optimum}}
     return _dump(data)
 
 

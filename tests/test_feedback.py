@@ -80,3 +80,40 @@ def test_edge_1_infeasible_plan_gets_its_own_levers():
     assert not grade.feasible
     text = " ".join(grade.feedback)
     assert "bf16" not in text and "Levers this mission opens" in text
+
+
+@pytest.mark.parametrize("mission_id", [m for m in shipped_ids() if mission(m).objective.quantity in
+                                        ("workers", "echo", "micro_batch")])
+@pytest.mark.parametrize("fmt", ["text", "json", "gradescope", "prairielearn", "junit"])
+def test_a_decision_objective_never_shows_its_optimum(tmp_path, mission_id, fmt):
+    """workers, echo, micro-batch: the optimum's objective IS a decision value (issue 14: the
+    objective check printed "certified optimum 71"). A plan short of it, in every results
+    format, shows neither the optimum nor the gap (which with the plan's value gives it)."""
+    import json as _json
+
+    from trainwall.challenges.results import render
+
+    m = mission(mission_id)
+    best = answers.optimum(m)
+    field = dict(quantity_fields())[m.objective.quantity]
+    plan = {**best.configuration["training"]} if field[0] == "training" else {**best.configuration["data"]}
+    short = int(best.objective) + 1 if m.objective.sense == "minimize" else int(best.objective) // 2
+    plan[field[1]] = short
+    section = {"training": plan} if field[0] == "training" else {"data": plan}
+    sub = parse_submission({"mission": mission_id, "configuration": section}, "t")
+    grade = grading.grade_submission(m, sub, best, "t")
+    text = render(grade, fmt)
+    value = int(best.objective)
+    assert grade.gradable and grade.feasible and grade.score < grade.max_score, grade.feedback
+    near = re.search(rf"optimum[^.\n<]{{0,40}}(?<![\d.]){value}(?![\d.])", text)
+    assert near is None, (fmt, near.group() if near else "")
+    assert not re.search(r"gap\W{0,4}\d|\d[\d.]*\s*%\s*short|short of the certified optimum by", text), (fmt, text)
+    if fmt == "json":
+        data = _json.loads(text)
+        assert data["optimum"] is None and data["gap"] is None and data["objective"] == short
+
+
+def quantity_fields():
+    from trainwall.challenges.quantities import DECISION_OBJECTIVES
+
+    return DECISION_OBJECTIVES.items()
