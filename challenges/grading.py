@@ -225,7 +225,7 @@ def grade_submission(mission, submission, best: Optimum, source: str = "") -> Gr
 
     reached = None
     if mission.part == 2:
-        reached, output = _five_move_rule(mission, submission, best, source)
+        reached, output = _five_move_rule(mission, submission, best, source, config)
         ok = reached is not None and reached <= policy.move_limit
         checks.append(Check(f"{policy.move_limit}-move rule", points["moves"] if ok else 0.0, points["moves"], ok,
                             output))
@@ -255,8 +255,10 @@ def _feedback(mission, best: Optimum, submission, config, walls, value: float, s
             + feedback.short_of_optimum(mission, best, submission.configuration.dotted(), config, value, walls))
 
 
-def _five_move_rule(mission, submission, best: Optimum, source: str) -> tuple[int | None, str]:
-    """Replay the move log from the naive plan; the first move that reaches the balance point."""
+def _five_move_rule(mission, submission, best: Optimum, source: str, submitted) -> tuple[int | None, str]:
+    """Replay the move log from the naive plan: the first move that reaches the balance point,
+    provided the log ends at the plan submitted (``submitted``, its Config): a log that ends
+    elsewhere describes another search and earns nothing."""
     from trainwall.challenges.quantities import objective_value
     from trainwall.challenges.submission import plan
     from trainwall.optimizer.costmodel import evaluate
@@ -264,16 +266,28 @@ def _five_move_rule(mission, submission, best: Optimum, source: str) -> tuple[in
     if not submission.moves:
         return None, "no move log submitted ([[moves]], each the fields changed from the previous plan)"
     chosen: dict[str, object] = {}
+    reached, configs = None, []
     for i, move in enumerate(submission.moves, start=1):
         chosen.update(move.dotted())
         config = plan(mission, chosen, source, where=f"moves.{i - 1}", base=mission.naive)
+        configs.append(config)
         metrics = evaluate(config)
         value = objective_value(mission.objective.quantity, config, metrics)
-        if (not mission.violations(metrics)
-                and mission.grading.shortfall(mission.objective.sense, value, best.objective)
-                <= mission.grading.full_credit_gap):
-            return i, f"balance point reached at move {i} (limit {mission.grading.move_limit})"
-    return None, f"the balance point was not reached in the {len(submission.moves)} logged moves"
+        if reached is None and (not mission.violations(metrics) and mission.grading.shortfall(
+                mission.objective.sense, value, best.objective) <= mission.grading.full_credit_gap):
+            reached = i
+    differ = [d for d in mission.decisions if _field(configs[-1], d) != _field(submitted, d)]
+    if differ:
+        return None, (f"the move log ends at a plan other than the one submitted (it differs in "
+                      f"{', '.join(differ)}): the log must end at your configuration")
+    if reached is None:
+        return None, f"the balance point was not reached in the {len(submission.moves)} logged moves"
+    return reached, f"balance point reached at move {reached} (limit {mission.grading.move_limit})"
+
+
+def _field(config, dotted: str):
+    section, _, name = dotted.partition(".")
+    return getattr(getattr(config, section), name)
 
 
 def grade_file(path: str | Path, missions: "MissionSource") -> Grade:

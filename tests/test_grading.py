@@ -242,6 +242,19 @@ def test_five_move_rule_replays_the_log_from_the_naive_plan(tmp_path):
     assert out["moves_to_balance"] is None        # 72 workers: 1.4 % above the balance point
 
 
+def test_a_move_log_that_ends_elsewhere_earns_no_move_credit(tmp_path):
+    """Issue 14: a log ending at 90 workers beside a configuration of 71 was not flagged. The
+    log must end at the submitted plan; otherwise it is another search and earns nothing."""
+    elsewhere = _moves({"augmentation_on": "accelerator"}, {"workers": 71}, {"workers": 90})
+    code, out = grade(tmp_path, optimal_submission("cloud/2") + elsewhere)
+    rule = next(t for t in out["tests"] if t["name"] == "5-move rule")
+    assert code == 0 and rule["score"] == 0 and out["moves_to_balance"] is None
+    assert "ends at a plan other than the one submitted" in rule["output"] and "data.workers" in rule["output"]
+    ending_there = _moves({"augmentation_on": "accelerator"}, {"workers": 90}, {"workers": 71})
+    code, out = grade(tmp_path, optimal_submission("cloud/2") + ending_there)
+    assert out["moves_to_balance"] == 3 and out["score"] == pytest.approx(1.0)
+
+
 def test_move_outside_the_decisions_is_malformed(tmp_path):
     code, out = grade(tmp_path, optimal_submission("cloud/2") + _moves({"workers": 500}))
     assert code == 2 and not out["gradable"]
