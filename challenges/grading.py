@@ -61,6 +61,7 @@ class Grade:
     # answer, so what a student reads (every results format) states neither it nor the gap;
     # the instructor's summary.csv keeps both
     answer_hidden: bool = False
+    reflections: tuple[tuple[str, str], ...] = ()   # (the prompt, the student's answer): ungraded, for a TA
 
     @property
     def fraction(self) -> float:
@@ -81,6 +82,7 @@ class Grade:
             "moves_to_balance": self.moves_to_balance,
             "feedback": list(self.feedback), "format_errors": list(self.format_errors),
             "internal_error": self.internal_error,
+            "reflections": [{"prompt": p, "answer": a} for p, a in self.reflections],
         }
 
 
@@ -143,6 +145,13 @@ def _prediction_checks(mission, submission, best, points: float) -> list[tuple[C
                       f"{given:g}: {_tolerance_phrase(ok, question.tolerance)}" + (f" ({direction})" if direction else ""))
         out.append((check, None if ok else f"Prediction {question.id} = {given:g} is {direction}. {question.text}"))
     return out
+
+
+def _reflections(mission, submission) -> tuple[tuple[str, str], ...]:
+    """The student's reflection answers beside the prompts they answer, in prompt order."""
+    prompts = mission.rendered().reflection
+    return tuple((prompts[int(k) - 1], submission.reflection[k])
+                 for k in sorted(submission.reflection, key=int))
 
 
 def _direction(sense: str, value: float, best: float) -> str:
@@ -232,7 +241,7 @@ def grade_submission(mission, submission, best: Optimum, source: str = "") -> Gr
     score = round(sum(c.score for c in checks), 12)
     return Grade(source, mission.reference, submission.student, True, score, policy.max_score, feasible, name, sense,
                  value, best.objective, shortfall if math.isfinite(shortfall) else None, tuple(checks), tuple(walls),
-                 tuple(feedback), answer_hidden=hidden,
+                 tuple(feedback), answer_hidden=hidden, reflections=_reflections(mission, submission),
                  moves_to_balance=reached)
 
 

@@ -68,6 +68,11 @@ def _feedback_text(grade, markup: bool = False) -> str:
     return "\n".join(_feedback_lines(grade, markup))
 
 
+def _prose(text: str, markup: bool = False) -> str:
+    """A reflection answer: several lines kept, each line cleaned (:func:`clean`)."""
+    return "\n".join(clean(line, 8000, markup=markup) for line in text.splitlines())
+
+
 def render(grade, fmt: str) -> str:
     """The results file for ``grade`` in ``fmt`` (one of :data:`FORMATS`)."""
     return {"text": text, "json": as_json, "gradescope": gradescope, "prairielearn": prairielearn,
@@ -81,6 +86,7 @@ def as_json(grade) -> str:
             data[key] = clean(data[key], 256 if key != "internal_error" else 4000)
     data["feedback"] = [clean(x) for x in data["feedback"]]
     data["format_errors"] = [clean(x) for x in data["format_errors"]]
+    data["reflections"] = [{"prompt": clean(r["prompt"]), "answer": _prose(r["answer"])} for r in data["reflections"]]
     for t in data["tests"]:
         t["output"], t["name"] = clean(t["output"]), clean(t["name"])
     return _dump(data)
@@ -98,6 +104,9 @@ def text(grade) -> str:
         points = f"{c.score:.3g}/{c.max_score:.3g}" if c.max_score else "gate"
         lines.append(f"  [{mark}] {clean(c.name):<40} {points:>11}  {clean(c.output)}")
     lines += [f"  - {clean(f)}" for f in grade.feedback]
+    for i, (prompt, answer) in enumerate(grade.reflections, start=1):
+        lines += [f"  reflection {i} (ungraded, for your TA): {clean(prompt)}"]
+        lines += [f"    {line}" for line in _prose(answer).splitlines()]
     return "\n".join(lines) + "\n"
 
 
@@ -109,6 +118,8 @@ def gradescope(grade) -> str:
     if not grade.gradable:
         tests = [{"name": "submission is gradable", "score": 0.0, "max_score": grade.max_score, "status": "failed",
                   "output": _feedback_text(grade, True) or shown(grade.internal_error or ""), **text_only}]
+    tests += [{"name": shown(f"reflection: {prompt}", 256), "output": _prose(answer, markup=True), **text_only}
+              for prompt, answer in grade.reflections]       # no score: read and graded by hand
     data = {"score": grade.score, "output": f"{_status_line(grade)}\n{_feedback_text(grade, True)}".strip(),
             "output_format": GRADESCOPE_FORMAT, "test_output_format": GRADESCOPE_FORMAT,
             "test_name_format": GRADESCOPE_FORMAT,
@@ -126,6 +137,9 @@ def prairielearn(grade) -> str:
             "tests": [{"name": shown(c.name, 256), "description": shown(c.name, 256), "points": c.score,
                        "max_points": c.max_score, "message": "passed" if c.passed else "failed",
                        "output": shown(c.output)} for c in grade.checks]}
+    data["tests"] += [{"name": shown(f"reflection: {p}", 256), "description": "ungraded: read by your TA",
+                       "points": 0.0, "max_points": 0.0, "message": "ungraded", "output": _prose(a, markup=True)}
+                      for p, a in grade.reflections]
     if not data["gradable"]:
         data["format_errors"] = [shown(e) for e in grade.format_errors] or [shown(grade.internal_error or "")]
     return _dump(data)
@@ -150,7 +164,8 @@ def junit(grade) -> str:
     suite.set("tests", str(len(cases) + (0 if grade.gradable else 1)))
     suite.set("failures", str(failures))
     suite.set("errors", str(errors))
-    ET.SubElement(suite, "system-out").text = f"{_status_line(grade)}\n{_feedback_text(grade, True)}"
+    reflections = "".join(f"\nreflection (ungraded): {shown(p)}\n{_prose(a, markup=True)}" for p, a in grade.reflections)
+    ET.SubElement(suite, "system-out").text = f"{_status_line(grade)}\n{_feedback_text(grade, True)}{reflections}"
     root = ET.Element("testsuites")
     root.append(suite)
     ET.indent(root)

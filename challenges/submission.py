@@ -2,8 +2,10 @@
 
 A submission names its mission (``cloud/3``, or a generated variant ``cloud/3@7f3a2c1e``),
 optionally the student, the chosen ``[configuration]`` (the keys of a config's
-``[training]`` and ``[data]``), the Lock ``[predictions]`` and, for part 2, the
-``[[moves]]`` the student made from the naive configuration (the lab's 5-move rule).
+``[training]`` and ``[data]``), the Lock ``[predictions]``, for part 2 the ``[[moves]]``
+the student made from the naive configuration (the lab's 5-move rule), and the
+``[reflection]``: free text per prompt number, never scored, carried to every results
+format for a TA.
 
 The schema is strict (unknown keys are errors) and shares the config's section
 definitions, so ``trainwall schema submission`` publishes the same rules. A submission
@@ -28,6 +30,9 @@ REFERENCE_PATTERN = r"^(cloud|edge|mobile|tiny)/[123](@[a-z0-9]{1,32})?$"
 MAX_MOVES = 64
 #: More predictions than any mission has Lock questions (each is checked against them).
 MAX_PREDICTIONS = 64
+#: A reflection answer: about two pages of prose; more prompts than any mission has.
+MAX_REFLECTION_CHARS = 8000
+MAX_REFLECTIONS = 32
 
 
 class _Strict(BaseModel):
@@ -55,6 +60,10 @@ class Submission(_Strict):
     predictions: Annotated[dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)], float],
                            Field(max_length=MAX_PREDICTIONS)] = {}
     moves: Annotated[list[Choices], Field(max_length=MAX_MOVES)] = []
+    # free text per reflection prompt, keyed by its number ("1", "2", ...): ungraded, carried to a TA
+    reflection: Annotated[dict[Annotated[str, Field(pattern=r"^[1-9][0-9]?$")],
+                               Annotated[str, Field(max_length=MAX_REFLECTION_CHARS)]],
+                          Field(max_length=MAX_REFLECTIONS)] = {}
 
 
 def parse_submission(data: object, source: str) -> Submission:
@@ -84,6 +93,11 @@ def check_against(mission, submission: Submission, source: str) -> None:
             raise InputError(f"predictions.{name}", submission.predictions[name],
                              f"not a Lock question of {mission.reference}; its questions: "
                              f"{', '.join(known) or 'none'}", source=source)
+    for key, answer in submission.reflection.items():
+        if not 1 <= int(key) <= len(mission.reflection):
+            raise InputError(f"reflection.{key}", answer[:40], f"{mission.reference} has reflection prompts 1 to "
+                             f"{len(mission.reflection)}" if mission.reflection else "this mission asks no "
+                             "reflection", source=source)
     if submission.moves and mission.part != 2:
         raise InputError("moves", f"{len(submission.moves)} moves", "a move log belongs to a part-2 mission "
                          f"(the pipeline race); {mission.reference} is part {mission.part}", source=source)

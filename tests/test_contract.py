@@ -249,7 +249,8 @@ def submissions(solved, files):
     folder = files["folder"]
     paths = {
         "optimal": submission_toml("mobile/2", chosen, best["lock_answers"],
-                                   [{"augmentation_on": chosen["augmentation_on"]}, {"echo": chosen["echo"]}]),
+                                   [{"augmentation_on": chosen["augmentation_on"]}, {"echo": chosen["echo"]}])
+        + '[reflection]\n1 = "The CPU stage is the longest pole."\n',
         "starved": submission_toml("mobile/2", {"echo": 1, "augmentation_on": "cpu"}, {}),
         "malformed": submission_toml("mobile/2", {"echo": 0}, {}),
     }

@@ -516,3 +516,29 @@ def test_solve_json_is_a_submission_that_earns_full_objective_credit(tmp_path, m
     code, out = grade(tmp_path, json.dumps(submission), name="answer.json")
     objective = next(t for t in out["tests"] if t["name"].startswith("objective"))
     assert code == 0 and out["feasible"] and objective["score"] == objective["max_score"], out["feedback"]
+
+
+REFLECTION = 'The CPU stage is the longest pole.\nEchoing <b>relieves</b> it: =SUM(1)'
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "gradescope", "prairielearn", "junit"])
+def test_reflections_reach_every_results_format_ungraded(tmp_path, fmt):
+    """Issue 14: a [reflection] table made the file not gradable. It is carried to every
+    format as ungraded text for a TA (the score is the same as without it), markup inert."""
+    base = optimal_submission("mobile/2")
+    with_text = base + "[reflection]\n" + f"2 = {json.dumps(REFLECTION)}\n"
+    _, plain = grade(tmp_path, base, fmt="json")
+    code, body = grade(tmp_path, with_text, fmt=fmt, name="with.toml")
+    assert code == 0
+    prompt = mission("mobile/2").rendered().reflection[1]
+    shown = body if isinstance(body, str) else json.dumps(body) if fmt != "junit" else ET.tostring(body, "unicode")
+    assert "The CPU stage is the longest pole." in shown and prompt[:30] in shown
+    assert "<b>" not in shown or fmt in ("text", "json")
+    if fmt == "json":
+        assert body["score"] == plain["score"]
+        assert body["reflections"] == [{"prompt": prompt, "answer": REFLECTION}]
+
+
+def test_a_reflection_for_a_prompt_the_mission_lacks_is_malformed(tmp_path):
+    code, out = grade(tmp_path, optimal_submission("mobile/2") + '[reflection]\n9 = "?"\n')
+    assert code == 2 and "reflection.9" in out["format_errors"][0] and "prompts 1 to" in out["format_errors"][0]
