@@ -324,23 +324,45 @@ def _comment(text: str) -> str:
     return "".join(c if c.isprintable() else "?" for c in text)[:80]
 
 
-def submission_template(mission, reference: str, student: str) -> str:
-    """A submission skeleton for ``mission`` (the variant itself, so its limits and its rendered
-    Lock texts): the reference and student filled in, the decisions listed."""
+def submission_template(mission, reference: str, student: str | None, current: bool = False) -> str:
+    """A submission for ``mission`` (a variant itself, so its limits and its rendered texts):
+    the reference and student filled in, the decisions listed; with ``current`` the
+    configuration holds the mission's current (naive) plan, a valid plan to explore from
+    (``trainwall start``); the Lock questions and reflection prompts as comments."""
     import tomli_w
 
-    lines = ["# Fill in [configuration] with your plan and [predictions] with your Lock answers,",
-             "# then: trainwall grade submission.toml --mission <the answer-key folder>",
-             tomli_w.dumps({"mission": reference, "student": student}).rstrip(),
-             "", "# Decisions this mission opens:"]
-    for name, values in mission.decisions.items():
+    m = mission.rendered()
+    head = {"mission": reference, **({"student": student} if student else {})}
+    lines = ["# Fill in [configuration] with your plan, [predictions] with your Lock answers and",
+             "# [reflection] with your answers to the prompts; then: trainwall evaluate / grade this file",
+             tomli_w.dumps(head).rstrip(), "", "# Decisions this mission opens:"]
+    for name, values in m.decisions.items():
         if name == "training.micro_batches":   # not a config field: the global batch sets it
             lines.append(f"#   training.global_batch: micro-batches x data_parallel x micro_batch, with "
-                         f"{values.min} to {values.max} micro-batches and at most {mission.limits.global_batch}")
+                         f"{values.min} to {values.max} micro-batches and at most {m.limits.global_batch}")
         else:
             lines.append(f"#   {name}: {_comment(str(values if isinstance(values, list) else values.model_dump()))}")
-    if mission.select_layers:
+    if m.select_layers:
         lines.append("#   training.trainable: the indices of the layers that train")
-    lines += ["[configuration.training]", "", "[configuration.data]", "", "[predictions]"]
-    lines += [f"# {q.id} = ...   # {_comment(q.text)}" for q in mission.lock]
+    plan = _current_plan(m) if current else {"training": {}, "data": {}}
+    lines += [tomli_w.dumps({"configuration": plan}).rstrip() if current else
+              "[configuration.training]\n\n[configuration.data]", "", "[predictions]"]
+    lines += [f"# {q.id} = ...   # {_comment(q.text)}" for q in m.lock]
+    lines += ["", "[reflection]"] + [f"# {i} = \"...\"   # {_comment(p)}" for i, p in enumerate(m.reflection, 1)]
     return "\n".join(lines) + "\n"
+
+
+def _current_plan(mission) -> dict:
+    """The naive plan's value of each field a submission decides (part 3: the global batch)."""
+    from trainwall.challenges import plans
+
+    config = plans.written(mission, mission.naive, f"{mission.reference} current plan")
+    fields = ["training.global_batch" if d == "training.micro_batches" else d for d in mission.decisions]
+    if mission.select_layers:
+        fields.append("training.trainable")
+    out: dict = {"training": {}, "data": {}}
+    for dotted in fields:
+        section, _, name = dotted.partition(".")
+        value = getattr(getattr(config, section), name)
+        out[section][name] = list(value) if isinstance(value, tuple) else value
+    return out

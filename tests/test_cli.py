@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from trainwall.cli import main
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 
@@ -101,3 +103,37 @@ def test_a_closed_pipe_ends_quietly(command):
                          capture_output=True, text=True, cwd=ROOT)
     assert run.stderr == ""
     assert run.stdout.strip() == "141"
+
+
+@pytest.mark.parametrize("mission_id", ["cloud/1", "cloud/2", "cloud/3", "edge/1", "edge/2", "edge/3", "mobile/1",
+                                        "mobile/2", "mobile/3", "tiny/1", "tiny/2", "tiny/3"])
+def test_start_writes_one_file_that_evaluate_and_grade_both_read(tmp_path, mission_id):
+    """Issue 14: a student keeps one file. `start` writes the mission's current plan as a
+    submission; `evaluate` reads the plan it describes (as the naive plan evaluates), `grade`
+    grades it."""
+    import json as _json
+
+    from trainwall.challenges import plans
+    from trainwall.challenges.mission import mission
+    from trainwall.optimizer.costmodel import evaluate
+
+    path = tmp_path / "submission.toml"
+    assert main(["start", mission_id, "-o", str(path), "--student", "me"]) == 0
+    naive = evaluate(plans.written(mission(mission_id), mission(mission_id).naive)).to_dict()
+    from trainwall.api import evaluate_file
+
+    _, metrics = evaluate_file(path)
+    assert _json.dumps(metrics.to_dict(), sort_keys=True) == _json.dumps(naive, sort_keys=True)
+    assert main(["grade", str(path), "--format", "json", "--output", str(tmp_path / "r.json")]) == 0
+
+
+def test_start_never_overwrites_and_a_variant_needs_its_mission_file(tmp_path, capsys):
+    path = tmp_path / "submission.toml"
+    path.write_text("mine")
+    assert main(["start", "cloud/2", "-o", str(path)]) == 2 and path.read_text() == "mine"
+    assert "already exists" in capsys.readouterr().err
+    assert main(["start", "cloud/2", "-o", str(path), "--force"]) == 0 and "cloud/2" in path.read_text()
+    variant = tmp_path / "variant.toml"
+    variant.write_text(path.read_text().replace('"cloud/2"', '"cloud/2@abc"'))
+    assert main(["evaluate", str(variant)]) == 2
+    assert "--mission" in capsys.readouterr().err

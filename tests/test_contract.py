@@ -466,6 +466,32 @@ produces("missions", 0)(lambda ctx: run_cli("missions"))
 produces("missions", 2)(lambda ctx: one_line_error(run_cli("missions", "--bogus"), "--bogus"))
 produces("missions", 1)(internal_error("missions"))
 
+# show
+produces("show", 0)(lambda ctx: run_cli("show", "cloud/3"))
+produces("show", 2)(lambda ctx: one_line_error(run_cli("show", "cloud/9"), "cloud/9"))
+produces("show", 1)(internal_error("show", "cloud/3"))
+
+
+# start
+@produces("start", 0)
+def _(ctx):
+    target = ctx.tmp_path / "start.toml"
+    run = run_cli("start", "mobile/2", "-o", target)
+    assert "mobile/2" in target.read_text(encoding="utf-8")
+    return run
+
+
+@produces("start", 2)
+def _(ctx):
+    target = ctx.tmp_path / "taken.toml"
+    target.write_text("mine", encoding="utf-8")
+    run = one_line_error(run_cli("start", "mobile/2", "-o", target), "already exists")
+    assert target.read_text(encoding="utf-8") == "mine"
+    return run
+
+
+produces("start", 1)(internal_error("start", "mobile/2", "-o", "x.toml"))
+
 
 # solve
 @produces("solve", 0)

@@ -123,7 +123,7 @@ def test_a_mission_with_a_bad_placeholder_is_the_missions_error(tmp_path):
 
 
 def test_missions_shows_the_rendered_brief_without_answers():
-    run = subprocess.run([sys.executable, "-m", "trainwall.cli", "missions", "cloud/3"], capture_output=True,
+    run = subprocess.run([sys.executable, "-m", "trainwall.cli", "show", "cloud/3"], capture_output=True,
                          text=True)
     assert run.returncode == 0, run.stderr
     assert "{" not in run.stdout and "naive_mfu" in run.stdout

@@ -19,19 +19,31 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_BAD_INPUT)
 
 
+def _student_commands(sub) -> None:
+    """``show`` (a mission's brief) and ``start`` (a submission holding its current plan)."""
+    sh = sub.add_parser("show", help="one mission's brief: story, decisions, walls, Lock questions, reflection")
+    sh.add_argument("mission", help="a mission id (cloud/3) or a mission / variant file (a handout's mission.toml)")
+    sh.add_argument("--json", action="store_true", help="print JSON instead of text")
+    st = sub.add_parser("start", help="write a submission that holds a mission's current plan, to explore from")
+    st.add_argument("mission", help="a mission id (cloud/3) or a mission / variant file (a handout's mission.toml)")
+    st.add_argument("-o", "--output", default="submission.toml", help="the file to write (default submission.toml)")
+    st.add_argument("--student", help="your student id (a variant is graded only for its student)")
+    st.add_argument("--force", action="store_true", help="replace an existing file")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="trainwall", description="The Model Training lab as missions a solver can answer.")
     from trainwall import __version__
 
     p.add_argument("--version", action="version", version=f"trainwall {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    ev = sub.add_parser("evaluate", help="evaluate one configuration file")
-    ev.add_argument("config", help="a TOML, JSON or YAML configuration")
+    ev = sub.add_parser("evaluate", help="evaluate one configuration file, or the plan a submission describes")
+    ev.add_argument("config", help="a TOML, JSON or YAML configuration, or a submission (its mission's plan)")
+    ev.add_argument("--mission", help="a submission's mission file, for a variant (a handout's mission.toml)")
     ev.add_argument("--json", action="store_true", help="print docs/INTERFACE.md's JSON instead of text")
-    ms = sub.add_parser("missions", help="list the lab's missions, or show one mission's brief")
-    ms.add_argument("mission", nargs="?", help="a mission id (cloud/3) or a mission / variant file: print its "
-                                               "brief (story, decisions, walls, Lock questions, reflection)")
+    ms = sub.add_parser("missions", help="list the lab's missions")
     ms.add_argument("--json", action="store_true", help="print JSON instead of text")
+    _student_commands(sub)
     so = sub.add_parser("solve", help="the proven-optimal configuration of a mission")
     so.add_argument("mission", help="a mission id (mobile/1) or a mission / variant file")
     so.add_argument("--json", action="store_true", help="print docs/INTERFACE.md's JSON instead of text")
@@ -301,16 +313,40 @@ def _seed(text: str) -> int:
     return value
 
 
+def _show(args: argparse.Namespace) -> int:
+    from trainwall.challenges.mission import resolve
+    from trainwall.report import mission_brief, mission_brief_dict
+
+    _nonempty(args.mission, "MISSION")
+    chosen = resolve(args.mission)
+    print(json.dumps(mission_brief_dict(chosen), indent=2, sort_keys=True) if args.json else mission_brief(chosen))
+    return EXIT_OK
+
+
+def _start(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from trainwall.challenges.mission import resolve
+    from trainwall.challenges.variants import submission_template
+    from trainwall.core.errors import InputError
+    from trainwall.core.outputs import atomic_write, clean
+
+    _nonempty(args.mission, "MISSION")
+    _nonempty(args.output, "--output")
+    chosen = resolve(args.mission)
+    target = Path(args.output)
+    if os.path.lexists(target) and not (args.force and os.path.isfile(target) and not os.path.islink(target)):
+        raise InputError("--output", str(target), "already exists: choose another file, or give --force to "
+                         "replace a file")
+    atomic_write(target, submission_template(chosen, chosen.reference, args.student, current=True))
+    print(f"wrote {clean(str(target), 1000)}: {chosen.reference}'s current plan; change it, then "
+          f"trainwall evaluate / grade it")
+    return EXIT_OK
+
+
 def _missions(args: argparse.Namespace) -> int:
-    from trainwall.challenges.mission import PARTS, mission, resolve, shipped_ids
+    from trainwall.challenges.mission import PARTS, mission, shipped_ids
 
-    if args.mission is not None:
-        from trainwall.report import mission_brief, mission_brief_dict
-
-        chosen = resolve(args.mission)
-        print(json.dumps(mission_brief_dict(chosen), indent=2, sort_keys=True) if args.json
-              else mission_brief(chosen))
-        return EXIT_OK
     rows = []
     for mid in shipped_ids():
         m = mission(mid).rendered()
@@ -349,7 +385,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from trainwall.core.outputs import clean
     from trainwall.report import text_report
 
-    config, metrics = evaluate_file(args.config)
+    config, metrics = evaluate_file(args.config, args.mission)
     if args.json:
         print(json.dumps(metrics.to_dict(), indent=2, sort_keys=True, allow_nan=False, default=float))
     else:
@@ -373,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
     from trainwall.core.errors import TrainwallError
 
     try:
-        code = {"evaluate": _evaluate, "missions": _missions, "solve": _solve, "grade": _grade,
+        code = {"evaluate": _evaluate, "missions": _missions, "show": _show, "start": _start, "solve": _solve, "grade": _grade,
                 "generate": _generate, "schema": _schema,
                 "autograder": _autograder, "plot": _plot, "explain": _explain}[args.command](args)
         sys.stdout.flush()          # a closed pipe shows here, inside the handler, not at exit
