@@ -147,6 +147,7 @@ class VariantSpace(_Strict):
 class Mission(_Strict):
     id: Annotated[str, Field(pattern=r"^(cloud|edge|mobile|tiny)/[123]$")]
     variant: Annotated[str, Field(pattern=r"^[a-z0-9]{1,32}$")] | None = None   # set by trainwall generate
+    handout: bool = False       # a student's copy (trainwall generate): solve, plot and explain need --instructor
     track: Literal[TRACKS]  # type: ignore[valid-type]
     part: Literal[1, 2, 3]
     title: str

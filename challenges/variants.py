@@ -309,7 +309,8 @@ def _write_set(variants: list[Variant], mission, seed: int, out: Path) -> None:
         folder.mkdir(exist_ok=True)
         reference = v.optimum["reference"]
         header = f"# {mission.id} variant for {_comment(v.student)}, made by trainwall generate\n"
-        atomic_write(folder / "mission.toml", header + tomli_w.dumps(v.mission, multiline_strings=True))
+        atomic_write(folder / "mission.toml", header + tomli_w.dumps({**v.mission, "handout": True},
+                                                                    multiline_strings=True))
         atomic_write(folder / "submission.toml",
                      submission_template(Mission.model_validate(v.mission), reference, v.student))
         key = {"student": v.student, "seed": seed, "attempt": v.attempt, "rejected_draws": list(v.rejected),

@@ -285,3 +285,20 @@ def test_submission_schema_agrees_with_the_validator():
     for bad in ({**good, "extra": 1}, {**good, "mission": "cloud/7"},
                 {**good, "configuration": {"training": {"micro_batch": 0}}}):
         assert not validator.is_valid(bad)
+
+
+def test_a_handout_does_not_hand_out_its_answer(tmp_path, capsys):
+    """Issue 14: `solve handouts/<me>/mission.toml` printed the variant's optimum. A handout is
+    marked as one; solve, plot and explain refuse it without --instructor and say why."""
+    out = generate(tmp_path, "v", "mobile/2", "--count", "1", "--seed", "3", "--jobs", "1")
+    handout = out / "handouts" / "variant-1" / "mission.toml"
+    assert load_mission(handout).handout
+    capsys.readouterr()
+    for argv in (["solve", str(handout)], ["plot", "pipeline", str(handout), "-o", str(tmp_path / "p.png")],
+                 ["explain", str(handout)]):
+        assert main(argv) == 2
+        assert "student's handout" in capsys.readouterr().err
+    assert not (tmp_path / "p.png").exists()
+    assert main(["solve", str(handout), "--instructor"]) == 0
+    key = json.loads(next((out / "keys").glob("*.json")).read_text())
+    assert not key["mission"].get("handout")          # the answer key's copy is the instructor's

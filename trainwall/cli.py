@@ -47,6 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     so = sub.add_parser("solve", help="the proven-optimal configuration of a mission")
     so.add_argument("mission", help="a mission id (mobile/1) or a mission / variant file")
     so.add_argument("--json", action="store_true", help="print docs/INTERFACE.md's JSON instead of text")
+    so.add_argument("--instructor", action="store_true", help="solve a student handout (it refuses without)")
     gr = sub.add_parser("grade", help="grade a submission, or a folder of them",
                         epilog="exit codes: 0 graded (any score), 3 graded but under --fail-under, 2 a malformed "
                                "submission or a bad --mission, 1 the grader itself failed; a results file is "
@@ -82,9 +83,11 @@ def _parser() -> argparse.ArgumentParser:
     pl.add_argument("-o", "--output", required=True, help="FILE.png, FILE.svg or FILE.pdf")
     pl.add_argument("--compare", action="store_true",
                     help="waterfall: SGD / Momentum / Adam x fp32 / mixed precision side by side")
+    pl.add_argument("--instructor", action="store_true", help="draw a student handout's optimum (refused without)")
     ex = sub.add_parser("explain", help="the Math Peek: each formula with this configuration's numbers")
     ex.add_argument("subject", help="a configuration file, or a mission (its optimum)")
     ex.add_argument("-o", "--output", help="also render the formulas as a figure (PNG, SVG or PDF)")
+    ex.add_argument("--instructor", action="store_true", help="explain a student handout's optimum (refused without)")
     sc = sub.add_parser("schema", help="print the JSON Schema of a file format")
     sc.add_argument("kind", choices=("config", "submission", "mission"))
     return p
@@ -131,6 +134,7 @@ def _plot(args: argparse.Namespace) -> int:
     if args.compare and args.figure != "waterfall":
         raise _usage(f"--compare draws optimizers side by side on the waterfall, not on {args.figure}")
     mission, subjects = figures.subjects(args.subject)
+    _not_for_a_handout(mission, args.instructor, "this figure draws")
     name = os.path.basename(args.subject) if os.path.isfile(args.subject) else args.subject
     if args.figure == "waterfall":
         if args.compare:
@@ -159,7 +163,9 @@ def _explain(args: argparse.Namespace) -> int:
     if args.output is not None:                  # a wrong extension or path fails before any work
         plotting.output_format(args.output)
         check_target(args.output, "-o", folder=False, files=[args.subject])
-    label, config = figures.subjects(args.subject)[1][-1]
+    mission, subjects = figures.subjects(args.subject)
+    _not_for_a_handout(mission, args.instructor, "the Math Peek explains")
+    label, config = subjects[-1]
     peek = explain.math_peek(config, label)
     print(explain.as_text(peek))
     if args.output:
@@ -363,12 +369,25 @@ def _missions(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _not_for_a_handout(mission, instructor: bool, what: str) -> None:
+    """A student's handout does not hand out its answer: solve, and the optimum a figure or the
+    Math Peek would show, need --instructor (docs/THREAT_MODEL.md: not advertising the answer)."""
+    if mission is not None and mission.handout and not instructor:
+        from trainwall.core.errors import InputError
+
+        raise InputError("handout", mission.reference, f"this is a student's handout: {what} its certified "
+                         f"optimum, which is the answer; evaluate your own plan instead (trainwall evaluate "
+                         f"submission.toml --mission mission.toml), or add --instructor if you grade it")
+
+
 def _solve(args: argparse.Namespace) -> int:
     from trainwall.challenges.mission import resolve
     from trainwall.challenges.solve import solve
     from trainwall.optimizer.highs import Status
 
-    result = solve(resolve(args.mission))
+    chosen = resolve(args.mission)
+    _not_for_a_handout(chosen, args.instructor, "solve prints")
+    result = solve(chosen)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2, sort_keys=True, allow_nan=False, default=float))
     else:
