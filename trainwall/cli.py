@@ -296,8 +296,10 @@ def _grade_folder(args: argparse.Namespace) -> int:
     draw_score_histogram(result.grades, histogram, clean(Path(args.submission).name, 80))
     gradable = [g for g in result.grades if g.gradable]
     mean = sum(g.score for g in gradable) / len(gradable) if gradable else 0.0
+    everyone = sum(g.score for g in result.grades) / len(result.grades) if result.grades else 0.0
     print(clean(f"graded {len(result.grades)} submissions ({len(result.grades) - len(gradable)} not gradable, "
-                f"{len(result.skipped)} entries skipped: see summary.csv), mean score {mean:.3g}; results in "
+                f"{len(result.skipped)} entries skipped: see summary.csv), mean score {mean:.3g} over the gradable "
+                f"ones, {everyone:.3g} over all (a not-gradable file scores 0); results in "
                 f"{result.results_dir}, summary {result.summary_csv}, histogram {histogram}", 8000))
     return EXIT_INTERNAL if result.internal_failures else EXIT_OK
 
