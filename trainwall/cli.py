@@ -213,7 +213,6 @@ def _mission_inputs(mission: str | None) -> list:
 def _grade_target(args: argparse.Namespace) -> str | None:
     """Where one submission's results go, checked before any grading (exit 2 when it cannot be:
     a folder, a path through a file, the submission itself or the --mission input)."""
-    from pathlib import Path
 
     from trainwall.challenges.results import PLATFORM_PATHS
     from trainwall.core.outputs import check_target
