@@ -302,6 +302,12 @@ def _write_set(variants: list[Variant], mission, seed: int, out: Path) -> None:
     index = io.StringIO()
     rows = csv.writer(index, lineterminator="\n")
     rows.writerow(("student", "folder", "mission", "objective", "binding", "attempts"))
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:                                        # which cost model and solver made these keys
+        solved_by = f"trainwall {version('trainwall')}"
+    except PackageNotFoundError:                # run from a source tree that was never installed
+        solved_by = "trainwall (not installed)"
     for v, name in zip(variants, unique_names([v.student for v in variants])):
         folder = handouts / name
         if folder.resolve().parent != handouts.resolve():   # belt and braces: never outside DIR
@@ -314,7 +320,8 @@ def _write_set(variants: list[Variant], mission, seed: int, out: Path) -> None:
         atomic_write(folder / "submission.toml",
                      submission_template(Mission.model_validate(v.mission), reference, v.student))
         key = {"student": v.student, "seed": seed, "attempt": v.attempt, "rejected_draws": list(v.rejected),
-               "mission": v.mission, "optimum": v.optimum}
+               "mission": v.mission, "optimum": v.optimum, "solved_by": solved_by,
+               "mission_sha256": hashlib.sha256(json.dumps(v.mission, sort_keys=True).encode()).hexdigest()}
         atomic_write(keys / f"{name}.json", json.dumps(key, indent=2, sort_keys=True, ensure_ascii=True) + "\n")
         rows.writerow((csv_cell(v.student), csv_cell(name), csv_cell(reference), repr(v.optimum["objective"]),
                        csv_cell(" ".join(v.optimum["binding"])), v.attempt + 1))

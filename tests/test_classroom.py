@@ -302,3 +302,15 @@ def test_a_handout_does_not_hand_out_its_answer(tmp_path, capsys):
     assert main(["solve", str(handout), "--instructor"]) == 0
     key = json.loads(next((out / "keys").glob("*.json")).read_text())
     assert not key["mission"].get("handout")          # the answer key's copy is the instructor's
+
+
+def test_answer_keys_record_who_solved_them_and_which_mission(tmp_path):
+    """Issue 14: a key records the trainwall version that solved it and the SHA-256 of the
+    mission it answers (a hash a reader can recompute from the key's own mission data)."""
+    import hashlib
+    from importlib.metadata import version
+
+    out = generate(tmp_path, "v", "tiny/2", "--count", "1", "--seed", "1", "--jobs", "1")
+    key = json.loads(next((out / "keys").glob("*.json")).read_text())
+    assert key["solved_by"] == f"trainwall {version('trainwall')}"
+    assert key["mission_sha256"] == hashlib.sha256(json.dumps(key["mission"], sort_keys=True).encode()).hexdigest()
