@@ -29,7 +29,8 @@ from trainwall.core.errors import InputError
 from trainwall.core.outputs import atomic_write, check_target, csv_cell, unique_names
 
 SUMMARY_COLUMNS = ("file", "student", "mission", "gradable", "feasible", "score", "max_score", "objective",
-                   "optimum", "gap", "moves_to_balance", "error", "results")
+                   "optimum", "gap", "moves_to_balance", "locks_right", "walls_broken", "not_gradable", "error",
+                   "results")
 #: Names the class outputs take besides the results files.
 RESERVED = ("summary.csv", "scores.png")
 
@@ -221,6 +222,15 @@ def _number(value, spec: str) -> str:
     return "" if value is None else format(value, spec)
 
 
+def _class_view(g) -> tuple[str, str, str]:
+    """(Lock predictions right of asked, the walls the plan breaks, why it is not gradable: malformed | grader)."""
+    if not g.gradable:
+        return "", "", "grader" if g.internal_error else "malformed"
+    locks = [c for c in g.checks if c.name.startswith("prediction: ")]
+    right = f"{sum(c.passed for c in locks)}/{len(locks)}" if locks else ""
+    return right, " ".join(w.wall for w in g.walls if not w.satisfied), ""
+
+
 def summary_csv(rows, max_score: float = 1.0) -> str:
     """``summary.csv``: one row per entry of the folder, ``(entry, grade or None, results name)``;
     a skipped entry is a row with gradable False and the reason."""
@@ -230,12 +240,12 @@ def summary_csv(rows, max_score: float = 1.0) -> str:
     for entry, g, results in rows:
         if g is None:
             writer.writerow([csv_cell(entry.name), "", "", False, "", "0", f"{max_score:g}", "", "", "", "",
-                             csv_cell(f"skipped: {entry.skipped}"), ""])
+                             "", "", "skipped", csv_cell(f"skipped: {entry.skipped}"), ""])
             continue
         error = g.internal_error or "; ".join(g.format_errors)
         writer.writerow([csv_cell(entry.name), csv_cell(g.student), csv_cell(g.mission), g.gradable,
                          "" if g.feasible is None else g.feasible, f"{g.score:.6g}", f"{g.max_score:g}",
                          _number(g.objective, ".6g"), _number(g.optimum, ".6g"), _number(g.gap, ".6g"),
-                         "" if g.moves_to_balance is None else g.moves_to_balance, csv_cell(error),
-                         csv_cell(results)])
+                         "" if g.moves_to_balance is None else g.moves_to_balance, *_class_view(g),
+                         csv_cell(error), csv_cell(results)])
     return buf.getvalue()

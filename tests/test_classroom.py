@@ -58,6 +58,11 @@ def test_a_class_is_graded_into_files_a_summary_and_a_histogram(tmp_path, class_
     assert rows["carol.json"]["gradable"] == "False" and "not valid JSON" in rows["carol.json"]["error"]
     assert float(rows["dave.toml"]["score"]) == pytest.approx(0.7)    # right plan, no predictions, no move log
     assert rows["'=cmd|calc.toml"]["student"] == "'=HYPERLINK(1)"      # spreadsheets show it, never run it
+    # the instructor's view: Locks right of asked, walls broken, why a file is not gradable
+    asked = len(mission("mobile/1").lock)
+    assert rows["alice.toml"]["locks_right"] == f"{asked}/{asked}" and rows["alice.toml"]["walls_broken"] == ""
+    assert rows["bob.toml"]["walls_broken"] == "memory" and rows["bob.toml"]["locks_right"] == f"0/{asked}"
+    assert rows["carol.json"]["not_gradable"] == "malformed" and rows["alice.toml"]["not_gradable"] == ""
     assert (out / "scores.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
