@@ -111,7 +111,10 @@ def solution_report(result) -> str:
     if "longest_pole" in extra:
         pole = extra["longest_pole"]
         flow = metrics.pipeline
-        demand = flow.capacities["compute"] * result.configuration["data"]["echo"]
+        from trainwall.core.config import DataSection
+
+        echo = result.configuration["data"].get("echo", DataSection().echo)   # unset: the config's default
+        demand = flow.capacities["compute"] * echo
         lines.append(f"  balance point: the accelerators ask for {demand:,.1f} training samples/s per host; the "
                      f"longest pole of the input pipeline is {pole['stage']} at {pole['utilization']:.1%} busy")
     if m.part == 3:
