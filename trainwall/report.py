@@ -77,7 +77,7 @@ def solution_report(result) -> str:
     from trainwall.challenges.quantities import quantity
 
     m = result.mission.rendered()
-    lines = [f"{m.id}: {m.title}", f"  status: {result.status.value}"]
+    lines = [f"{m.reference}: {m.title}", f"  status: {result.status.value}"]
     if result.configuration is None:
         if result.conflicts:
             lines.append(f"  no configuration satisfies every constraint; relaxing any one of "
