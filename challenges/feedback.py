@@ -23,8 +23,6 @@ import itertools
 
 from trainwall.optimizer.walls import TOLERANCE, WALLS
 
-#: A part-3 mission decides the micro-batch count; a plan states the global batch it sets.
-_STATED_AS = {"training.micro_batches": "training.global_batch"}
 #: Readable names of decisions where the field name alone would not be.
 _LABELS = {"training.data_parallel": "data-parallel degree (devices averaging together)",
            "training.global_batch": "global batch", "training.trainable": "layers that train",
@@ -50,8 +48,10 @@ def infeasible(mission, walls) -> list[str]:
 def short_of_optimum(mission, best, chosen: dict, config, value: float, walls) -> list[str]:
     """A feasible plan short of the optimum: the levers that are short, then the walls with room.
     ``chosen`` is the plan's dotted decisions as submitted, ``config`` the plan it gives."""
+    from trainwall.challenges.plans import field_value
+
     optimum = _optimum_choices(mission, best)
-    mine = {f: getattr(getattr(config, f.partition(".")[0]), f.partition(".")[2]) for f in optimum}
+    mine = {f: field_value(config, f) for f in optimum}
     differing = [f for f in optimum if not _same(mine[f], optimum[f])]
     for size in (1, 2):         # the smallest sets of decisions that, changed together, improve the plan
         found = [combo for combo in itertools.combinations(differing, size)
@@ -90,12 +90,11 @@ def _room_on_binding_walls(mission, best, walls) -> list[str]:
 
 def _optimum_choices(mission, best) -> dict:
     """The optimum's value of each field this mission lets a plan choose (from its configuration)."""
+    from trainwall.challenges.plans import stated_fields
+
     config = best.configuration or {}
-    fields = [_STATED_AS.get(d, d) for d in mission.decisions]
-    if mission.select_layers:
-        fields.append("training.trainable")
     out = {}
-    for field in fields:
+    for field in stated_fields(mission):
         section, _, name = field.partition(".")
         if name in config.get(section, {}):
             out[field] = config[section][name]
@@ -108,9 +107,8 @@ def _optimum_checks(mission, best):
 
     if not best.configuration:
         return []
-    chosen = {f"{section}.{name}": value for section in ("training", "data")
-              for name, value in best.configuration.get(section, {}).items()}
-    return mission.checks(evaluate(plans.decided(mission, chosen, label=f"{mission.reference} optimum")))
+    return mission.checks(evaluate(plans.from_configuration(mission, best.configuration,
+                                                            f"{mission.reference} optimum")))
 
 
 def _improves(mission, changed: dict, current: float) -> bool:

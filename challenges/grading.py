@@ -129,11 +129,12 @@ def _objective_check(mission, value: float, best: float, shortfall: float, feasi
                  + ("" if feasible else "; an infeasible plan earns none"))
 
 
-def _prediction_checks(mission, submission, best, points: float) -> list[tuple[Check, str | None]]:
-    """Each Lock prediction against its key within the stated tolerance, with advice when wrong."""
+def _prediction_checks(shown, submission, best, points: float) -> list[tuple[Check, str | None]]:
+    """Each Lock prediction against its key within the stated tolerance, with advice when wrong
+    (``shown``: the mission rendered, the texts the student read)."""
     out = []
-    for question in mission.rendered().lock:      # the texts the student read
-        share = points / len(mission.lock)
+    for question in shown.lock:
+        share = points / len(shown.lock)
         given = submission.predictions.get(question.id)
         if given is None:
             out.append((Check(f"prediction: {question.id}", 0.0, share, False, "not answered"), None))
@@ -147,9 +148,10 @@ def _prediction_checks(mission, submission, best, points: float) -> list[tuple[C
     return out
 
 
-def _reflections(mission, submission) -> tuple[tuple[str, str], ...]:
-    """The student's reflection answers beside the prompts they answer, in prompt order."""
-    prompts = mission.rendered().reflection
+def _reflections(shown, submission) -> tuple[tuple[str, str], ...]:
+    """The student's reflection answers beside the prompts they answer (``shown``: the mission
+    rendered), in prompt order."""
+    prompts = shown.reflection
     return tuple((prompts[int(k) - 1], submission.reflection[k])
                  for k in sorted(submission.reflection, key=int))
 
@@ -228,7 +230,8 @@ def grade_submission(mission, submission, best: Optimum, source: str = "") -> Gr
     hidden = name in DECISION_OBJECTIVES
     checks.append(_objective_check(mission, value, best.objective, shortfall, feasible, points["objective"], hidden))
     feedback = _feedback(mission, best, submission, config, walls, value, shortfall)
-    for check, advice in _prediction_checks(mission, submission, best, points["predictions"]):
+    shown = mission.rendered()                    # rendered once: the Lock texts and prompts the student read
+    for check, advice in _prediction_checks(shown, submission, best, points["predictions"]):
         checks.append(check)
         feedback += [advice] if advice else []
 
@@ -241,7 +244,7 @@ def grade_submission(mission, submission, best: Optimum, source: str = "") -> Gr
     score = round(sum(c.score for c in checks), 12)
     return Grade(source, mission.reference, submission.student, True, score, policy.max_score, feasible, name, sense,
                  value, best.objective, shortfall if math.isfinite(shortfall) else None, tuple(checks), tuple(walls),
-                 tuple(feedback), answer_hidden=hidden, reflections=_reflections(mission, submission),
+                 tuple(feedback), answer_hidden=hidden, reflections=_reflections(shown, submission),
                  moves_to_balance=reached)
 
 
@@ -268,6 +271,7 @@ def _five_move_rule(mission, submission, best: Optimum, source: str, submitted) 
     """Replay the move log from the naive plan: the first move that reaches the balance point,
     provided the log ends at the plan submitted (``submitted``, its Config): a log that ends
     elsewhere describes another search and earns nothing."""
+    from trainwall.challenges.plans import field_value
     from trainwall.challenges.quantities import objective_value
     from trainwall.challenges.submission import plan
     from trainwall.optimizer.costmodel import evaluate
@@ -285,7 +289,7 @@ def _five_move_rule(mission, submission, best: Optimum, source: str, submitted) 
         if reached is None and (not mission.violations(metrics) and mission.grading.shortfall(
                 mission.objective.sense, value, best.objective) <= mission.grading.full_credit_gap):
             reached = i
-    differ = [d for d in mission.decisions if _field(configs[-1], d) != _field(submitted, d)]
+    differ = [d for d in mission.decisions if field_value(configs[-1], d) != field_value(submitted, d)]
     if differ:
         return None, (f"the move log ends at a plan other than the one submitted (it differs in "
                       f"{', '.join(differ)}): the log must end at your configuration")
@@ -293,10 +297,6 @@ def _five_move_rule(mission, submission, best: Optimum, source: str, submitted) 
         return None, f"the balance point was not reached in the {len(submission.moves)} logged moves"
     return reached, f"balance point reached at move {reached} (limit {mission.grading.move_limit})"
 
-
-def _field(config, dotted: str):
-    section, _, name = dotted.partition(".")
-    return getattr(getattr(config, section), name)
 
 
 def grade_file(path: str | Path, missions: "MissionSource") -> Grade:

@@ -74,3 +74,23 @@ def decided(mission, choices: dict[str, Any], micro_batches: int | None = None, 
     the scenario), with part 3's layout and, given ``micro_batches``, its global batch."""
     return parse_config(decided_data(mission, choices, micro_batches, base),
                         label or f"{mission.reference} with {choices}")
+
+
+def from_configuration(mission, configuration: Sections, label: str = "") -> Config:
+    """The plan a ``configuration`` (training and data sections: a solution's, an answer key's)
+    describes, built like a submission's: its fields as dotted choices, part 3's layout applied."""
+    return decided(mission, {f"{section}.{name}": value for section in ("training", "data")
+                             for name, value in configuration.get(section, {}).items()}, label=label)
+
+
+def stated_fields(mission) -> list[str]:
+    """The dotted fields a submission states for the mission's decisions: part 3's micro-batch
+    count as the global batch it sets, and the trained layers where the solver selects them."""
+    fields = ["training.global_batch" if d == "training.micro_batches" else d for d in mission.decisions]
+    return fields + (["training.trainable"] if mission.select_layers else [])
+
+
+def field_value(config: Config, dotted: str) -> Any:
+    """A configuration's value of a dotted field (``data.workers``)."""
+    section, _, name = dotted.partition(".")
+    return getattr(getattr(config, section), name)

@@ -365,12 +365,9 @@ def _current_plan(mission) -> dict:
     from trainwall.challenges import plans
 
     config = plans.written(mission, mission.naive, f"{mission.reference} current plan")
-    fields = ["training.global_batch" if d == "training.micro_batches" else d for d in mission.decisions]
-    if mission.select_layers:
-        fields.append("training.trainable")
     out: dict = {"training": {}, "data": {}}
-    for dotted in fields:
+    for dotted in plans.stated_fields(mission):
         section, _, name = dotted.partition(".")
-        value = getattr(getattr(config, section), name)
+        value = plans.field_value(config, dotted)
         out[section][name] = list(value) if isinstance(value, tuple) else value
     return out

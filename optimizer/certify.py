@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from trainwall.optimizer.state_audit import OBJECTIVE_UNIT
-from trainwall.optimizer.walls import WALLS
+from trainwall.optimizer.walls import WALLS, starvation_terms
 
 #: Free layers up to which part-1 selections are enumerated (2^12 x modes); beyond, the Pareto DP.
 MAX_ENUMERATED_LAYERS = 12
@@ -188,9 +188,8 @@ def _scaling_points(problem, mode, m: np.ndarray) -> tuple[np.ndarray, np.ndarra
     if "stability" in walls:
         ok &= mode.mode_stable & (m <= mode.m_stable)
     if "starvation" in walls:   # seconds of loading per step against what the step can hide (walls.starvation)
-        load, busy, wait = st.load_per_micro_batch_s * m, st.busy_s(m), problem.max_data_wait
-        ok &= (WALLS["starvation"].holds(load, busy) if st.loading_overlaps
-               else WALLS["starvation"].holds(load * (1.0 - wait), wait * busy))
+        need, room = starvation_terms(st.loading_overlaps, problem.max_data_wait)
+        ok &= WALLS["starvation"].holds(need * (st.load_per_micro_batch_s * m), room * st.busy_s(m))
     if "network" in walls:
         ok &= WALLS["network"].holds(st.network_utilization(m), 1.0)
     mfu = st.mfu(m)

@@ -48,6 +48,7 @@ from dataclasses import dataclass
 
 from trainwall.optimizer.coefficients import ScalingMode
 from trainwall.optimizer.highs import Solver, Status, pin_wall
+from trainwall.optimizer.walls import starvation_terms
 
 #: Relative window within which two MFUs are a tie (then the fixed order decides).
 TIE = 1e-9
@@ -239,6 +240,5 @@ def _starvation_row(k: int, st, max_wait: float) -> tuple[int, float, float]:
     """The starvation wall of mode k as c_q q_k + c_u u_k <= 0, scaled by A_k: loading L m must hide
     behind the busy A m + B when it overlaps compute, else take at most a share w of the step."""
     A, B, L = st.per_micro_batch_s, st.fixed_s, st.load_per_micro_batch_s
-    room = 1.0 if st.loading_overlaps else max_wait
-    need = 1.0 if st.loading_overlaps else 1.0 - max_wait
+    need, room = starvation_terms(st.loading_overlaps, max_wait)
     return k, (need * L - room * A) / A, -room * B / A

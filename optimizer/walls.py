@@ -153,23 +153,30 @@ def starvation(metrics, max_wait: float = 0.0) -> WallCheck:
     busy = t.step_s - t.data_stall_s
     loaders = {s: c for s, c in flow.capacities.items() if s != "compute"}
     pole = min(loaders, key=loaders.get)
+    need, room = starvation_terms(metrics.loading_overlaps, max_wait)
     if metrics.loading_overlaps:
-        return judge("starvation", t.loading_s, busy, f"loading takes {t.loading_s:.4g} s per step and host, "
-                     f"compute hides {busy:.4g} s: {pole} is the longest pole")
-    share = t.loading_s / t.step_s if t.step_s else 0.0
-    return judge("starvation", t.loading_s * (1.0 - max_wait), max_wait * busy,
-                 f"loading cannot overlap compute here and takes {share:.0%} of each step, more than the "
-                 f"{max_wait:.0%} allowed: {pole} is the longest pole")
+        message = f"loading takes {t.loading_s:.4g} s per step and host, compute hides {busy:.4g} s"
+    else:
+        share = t.loading_s / t.step_s if t.step_s else 0.0
+        message = (f"loading cannot overlap compute here and takes {share:.0%} of each step, more than the "
+                   f"{max_wait:.0%} allowed")
+    return judge("starvation", need * t.loading_s, room * busy, f"{message}: {pole} is the longest pole")
+
+
+def starvation_terms(loading_overlaps: bool, max_wait: float) -> tuple[float, float]:
+    """The starvation wall's one rule as multipliers (need, room): ``need x loading_s <= room x
+    busy_s``. (1, 1) when loading overlaps compute; (1 - w, w) when it cannot. Every reader of
+    the wall (the check, the part-2 rate, the part-3 rows, the certifier) takes them from here."""
+    return (1.0, 1.0) if loading_overlaps else (1.0 - max_wait, max_wait)
 
 
 def demand_factor(loading_overlaps: bool, max_wait: float) -> float | None:
-    """The starvation wall as a rate: the loading stages must deliver this multiple of what
-    the accelerators consume while busy. 1 when loading overlaps compute; (1 - w) / w when
-    it cannot (the rearranged ``loading_s (1 - w) <= w busy_s``); None when w = 0 there: no
-    rate suffices, any loading is a wait."""
-    if loading_overlaps:
-        return 1.0
-    return (1.0 - max_wait) / max_wait if max_wait > 0.0 else None
+    """The starvation wall as a rate: the loading stages must deliver need / room times what
+    the accelerators consume while busy (:func:`starvation_terms`): 1 when loading overlaps
+    compute, (1 - w) / w when it cannot; None when the room is 0: no rate suffices, any
+    loading is a wait."""
+    need, room = starvation_terms(loading_overlaps, max_wait)
+    return need / room if room > 0.0 else None
 
 
 def check(wall: str, metrics, target: float | None = None, max_wait: float = 0.0) -> WallCheck | None:

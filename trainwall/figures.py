@@ -219,8 +219,5 @@ def subjects(reference: str) -> tuple[object, list[tuple[str, Config]]]:
     mission = resolve(reference)
     best = optimum(mission)
     naive = plans.written(mission, mission.naive, f"{mission.reference} naive")
-    optimum_plan = best.configuration
-    chosen = plans.decided(mission, {f"{section}.{name}": value for section in ("training", "data")
-                                     for name, value in optimum_plan.get(section, {}).items()},
-                           label=f"{mission.reference} optimum")
+    chosen = plans.from_configuration(mission, best.configuration, f"{mission.reference} optimum")
     return mission, [(f"{mission.reference} current plan", naive), (f"{mission.reference} optimum", chosen)]

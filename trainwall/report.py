@@ -94,8 +94,10 @@ def solution_report(result) -> str:
         else:
             chosen[name] = config[section][name]
     if m.part == 3:
-        t = config["training"]
-        chosen["devices"] = t["tensor_parallel"] * t["pipeline_parallel"] * t["data_parallel"]
+        from trainwall.challenges.plans import degrees
+
+        tp, pp, dp = degrees(config)        # part 3's rule: the degrees set the device count
+        chosen["devices"] = tp * pp * dp
     lines.append("  choose: " + ", ".join(f"{k} = {v}" for k, v in chosen.items()))
     if m.select_layers:
         lines.append(f"  train layers {_ranges(config['training']['trainable'])} (layer indices)")
