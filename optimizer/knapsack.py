@@ -100,7 +100,9 @@ def _prune(crit, masks, tol: float, flash_tol: float):
     if crit is None:
         return None, None
     # fixed order: value desc, rank asc, memory asc, flash asc, then the mask itself
-    order = np.lexsort((*(masks[:, ::-1].T), crit[:, 2], crit[:, 1], crit[:, 3], -crit[:, 0]))
+    # (the masks as packed bytes: the same lexicographic order, an eighth of the sort keys)
+    packed = np.packbits(masks, axis=1)
+    order = np.lexsort((*(packed[:, ::-1].T), crit[:, 2], crit[:, 1], crit[:, 3], -crit[:, 0]))
     crit, masks = crit[order], masks[order]
     value, memory, flash, rank = crit.T
     vtol = SUM_TOLERANCE * max(float(np.abs(value).max()), 1.0)
