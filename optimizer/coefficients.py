@@ -79,21 +79,23 @@ def mode_table(config, all_layers, choices: dict) -> ModeTable:
     policy = POLICIES[t.precision]
     tp, dp = t.tensor_parallel, all_layers.data_parallel
     sp = t.sequence_parallel and tp > 1
-    params, trained, frozen, kept, transient = [], [], [], [], []
-    for layer in network.layers:
+    def coefficients(layer) -> tuple:
         p = _device_params(layer, tp)
         on = model_state_bytes(p, p, layer.param_tensors, t.optimizer, policy, t.zero_stage, dp, t.optimizer_state)
         off = model_state_bytes(p, 0.0, 0, t.optimizer, policy, t.zero_stage, dp, t.optimizer_state)
-        params.append(p)
-        trained.append(on.weights + on.gradients + on.optimizer_state)
-        frozen.append(off.frozen_weights)
         cases = [activation_case(layer, tr, fl, t.recompute, policy.activation_bytes, tp, sp) for tr, fl in CASES]
-        kept.append(tuple(c[0] for c in cases))
-        transient.append(tuple(c[1] for c in cases))
+        return (p, on.weights + on.gradients + on.optimizer_state, off.frozen_weights,
+                tuple(c[0] for c in cases), tuple(c[1] for c in cases))
+
+    by_layer: dict = {}   # layers hash by identity: a stack of identical blocks is costed once
+    for layer in network.layers:
+        if layer not in by_layer:
+            by_layer[layer] = coefficients(layer)
+    params, trained, frozen, kept, transient = zip(*(by_layer[layer] for layer in network.layers))
     mcu = device.kind == "mcu"
     return ModeTable(
-        params=tuple(params), trained=tuple(trained), frozen=tuple(frozen), kept=tuple(kept),
-        transient=tuple(transient), micro_batch=t.micro_batch, other=device.runtime_reserve_bytes,
+        params=params, trained=trained, frozen=frozen, kept=kept,
+        transient=transient, micro_batch=t.micro_batch, other=device.runtime_reserve_bytes,
         capacity=device_capacity(all_layers, device), flash_capacity=device.flash_bytes if mcu else 0.0, mcu=mcu,
         stable=check_stability(all_layers, work).stable,
         configured=trainable_mask(config.training.trainable, network), choices=dict(choices))

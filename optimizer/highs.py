@@ -12,6 +12,7 @@ Pyomo is imported lazily (on the first solve): the CLI's other commands stay fas
 from __future__ import annotations
 
 import enum
+import sys
 import time
 from dataclasses import dataclass
 
@@ -47,6 +48,10 @@ _TERMINATION = {
 }
 
 
+#: Relative differences this small are rounding: eight units in the last place of a double.
+ROUNDING = 8 * sys.float_info.epsilon
+
+
 @dataclass(frozen=True)
 class SolveResult:
     status: Status
@@ -57,9 +62,12 @@ class SolveResult:
 
     @property
     def mip_gap(self) -> float | None:
+        """|bound - incumbent| / max(1, |incumbent|); a gap within a few units of the last place
+        (the bound and the incumbent summed in different orders) is 0: no plan lies inside it."""
         if self.objective is None or self.bound is None:
             return None
-        return abs(self.bound - self.objective) / max(1.0, abs(self.objective))
+        gap = abs(self.bound - self.objective) / max(1.0, abs(self.objective))
+        return 0.0 if gap <= ROUNDING else gap
 
 
 #: Feasibility tolerances of reference solves. HiGHS's defaults (1e-7 for rows, 1e-6 for

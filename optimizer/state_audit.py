@@ -111,6 +111,7 @@ class StateAuditModel:
         m.one_mode = pyo.Constraint(expr=sum(m.u[c] for c in C) == 1)
         self._fix_layers()
         self._gradient_flow(L)
+        self._order_identical_layers(L)
         m.memory, m.used, m.peak, m.flash, m.stability = (pyo.ConstraintList() for _ in range(5))
         for c, tb in enumerate(self.tables):
             self._mode_rows(c, tb)
@@ -144,32 +145,58 @@ class StateAuditModel:
             m.flow.add(m.z[l] <= m.x[l])
             m.flow.add(m.z[l] <= m.y[l])
             m.flow.add(m.z[l] >= m.x[l] + m.y[l] - 1)
-        self.cases = [(1 - m.x[l] - m.y[l] + m.z[l], m.x[l] - m.z[l], m.y[l] - m.z[l], m.z[l]) for l in range(L)]
+        # e^00 = 1 - x - y + z, e^10 = x - z, e^01 = y - z, e^11 = z, as (constant, ((variable, coefficient), ...))
+        self.cases = [((1.0, ((m.x[l], -1.0), (m.y[l], -1.0), (m.z[l], 1.0))), (0.0, ((m.x[l], 1.0), (m.z[l], -1.0))),
+                       (0.0, ((m.y[l], 1.0), (m.z[l], -1.0))), (0.0, ((m.z[l], 1.0),))) for l in range(L)]
+
+    def _order_identical_layers(self, L: int) -> None:
+        """Symmetry breaking: in a run of identical layers (equal coefficients in every mode,
+        Llama's 80 blocks), the later ones train first, x_l <= x_(l+1).
+
+        No optimum is lost. Moving a trained layer i to an untrained identical j > i keeps the
+        parameters and the states; the layers between may lose the gradient flow (case 01 -> 00),
+        the rest keep their cases. So memory does not grow where flowing costs no less than not
+        flowing (A^01 >= A^00 and R^01 >= R^00 in every mode, checked here; otherwise no row is
+        added), and the tie-break (the latest layers) prefers the moved plan anyway."""
+        import pyomo.environ as pyo
+
+        m, tables = self.model, self.tables
+        if self.problem.fixed_mask is not None or not all(
+                row[2] >= row[0] for tb in tables for rows in (tb.kept, tb.transient) for row in rows):
+            return
+        m.symmetry = pyo.ConstraintList()
+        for l in range(L - 1):
+            if tables[0].params[l] > 0 and all(_layer(tb, l) == _layer(tb, l + 1) for tb in tables):
+                m.symmetry.add(m.x[l] <= m.x[l + 1])
 
     def _mode_rows(self, c: int, tb: ModeTable) -> None:
-        """Mode c's memory, transient, flash and stability rows."""
+        """Mode c's memory, transient, flash and stability rows (each built as one linear
+        expression from its coefficients: Pyomo then reads it without expanding a tree)."""
         m, e, unit, Ls = self.model, self.cases, self.unit, range(len(tb.params))
-        b, K = tb.micro_batch, tb.capacity / unit
+        b, K, u = tb.micro_batch, tb.capacity / unit, m.u[c]
+        t_max, other = m.T.ub, tb.other / unit
         trained = [v / unit for v in tb.trained]
-        frozen = [v / unit for v in tb.frozen]
-        t_max = m.T.ub
-        states = sum(trained[l] * m.x[l] + (0.0 if tb.mcu else frozen[l]) * (1 - m.x[l]) for l in Ls)
-        acts = b * sum(tb.kept[l][k] / unit * e[l][k] for l in Ls for k in range(4))
-        other = tb.other / unit
+        frozen = [0.0 if tb.mcu else v / unit for v in tb.frozen]
         big = (sum(max(trained[l], frozen[l]) for l in Ls) + b * sum(max(a) for a in tb.kept) / unit
                + t_max + other) / K
-        fraction = (states + acts + m.T + other) / K
-        m.memory.add(fraction <= 1 + big * (1 - m.u[c]) + big * m.relax["memory"])
-        m.used.add(m.F >= fraction - big * (1 - m.u[c]))
-        for l in Ls:
-            m.peak.add(m.T >= b * sum(tb.transient[l][k] / unit * e[l][k] for k in range(4)) - t_max * (1 - m.u[c]))
+        # fraction = (states + kept activations + T + other) / K
+        fraction = _affine([(1.0 / K, (frozen[l], ((m.x[l], trained[l] - frozen[l]),))) for l in Ls]
+                           + [(b * tb.kept[l][k] / unit / K, e[l][k]) for l in Ls for k in range(4)]
+                           + [(1.0 / K, (other, ((m.T, 1.0),)))])
+        # fraction <= 1 + big (1 - u_c) + big r_memory;  F >= fraction - big (1 - u_c)
+        m.memory.add(_linear(fraction, ((u, big), (m.relax["memory"], -big))) <= 1 + big)
+        m.used.add(_linear(fraction, ((u, big), (m.F, -1.0))) <= big)
+        for l in Ls:   # T >= b sum_k R_lk e_l^k - t_max (1 - u_c)
+            peak = _affine([(b * tb.transient[l][k] / unit, e[l][k]) for k in range(4)])
+            m.peak.add(_linear(peak, ((u, t_max), (m.T, -1.0))) <= t_max)
         if tb.mcu:
             flash_unit = max(tb.flash_capacity, sum(tb.frozen), 1.0)
             spare = sum(tb.frozen) / flash_unit
-            flash = sum(tb.frozen[l] / flash_unit * (1 - m.x[l]) for l in Ls)
-            m.flash.add(flash <= tb.flash_capacity / flash_unit + spare * (1 - m.u[c]) + spare * m.relax["flash"])
+            flash = _affine([(tb.frozen[l] / flash_unit, (1.0, ((m.x[l], -1.0),))) for l in Ls])
+            m.flash.add(_linear(flash, ((u, spare), (m.relax["flash"], -spare)))
+                        <= tb.flash_capacity / flash_unit + spare)
         if not tb.stable:
-            m.stability.add(m.u[c] <= m.relax["stability"])
+            m.stability.add(u <= m.relax["stability"])
 
     def _objectives(self) -> None:
         import pyomo.environ as pyo
@@ -261,3 +288,34 @@ class StateAuditModel:
         fraction = table.memory(mask)[0] / table.capacity
         return StateAuditSolution(Status.OPTIMAL, mode, mask, self.problem.primary(table, mask), fraction,
                                   tuple(solves), self.build_s)
+
+
+def _layer(tb: ModeTable, l: int) -> tuple:
+    """Everything mode ``tb`` knows of layer l."""
+    return tb.params[l], tb.trained[l], tb.frozen[l], tb.kept[l], tb.transient[l]
+
+
+def _affine(parts) -> tuple[float, dict]:
+    """sum_i w_i (c_i + sum_v a_iv v) from (w_i, (c_i, ((v, a_iv), ...))), as (constant,
+    {id(v): [v, coefficient]}) in the order the variables first appear (Pyomo's variables
+    hash by identity only through their ids)."""
+    constant, terms = 0.0, {}
+    for weight, (c, coefficients) in parts:
+        if weight == 0.0:
+            continue
+        constant += weight * c
+        for var, a in coefficients:
+            terms.setdefault(id(var), [var, 0.0])[1] += weight * a
+    return constant, terms
+
+
+def _linear(affine: tuple[float, dict], extra):
+    """The Pyomo linear expression of ``affine`` plus the terms ``extra`` ((variable, coefficient), ...)."""
+    from pyomo.core.expr.numeric_expr import LinearExpression
+
+    constant, terms = affine
+    terms = {k: list(v) for k, v in terms.items()}
+    for var, a in extra:
+        terms.setdefault(id(var), [var, 0.0])[1] += a
+    return LinearExpression(constant=constant, linear_coefs=[a for _, a in terms.values()],
+                            linear_vars=[v for v, _ in terms.values()])

@@ -226,6 +226,20 @@ def test_milp_equals_dynamic_programme_beyond_enumeration(seed):
     same_optimum(sol, dp)
 
 
+def test_identical_layers_are_ordered_only_where_no_optimum_is_lost():
+    """The MILP's symmetry rows (x_l <= x_(l+1) over identical layers) exist only where moving
+    training later cannot cost memory (a flowing gradient costs no less than none)."""
+    from dataclasses import replace
+
+    problem = state_audit_problem(llama_selection(0))
+    assert len(StateAuditModel(problem).model.symmetry) == 31          # Llama-3-8B's 32 identical blocks
+    first = problem.tables[0]
+    cheaper_flow = (first.kept[1][2] + 1.0, *first.kept[1][1:])          # A^00 > A^01 in one layer
+    broken = replace(first, kept=(first.kept[0], cheaper_flow, *first.kept[2:]))
+    model = StateAuditModel(replace(problem, tables=(broken, *problem.tables[1:])))
+    assert not hasattr(model.model, "symmetry")
+
+
 def test_llama_instances_select_part_of_the_network():
     """The instances above are real knapsacks: some optima train some layers, not all or none."""
     partial = 0
