@@ -45,46 +45,56 @@ def pareto_selections(table, values: np.ndarray, flash_limited: bool) -> np.ndar
     L = len(table.params)
     b = table.micro_batch
     caps = sorted({0.0, *(b * r for row in table.transient for r in row)})
+    steps = _steps(table, values)
     out = [np.zeros((0, L), dtype=bool)]
     for cap in caps:
         budget = table.capacity - table.other - cap
         if budget < -SUM_TOLERANCE * table.capacity:
             continue
-        out.append(_front(table, values, cap, budget, flash_limited))
+        out.append(_front(table, steps, cap, budget, flash_limited))
     masks = np.concatenate(out)
     return np.unique(masks, axis=0) if len(masks) else masks
 
 
-def _front(table, values, cap: float, budget: float, flash_limited: bool) -> np.ndarray:
-    """The Pareto set of complete selections whose transients all stay under ``cap``."""
-    L = len(table.params)
-    b = table.micro_batch
-    tol = SUM_TOLERANCE * max(table.capacity, 1.0)
-    flash_tol = SUM_TOLERANCE * max(table.flash_capacity, 1.0)
-    # per phase: value, memory, flash, rank (float arrays) and the masks so far
-    phases = {0: (np.zeros((1, 4)), np.zeros((1, 0), dtype=bool)), 1: (None, None)}
+def _steps(table, values) -> list[list[tuple]]:
+    """Per layer, its choices: (phase before, trains, phase after, transient, the criteria it adds)."""
+    L, b = len(table.params), table.micro_batch
+    steps = []
     for l in range(L):
-        nxt: list[tuple] = []
-        for phase, states in phases.items():
-            crit, masks = states
-            if crit is None:
-                continue
+        choices = []
+        for phase in (0, 1):
             for trains in ((False, True) if table.params[l] > 0 else (False,)):
                 k = case_index(trains, bool(phase))
-                if b * table.transient[l][k] > cap * (1 + SUM_TOLERANCE):
-                    continue
                 state_bytes = table.trained[l] if trains else (0.0 if table.mcu else table.frozen[l])
                 add = np.array([values[l] if trains else 0.0, state_bytes + b * table.kept[l][k],
                                 table.frozen[l] if table.mcu and not trains else 0.0,
                                 (L - 1 - l) if trains else 0.0])
-                new = crit + add
-                ok = new[:, 1] <= budget + tol
-                if flash_limited:
-                    ok &= new[:, 2] <= table.flash_capacity + flash_tol
-                if ok.any():
-                    column = np.full((int(ok.sum()), 1), trains)
-                    nxt.append((int(phase or trains), new[ok], np.hstack([masks[ok], column])))
-        phases = {p: _prune(*_merge([(c, m) for q, c, m in nxt if q == p]), tol, flash_tol) for p in (0, 1)}
+                choices.append((phase, trains, int(phase or trains), b * table.transient[l][k], add))
+        steps.append(choices)
+    return steps
+
+
+def _front(table, steps, cap: float, budget: float, flash_limited: bool) -> np.ndarray:
+    """The Pareto set of complete selections whose transients all stay under ``cap``."""
+    L = len(table.params)
+    tol = SUM_TOLERANCE * max(table.capacity, 1.0)
+    flash_tol = SUM_TOLERANCE * max(table.flash_capacity, 1.0)
+    # per phase: value, memory, flash, rank (float arrays) and the masks so far
+    phases = {0: (np.zeros((1, 4)), np.zeros((1, 0), dtype=bool)), 1: (None, None)}
+    for choices in steps:
+        nxt: dict[int, list] = {0: [], 1: []}
+        for phase, trains, after, transient, add in choices:
+            crit, masks = phases[phase]
+            if crit is None or transient > cap * (1 + SUM_TOLERANCE):
+                continue
+            new = crit + add
+            ok = new[:, 1] <= budget + tol
+            if flash_limited:
+                ok &= new[:, 2] <= table.flash_capacity + flash_tol
+            if ok.any():
+                column = np.full((int(ok.sum()), 1), trains)
+                nxt[after].append((new[ok], np.hstack([masks[ok], column])))
+        phases = {p: _prune(*_merge(nxt[p]), tol, flash_tol) for p in (0, 1)}
     finals = [masks for _, masks in phases.values() if masks is not None]
     return np.concatenate(finals) if finals else np.zeros((0, L), dtype=bool)
 
@@ -109,6 +119,7 @@ def _prune(crit, masks, tol: float, flash_tol: float):
     # dominates[j, i]: state j is at least as good as i in every criterion
     dominates = ((value[:, None] >= value[None, :] - vtol) & (memory[:, None] <= memory[None, :] + tol)
                  & (flash[:, None] <= flash[None, :] + flash_tol) & (rank[:, None] <= rank[None, :]))
-    earlier = np.tril(np.ones((len(crit), len(crit)), dtype=bool), k=-1).T  # earlier[j, i]: j < i
+    index = np.arange(len(crit))
+    earlier = index[:, None] < index[None, :]   # earlier[j, i]: j comes before i
     keep = ~(dominates & earlier).any(axis=0)
     return crit[keep], masks[keep]

@@ -124,12 +124,16 @@ class StateAuditModel:
         pin_wall(self.model.relax, wall, lifted, self.problem.walls)
 
     def _fix_layers(self) -> None:
+        """Pin x_l by its bounds (0 for a layer without parameters; the configuration's own
+        layers when the solver does not select): a bound keeps every row's coefficients
+        constant, where a Pyomo-fixed variable would make each row it touches a mutable
+        expression the persistent interface re-evaluates on every solve."""
         m, base, fixed = self.model, self.tables[0], self.problem.fixed_mask
         for l, p in enumerate(base.params):
-            if p == 0:
-                m.x[l].fix(0)
-            elif fixed is not None:
-                m.x[l].fix(int(fixed[l]))
+            if p == 0 or fixed is not None:
+                on = 0 if p == 0 else int(fixed[l])
+                m.x[l].setlb(on)
+                m.x[l].setub(on)
 
     def _gradient_flow(self, L: int) -> None:
         import pyomo.environ as pyo
