@@ -153,8 +153,9 @@ class ScalingWallModel:
             block = pyo.ConstraintList()
             setattr(m, wall, block)
             for k, cq, cu in rows[wall]:
-                largest = max(0.0, cq) * M + max(0.0, cu)
-                block.add(cq * m.q[k] + cu * m.u[k] <= m.relax[wall] * largest)
+                if not _implied_by_range(self.modes[k], cq, cu):
+                    largest = max(0.0, cq) * M + max(0.0, cu)
+                    block.add(cq * m.q[k] + cu * m.u[k] <= m.relax[wall] * largest)
 
     def lift(self, wall: str, lifted: bool = True) -> None:
         """Drop (or restore) one wall: to ask whether it binds."""
@@ -228,6 +229,13 @@ class ScalingWallModel:
             ratio, gap = float(self.modes[k].structure.mfu(q)), res.mip_gap
         return ScalingSolution(Status.OPTIMAL, k, q, ratio, iteration, solves, time.perf_counter() - start,
                                self.build_s, gap)
+
+
+def _implied_by_range(mode: ScalingMode, cq: float, cu: float) -> bool:
+    """Does c_q q_k + c_u u_k <= 0 hold at every point of mode k's range (q_k = 0 when u_k = 0;
+    m_lo <= q_k <= m_hi when u_k = 1)? Then the row cuts nothing off, holding or lifted, and is
+    left out (exactly: no tolerance): the memory row of a mode where every m fits, say."""
+    return cq * (mode.m_hi if cq > 0 else mode.m_lo) + cu <= 0.0
 
 
 def _step_per_micro_batch(st) -> float:
