@@ -1,27 +1,32 @@
-"""``trainwall autograder gradescope MISSION --out DIR``: a Gradescope autograder bundle.
+"""``trainwall autograder gradescope MISSION... --out DIR``: a Gradescope autograder bundle.
 
 Gradescope (gradescope-autograders.readthedocs.io, "Autograder Specifications") runs
 ``setup.sh`` once when the image is built and ``run_autograder`` per submission, with
 the student's files in ``/autograder/submission/``, the bundle in
-``/autograder/source/``, and the results expected in
-``/autograder/results/results.json``. The bundle holds:
+``/autograder/source/``, who submitted in ``/autograder/submission_metadata.json``, and
+the results expected in ``/autograder/results/results.json``. The bundle holds:
 
-* ``setup.sh``: installs Python 3.11+ and, in ``/autograder/venv``, trainwall
-  (``--install``: a pip requirement, by default this version of trainwall; a wheel
-  file given there is copied into the bundle and installed from it);
-* ``run_autograder``: grades the first regular file of the submission folder whose
-  suffix is ``.toml``/``.json``/``.yaml``/``.yml`` in any case (never a folder, never a
-  link) with ``--format gradescope``, and always leaves ``results/results.json`` as a
-  file (one that says what went wrong when there is nothing to grade);
-* ``keys/``: the mission (or every variant) with its certified optimum, so no
-  submission pays for a solve and grading cannot drift if trainwall's missions change.
+* ``trainwall-<version>-py3-none-any.whl``: the running trainwall as a wheel
+  (:mod:`trainwall.challenges.wheel`), so nothing is installed by name from a package
+  index (``--install`` gives another pip requirement instead; a wheel file given there
+  is copied into the bundle);
+* ``setup.sh``: finds (or installs, with apt-get) Python 3.11+, makes ``venv/`` and
+  installs the wheel with its dependencies;
+* ``run_autograder``: ``python -m trainwall.challenges.bundle_run`` (every submitted
+  file graded against its mission's key, bound to the submitting account; one
+  ``results.json``), and a results file of its own when Python cannot even start;
+* ``keys/``: each mission's (or every variant's) answer key, so no submission pays for
+  a solve and grading cannot drift if trainwall's missions change;
+* ``bundle.json``: the missions (several make one assignment: a track's three parts),
+  each one's points, the results' visibility, the trainwall version and each key's sha256.
 
-``run_autograder`` reads ``AUTOGRADER_ROOT`` (default ``/autograder``) and
-``TRAINWALL_PYTHON`` (default the venv's python) so it can be tried on a copy of the tree.
+Both scripts read ``AUTOGRADER_ROOT`` (default ``/autograder``); ``run_autograder`` also
+``TRAINWALL_PYTHON`` (default the venv's python), so they run on a copy of the tree.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -29,16 +34,21 @@ from pathlib import Path
 SETUP = """#!/usr/bin/env bash
 # Gradescope runs this once, as root, when it builds the autograder image.
 set -euo pipefail
-apt-get update
-apt-get install -y python3 python3-venv python3-pip
-PY=python3
-if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
-    apt-get install -y python3.11 python3.11-venv   # Ubuntu 22.04 ships 3.10; trainwall needs 3.11+
+ROOT="${{AUTOGRADER_ROOT:-/autograder}}"
+SOURCE="$ROOT/source"
+PY=""
+for candidate in python3 python3.13 python3.12 python3.11; do
+    if command -v "$candidate" >/dev/null && "$candidate" -c 'import sys, venv; sys.exit(sys.version_info < (3, 11))'
+    then PY="$candidate"; break; fi
+done
+if [ -z "$PY" ]; then    # Ubuntu 22.04 ships 3.10; trainwall needs 3.11+
+    apt-get update
+    apt-get install -y python3.11 python3.11-venv
     PY=python3.11
 fi
-"$PY" -m venv /autograder/venv
-/autograder/venv/bin/python -m pip install --upgrade pip
-/autograder/venv/bin/python -m pip install {requirement}
+"$PY" -m venv "$ROOT/venv"
+"$ROOT/venv/bin/python" -m pip install --upgrade pip
+"$ROOT/venv/bin/python" -m pip install {requirement}
 """
 
 RUN = r"""#!/usr/bin/env bash
@@ -46,38 +56,18 @@ RUN = r"""#!/usr/bin/env bash
 ROOT="${AUTOGRADER_ROOT:-/autograder}"
 PYTHON="${TRAINWALL_PYTHON:-$ROOT/venv/bin/python}"
 RESULTS="$ROOT/results/results.json"
-
-fallback() {   # a results file saying what went wrong ($1 is our text, never the student's)
-    printf '{"score": 0.0, "output": "%s", "output_format": "text", "visibility": "visible", %s}\n' \
-        "$1" '"stdout_visibility": "hidden", "tests": []' > "$RESULTS.part" && mv -f "$RESULTS.part" "$RESULTS"
-}
-
-# The first regular file with a submission suffix, in any case (ANSWER.JSON): not a folder
-# (answer.toml/), not a link (it could point at the answer keys or anywhere else).
-shopt -s nullglob nocaseglob
-submission=""
-for candidate in "$ROOT"/submission/*.toml "$ROOT"/submission/*.json "$ROOT"/submission/*.yaml \
-                 "$ROOT"/submission/*.yml; do
-    if [ -f "$candidate" ] && [ ! -L "$candidate" ]; then
-        submission="$candidate"
-        break
-    fi
-done
-shopt -u nocaseglob
 mkdir -p "$ROOT/results"
 if [ -d "$RESULTS" ] || [ -L "$RESULTS" ]; then
     rm -rf "$RESULTS"
 fi
-if [ -z "$submission" ]; then
-    fallback "No submission file found: upload one .toml, .json, .yaml or .yml file (a file, not a folder)."
-    exit 0
-fi
-"$PYTHON" -m trainwall.cli grade "$submission" --mission "$ROOT/source/keys" \
-    --format gradescope --output "$RESULTS"
+"$PYTHON" -m trainwall.challenges.bundle_run "$ROOT"
 status=$?
 if [ ! -f "$RESULTS" ] || [ -L "$RESULTS" ] || [ ! -s "$RESULTS" ]; then
     rm -rf "$RESULTS"
-    fallback "The autograder could not start trainwall (exit $status). Tell your instructor."
+    printf '{"score": 0.0, "output": "%s", "output_format": "text", "visibility": "visible", %s}
+' \
+        "The autograder could not start trainwall (exit $status). Tell your instructor." \
+        '"stdout_visibility": "hidden", "tests": []' > "$RESULTS.part" && mv -f "$RESULTS.part" "$RESULTS"
 fi
 exit 0
 """
@@ -108,8 +98,9 @@ def check_out(reference: str, out: str | Path) -> Path:
     return out
 
 
-def _keys(reference: str) -> dict[str, str]:
-    """The bundle's answer keys, by file name."""
+def _keys(reference: str) -> tuple[dict[str, str], dict[str, float]]:
+    """The bundle's answer keys of one reference, by file name (prefixed by the mission, so
+    several missions' variants never share a name), and each mission id's points."""
     from trainwall.challenges.answers import optimum
     from trainwall.challenges.mission import resolve
 
@@ -117,39 +108,83 @@ def _keys(reference: str) -> dict[str, str]:
     if source.is_dir():
         from trainwall.challenges.answers import load_keys
 
-        load_keys(source)   # refuse a folder that holds no valid keys
+        keys = load_keys(source)   # refuse a folder that holds no valid keys
         folder = source / "keys" if (source / "keys").is_dir() else source
-        return {path.name: path.read_text(encoding="utf-8") for path in sorted(folder.glob("*.json"))
-                if path.is_file()}
+        points = {key.mission.id: key.mission.grading.max_score for key in keys.values()}
+        texts = {}
+        for path in sorted(folder.glob("*.json")):
+            if path.is_file():
+                mission_id = json.loads(path.read_text(encoding="utf-8"))["mission"]["id"]
+                texts[f"{_slug(mission_id)}--{path.name}"] = path.read_text(encoding="utf-8")
+        return texts, points
     mission = resolve(reference)
     key = {"mission": mission.model_dump(mode="json", exclude_none=True), "optimum": optimum(mission).to_dict()}
-    name = mission.reference.replace("/", "-").replace("@", "-")
-    return {f"{name}.json": json.dumps(key, indent=2, sort_keys=True) + "\n"}
+    text = json.dumps(key, indent=2, sort_keys=True) + "\n"
+    return {f"{_slug(mission.reference)}.json": text}, {mission.id: mission.grading.max_score}
 
 
-def write_bundle(reference: str, out: str | Path, requirement: str) -> Path:
-    """The bundle for a mission id / file, or a ``generate`` output folder (its variants).
+def _slug(reference: str) -> str:
+    return reference.replace("/", "-").replace("@", "-")
+
+
+def bundle_config(references: list[str], points: dict[str, float], visibility: str) -> tuple[dict, dict]:
+    """(keys by file name, ``bundle.json``) for the references: every mission once, points
+    given for a mission the bundle does not hold refused."""
+    from trainwall.challenges.bundle_run import VISIBILITIES
+    from trainwall.core import VERSION
+    from trainwall.core.errors import InputError
+
+    if visibility not in VISIBILITIES:
+        raise InputError("--visibility", visibility, f"one of {', '.join(VISIBILITIES)}")
+    keys, default_points = {}, {}
+    for reference in references:
+        texts, mission_points = _keys(reference)
+        for mission_id in mission_points:
+            if mission_id in default_points:
+                raise InputError("MISSION", reference, f"{mission_id} is in the bundle already: one key set per mission")
+        keys.update(texts)
+        default_points.update(mission_points)
+    for mission_id, value in points.items():
+        if mission_id not in default_points:
+            raise InputError("--points", f"{mission_id}={value}", f"the bundle holds {', '.join(default_points)}")
+    config = {"trainwall": VERSION, "missions": list(default_points), "visibility": visibility,
+              "points": {m: float(points.get(m, p)) for m, p in default_points.items()},
+              "keys": {name: hashlib.sha256(text.encode("utf-8")).hexdigest() for name, text in sorted(keys.items())}}
+    return keys, config
+
+
+def write_bundle(references: list[str] | str, out: str | Path, requirement: str | None = None,
+                 points: dict[str, float] | None = None, visibility: str = "visible") -> Path:
+    """The bundle for mission ids / files and ``generate`` output folders (every variant).
 
     Every file is written atomically; the keys are written aside and put in place of an
     earlier bundle's ``keys/`` whole, so two bundles' keys never mix."""
+    from trainwall.challenges import wheel
     from trainwall.core.outputs import atomic_write, remove_staging, replace_folder, staging_folder
 
-    out = check_out(reference, out)
-    keys = _keys(reference)
+    references = [references] if isinstance(references, str) else list(references)
+    for reference in references:
+        out = check_out(reference, out)
+    keys, config = bundle_config(references, points or {}, visibility)
     out.mkdir(parents=True, exist_ok=True)
-    wheel = Path(requirement)
-    if wheel.suffix == ".whl" and wheel.is_file():      # ship the wheel: no package index needed
-        if wheel.resolve() != (out / wheel.name).resolve():
-            atomic_write(out / wheel.name, wheel.read_bytes())
-        requirement = f"/autograder/source/{wheel.name}"
+    if requirement is None:                           # the running trainwall, as a wheel: no index needed
+        requirement = f'"$SOURCE/{wheel.build(out).name}"'
+    elif Path(requirement).suffix == ".whl" and Path(requirement).is_file():
+        given = Path(requirement)
+        if given.resolve() != (out / given.name).resolve():
+            atomic_write(out / given.name, given.read_bytes())
+        requirement = f'"$SOURCE/{given.name}"'
+    else:
+        requirement = _quote(requirement)
     stage = staging_folder(out, "bundle")
     try:
         (stage / "keys").mkdir()
         for name, text in keys.items():
             atomic_write(stage / "keys" / name, text)
-        for name, text in (("setup.sh", SETUP.format(requirement=_quote(requirement))), ("run_autograder", RUN)):
-            atomic_write(out / name, text, mode=0o755)
+        atomic_write(out / "setup.sh", SETUP.format(requirement=requirement), mode=0o755)
+        atomic_write(out / "run_autograder", RUN, mode=0o755)
         replace_folder(stage / "keys", out / "keys", stage / "replaced-keys")
+        atomic_write(out / "bundle.json", json.dumps(config, indent=2, sort_keys=True) + "\n")
     finally:
         remove_staging(stage)
     return out

@@ -352,9 +352,10 @@ class MissionSource:
     """Where a submission's mission comes from: one fixed mission (``--mission``), a folder of
     answer keys (variants), or the shipped missions by id."""
 
-    def __init__(self, fixed=None, keys: dict | None = None) -> None:
+    def __init__(self, fixed=None, keys: dict | None = None, identities: frozenset[str] | None = None) -> None:
         self.fixed = fixed
         self.keys = keys or {}          # reference -> AnswerKey (mission, optimum, student)
+        self.identities = identities    # who the platform says submitted (case-folded), when it says
 
     @property
     def max_score(self) -> float:
@@ -365,6 +366,12 @@ class MissionSource:
         records whom ``trainwall generate`` drew it for): a copied file is refused."""
         key = self.keys.get(submission.mission)
         if key is None or key.student is None:
+            return
+        if self.identities is not None:     # the platform's word, not the file's student field
+            if key.student.casefold() not in self.identities:
+                raise InputError("mission", submission.mission, "this variant belongs to another student, not to "
+                                 "the account that submitted it: submit the mission of your own handout",
+                                 source=source)
             return
         if submission.student is None:
             raise InputError("student", None, "this variant was drawn for one student: give student = \"...\" "
@@ -401,17 +408,35 @@ class MissionSource:
         return found, _graded_optimum(found)
 
     @classmethod
-    def open(cls, reference: str | None) -> "MissionSource":
-        """From ``--mission``: None, a mission id, a mission / variant file, or an answer-key folder."""
+    def open(cls, reference: str | None, identities: frozenset[str] | None = None) -> "MissionSource":
+        """From ``--mission``: None, a mission id, a mission / variant file, or an answer-key folder;
+        ``identities``: who submitted, as the platform says (:func:`platform_identities`)."""
         if reference is None:
-            return cls()
+            return cls(identities=identities)
         if not reference.strip():       # Path("") is the current folder: never what was meant
             raise InputError("--mission", reference, "must name a mission id, a mission file or an answer-key "
                              "folder, not an empty string")
         if os.path.isdir(reference):     # os.path: Path.is_dir raises on a name too long (Python 3.11)
             from trainwall.challenges.answers import load_keys
 
-            return cls(keys=load_keys(reference))
+            return cls(keys=load_keys(reference), identities=identities)
         from trainwall.challenges.mission import resolve
 
-        return cls(fixed=resolve(reference))
+        return cls(fixed=resolve(reference), identities=identities)
+
+
+def platform_identities(path: str | Path) -> frozenset[str]:
+    """Who submitted, from Gradescope's ``submission_metadata.json``
+    (gradescope-autograders.readthedocs.io, "Submission Metadata": ``users[]`` of ``email``,
+    ``id``, ``name``, and ``sid`` where the course has student ids): each user's email, student
+    id and Gradescope id, case-folded. Names are left out: two students can share one. A
+    roster given to ``generate`` names students by one of these."""
+    from trainwall.core.fileformats import read_document
+
+    data = read_document(path)
+    users = data.get("users") if isinstance(data, dict) else None
+    if not isinstance(users, list) or not users:
+        raise InputError("users", users, "the submission metadata names no submitting user", source=str(path))
+    found = {str(user[field]).strip().casefold() for user in users if isinstance(user, dict)
+             for field in ("email", "sid", "id") if user.get(field) not in (None, "")}
+    return frozenset(found)

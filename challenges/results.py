@@ -110,24 +110,43 @@ def text(grade) -> str:
     return "\n".join(lines) + "\n"
 
 
-def gradescope(grade) -> str:
-    text_only = {"output_format": GRADESCOPE_FORMAT, "name_format": GRADESCOPE_FORMAT, "visibility": "visible"}
-    tests = [{"name": shown(c.name, 256), "score": c.score, "max_score": c.max_score,
+def gradescope_tests(grade, prefix: str = "", scale: float = 1.0, visibility: str = "visible") -> list[dict]:
+    """Gradescope's ``tests[]`` of one grade: one per check (points times ``scale``), one saying why
+    a submission is not gradable, one per reflection (no score: graded by hand). ``prefix`` names
+    the mission where one results file holds several."""
+    text_only = {"output_format": GRADESCOPE_FORMAT, "name_format": GRADESCOPE_FORMAT, "visibility": visibility}
+    tests = [{"name": shown(prefix + c.name, 256), "score": c.score * scale, "max_score": c.max_score * scale,
               "status": "passed" if c.passed else "failed", "output": shown(c.output), **text_only}
              for c in grade.checks]
     if not grade.gradable:
-        tests = [{"name": "submission is gradable", "score": 0.0, "max_score": grade.max_score, "status": "failed",
+        tests = [{"name": shown(prefix + "submission is gradable", 256), "score": 0.0,
+                  "max_score": grade.max_score * scale, "status": "failed",
                   "output": _feedback_text(grade, True) or shown(grade.internal_error or ""), **text_only}]
-    tests += [{"name": shown(f"reflection: {prompt}", 256), "output": _prose(answer, markup=True), **text_only}
-              for prompt, answer in grade.reflections]       # no score: read and graded by hand
-    data = {"score": grade.score, "output": f"{_status_line(grade)}\n{_feedback_text(grade, True)}".strip(),
-            "output_format": GRADESCOPE_FORMAT, "test_output_format": GRADESCOPE_FORMAT,
-            "test_name_format": GRADESCOPE_FORMAT,
-            "visibility": "visible", "stdout_visibility": "hidden", "tests": tests,
-            "extra_data": {"mission": shown(grade.mission or "", 64), "gradable": grade.gradable,
-                           "feasible": grade.feasible, "objective": grade.objective,
-                           "optimum": None if grade.answer_hidden else grade.optimum}}
-    return _dump(data)
+    tests += [{"name": shown(f"{prefix}reflection: {prompt}", 256), "output": _prose(answer, markup=True), **text_only}
+              for prompt, answer in grade.reflections]
+    return tests
+
+
+def gradescope_summary(grade) -> str:
+    """The status line and the feedback of one grade, as Gradescope's top-level ``output`` shows them."""
+    return f"{_status_line(grade)}\n{_feedback_text(grade, True)}".strip()
+
+
+def gradescope_extra(grade) -> dict:
+    """What ``extra_data`` records of one grade (never a hidden answer)."""
+    return {"mission": shown(grade.mission or "", 64), "gradable": grade.gradable, "feasible": grade.feasible,
+            "objective": grade.objective, "optimum": None if grade.answer_hidden else grade.optimum}
+
+
+def gradescope_file(score: float, output: str, tests: list[dict], extra: dict, visibility: str = "visible") -> str:
+    """Gradescope's ``results.json``: plain text everywhere, the autograder's own stdout hidden."""
+    return _dump({"score": score, "output": output, "output_format": GRADESCOPE_FORMAT,
+                  "test_output_format": GRADESCOPE_FORMAT, "test_name_format": GRADESCOPE_FORMAT,
+                  "visibility": visibility, "stdout_visibility": "hidden", "tests": tests, "extra_data": extra})
+
+
+def gradescope(grade) -> str:
+    return gradescope_file(grade.score, gradescope_summary(grade), gradescope_tests(grade), gradescope_extra(grade))
 
 
 def prairielearn(grade) -> str:

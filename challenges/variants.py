@@ -302,12 +302,9 @@ def _write_set(variants: list[Variant], mission, seed: int, out: Path) -> None:
     index = io.StringIO()
     rows = csv.writer(index, lineterminator="\n")
     rows.writerow(("student", "folder", "mission", "objective", "binding", "attempts"))
-    from importlib.metadata import PackageNotFoundError, version
+    from trainwall.core import VERSION
 
-    try:                                        # which cost model and solver made these keys
-        solved_by = f"trainwall {version('trainwall')}"
-    except PackageNotFoundError:                # run from a source tree that was never installed
-        solved_by = "trainwall (not installed)"
+    solved_by = f"trainwall {VERSION}"          # which cost model and solver made these keys
     for v, name in zip(variants, unique_names([v.student for v in variants])):
         folder = handouts / name
         if folder.resolve().parent != handouts.resolve():   # belt and braces: never outside DIR

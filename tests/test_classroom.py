@@ -215,7 +215,7 @@ def run_autograder(bundle, tmp_path, files):
     root = tmp_path / "autograder"
     (root / "submission").mkdir(parents=True)
     (root / "source").mkdir()
-    for name in ("setup.sh", "run_autograder"):
+    for name in ("setup.sh", "run_autograder", "bundle.json"):
         (root / "source" / name).write_bytes((bundle / name).read_bytes())
     (root / "source" / "keys").mkdir()
     for key in (bundle / "keys").iterdir():
@@ -232,7 +232,7 @@ def run_autograder(bundle, tmp_path, files):
 
 def test_bundle_has_the_files_gradescope_runs(bundle):
     assert os.access(bundle / "setup.sh", os.X_OK) and os.access(bundle / "run_autograder", os.X_OK)
-    assert "pip install trainwall==" in (bundle / "setup.sh").read_text()
+    assert "pip install \"$SOURCE/trainwall-" in (bundle / "setup.sh").read_text()   # its own wheel, not by name
     for script in ("setup.sh", "run_autograder"):
         assert subprocess.run(["bash", "-n", str(bundle / script)]).returncode == 0   # parses as bash
     key = json.loads((bundle / "keys" / "mobile-1.json").read_text())
@@ -245,7 +245,7 @@ def test_a_wheel_given_to_install_travels_in_the_bundle(tmp_path):
     out = tmp_path / "bundle"
     assert main(["autograder", "gradescope", "tiny/1", "--out", str(out), "--install", str(wheel)]) == 0
     assert (out / wheel.name).read_bytes() == b"PK"
-    assert f"pip install /autograder/source/{wheel.name}" in (out / "setup.sh").read_text()
+    assert f'pip install "$SOURCE/{wheel.name}"' in (out / "setup.sh").read_text()
 
 
 @pytest.mark.parametrize("files, score", [({"answer.toml": optimal_submission("mobile/1")}, 1.0),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from trainwall.core import VERSION as __version__
 
 _LAZY = {
     "evaluate": "trainwall.api",

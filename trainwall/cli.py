@@ -31,6 +31,48 @@ def _student_commands(sub) -> None:
     st.add_argument("--force", action="store_true", help="replace an existing file")
 
 
+def _instructor_commands(sub) -> None:
+    """grade, generate and autograder: what a course runs."""
+    gr = sub.add_parser("grade", help="grade a submission, or a folder of them",
+                        epilog="exit codes: 0 graded (any score), 3 graded but under --fail-under, 2 a malformed "
+                               "submission or a bad --mission, 1 the grader itself failed; a results file is "
+                               "written in every case")
+    gr.add_argument("submission", help="a submission file (TOML, JSON or YAML), or a folder of them")
+    gr.add_argument("--mission", help="grade against this mission id, mission / variant file, or answer-key folder")
+    gr.add_argument("--format", default="text", choices=("text", "json", "gradescope", "prairielearn", "junit"))
+    gr.add_argument("--output", help="write the results file here (for a folder: the results folder)")
+    gr.add_argument("--platform-path", action="store_true",
+                    help="write to the platform's own path (/autograder/results/results.json for gradescope, "
+                         "/grade/results/results.json for prairielearn)")
+    gr.add_argument("--identity", metavar="METADATA",
+                    help="who submitted, as the platform says (Gradescope's submission_metadata.json): a variant "
+                         "is graded only for the account it was drawn for")
+    gr.add_argument("--fail-under", type=float, metavar="S", help="exit 3 when the score is below S")
+    gr.add_argument("--jobs", type=int, default=0, help="worker processes for a folder (default: every core)")
+    ge = sub.add_parser("generate", help="per-student variants of a mission: handouts apart from answer keys")
+    ge.add_argument("mission", help="a mission id (cloud/3) or a mission file with [variants.perturb]")
+    who = ge.add_mutually_exclusive_group(required=True)
+    who.add_argument("--count", type=int, help="this many variants (variant-001, ...)")
+    who.add_argument("--roster", help="a CSV roster: one variant per student id (column 'student', else the first)")
+    ge.add_argument("--seed", type=_seed, required=True,
+                    help="the same seed and roster give the same files (0 to 2^63 - 1)")
+    ge.add_argument("--out", required=True, help="folder for handouts/ and keys/")
+    ge.add_argument("--jobs", type=int, default=0, help="worker processes (default: every core)")
+    ge.add_argument("--force", action="store_true",
+                    help="replace the handouts/ and keys/ an earlier run left in --out (refused without it)")
+    au = sub.add_parser("autograder", help="write an autograder bundle (setup.sh, run_autograder, answer keys)")
+    au.add_argument("platform", choices=("gradescope",))
+    au.add_argument("mission", nargs="+",
+                    help="mission ids or files, or generate output folders (every variant): one assignment")
+    au.add_argument("--out", required=True, help="the bundle's folder (zip its contents for Gradescope)")
+    au.add_argument("--install", help="the pip requirement setup.sh installs instead of this trainwall's own wheel")
+    au.add_argument("--points", action="append", default=[], metavar="MISSION=P",
+                    help="a mission's points in the assignment (default: its grading.max_score)")
+    au.add_argument("--visibility", default="visible",
+                    choices=("visible", "hidden", "after_due_date", "after_published"),
+                    help="when students see the results (Gradescope's visibility)")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="trainwall", description="The Model Training lab as missions a solver can answer.")
     from trainwall import __version__
@@ -48,35 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     so.add_argument("mission", help="a mission id (mobile/1) or a mission / variant file")
     so.add_argument("--json", action="store_true", help="print docs/INTERFACE.md's JSON instead of text")
     so.add_argument("--instructor", action="store_true", help="solve a student handout (it refuses without)")
-    gr = sub.add_parser("grade", help="grade a submission, or a folder of them",
-                        epilog="exit codes: 0 graded (any score), 3 graded but under --fail-under, 2 a malformed "
-                               "submission or a bad --mission, 1 the grader itself failed; a results file is "
-                               "written in every case")
-    gr.add_argument("submission", help="a submission file (TOML, JSON or YAML), or a folder of them")
-    gr.add_argument("--mission", help="grade against this mission id, mission / variant file, or answer-key folder")
-    gr.add_argument("--format", default="text", choices=("text", "json", "gradescope", "prairielearn", "junit"))
-    gr.add_argument("--output", help="write the results file here (for a folder: the results folder)")
-    gr.add_argument("--platform-path", action="store_true",
-                    help="write to the platform's own path (/autograder/results/results.json for gradescope, "
-                         "/grade/results/results.json for prairielearn)")
-    gr.add_argument("--fail-under", type=float, metavar="S", help="exit 3 when the score is below S")
-    gr.add_argument("--jobs", type=int, default=0, help="worker processes for a folder (default: every core)")
-    ge = sub.add_parser("generate", help="per-student variants of a mission: handouts apart from answer keys")
-    ge.add_argument("mission", help="a mission id (cloud/3) or a mission file with [variants.perturb]")
-    who = ge.add_mutually_exclusive_group(required=True)
-    who.add_argument("--count", type=int, help="this many variants (variant-001, ...)")
-    who.add_argument("--roster", help="a CSV roster: one variant per student id (column 'student', else the first)")
-    ge.add_argument("--seed", type=_seed, required=True,
-                    help="the same seed and roster give the same files (0 to 2^63 - 1)")
-    ge.add_argument("--out", required=True, help="folder for handouts/ and keys/")
-    ge.add_argument("--jobs", type=int, default=0, help="worker processes (default: every core)")
-    ge.add_argument("--force", action="store_true",
-                    help="replace the handouts/ and keys/ an earlier run left in --out (refused without it)")
-    au = sub.add_parser("autograder", help="write an autograder bundle (setup.sh, run_autograder, answer keys)")
-    au.add_argument("platform", choices=("gradescope",))
-    au.add_argument("mission", help="a mission id or file, or a generate output folder (every variant)")
-    au.add_argument("--out", required=True, help="the bundle's folder (zip its contents for Gradescope)")
-    au.add_argument("--install", help="the pip requirement setup.sh installs (default: this trainwall version)")
+    _instructor_commands(sub)
     pl = sub.add_parser("plot", help="the lab's figures (PNG, SVG or PDF by the file's extension)")
     pl.add_argument("figure", choices=("waterfall", "scaling", "pipeline"))
     pl.add_argument("subject", help="a configuration file, or a mission (its current plan and its optimum)")
@@ -113,16 +127,35 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _autograder(args: argparse.Namespace) -> int:
-    from trainwall import __version__
     from trainwall.challenges.autograder import write_bundle
     from trainwall.core.outputs import clean
 
-    _nonempty(args.mission, "MISSION")
-    out = write_bundle(args.mission, args.out, args.install or f"trainwall=={__version__}")
-    print(clean(f"Gradescope bundle in {out}: zip its contents (the files, not the folder). setup.sh installs "
-                f"{args.install or f'trainwall=={__version__}'}; give --install a wheel file or a git URL if your "
-                f"package index does not have it", 8000))
+    for reference in args.mission:
+        _nonempty(reference, "MISSION")
+    out = write_bundle(args.mission, args.out, args.install, _points(args.points), args.visibility)
+    config = json.loads((out / "bundle.json").read_text(encoding="utf-8"))
+    installs = args.install or "the trainwall wheel in the bundle"
+    print(clean(f"Gradescope bundle in {out} for {', '.join(config['missions'])} "
+                f"({sum(config['points'].values()):g} points): zip its contents (the files, not the folder). "
+                f"setup.sh installs {installs}", 8000))
     return EXIT_OK
+
+
+def _points(given: list[str]) -> dict[str, float]:
+    """``--points MISSION=P`` values."""
+    import math
+
+    points = {}
+    for item in given:
+        mission_id, _, value = item.partition("=")
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not mission_id or not math.isfinite(number) or number < 0:
+            raise _usage(f"--points {item!r}: write MISSION=P with P a number of points, 0 or more (cloud/1=10)")
+        points[mission_id] = number
+    return points
 
 
 def _plot(args: argparse.Namespace) -> int:
@@ -242,12 +275,16 @@ def _grade(args: argparse.Namespace) -> int:
     _nonempty(args.submission, "SUBMISSION")
     _nonempty(args.mission, "--mission")
     _nonempty(args.output, "--output")
+    _nonempty(args.identity, "--identity")
     if os.path.isdir(args.submission):
+        if args.identity:
+            raise _usage("--identity names who submitted one file: grade the file, not a folder")
         return _grade_folder(args)
     target = _grade_target(args)
     setup_error = None
     try:
-        source = grading.MissionSource.open(args.mission)
+        identities = grading.platform_identities(args.identity) if args.identity else None
+        source = grading.MissionSource.open(args.mission, identities)
         grade = grading.grade_file(args.submission, source)
     except TrainwallError as exc:   # the instructor's --mission: still a results file, exit 2
         setup_error = str(exc)
