@@ -38,7 +38,7 @@ ROOT="${{AUTOGRADER_ROOT:-/autograder}}"
 SOURCE="$ROOT/source"
 PY=""
 for candidate in python3 python3.13 python3.12 python3.11; do
-    if command -v "$candidate" >/dev/null && "$candidate" -c 'import sys, venv; sys.exit(sys.version_info < (3, 11))'
+    if command -v "$candidate" >/dev/null && "$candidate" -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 11))'
     then PY="$candidate"; break; fi
 done
 if [ -z "$PY" ]; then    # Ubuntu 22.04 ships 3.10; trainwall needs 3.11+

@@ -226,26 +226,44 @@ def _class_view(g) -> tuple[str, str, str]:
     """(Lock predictions right of asked, the walls the plan breaks, why it is not gradable: malformed | grader)."""
     if not g.gradable:
         return "", "", "grader" if g.internal_error else "malformed"
-    locks = [c for c in g.checks if c.name.startswith("prediction: ")]
+    locks = [c for c in g.checks if c.lock is not None]
     right = f"{sum(c.passed for c in locks)}/{len(locks)}" if locks else ""
     return right, " ".join(w.wall for w in g.walls if not w.satisfied), ""
 
 
+def _detail_columns(grades) -> list[str]:
+    """One column per Lock and per wall any graded submission of the class has, sorted."""
+    locks = {c.lock for g in grades if g is not None and g.gradable for c in g.checks if c.lock is not None}
+    walls = {w.wall for g in grades if g is not None and g.gradable for w in g.walls}
+    return [f"lock:{x}" for x in sorted(locks)] + [f"wall:{x}" for x in sorted(walls)]
+
+
+def _details(g, columns: list[str]) -> list[str]:
+    """Per Lock: right | wrong; per wall: held | broken; empty where the submission has no such check."""
+    if g is None or not g.gradable:
+        return [""] * len(columns)
+    cells = {f"lock:{c.lock}": "right" if c.passed else "wrong" for c in g.checks if c.lock is not None}
+    cells.update({f"wall:{w.wall}": "held" if w.satisfied else "broken" for w in g.walls})
+    return [cells.get(column, "") for column in columns]
+
+
 def summary_csv(rows, max_score: float = 1.0) -> str:
     """``summary.csv``: one row per entry of the folder, ``(entry, grade or None, results name)``;
-    a skipped entry is a row with gradable False and the reason."""
+    a skipped entry is a row with gradable False and the reason. After the fixed columns, one
+    per Lock and per wall of the class (:func:`_detail_columns`)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(SUMMARY_COLUMNS)
+    details = _detail_columns([g for _, g, _ in rows])
+    writer.writerow([*SUMMARY_COLUMNS, *(csv_cell(c) for c in details)])
     for entry, g, results in rows:
         if g is None:
             writer.writerow([csv_cell(entry.name), "", "", False, "", "0", f"{max_score:g}", "", "", "", "",
-                             "", "", "skipped", csv_cell(f"skipped: {entry.skipped}"), ""])
+                             "", "", "skipped", csv_cell(f"skipped: {entry.skipped}"), "", *_details(g, details)])
             continue
         error = g.internal_error or "; ".join(g.format_errors)
         writer.writerow([csv_cell(entry.name), csv_cell(g.student), csv_cell(g.mission), g.gradable,
                          "" if g.feasible is None else g.feasible, f"{g.score:.6g}", f"{g.max_score:g}",
                          _number(g.objective, ".6g"), _number(g.optimum, ".6g"), _number(g.gap, ".6g"),
                          "" if g.moves_to_balance is None else g.moves_to_balance, *_class_view(g),
-                         csv_cell(error), csv_cell(results)])
+                         csv_cell(error), csv_cell(results), *_details(g, details)])
     return buf.getvalue()

@@ -24,6 +24,10 @@ from trainwall.challenges.answers import GraderError, Optimum, optimum
 from trainwall.core.errors import InputError, MissionError, TrainwallError, UnknownNameError
 
 
+#: A Lock prediction's check is named this, then the Lock's id.
+LOCK_CHECK = "prediction: "
+
+
 @dataclass(frozen=True)
 class Check:
     """One line of the verdict; a platform's test case."""
@@ -33,6 +37,11 @@ class Check:
     max_score: float
     passed: bool
     output: str
+
+    @property
+    def lock(self) -> str | None:
+        """The Lock's id, for a prediction's check."""
+        return self.name[len(LOCK_CHECK):] if self.name.startswith(LOCK_CHECK) else None
 
 
 @dataclass(frozen=True)
@@ -137,12 +146,12 @@ def _prediction_checks(shown, submission, best, points: float) -> list[tuple[Che
         share = points / len(shown.lock)
         given = submission.predictions.get(question.id)
         if given is None:
-            out.append((Check(f"prediction: {question.id}", 0.0, share, False, "not answered"), None))
+            out.append((Check(f"{LOCK_CHECK}{question.id}", 0.0, share, False, "not answered"), None))
             continue
         answer = best.lock_answers[question.id]
         ok = prediction_correct(given, answer, question.tolerance)
         direction = "" if ok else ("too high" if given > answer else "too low")
-        check = Check(f"prediction: {question.id}", share if ok else 0.0, share, ok,
+        check = Check(f"{LOCK_CHECK}{question.id}", share if ok else 0.0, share, ok,
                       f"{given:g}: {_tolerance_phrase(ok, question.tolerance)}" + (f" ({direction})" if direction else ""))
         out.append((check, None if ok else f"Prediction {question.id} = {given:g} is {direction}. {question.text}"))
     return out

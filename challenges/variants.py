@@ -222,6 +222,12 @@ def generate(mission, seed: int, students: list[str], jobs: int = 0, progress: b
     return [done[s] for s in students]
 
 
+def distinct_optima(variants: list[Variant]) -> int:
+    """How many different optimal configurations the roster got: the students who share
+    one could share the answer (their Lock answers and binding still differ)."""
+    return len({json.dumps(v.optimum.get("configuration"), sort_keys=True) for v in variants})
+
+
 def _content_key(data: dict) -> str:
     body = {k: v for k, v in data.items() if k != "variant"}
     return json.dumps(body, sort_keys=True)

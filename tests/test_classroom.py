@@ -63,6 +63,13 @@ def test_a_class_is_graded_into_files_a_summary_and_a_histogram(tmp_path, class_
     assert rows["alice.toml"]["locks_right"] == f"{asked}/{asked}" and rows["alice.toml"]["walls_broken"] == ""
     assert rows["bob.toml"]["walls_broken"] == "memory" and rows["bob.toml"]["locks_right"] == f"0/{asked}"
     assert rows["carol.json"]["not_gradable"] == "malformed" and rows["alice.toml"]["not_gradable"] == ""
+    # one column per Lock and per wall of the class (mobile/1's and cloud/2's)
+    for lock in mission("mobile/1").lock:
+        assert rows["alice.toml"][f"lock:{lock.id}"] == "right" and rows["bob.toml"][f"lock:{lock.id}"] == "wrong"
+        assert rows["dave.toml"][f"lock:{lock.id}"] == "" and rows["carol.json"][f"lock:{lock.id}"] == ""
+    assert rows["bob.toml"]["wall:memory"] == "broken" and rows["alice.toml"]["wall:memory"] == "held"
+    assert rows["dave.toml"]["wall:starvation"] == "held" and rows["alice.toml"]["wall:starvation"] == ""
+    assert rows["dave.toml"]["lock:" + mission("cloud/2").lock[0].id] == "wrong"      # asked, not answered
     assert (out / "scores.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

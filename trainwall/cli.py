@@ -109,7 +109,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _generate(args: argparse.Namespace) -> int:
     from trainwall.challenges.mission import resolve
-    from trainwall.challenges.variants import check_out, generate, numbered_students, read_roster, write
+    from trainwall.challenges.variants import (check_out, distinct_optima, generate, numbered_students, read_roster,
+                                               write)
     from trainwall.core.outputs import clean
 
     _nonempty(args.mission, "MISSION")
@@ -121,7 +122,10 @@ def _generate(args: argparse.Namespace) -> int:
     variants = generate(mission, args.seed, students, args.jobs)
     out = write(variants, mission, args.seed, args.out, args.force, inputs)
     redrawn = sum(1 for v in variants if v.attempt)
-    print(clean(f"{len(variants)} variants of {mission.id} ({redrawn} redrawn to stay good exercises): "
+    distinct = distinct_optima(variants)
+    print(clean(f"{len(variants)} variants of {mission.id} ({redrawn} redrawn to stay good exercises), "
+                f"{distinct} distinct optimal configuration{'' if distinct == 1 else 's'} "
+                f"({distinct / len(variants):.0%} of the roster): "
                 f"handouts in {out / 'handouts'}, answer keys in {out / 'keys'}", 8000))
     return EXIT_OK
 
