@@ -171,7 +171,7 @@ def _optima(source: grading.MissionSource, files: list[Path]) -> list:
     return optima
 
 
-def _grade_all(files: list[Path], source: grading.MissionSource, jobs: int, progress: bool | None) -> list:
+def grade_all(files: list[Path], source: grading.MissionSource, jobs: int, progress: bool | None) -> list:
     from tqdm import tqdm
 
     optima = _optima(source, files)
@@ -207,7 +207,7 @@ def grade_folder(folder: str | Path, source: grading.MissionSource, fmt: str, ou
     if clash:
         raise InputError("--output", str(out), f"a results file would overwrite an input ({clash[0]})")
     graded = [e for e in entries if e.skipped is None]
-    grades = _grade_all([e.path for e in graded], source, jobs, progress)
+    grades = grade_all([e.path for e in graded], source, jobs, progress)
     out.mkdir(parents=True, exist_ok=True)
     for entry, g in zip(graded, grades):
         atomic_write(out / names[entry.name], render(g, fmt))
@@ -231,14 +231,14 @@ def _class_view(g) -> tuple[str, str, str]:
     return right, " ".join(w.wall for w in g.walls if not w.satisfied), ""
 
 
-def _detail_columns(grades) -> list[str]:
+def detail_columns(grades) -> list[str]:
     """One column per Lock and per wall any graded submission of the class has, sorted."""
     locks = {c.lock for g in grades if g is not None and g.gradable for c in g.checks if c.lock is not None}
     walls = {w.wall for g in grades if g is not None and g.gradable for w in g.walls}
     return [f"lock:{x}" for x in sorted(locks)] + [f"wall:{x}" for x in sorted(walls)]
 
 
-def _details(g, columns: list[str]) -> list[str]:
+def detail_cells(g, columns: list[str]) -> list[str]:
     """Per Lock: right | wrong; per wall: held | broken; empty where the submission has no such check."""
     if g is None or not g.gradable:
         return [""] * len(columns)
@@ -250,20 +250,20 @@ def _details(g, columns: list[str]) -> list[str]:
 def summary_csv(rows, max_score: float = 1.0) -> str:
     """``summary.csv``: one row per entry of the folder, ``(entry, grade or None, results name)``;
     a skipped entry is a row with gradable False and the reason. After the fixed columns, one
-    per Lock and per wall of the class (:func:`_detail_columns`)."""
+    per Lock and per wall of the class (:func:`detail_columns`)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    details = _detail_columns([g for _, g, _ in rows])
+    details = detail_columns([g for _, g, _ in rows])
     writer.writerow([*SUMMARY_COLUMNS, *(csv_cell(c) for c in details)])
     for entry, g, results in rows:
         if g is None:
             writer.writerow([csv_cell(entry.name), "", "", False, "", "0", f"{max_score:g}", "", "", "", "",
-                             "", "", "skipped", csv_cell(f"skipped: {entry.skipped}"), "", *_details(g, details)])
+                             "", "", "skipped", csv_cell(f"skipped: {entry.skipped}"), "", *detail_cells(g, details)])
             continue
         error = g.internal_error or "; ".join(g.format_errors)
         writer.writerow([csv_cell(entry.name), csv_cell(g.student), csv_cell(g.mission), g.gradable,
                          "" if g.feasible is None else g.feasible, f"{g.score:.6g}", f"{g.max_score:g}",
                          _number(g.objective, ".6g"), _number(g.optimum, ".6g"), _number(g.gap, ".6g"),
                          "" if g.moves_to_balance is None else g.moves_to_balance, *_class_view(g),
-                         csv_cell(error), csv_cell(results), *_details(g, details)])
+                         csv_cell(error), csv_cell(results), *detail_cells(g, details)])
     return buf.getvalue()

@@ -326,3 +326,42 @@ def test_answer_keys_record_who_solved_them_and_which_mission(tmp_path):
     key = json.loads(next((out / "keys").glob("*.json")).read_text())
     assert key["solved_by"] == f"trainwall {version('trainwall')}"
     assert key["mission_sha256"] == hashlib.sha256(json.dumps(key["mission"], sort_keys=True).encode()).hexdigest()
+
+
+# --- regrade: whose scores change when a mission is fixed --------------------------------------------
+
+def test_regrade_lists_whose_scores_change_and_why(tmp_path, class_folder):
+    import tomllib
+
+    from trainwall.challenges.mission import _shipped_path
+
+    results = tmp_path / "results"
+    assert main(["grade", str(class_folder), "--format", "json", "--output", str(results), "--jobs", "1"]) == 0
+    fixed = tomllib.loads(_shipped_path("mobile/1").read_text())
+    fixed["scenario"]["system"]["memory_budget"] = 384 * 2 ** 20        # the instructor fixes the budget
+    fixed_file = tmp_path / "mobile-1-fixed.json"
+    fixed_file.write_text(json.dumps(fixed))
+    for name in ("dave.toml", "carol.json", "=cmd|calc.toml"):             # mobile/1 only from here
+        (class_folder / name).unlink()
+    out = tmp_path / "changes.csv"
+    assert main(["regrade", str(class_folder), "--results", str(results), "--mission", str(fixed_file),
+                 "--output", str(out), "--jobs", "1"]) == 0
+    rows = {r["file"]: r for r in csv.DictReader(out.open())}
+    # alice's plan no longer fits 384 MiB: her score falls, and why says the wall and the optimum
+    assert set(rows) == {"alice.toml"}
+    assert float(rows["alice.toml"]["new_score"]) < float(rows["alice.toml"]["old_score"]) == 1.0
+    assert "wall:memory held -> broken" in rows["alice.toml"]["why"]
+    assert "certified optimum" in rows["alice.toml"]["why"]
+    # the same mission again: nothing changes
+    assert main(["regrade", str(class_folder), "--results", str(results), "--mission", "mobile/1",
+                 "--output", str(tmp_path / "none.csv"), "--jobs", "1"]) == 0
+    assert (tmp_path / "none.csv").read_text().splitlines() == [",".join(
+        ("file", "student", "mission", "old_score", "new_score", "why"))]
+
+
+def test_regrade_never_writes_into_its_inputs(tmp_path, class_folder):
+    results = tmp_path / "results"
+    assert main(["grade", str(class_folder), "--format", "json", "--output", str(results), "--jobs", "1"]) == 0
+    assert main(["regrade", str(class_folder), "--results", str(results), "--mission", "mobile/1",
+                 "--output", str(results / "summary.csv")]) == 2
+    assert main(["regrade", str(class_folder), "--results", str(tmp_path / "nowhere"), "--mission", "mobile/1"]) == 2

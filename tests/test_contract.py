@@ -581,6 +581,23 @@ produces("generate", 2)(lambda ctx: one_line_error(
 produces("generate", 1)(internal_error("generate", "mobile/2", "--count", 1, "--seed", 1, "--out", "unused"))
 
 
+# regrade
+@produces("regrade", 0)
+def _(ctx):
+    folder, results = ctx.tmp_path / "class", ctx.tmp_path / "results"
+    folder.mkdir()
+    (folder / "a.toml").write_bytes(ctx.submissions["optimal"].read_bytes())
+    assert run_cli("grade", folder, "--format", "json", "--output", results, "--jobs", 1).code == 0
+    run = run_cli("regrade", folder, "--results", results, "--mission", "mobile/1", "--jobs", 1)
+    assert run.out.splitlines()[0] == ",".join(documented_columns("regrade"))
+    return run
+
+
+produces("regrade", 2)(lambda ctx: one_line_error(
+    run_cli("regrade", ctx.tmp_path, "--results", ctx.tmp_path, "--mission", "mobile/1"), "summary.csv"))
+produces("regrade", 1)(internal_error("regrade", "unused", "--results", "unused", "--mission", "mobile/1"))
+
+
 # autograder
 @produces("autograder", 0)
 def _(ctx):

@@ -73,6 +73,39 @@ def _instructor_commands(sub) -> None:
                     help="when students see the results (Gradescope's visibility)")
 
 
+def _regrade_command(sub) -> None:
+    rg = sub.add_parser("regrade", help="whose scores change (and why) when a mission or its keys are fixed")
+    rg.add_argument("submission", help="the class folder graded before")
+    rg.add_argument("--results", required=True, help="the earlier grade's --output folder (its summary.csv)")
+    rg.add_argument("--mission", required=True, help="the fixed mission id or file, or the new answer-key folder")
+    rg.add_argument("--output", help="write the changes as CSV here (default: stdout)")
+    rg.add_argument("--jobs", type=int, default=0, help="worker processes (default: every core)")
+
+
+def _regrade(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from trainwall.challenges import grading
+    from trainwall.challenges.regrade import changes_csv, regrade
+    from trainwall.core.outputs import atomic_write, check_target
+
+    for value, option in ((args.submission, "SUBMISSION"), (args.results, "--results"), (args.mission, "--mission"),
+                          (args.output, "--output")):
+        _nonempty(value, option)
+    if args.output:
+        given = _mission_inputs(args.mission)
+        check_target(args.output, "--output", folder=False, files=[p for p in given if not os.path.isdir(p)],
+                     folders=[args.submission, args.results, *(p for p in given if os.path.isdir(p))])
+    changes = regrade(Path(args.submission), grading.MissionSource.open(args.mission), Path(args.results), args.jobs)
+    text = changes_csv(changes)
+    if args.output:
+        atomic_write(args.output, text)
+        _say(f"{len(changes)} submissions change -> {args.output}")
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="trainwall", description="The Model Training lab as missions a solver can answer.")
     from trainwall import __version__
@@ -91,6 +124,7 @@ def _parser() -> argparse.ArgumentParser:
     so.add_argument("--json", action="store_true", help="print docs/INTERFACE.md's JSON instead of text")
     so.add_argument("--instructor", action="store_true", help="solve a student handout (it refuses without)")
     _instructor_commands(sub)
+    _regrade_command(sub)
     pl = sub.add_parser("plot", help="the lab's figures (PNG, SVG or PDF by the file's extension)")
     pl.add_argument("figure", choices=("waterfall", "scaling", "pipeline"))
     pl.add_argument("subject", help="a configuration file, or a mission (its current plan and its optimum)")
@@ -472,7 +506,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code = {"evaluate": _evaluate, "missions": _missions, "show": _show, "start": _start, "solve": _solve, "grade": _grade,
                 "generate": _generate, "schema": _schema,
-                "autograder": _autograder, "plot": _plot, "explain": _explain}[args.command](args)
+                "autograder": _autograder, "regrade": _regrade, "plot": _plot, "explain": _explain}[args.command](args)
         sys.stdout.flush()          # a closed pipe shows here, inside the handler, not at exit
         return code
     except TrainwallError as exc:
