@@ -232,3 +232,23 @@ def test_series_differ_by_more_than_hue(monkeypatch):
     data = [line for line in fig.axes[0].get_lines() if len(line.get_xdata()) > 1 and line.get_marker() != "None"]
     styles = {(line.get_marker(), line.get_linestyle()) for line in data}
     assert len(data) == len(styles) == 4     # MFU and efficiency, for the plan and the optimum
+
+
+def test_plot_and_explain_read_the_plan_of_a_submission(tmp_path, capsys):
+    """A student keeps one file: evaluate, plot and explain all read a submission's plan."""
+    from trainwall.cli import main
+
+    own = tmp_path / "mine.toml"
+    assert main(["start", "mobile/2", "-o", str(own)]) == 0
+    assert main(["plot", "pipeline", str(own), "-o", str(tmp_path / "p.png")]) == 0
+    assert main(["explain", str(own)]) == 0
+    assert "Math Peek: mine" in capsys.readouterr().out
+    assert main(["generate", "mobile/2", "--count", "1", "--seed", "5", "--out", str(tmp_path / "v"), "--jobs", "1"]) == 0
+    handout = tmp_path / "v" / "handouts" / "variant-1"
+    variant = handout / "submission.toml"
+    assert main(["plot", "waterfall", str(variant), "-o", str(tmp_path / "w.png")]) == 2   # which variant?
+    assert "--mission" in capsys.readouterr().err
+    assert main(["plot", "waterfall", str(variant), "-o", str(tmp_path / "w.png"),
+                 "--mission", str(handout / "mission.toml")]) == 0
+    assert main(["explain", str(variant), "--mission", str(handout / "mission.toml")]) == 0
+    assert main(["explain", "mobile/2", "--mission", str(handout / "mission.toml")]) == 2     # not a submission

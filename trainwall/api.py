@@ -17,7 +17,7 @@ def evaluate_file(path: str | Path, mission: str | None = None) -> tuple[Config,
     """Load, validate and evaluate a TOML / JSON / YAML configuration file, or the plan a
     submission file describes (its mission's scenario with its [configuration]; ``mission``
     names the mission file of a variant), so a student keeps one file."""
-    config = _submitted_plan(path, mission) or load_config(path)
+    config = submitted_plan(path, mission) or load_config(path)
     try:
         return config, _evaluate(config)
     except Exception as exc:  # noqa: BLE001 - a user-caused error gains the file name
@@ -28,7 +28,7 @@ def evaluate_file(path: str | Path, mission: str | None = None) -> tuple[Config,
         raise
 
 
-def _submitted_plan(path: str | Path, mission: str | None) -> Config | None:
+def submitted_plan(path: str | Path, mission: str | None) -> Config | None:
     """The plan of a submission file (None when the file is a configuration)."""
     from trainwall.core.errors import InputError
     from trainwall.core.fileformats import read_document

@@ -127,15 +127,18 @@ def _parser() -> argparse.ArgumentParser:
     _regrade_command(sub)
     pl = sub.add_parser("plot", help="the lab's figures (PNG, SVG or PDF by the file's extension)")
     pl.add_argument("figure", choices=("waterfall", "scaling", "pipeline"))
-    pl.add_argument("subject", help="a configuration file, or a mission (its current plan and its optimum)")
+    pl.add_argument("subject", help="a configuration or submission file, or a mission (its current plan and its "
+                                    "optimum)")
     pl.add_argument("-o", "--output", required=True, help="FILE.png, FILE.svg or FILE.pdf")
     pl.add_argument("--compare", action="store_true",
                     help="waterfall: SGD / Momentum / Adam x fp32 / mixed precision side by side")
     pl.add_argument("--instructor", action="store_true", help="draw a student handout's optimum (refused without)")
+    pl.add_argument("--mission", help="a submission's mission file, for a variant (a handout's mission.toml)")
     ex = sub.add_parser("explain", help="the Math Peek: each formula with this configuration's numbers")
-    ex.add_argument("subject", help="a configuration file, or a mission (its optimum)")
+    ex.add_argument("subject", help="a configuration or submission file, or a mission (its optimum)")
     ex.add_argument("-o", "--output", help="also render the formulas as a figure (PNG, SVG or PDF)")
     ex.add_argument("--instructor", action="store_true", help="explain a student handout's optimum (refused without)")
+    ex.add_argument("--mission", help="a submission's mission file, for a variant (a handout's mission.toml)")
     sc = sub.add_parser("schema", help="print the JSON Schema of a file format")
     sc.add_argument("kind", choices=("config", "submission", "mission"))
     return p
@@ -204,7 +207,7 @@ def _plot(args: argparse.Namespace) -> int:
     check_target(args.output, "-o", folder=False, files=[args.subject])
     if args.compare and args.figure != "waterfall":
         raise _usage(f"--compare draws optimizers side by side on the waterfall, not on {args.figure}")
-    mission, subjects = figures.subjects(args.subject)
+    mission, subjects = figures.subjects(args.subject, args.mission)
     _not_for_a_handout(mission, args.instructor, "this figure draws")
     name = os.path.basename(args.subject) if os.path.isfile(args.subject) else args.subject
     if args.figure == "waterfall":
@@ -234,7 +237,7 @@ def _explain(args: argparse.Namespace) -> int:
     if args.output is not None:                  # a wrong extension or path fails before any work
         plotting.output_format(args.output)
         check_target(args.output, "-o", folder=False, files=[args.subject])
-    mission, subjects = figures.subjects(args.subject)
+    mission, subjects = figures.subjects(args.subject, args.mission)
     _not_for_a_handout(mission, args.instructor, "the Math Peek explains")
     label, config = subjects[-1]
     peek = explain.math_peek(config, label)

@@ -200,18 +200,26 @@ def pipeline(config: Config, label: str = "", lever: str | None = None, max_wait
                          balance, current)
 
 
-def subjects(reference: str) -> tuple[object, list[tuple[str, Config]]]:
-    """What a figure shows for ``reference``: (None, a configuration file's one configuration),
-    or (the mission, [its current (naive) plan, its certified optimum])."""
+def subjects(reference: str, mission_file: str | None = None) -> tuple[object, list[tuple[str, Config]]]:
+    """What a figure shows for ``reference``: (None, a configuration file's one configuration,
+    or the plan a submission file describes: ``mission_file`` names a variant's mission), or
+    (the mission, [its current (naive) plan, its certified optimum])."""
     from pathlib import Path
+
+    from trainwall.core.errors import InputError
 
     path = Path(reference)
     if path.suffix.lower() in (".toml", ".json", ".yaml", ".yml"):
+        from trainwall.api import submitted_plan
         from trainwall.core.fileformats import read_document
 
         data = read_document(path)                    # a missing file says so, by name
-        if not (isinstance(data, dict) and "scenario" in data):   # a configuration, not a mission file
-            return None, [(path.stem, parse_config(data, str(path)))]
+        if not (isinstance(data, dict) and "scenario" in data):   # a configuration or a submission
+            plan = submitted_plan(path, mission_file)
+            return None, [(path.stem, plan if plan is not None else parse_config(data, str(path)))]
+    if mission_file is not None:
+        raise InputError("--mission", mission_file, "names the mission of a submission file; "
+                         f"{reference} is a mission, not a submission")
     from trainwall.challenges import plans
     from trainwall.challenges.answers import optimum
     from trainwall.challenges.mission import resolve
