@@ -32,7 +32,7 @@ SUMMARY_COLUMNS = ("file", "student", "mission", "gradable", "feasible", "score"
                    "optimum", "gap", "moves_to_balance", "locks_right", "walls_broken", "not_gradable", "error",
                    "results")
 #: Names the class outputs take besides the results files.
-RESERVED = ("summary.csv", "scores.png")
+RESERVED = ("summary.csv", "scores.png", "gradebook.csv")
 
 
 @dataclass(frozen=True)
@@ -266,4 +266,29 @@ def summary_csv(rows, max_score: float = 1.0) -> str:
                          _number(g.objective, ".6g"), _number(g.optimum, ".6g"), _number(g.gap, ".6g"),
                          "" if g.moves_to_balance is None else g.moves_to_balance, *_class_view(g),
                          csv_cell(error), csv_cell(results), *detail_cells(g, details)])
+    return buf.getvalue()
+
+
+def gradebook_csv(header: list[str] | None, roster: list[tuple[str, list[str]]], grades, assignment: str) -> str:
+    """``gradebook.csv``, for an LMS's grade import (Canvas, Moodle: match the students by the
+    roster's own id column, email or SIS id, and map the one grade column): the roster's rows
+    as given, in its order, plus one column, ``assignment``, of points. A student's points are
+    the sum over missions of their best file's score for that mission; a student who
+    submitted nothing has an empty cell (no grade, for the instructor to decide), one whose
+    files were not gradable 0. A roster without a header gets the column ``student``."""
+    best: dict[str, dict[str, float]] = {}
+    for g in grades:
+        if g.student is not None:
+            per_mission = best.setdefault(g.student, {})
+            mission = (g.mission or "").split("@")[0]
+            per_mission[mission] = max(per_mission.get(mission, 0.0), g.score)
+    width = max([len(header or [])] + [len(row) for _, row in roster])
+    columns = list(header or ["student"]) + [""] * (width - len(header or ["student"]))
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow([csv_cell(c) for c in columns] + [csv_cell(assignment)])
+    for sid, row in roster:
+        cells = list(row) + [""] * (width - len(row))
+        points = best.get(sid)
+        writer.writerow([csv_cell(c) for c in cells] + ["" if points is None else f"{sum(points.values()):.6g}"])
     return buf.getvalue()

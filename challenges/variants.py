@@ -53,6 +53,11 @@ class Variant:
 
 def read_roster(path: str | Path) -> list[str]:
     """Student ids from a CSV roster: the ``student`` (or ``id``) column, else the first column."""
+    return [sid for sid, _ in read_roster_table(path)[1]]
+
+
+def read_roster_table(path: str | Path) -> tuple[list[str] | None, list[tuple[str, list[str]]]]:
+    """(the roster's header, or None when it has none; (student id, its whole row) per student)."""
     from trainwall.core.fileformats import read_text
 
     text = read_text(path, what="roster file")     # the hardened reader: regular files only, capped
@@ -66,21 +71,20 @@ def read_roster(path: str | Path) -> list[str]:
     header = [h.strip().lower() for h in rows[0]]
     column = next((header.index(n) for n in ("student", "id", "student_id") if n in header), None)
     body = rows[1:] if column is not None else rows
-    column = column or 0
     students, seen = [], {}
     for number, row in enumerate(body, start=2 if body is not rows else 1):
         if not any(cell.strip() for cell in row):
             continue
-        sid = row[column].strip() if column < len(row) else ""
+        sid = row[column or 0].strip() if (column or 0) < len(row) else ""
         if not sid:
             raise InputError(f"row {number}", row, "a student id is empty", source=str(path))
         if sid in seen:
             raise InputError(f"row {number}", sid, f"duplicate of row {seen[sid]}", source=str(path))
         seen[sid] = number
-        students.append(sid)
+        students.append((sid, row))
     if len(students) > MAX_STUDENTS:
         raise InputError("", f"{len(students)} students", f"at most {MAX_STUDENTS} per roster", source=str(path))
-    return students
+    return (rows[0] if column is not None else None), students
 
 
 def numbered_students(count: int) -> list[str]:

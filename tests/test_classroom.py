@@ -365,3 +365,17 @@ def test_regrade_never_writes_into_its_inputs(tmp_path, class_folder):
     assert main(["regrade", str(class_folder), "--results", str(results), "--mission", "mobile/1",
                  "--output", str(results / "summary.csv")]) == 2
     assert main(["regrade", str(class_folder), "--results", str(tmp_path / "nowhere"), "--mission", "mobile/1"]) == 2
+
+
+def test_a_roster_gives_an_lms_gradebook(tmp_path, class_folder):
+    roster = tmp_path / "roster.csv"
+    roster.write_text("Student,Email,SIS User ID\nab123,ab@uni.edu,111\nzz9,zz@uni.edu,=222\n")
+    out = tmp_path / "results"
+    assert main(["grade", str(class_folder), "--output", str(out), "--roster", str(roster),
+                 "--assignment", "Lab 3 (1234)", "--jobs", "1"]) == 0
+    rows = list(csv.reader((out / "gradebook.csv").open()))
+    assert rows[0] == ["Student", "Email", "SIS User ID", "Lab 3 (1234)"]
+    # ab123: the best mobile/1 file (alice's, 1) plus cloud/2 (dave's, 0.7); zz9 submitted nothing
+    assert rows[1][:3] == ["ab123", "ab@uni.edu", "111"] and float(rows[1][3]) == pytest.approx(1.7)
+    assert rows[2] == ["zz9", "zz@uni.edu", "'=222", ""]
+    assert main(["grade", str(class_folder / "alice.toml"), "--roster", str(roster)]) == 2   # a folder's option

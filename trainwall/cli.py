@@ -47,6 +47,8 @@ def _instructor_commands(sub) -> None:
     gr.add_argument("--identity", metavar="METADATA",
                     help="who submitted, as the platform says (Gradescope's submission_metadata.json): a variant "
                          "is graded only for the account it was drawn for")
+    gr.add_argument("--roster", help="a folder's roster CSV: gradebook.csv for an LMS import (its rows, plus points)")
+    gr.add_argument("--assignment", default="trainwall", help="gradebook.csv's points column (default: trainwall)")
     gr.add_argument("--fail-under", type=float, metavar="S", help="exit 3 when the score is below S")
     gr.add_argument("--jobs", type=int, default=0, help="worker processes for a folder (default: every core)")
     ge = sub.add_parser("generate", help="per-student variants of a mission: handouts apart from answer keys")
@@ -317,10 +319,13 @@ def _grade(args: argparse.Namespace) -> int:
     _nonempty(args.mission, "--mission")
     _nonempty(args.output, "--output")
     _nonempty(args.identity, "--identity")
+    _nonempty(args.roster, "--roster")
     if os.path.isdir(args.submission):
         if args.identity:
             raise _usage("--identity names who submitted one file: grade the file, not a folder")
         return _grade_folder(args)
+    if args.roster:
+        raise _usage("--roster makes a class's gradebook.csv: grade a folder, not one file")
     target = _grade_target(args)
     setup_error = None
     try:
@@ -359,16 +364,21 @@ def _grade_folder(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from trainwall.challenges import grading
-    from trainwall.challenges.classroom import check_output, grade_folder
+    from trainwall.challenges.classroom import check_output, gradebook_csv, grade_folder
+    from trainwall.challenges.variants import read_roster_table
+    from trainwall.core.outputs import atomic_write
     from trainwall.core.outputs import clean
     from trainwall.plotting import draw_score_histogram
 
     if not args.output:
         raise _usage("grading a folder writes one results file per student: give --output DIR")
-    inputs = _mission_inputs(args.mission)
+    inputs = _mission_inputs(args.mission) + ([args.roster] if args.roster else [])
     check_output(Path(args.submission), Path(args.output), inputs)     # before the --mission is solved
+    roster = read_roster_table(args.roster) if args.roster else None
     result = grade_folder(args.submission, grading.MissionSource.open(args.mission), args.format, args.output,
                           args.jobs, inputs=inputs)
+    if roster is not None:
+        atomic_write(result.results_dir / "gradebook.csv", gradebook_csv(*roster, result.grades, args.assignment))
     histogram = result.results_dir / "scores.png"
     draw_score_histogram(result.grades, histogram, clean(Path(args.submission).name, 80))
     gradable = [g for g in result.grades if g.gradable]
