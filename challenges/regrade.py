@@ -14,24 +14,28 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from trainwall.core.errors import InputError
 
 #: Scores closer than this are the same score (the summary writes 6 significant digits).
 SCORE_TOLERANCE = 1e-5
-COLUMNS = ("file", "student", "mission", "old_score", "new_score", "why")
 
 
 @dataclass(frozen=True)
 class Change:
+    """One row of the output (its columns, in order)."""
+
     file: str
     student: str
     mission: str
     old_score: str
     new_score: str
     why: str
+
+
+COLUMNS = tuple(f.name for f in fields(Change))
 
 
 def read_summary(results: Path) -> dict[str, dict]:
@@ -101,6 +105,5 @@ def changes_csv(changes: list[Change]) -> str:
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(COLUMNS)
     for c in changes:
-        writer.writerow([csv_cell(c.file), csv_cell(c.student), csv_cell(c.mission), c.old_score, c.new_score,
-                         csv_cell(c.why, 2000)])
+        writer.writerow([csv_cell(getattr(c, name), 2000) for name in COLUMNS])
     return buf.getvalue()
