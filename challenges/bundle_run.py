@@ -64,6 +64,7 @@ def submitted_files(folder: Path) -> list[Path]:
 def grade_submission_folder(root: Path) -> str:
     """The ``results.json`` text for ``root`` (the module docstring)."""
     from trainwall.challenges.grading import MissionSource, grade_file, platform_identities
+    from trainwall.challenges.mission import mission_id
 
     config = read_bundle(root / "source")
     metadata = root / "submission_metadata.json"
@@ -77,7 +78,7 @@ def grade_submission_folder(root: Path) -> str:
     files = submitted_files(root / "submission")
     for path in files[:MAX_FILES]:
         grade = grade_file(path, source)
-        mission = (grade.mission or "").split("@")[0]
+        mission = mission_id(grade.mission or "")
         if mission in graded:
             extra_tests.append(_note(f"{path.name}: not graded", f"a file for {mission} was graded already "
                                      f"({graded[mission].source.rsplit('/', 1)[-1]}): submit one file per mission"))

@@ -276,11 +276,13 @@ def gradebook_csv(header: list[str] | None, roster: list[tuple[str, list[str]]],
     the sum over missions of their best file's score for that mission; a student who
     submitted nothing has an empty cell (no grade, for the instructor to decide), one whose
     files were not gradable 0. A roster without a header gets the column ``student``."""
+    from trainwall.challenges.mission import mission_id
+
     best: dict[str, dict[str, float]] = {}
     for g in grades:
         if g.student is not None:
             per_mission = best.setdefault(g.student, {})
-            mission = (g.mission or "").split("@")[0]
+            mission = mission_id(g.mission or "")
             per_mission[mission] = max(per_mission.get(mission, 0.0), g.score)
     width = max([len(header or [])] + [len(row) for _, row in roster])
     columns = list(header or ["student"]) + [""] * (width - len(header or ["student"]))

@@ -405,6 +405,11 @@ def mission(mission_id: str) -> Mission:
     return parse_mission(tomllib.loads(path.read_text()), f"challenges/{mission_id}.toml")
 
 
+def mission_id(reference: str) -> str:
+    """The shipped mission a reference names: cloud/3 for the variant cloud/3@7f3a2c1e."""
+    return reference.split("@", 1)[0]
+
+
 def resolve(reference: str) -> Mission:
     """A mission id, or the path of a mission / variant file."""
     from trainwall.core.fileformats import SUFFIXES

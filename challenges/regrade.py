@@ -41,6 +41,7 @@ COLUMNS = tuple(f.name for f in fields(Change))
 def read_summary(results: Path) -> dict[str, dict]:
     """The earlier ``summary.csv``, by file name."""
     from trainwall.core.fileformats import read_text
+    from trainwall.core.outputs import csv_text
 
     path = results / "summary.csv"
     text = read_text(path, what="summary.csv")
@@ -48,12 +49,7 @@ def read_summary(results: Path) -> dict[str, dict]:
     if not rows or "file" not in rows[0] or "score" not in rows[0]:
         raise InputError("--results", str(results), "its summary.csv is not one trainwall grade wrote "
                          "(columns file, score, ...)")
-    return {_unquoted(r["file"]): r for r in rows}
-
-
-def _unquoted(cell: str) -> str:
-    """A summary cell as written by csv_cell: a leading ' that defused a formula removed."""
-    return cell[1:] if cell[:1] == "'" and cell[1:2] in ("=", "+", "-", "@", "\t", "\r") else cell
+    return {csv_text(r["file"]): r for r in rows}
 
 
 def regrade(folder: Path, source, results: Path, jobs: int = 0) -> list[Change]:

@@ -64,6 +64,11 @@ def csv_cell(value: object, limit: int = 256) -> str:
     return "'" + text if text[:1] in _FORMULA else text
 
 
+def csv_text(cell: str) -> str:
+    """The text a :func:`csv_cell` cell holds: the ``'`` that defused a formula removed."""
+    return cell[1:] if cell[:1] == "'" and cell[1:2] in _FORMULA else cell
+
+
 # --- atomic files ----------------------------------------------------------------------------------
 
 def _write(handle, payload: bytes) -> None:

@@ -548,6 +548,8 @@ def test_clean_is_the_one_cleaner():
     assert outputs.clean("<b>x</b> <= 3 & y", markup=True) == "\uff1cb>x\uff1c/b> <= 3 & y"
     assert outputs.clean("<b>", markup=False) == "<b>"
     assert outputs.csv_cell("=1+1") == "'=1+1" and outputs.csv_cell("ok") == "ok" and outputs.csv_cell(None) == ""
+    for text in ("=1+1", "-2", "@x", "ok", "'quoted", "it's"):      # regrade reads summary.csv's cells back
+        assert outputs.csv_text(outputs.csv_cell(text)) == text
 
 
 # --- 7. an empty path is not the current folder ----------------------------------------------------
