@@ -74,18 +74,20 @@ def grade_submission_folder(root: Path) -> str:
     except TrainwallError as exc:
         raise BundleError(str(exc)) from None
     graded: dict[str, object] = {}
-    extra_tests = []
+    extra_tests, visibility = [], config["visibility"]
     files = submitted_files(root / "submission")
     for path in files[:MAX_FILES]:
         grade = grade_file(path, source)
         mission = mission_id(grade.mission or "")
         if mission in graded:
             extra_tests.append(_note(f"{path.name}: not graded", f"a file for {mission} was graded already "
-                                     f"({graded[mission].source.rsplit('/', 1)[-1]}): submit one file per mission"))
+                                     f"({graded[mission].source.rsplit('/', 1)[-1]}): submit one file per mission",
+                                     visibility=visibility))
         else:
             graded[mission if mission in config["missions"] else f"?{path.name}"] = grade
     if len(files) > MAX_FILES:
-        extra_tests.append(_note("too many files", f"{len(files)} files: only the first {MAX_FILES} were read"))
+        extra_tests.append(_note("too many files", f"{len(files)} files: only the first {MAX_FILES} were read",
+                                 visibility=visibility))
     return _results(config, graded, extra_tests)
 
 
@@ -100,7 +102,7 @@ def _results(config: dict, graded: dict, extra_tests: list[dict]) -> str:
         if grade is None:
             wanted = (f"No submission file for {mission} found: upload one .toml, .json, .yaml or .yml file "
                       f"whose mission field names it (a file, not a folder).")
-            tests.append(_note(f"[{mission}] submitted", wanted, points, visibility))
+            tests.append(_note(f"[{mission}] submitted", wanted, points, visibility=visibility))
             lines.append(wanted)
             continue
         scale = points / grade.max_score if grade.max_score else 0.0
@@ -115,7 +117,7 @@ def _results(config: dict, graded: dict, extra_tests: list[dict]) -> str:
     return gradescope_file(score, "\n".join(lines), tests + extra_tests, extra, visibility)
 
 
-def _note(name: str, output: str, points: float = 0.0, visibility: str = "visible") -> dict:
+def _note(name: str, output: str, points: float = 0.0, *, visibility: str) -> dict:
     from trainwall.challenges.results import GRADESCOPE_FORMAT, shown
 
     return {"name": shown(name, 256), "score": 0.0, "max_score": points, "status": "failed",

@@ -107,6 +107,9 @@ def test_one_assignment_grades_every_mission_file_by_file(installed, variants):
     assert data["score"] == pytest.approx(1 + 4 + 0.9)
     assert data["visibility"] == "after_due_date"
     assert {t["name"].split("]")[0] for t in data["tests"]} == {"[mobile/1", "[tiny/1", "[tiny/2"}
+    twice = run_in(root, {"a.toml": optimal_submission("mobile/1"), "b.toml": optimal_submission("mobile/1")})
+    assert any(t["name"] == "b.toml: not graded" for t in twice["tests"])
+    assert {t["visibility"] for t in twice["tests"]} == {"after_due_date"}      # the bundle's notes too
 
 
 def test_a_missing_mission_scores_zero_and_says_so(installed):
