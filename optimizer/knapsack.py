@@ -13,15 +13,17 @@ layer l in case k = (trains, flows) adds
     value          P_l if it trains (the parameters; 0 when the objective is the batch),
     rank           L - 1 - l if it trains (the MILP's tie-break: the latest layers),
 
-and the largest transient b R_lk is handled by a cap: for every distinct transient
-value T, the cases above T are forbidden and T is charged once. The optimum with
-largest transient T* is feasible under cap T*, so the union over caps holds it.
+and the largest transient b R_lk is a criterion of its own: a partial selection's
+largest transient so far, T. Whatever the later layers add (memory m', transient T'),
+the complete selection needs m + m' + max(T, T') + the reserve, which never falls
+as m or T grow; so a selection dominated in all five criteria stays dominated, and
+one whose m + T already exceeds the budget is dropped.
 
 Per layer the DP keeps, per phase, the Pareto set of partial selections under
-(value max, memory min, flash min, rank min) (Nemhauser and Ullmann 1969, "Discrete
-dynamic programming and capital allocation", Management Science 15(9)); every
-criterion is a sum over layers, so a selection dominated after layer l stays dominated
-whatever the later layers do. Identical layers (Llama's 80 blocks) keep the sets small:
+(value max, memory min, flash min, rank min, transient min) (Nemhauser and Ullmann
+1969, "Discrete dynamic programming and capital allocation", Management Science
+15(9)); the first four are sums over layers and the fifth a running maximum, so a
+selection dominated after layer l stays dominated whatever the later layers do. Identical layers (Llama's 80 blocks) keep the sets small:
 selections of equal size differ only in where they start. Memory and flash compare
 with a tolerance of 1e-12 of the capacity, so selections equal up to summation order
 collapse into one (the MILP's own tie tolerance, 1e-7, is five orders wider).
@@ -43,16 +45,29 @@ def pareto_selections(table, values: np.ndarray, flash_limited: bool) -> np.ndar
     Feasible under the device memory (and flash, when ``flash_limited``) by the DP's
     sums; the caller re-evaluates them exactly and applies the objective's order."""
     L = len(table.params)
-    b = table.micro_batch
-    caps = sorted({0.0, *(b * r for row in table.transient for r in row)})
-    steps = _steps(table, values)
-    out = [np.zeros((0, L), dtype=bool)]
-    for cap in caps:
-        budget = table.capacity - table.other - cap
-        if budget < -SUM_TOLERANCE * table.capacity:
-            continue
-        out.append(_front(table, steps, cap, budget, flash_limited))
-    masks = np.concatenate(out)
+    budget = table.capacity - table.other
+    tol = SUM_TOLERANCE * max(table.capacity, 1.0)
+    flash_tol = SUM_TOLERANCE * max(table.flash_capacity, 1.0)
+    # per phase: value, memory, flash, rank, transient (float arrays) and the masks so far
+    phases = {0: (np.zeros((1, 5)), np.zeros((1, 0), dtype=bool)), 1: (None, None)}
+    for choices in _steps(table, values):
+        nxt: dict[int, list] = {0: [], 1: []}
+        for phase, trains, after, transient, add in choices:
+            crit, masks = phases[phase]
+            if crit is None:
+                continue
+            new = np.empty_like(crit)
+            new[:, :4] = crit[:, :4] + add
+            new[:, 4] = np.maximum(crit[:, 4], transient)
+            ok = new[:, 1] + new[:, 4] <= budget + tol
+            if flash_limited:
+                ok &= new[:, 2] <= table.flash_capacity + flash_tol
+            if ok.any():
+                column = np.full((int(ok.sum()), 1), trains)
+                nxt[after].append((new[ok], np.hstack([masks[ok], column])))
+        phases = {p: _prune(*_merge(nxt[p]), tol, flash_tol) for p in (0, 1)}
+    finals = [masks for _, masks in phases.values() if masks is not None]
+    masks = np.concatenate(finals) if finals else np.zeros((0, L), dtype=bool)
     return np.unique(masks, axis=0) if len(masks) else masks
 
 
@@ -74,31 +89,6 @@ def _steps(table, values) -> list[list[tuple]]:
     return steps
 
 
-def _front(table, steps, cap: float, budget: float, flash_limited: bool) -> np.ndarray:
-    """The Pareto set of complete selections whose transients all stay under ``cap``."""
-    L = len(table.params)
-    tol = SUM_TOLERANCE * max(table.capacity, 1.0)
-    flash_tol = SUM_TOLERANCE * max(table.flash_capacity, 1.0)
-    # per phase: value, memory, flash, rank (float arrays) and the masks so far
-    phases = {0: (np.zeros((1, 4)), np.zeros((1, 0), dtype=bool)), 1: (None, None)}
-    for choices in steps:
-        nxt: dict[int, list] = {0: [], 1: []}
-        for phase, trains, after, transient, add in choices:
-            crit, masks = phases[phase]
-            if crit is None or transient > cap * (1 + SUM_TOLERANCE):
-                continue
-            new = crit + add
-            ok = new[:, 1] <= budget + tol
-            if flash_limited:
-                ok &= new[:, 2] <= table.flash_capacity + flash_tol
-            if ok.any():
-                column = np.full((int(ok.sum()), 1), trains)
-                nxt[after].append((new[ok], np.hstack([masks[ok], column])))
-        phases = {p: _prune(*_merge(nxt[p]), tol, flash_tol) for p in (0, 1)}
-    finals = [masks for _, masks in phases.values() if masks is not None]
-    return np.concatenate(finals) if finals else np.zeros((0, L), dtype=bool)
-
-
 def _merge(parts):
     if not parts:
         return None, None
@@ -109,16 +99,17 @@ def _prune(crit, masks, tol: float, flash_tol: float):
     """Drop every state another state dominates; of equal ones keep the first in a fixed order."""
     if crit is None:
         return None, None
-    # fixed order: value desc, rank asc, memory asc, flash asc, then the mask itself
+    # fixed order: value desc, rank asc, memory asc, flash asc, transient asc, then the mask itself
     # (the masks as packed bytes: the same lexicographic order, an eighth of the sort keys)
     packed = np.packbits(masks, axis=1)
-    order = np.lexsort((*(packed[:, ::-1].T), crit[:, 2], crit[:, 1], crit[:, 3], -crit[:, 0]))
+    order = np.lexsort((*(packed[:, ::-1].T), crit[:, 4], crit[:, 2], crit[:, 1], crit[:, 3], -crit[:, 0]))
     crit, masks = crit[order], masks[order]
-    value, memory, flash, rank = crit.T
+    value, memory, flash, rank, transient = crit.T
     vtol = SUM_TOLERANCE * max(float(np.abs(value).max()), 1.0)
     # dominates[j, i]: state j is at least as good as i in every criterion
     dominates = ((value[:, None] >= value[None, :] - vtol) & (memory[:, None] <= memory[None, :] + tol)
-                 & (flash[:, None] <= flash[None, :] + flash_tol) & (rank[:, None] <= rank[None, :]))
+                 & (flash[:, None] <= flash[None, :] + flash_tol) & (rank[:, None] <= rank[None, :])
+                 & (transient[:, None] <= transient[None, :] + tol))
     index = np.arange(len(crit))
     earlier = index[:, None] < index[None, :]   # earlier[j, i]: j comes before i
     keep = ~(dominates & earlier).any(axis=0)
