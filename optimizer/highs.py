@@ -81,8 +81,10 @@ TOLERANCES = {"primal_feasibility_tolerance": TOLERANCE, "mip_feasibility_tolera
 class Solver:
     """One persistent HiGHS instance bound to one Pyomo model."""
 
-    def __init__(self, model, time_limit: float = 60.0, parameters_only: bool = False):
-        """``parameters_only``: the caller promises that between solves only mutable
+    def __init__(self, model, time_limit: float = 60.0, parameters_only: bool = False,
+                 options: dict | None = None):
+        """``options``: HiGHS options of this formulation (speed only: never a tolerance or a gap).
+        ``parameters_only``: the caller promises that between solves only mutable
         parameters, variable bounds and the objective change (no constraint activated,
         added or removed, no variable fixed), so the persistent interface skips
         re-scanning the constraints - the difference between 0.1 s and a few ms per re-solve."""
@@ -91,6 +93,7 @@ class Solver:
         self.model = model
         self._highs = Highs()
         self._time_limit = time_limit
+        self._options = {"random_seed": 0, "output_flag": False, **(options or {}), **TOLERANCES}
         self._updates = ({"check_for_new_or_removed_constraints": False, "check_for_new_or_removed_vars": False,
                           "check_for_new_or_removed_params": False, "update_constraints": False,
                           "update_vars": True, "update_named_expressions": False, "update_parameters": True,
@@ -104,7 +107,7 @@ class Solver:
             res = self._highs.solve(self.model, threads=1, rel_gap=0.0, abs_gap=0.0, time_limit=self._time_limit,
                                     load_solutions=False, raise_exception_on_nonoptimal_result=False,
                                     auto_updates=self._updates,
-                                    solver_options={"random_seed": 0, "output_flag": False, **TOLERANCES})
+                                    solver_options=self._options)
         except Exception as exc:  # HiGHS or Pyomo raised: report it, never crash the caller
             return SolveResult(Status.ERROR, None, None, time.perf_counter() - start, f"error: {exc}")
         name = res.termination_condition.name
