@@ -57,10 +57,9 @@ ROOT="${AUTOGRADER_ROOT:-/autograder}"
 PYTHON="${TRAINWALL_PYTHON:-$ROOT/venv/bin/python}"
 RESULTS="$ROOT/results/results.json"
 mkdir -p "$ROOT/results"
-if [ -d "$RESULTS" ] || [ -L "$RESULTS" ]; then
-    rm -rf "$RESULTS"
-fi
-"$PYTHON" -m trainwall.challenges.bundle_run "$ROOT"
+rm -rf "$RESULTS"     # a file, folder or link left there is never read as this run's
+# -I: isolated, so no file in the working folder or PYTHON* variable can stand in for trainwall
+"$PYTHON" -I -m trainwall.challenges.bundle_run "$ROOT"
 status=$?
 if [ ! -f "$RESULTS" ] || [ -L "$RESULTS" ] || [ ! -s "$RESULTS" ]; then
     rm -rf "$RESULTS"
@@ -98,9 +97,9 @@ def check_out(reference: str, out: str | Path) -> Path:
     return out
 
 
-def _keys(reference: str) -> tuple[dict[str, str], dict[str, float]]:
-    """The bundle's answer keys of one reference, by file name (prefixed by the mission, so
-    several missions' variants never share a name), and each mission id's points."""
+def _keys(reference: str) -> tuple[dict[str, dict[str, str]], dict[str, float]]:
+    """The bundle's answer keys of one reference, per mission id by file name (prefixed by the
+    mission, so several missions' variants never share a name), and each mission id's points."""
     from trainwall.challenges.answers import optimum
     from trainwall.challenges.mission import resolve
 
@@ -111,16 +110,16 @@ def _keys(reference: str) -> tuple[dict[str, str], dict[str, float]]:
         keys = load_keys(source)   # refuse a folder that holds no valid keys
         folder = source / "keys" if (source / "keys").is_dir() else source
         points = {key.mission.id: key.mission.grading.max_score for key in keys.values()}
-        texts = {}
+        texts: dict[str, dict[str, str]] = {}
         for path in sorted(folder.glob("*.json")):
             if path.is_file():
                 mission_id = json.loads(path.read_text(encoding="utf-8"))["mission"]["id"]
-                texts[f"{_slug(mission_id)}--{path.name}"] = path.read_text(encoding="utf-8")
+                texts.setdefault(mission_id, {})[f"{_slug(mission_id)}--{path.name}"] = path.read_text(encoding="utf-8")
         return texts, points
     mission = resolve(reference)
     key = {"mission": mission.model_dump(mode="json", exclude_none=True), "optimum": optimum(mission).to_dict()}
     text = json.dumps(key, indent=2, sort_keys=True) + "\n"
-    return {f"{_slug(mission.reference)}.json": text}, {mission.id: mission.grading.max_score}
+    return {mission.id: {f"{_slug(mission.reference)}.json": text}}, {mission.id: mission.grading.max_score}
 
 
 def _slug(reference: str) -> str:
@@ -128,10 +127,9 @@ def _slug(reference: str) -> str:
 
 
 def bundle_config(references: list[str], points: dict[str, float], visibility: str) -> tuple[dict, dict]:
-    """(keys by file name, ``bundle.json``) for the references: every mission once, points
-    given for a mission the bundle does not hold refused."""
+    """(keys by mission id, then by file name; ``bundle.json``) for the references: every
+    mission once, points given for a mission the bundle does not hold refused."""
     from trainwall.challenges.bundle_run import VISIBILITIES
-    from trainwall.core import VERSION
     from trainwall.core.errors import InputError
 
     if visibility not in VISIBILITIES:
@@ -147,10 +145,17 @@ def bundle_config(references: list[str], points: dict[str, float], visibility: s
     for mission_id, value in points.items():
         if mission_id not in default_points:
             raise InputError("--points", f"{mission_id}={value}", f"the bundle holds {', '.join(default_points)}")
-    config = {"trainwall": VERSION, "missions": list(default_points), "visibility": visibility,
-              "points": {m: float(points.get(m, p)) for m, p in default_points.items()},
-              "keys": {name: hashlib.sha256(text.encode("utf-8")).hexdigest() for name, text in sorted(keys.items())}}
-    return keys, config
+    return keys, config_of(keys, {m: float(points.get(m, p)) for m, p in default_points.items()}, visibility)
+
+
+def config_of(keys: dict[str, dict[str, str]], points: dict[str, float], visibility: str) -> dict:
+    """``bundle.json``: the trainwall version, the missions and their points, the results'
+    visibility and each answer key's sha256 (checked before any grade)."""
+    from trainwall.core import VERSION
+
+    texts = {name: text for by_name in keys.values() for name, text in by_name.items()}
+    return {"trainwall": VERSION, "missions": list(points), "visibility": visibility, "points": points,
+            "keys": {name: hashlib.sha256(text.encode("utf-8")).hexdigest() for name, text in sorted(texts.items())}}
 
 
 def write_bundle(references: list[str] | str, out: str | Path, requirement: str | None = None,
@@ -159,7 +164,6 @@ def write_bundle(references: list[str] | str, out: str | Path, requirement: str 
 
     Every file is written atomically; the keys are written aside and put in place of an
     earlier bundle's ``keys/`` whole, so two bundles' keys never mix."""
-    from trainwall.challenges import wheel
     from trainwall.core.outputs import atomic_write, remove_staging, replace_folder, staging_folder
 
     references = [references] if isinstance(references, str) else list(references)
@@ -167,20 +171,13 @@ def write_bundle(references: list[str] | str, out: str | Path, requirement: str 
         out = check_out(reference, out)
     keys, config = bundle_config(references, points or {}, visibility)
     out.mkdir(parents=True, exist_ok=True)
-    if requirement is None:                           # the running trainwall, as a wheel: no index needed
-        requirement = f'"$SOURCE/{wheel.build(out).name}"'
-    elif Path(requirement).suffix == ".whl" and Path(requirement).is_file():
-        given = Path(requirement)
-        if given.resolve() != (out / given.name).resolve():
-            atomic_write(out / given.name, given.read_bytes())
-        requirement = f'"$SOURCE/{given.name}"'
-    else:
-        requirement = _quote(requirement)
+    requirement = pip_argument(out, requirement, "$SOURCE")
     stage = staging_folder(out, "bundle")
     try:
         (stage / "keys").mkdir()
-        for name, text in keys.items():
-            atomic_write(stage / "keys" / name, text)
+        for by_name in keys.values():
+            for name, text in by_name.items():
+                atomic_write(stage / "keys" / name, text)
         atomic_write(out / "setup.sh", SETUP.format(requirement=requirement), mode=0o755)
         atomic_write(out / "run_autograder", RUN, mode=0o755)
         replace_folder(stage / "keys", out / "keys", stage / "replaced-keys")
@@ -190,7 +187,20 @@ def write_bundle(references: list[str] | str, out: str | Path, requirement: str 
     return out
 
 
-def _quote(requirement: str) -> str:
+def pip_argument(folder: Path, requirement: str | None, variable: str) -> str:
+    """What a setup script gives ``pip install``: the running trainwall built as a wheel into
+    ``folder`` (no package index needed), a given wheel file copied there, or any other pip
+    requirement as given; a file in ``folder`` is named through the shell ``variable``."""
     import shlex
 
+    from trainwall.challenges import wheel
+    from trainwall.core.outputs import atomic_write
+
+    if requirement is None:
+        return f'"{variable}/{wheel.build(folder).name}"'
+    given = Path(requirement)
+    if given.suffix == ".whl" and given.is_file():
+        if given.resolve() != (folder / given.name).resolve():
+            atomic_write(folder / given.name, given.read_bytes())
+        return f'"{variable}/{given.name}"'
     return shlex.quote(requirement)

@@ -397,7 +397,7 @@ class MissionSource:
         if self.keys:
             known = sorted(self.keys)
             shown = ", ".join(known[:5]) + (f" and {len(known) - 5} more" if len(known) > 5 else "")
-            raise InputError("mission", reference, f"no answer key for it in the --mission folder (keys: {shown})",
+            raise InputError("mission", reference, f"this grader holds no answer key for it (it grades {shown})",
                              source=source)
         if self.fixed is not None:
             if reference != self.fixed.reference:

@@ -301,8 +301,6 @@ def write(variants: list[Variant], mission, seed: int, out: str | Path, force: b
 
 def _write_set(variants: list[Variant], mission, seed: int, out: Path) -> None:
     """``out/handouts/<student>/`` and ``out/keys/`` (with ``index.csv``), every file atomically."""
-    import tomli_w
-
     from trainwall.challenges.mission import Mission
     from trainwall.core.outputs import atomic_write, csv_cell, unique_names
 
@@ -321,9 +319,7 @@ def _write_set(variants: list[Variant], mission, seed: int, out: Path) -> None:
             raise InputError("student", v.student, "a student id must not name a path outside the output folder")
         folder.mkdir(exist_ok=True)
         reference = v.optimum["reference"]
-        header = f"# {mission.id} variant for {_comment(v.student)}, made by trainwall generate\n"
-        atomic_write(folder / "mission.toml", header + tomli_w.dumps({**v.mission, "handout": True},
-                                                                    multiline_strings=True))
+        atomic_write(folder / "mission.toml", handout_text(v.mission, v.student))
         atomic_write(folder / "submission.toml",
                      submission_template(Mission.model_validate(v.mission), reference, v.student))
         key = {"student": v.student, "seed": seed, "attempt": v.attempt, "rejected_draws": list(v.rejected),
@@ -333,6 +329,18 @@ def _write_set(variants: list[Variant], mission, seed: int, out: Path) -> None:
         rows.writerow((csv_cell(v.student), csv_cell(name), csv_cell(reference), repr(v.optimum["objective"]),
                        csv_cell(" ".join(v.optimum["binding"])), v.attempt + 1))
     atomic_write(keys / "index.csv", index.getvalue())
+
+
+def handout_text(mission_data: dict, student: str) -> str:
+    """A variant's handout ``mission.toml``: its mission, marked a handout (which ``solve``,
+    ``plot`` and ``explain`` refuse without ``--instructor``), every table's keys in sorted
+    order, so the handout written by ``generate`` and the one rebuilt from its answer key
+    (a PrairieLearn bundle) are the same bytes."""
+    import tomli_w
+
+    header = f"# {mission_data['id']} variant for {_comment(student)}, made by trainwall generate\n"
+    ordered = json.loads(json.dumps({**mission_data, "handout": True}, sort_keys=True))
+    return header + tomli_w.dumps(ordered, multiline_strings=True)
 
 
 def _comment(text: str) -> str:

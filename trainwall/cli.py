@@ -62,17 +62,19 @@ def _instructor_commands(sub) -> None:
     ge.add_argument("--jobs", type=int, default=0, help="worker processes (default: every core)")
     ge.add_argument("--force", action="store_true",
                     help="replace the handouts/ and keys/ an earlier run left in --out (refused without it)")
-    au = sub.add_parser("autograder", help="write an autograder bundle (setup.sh, run_autograder, answer keys)")
-    au.add_argument("platform", choices=("gradescope",))
+    au = sub.add_parser("autograder", help="write an autograder bundle: Gradescope (setup.sh, run_autograder, "
+                        "answer keys) or PrairieLearn (a grading image, one question per mission)")
+    au.add_argument("platform", choices=("gradescope", "prairielearn"))
     au.add_argument("mission", nargs="+",
                     help="mission ids or files, or generate output folders (every variant): one assignment")
-    au.add_argument("--out", required=True, help="the bundle's folder (zip its contents for Gradescope)")
+    au.add_argument("--out", required=True, help="the bundle's folder (Gradescope: zip its contents)")
     au.add_argument("--install", help="the pip requirement setup.sh installs instead of this trainwall's own wheel")
     au.add_argument("--points", action="append", default=[], metavar="MISSION=P",
                     help="a mission's points in the assignment (default: its grading.max_score)")
-    au.add_argument("--visibility", default="visible",
-                    choices=("visible", "hidden", "after_due_date", "after_published"),
-                    help="when students see the results (Gradescope's visibility)")
+    au.add_argument("--visibility", choices=("visible", "hidden", "after_due_date", "after_published"),
+                    help="when students see the results (Gradescope only; default visible)")
+    au.add_argument("--image", help="PrairieLearn only, required there: the Docker image the questions are "
+                    "graded in, built and pushed from the bundle's image/ folder (myorg/trainwall-grader:1)")
 
 
 def _regrade_command(sub) -> None:
@@ -175,12 +177,33 @@ def _autograder(args: argparse.Namespace) -> int:
 
     for reference in args.mission:
         _nonempty(reference, "MISSION")
-    out = write_bundle(args.mission, args.out, args.install, _points(args.points), args.visibility)
+    if args.platform == "prairielearn":
+        return _prairielearn(args)
+    if args.image is not None:
+        raise _usage("--image is for the prairielearn platform (Gradescope installs trainwall with setup.sh)")
+    out = write_bundle(args.mission, args.out, args.install, _points(args.points), args.visibility or "visible")
     config = json.loads((out / "bundle.json").read_text(encoding="utf-8"))
     installs = args.install or "the trainwall wheel in the bundle"
     print(clean(f"Gradescope bundle in {out} for {', '.join(config['missions'])} "
                 f"({sum(config['points'].values()):g} points): zip its contents (the files, not the folder). "
                 f"setup.sh installs {installs}", 8000))
+    return EXIT_OK
+
+
+def _prairielearn(args: argparse.Namespace) -> int:
+    from trainwall.challenges.prairielearn import write_prairielearn
+    from trainwall.core.outputs import clean
+
+    if args.visibility is not None:
+        raise _usage("--visibility is Gradescope's: on PrairieLearn the assessment's access rules decide it")
+    if args.image is None:
+        raise _usage("autograder prairielearn needs --image NAME: the Docker image its questions are graded in "
+                     "(build and push it from the bundle's image/ folder)")
+    out = write_prairielearn(args.mission, args.out, args.image, args.install, _points(args.points))
+    questions = sorted(p.name for p in (out / "questions").iterdir())
+    print(clean(f"PrairieLearn bundle in {out}: questions {', '.join(questions)}. Next: docker build -t "
+                f"{args.image} {out / 'image'} && docker push {args.image}; copy questions/* into your course's "
+                f"questions/ and add assessment.json's zone to an infoAssessment.json", 8000))
     return EXIT_OK
 
 
@@ -410,7 +433,7 @@ def _seed(text: str) -> int:
 
 def _show(args: argparse.Namespace) -> int:
     from trainwall.challenges.mission import resolve
-    from trainwall.report import mission_brief, mission_brief_dict
+    from trainwall.challenges.brief import mission_brief, mission_brief_dict
 
     _nonempty(args.mission, "MISSION")
     chosen = resolve(args.mission)
