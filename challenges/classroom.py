@@ -32,7 +32,7 @@ SUMMARY_COLUMNS = ("file", "student", "mission", "gradable", "feasible", "score"
                    "optimum", "gap", "moves_to_balance", "locks_right", "walls_broken", "not_gradable", "error",
                    "results")
 #: Names the class outputs take besides the results files.
-RESERVED = ("summary.csv", "scores.png", "gradebook.csv")
+RESERVED = ("summary.csv", "scores.png", "checks.png", "gradebook.csv")
 
 
 @dataclass(frozen=True)
@@ -193,8 +193,10 @@ def grade_all(files: list[Path], source: grading.MissionSource, jobs: int, progr
 
 
 def grade_folder(folder: str | Path, source: grading.MissionSource, fmt: str, out: str | Path,
-                 jobs: int = 0, progress: bool | None = None, inputs=()) -> ClassResult:
-    """Grade every regular file in ``folder`` into ``out``; ``jobs = 0`` uses every core.
+                 jobs: int = 0, progress: bool | None = None, inputs=(), roster=None) -> ClassResult:
+    """Grade every regular file in ``folder`` into ``out``; ``jobs = 0`` uses every core;
+    ``roster`` (:func:`trainwall.challenges.variants.read_roster_table`) adds its columns to
+    ``summary.csv``.
 
     The output folder is checked first (:func:`check_output`; ``inputs`` are the other
     input paths, such as the --mission file or folder): nothing is graded when it is refused."""
@@ -213,7 +215,7 @@ def grade_folder(folder: str | Path, source: grading.MissionSource, fmt: str, ou
         atomic_write(out / names[entry.name], render(g, fmt))
     by_name = {e.name: g for e, g in zip(graded, grades)}
     rows = [(e, by_name.get(e.name), names[e.name] if e.skipped is None else "") for e in entries]
-    summary = atomic_write(out / "summary.csv", summary_csv(rows, source.max_score))
+    summary = atomic_write(out / "summary.csv", summary_csv(rows, source.max_score, roster))
     skipped = tuple((e.name, e.skipped) for e in entries if e.skipped is not None)
     return ClassResult(tuple(grades), out, summary, skipped)
 
@@ -247,26 +249,69 @@ def detail_cells(g, columns: list[str]) -> list[str]:
     return [cells.get(column, "") for column in columns]
 
 
-def summary_csv(rows, max_score: float = 1.0) -> str:
+def summary_csv(rows, max_score: float = 1.0, roster=None) -> str:
     """``summary.csv``: one row per entry of the folder, ``(entry, grade or None, results name)``;
     a skipped entry is a row with gradable False and the reason. After the fixed columns, one
-    per Lock and per wall of the class (:func:`detail_columns`)."""
+    per Lock and per wall of the class (:func:`detail_columns`), then, with a ``roster``,
+    its columns (``roster:<name>``; ``roster:<n>`` for a roster without a header), filled
+    where the submission's student is a roster id."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     details = detail_columns([g for _, g, _ in rows])
-    writer.writerow([*SUMMARY_COLUMNS, *(csv_cell(c) for c in details)])
+    names, by_student = roster_columns(roster)
+    writer.writerow([*SUMMARY_COLUMNS, *(csv_cell(c) for c in details), *(csv_cell(n) for n in names)])
     for entry, g, results in rows:
+        extra = [*detail_cells(g, details), *(csv_cell(c) for c in by_student.get(getattr(g, "student", None),
+                                                                               [""] * len(names)))]
         if g is None:
             writer.writerow([csv_cell(entry.name), "", "", False, "", "0", f"{max_score:g}", "", "", "", "",
-                             "", "", "skipped", csv_cell(f"skipped: {entry.skipped}"), "", *detail_cells(g, details)])
+                             "", "", "skipped", csv_cell(f"skipped: {entry.skipped}"), "", *extra])
             continue
         error = g.internal_error or "; ".join(g.format_errors)
         writer.writerow([csv_cell(entry.name), csv_cell(g.student), csv_cell(g.mission), g.gradable,
                          "" if g.feasible is None else g.feasible, f"{g.score:.6g}", f"{g.max_score:g}",
                          _number(g.objective, ".6g"), _number(g.optimum, ".6g"), _number(g.gap, ".6g"),
                          "" if g.moves_to_balance is None else g.moves_to_balance, *_class_view(g),
-                         csv_cell(error), csv_cell(results), *detail_cells(g, details)])
+                         csv_cell(error), csv_cell(results), *extra])
     return buf.getvalue()
+
+
+def roster_columns(roster) -> tuple[list[str], dict[str, list[str]]]:
+    """(``roster:<name>`` column names, each student id's cells padded to them) of a roster
+    table; nothing without one."""
+    if roster is None:
+        return [], {}
+    header, rows = _padded(*roster)
+    names = [f"roster:{name.strip() or i + 1}" for i, name in enumerate(header)] if roster[0] else \
+        [f"roster:{i + 1}" for i in range(len(header))]
+    return names, dict(rows)
+
+
+def _padded(header: list[str] | None, roster: list[tuple[str, list[str]]]):
+    """(the header, every row) padded to the widest row; a roster without a header gets ``student``."""
+    width = max([len(header or [])] + [len(row) for _, row in roster])
+    columns = list(header or ["student"])
+    return columns + [""] * (width - len(columns)), [(sid, list(row) + [""] * (width - len(row))) for sid, row in roster]
+
+
+def check_rates(grades) -> tuple[dict[str, tuple[int, int]], dict[str, tuple[int, int]]]:
+    """Over the gradable submissions, per Lock (right, asked) and per wall (broken, judged):
+    the same verdicts as :func:`detail_cells`, counted for the class chart."""
+    locks: dict[str, list[int]] = {}
+    walls: dict[str, list[int]] = {}
+    for g in grades:
+        if g is None or not g.gradable:
+            continue
+        for c in g.checks:
+            if c.lock is not None:
+                tally = locks.setdefault(c.lock, [0, 0])
+                tally[0] += c.passed
+                tally[1] += 1
+        for w in g.walls:
+            tally = walls.setdefault(w.wall, [0, 0])
+            tally[0] += not w.satisfied
+            tally[1] += 1
+    return ({k: tuple(v) for k, v in sorted(locks.items())}, {k: tuple(v) for k, v in sorted(walls.items())})
 
 
 def gradebook_csv(header: list[str] | None, roster: list[tuple[str, list[str]]], grades, assignment: str) -> str:
@@ -284,13 +329,11 @@ def gradebook_csv(header: list[str] | None, roster: list[tuple[str, list[str]]],
             per_mission = best.setdefault(g.student, {})
             mission = mission_id(g.mission or "")
             per_mission[mission] = max(per_mission.get(mission, 0.0), g.score)
-    width = max([len(header or [])] + [len(row) for _, row in roster])
-    columns = list(header or ["student"]) + [""] * (width - len(header or ["student"]))
+    columns, rows = _padded(header, roster)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow([csv_cell(c) for c in columns] + [csv_cell(assignment)])
-    for sid, row in roster:
-        cells = list(row) + [""] * (width - len(row))
+    for sid, cells in rows:
         points = best.get(sid)
         writer.writerow([csv_cell(c) for c in cells] + ["" if points is None else f"{sum(points.values()):.6g}"])
     return buf.getvalue()

@@ -48,7 +48,7 @@ def test_a_class_is_graded_into_files_a_summary_and_a_histogram(tmp_path, class_
     files = sorted(p.name for p in out.iterdir())
     assert files == sorted([f"{safe_name(n)}.json" for n in ("=cmd|calc.toml", "alice.toml", "bob.toml",
                                                                "carol.json", "dave.toml")]
-                           + ["summary.csv", "scores.png"])
+                           + ["summary.csv", "scores.png", "checks.png"])
     for name in files:
         if name.endswith(".json"):
             jsonschema.validate(json.loads((out / name).read_text()), GRADESCOPE)
@@ -379,3 +379,32 @@ def test_a_roster_gives_an_lms_gradebook(tmp_path, class_folder):
     assert rows[1][:3] == ["ab123", "ab@uni.edu", "111"] and float(rows[1][3]) == pytest.approx(1.7)
     assert rows[2] == ["zz9", "zz@uni.edu", "'=222", ""]
     assert main(["grade", str(class_folder / "alice.toml"), "--roster", str(roster)]) == 2   # a folder's option
+    # summary.csv keeps the roster's columns beside each submission of a roster student
+    summary = {r["file"]: r for r in csv.DictReader((out / "summary.csv").open())}
+    assert summary["alice.toml"]["roster:Email"] == "ab@uni.edu" and summary["alice.toml"]["roster:SIS User ID"] == "111"
+    assert summary["carol.json"]["roster:Email"] == ""                        # not gradable: no student known
+    assert summary["'=cmd|calc.toml"]["roster:Student"] == ""                 # not on the roster
+
+
+def test_lock_and_wall_rates_count_the_summarys_verdicts(tmp_path, class_folder):
+    """checks.png's counts are summary.csv's right / wrong and held / broken cells, tallied."""
+    from trainwall.challenges.classroom import check_rates
+
+    out = tmp_path / "results"
+    assert main(["grade", str(class_folder), "--output", str(out), "--jobs", "1"]) == 0
+    rows = list(csv.DictReader((out / "summary.csv").open()))
+    from trainwall.challenges import grading
+
+    files = sorted(p for p in class_folder.iterdir() if not p.name.startswith("."))
+    locks, walls = check_rates([grading.grade_file(p, grading.MissionSource.open(None)) for p in files])
+    for name, (right, asked) in locks.items():
+        cells = [r[f"lock:{name}"] for r in rows]
+        assert (right, asked) == (cells.count("right"), cells.count("right") + cells.count("wrong"))
+    for name, (broken, judged) in walls.items():
+        cells = [r[f"wall:{name}"] for r in rows]
+        assert (broken, judged) == (cells.count("broken"), cells.count("broken") + cells.count("held"))
+    assert walls["memory"][0] >= 1 and locks                                   # bob breaks memory
+    first = (out / "checks.png").read_bytes()
+    assert first[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["grade", str(class_folder), "--output", str(tmp_path / "again"), "--jobs", "1"]) == 0
+    assert (tmp_path / "again" / "checks.png").read_bytes() == first       # deterministic

@@ -235,3 +235,30 @@ def draw_score_histogram(grades, path: str | Path, title: str) -> None:
         ax.set_xlim(0.0, top)
         fig.tight_layout()
         save(fig, path)
+
+
+def draw_check_rates(locks: dict[str, tuple[int, int]], walls: dict[str, tuple[int, int]], path: str | Path,
+                     title: str) -> None:
+    """The class's Lock accuracy (share right, per Lock) beside its wall failures (share of
+    plans that break each wall), from :func:`trainwall.challenges.classroom.check_rates`;
+    each bar is labelled with its counts. ``title`` is shown as given (cleaned by the caller)."""
+    panels = (("Lock predictions right", locks, OKABE_ITO[2], ""), ("plans that break the wall", walls,
+                                                                     OKABE_ITO[3], "//"))
+    rows = max(len(locks), len(walls), 1)
+    with pyplot_style() as plt:
+        fig, axes = plt.subplots(1, 2, figsize=(9, 1.2 + 0.35 * rows))
+        for ax, (label, counts, colour, hatch) in zip(axes, panels):
+            names = list(counts)[::-1]
+            shares = [100.0 * counts[n][0] / counts[n][1] for n in names]
+            ax.barh(names, shares, color=colour, edgecolor="black", hatch=hatch)
+            for y, n in enumerate(names):
+                ax.annotate(f"{counts[n][0]}/{counts[n][1]}", (min(shares[y], 100.0), y), xytext=(3, 0),
+                            textcoords="offset points", va="center", fontsize=8)
+            ax.set_xlim(0.0, 115.0)
+            ax.set_xlabel(f"{label} (%)")
+            if not names:
+                ax.text(50.0, 0.5, "none in this class", ha="center", va="center", transform=ax.transData)
+                ax.set_yticks([])
+        fig.suptitle(title)
+        fig.tight_layout()
+        save(fig, path)
