@@ -618,6 +618,23 @@ produces("autograder", 1)(lambda ctx: one_line_error(
     "no feasible plan"))
 
 
+# lab
+@produces("lab", 0)
+def _(ctx):
+    import subprocess
+
+    started = []
+    ctx.monkeypatch.setattr("trainwall.lab.launch.subprocess.run",
+                            lambda line, check: started.append(line) or subprocess.CompletedProcess(line, 0))
+    run = run_cli("lab", "mobile/1", "--no-browser", "--out", ctx.tmp_path / "s.toml")
+    assert started and "--headless" in started[0] and started[0][started[0].index("--") + 1:][-1] == "mobile/1"
+    return run
+
+
+produces("lab", 2)(lambda ctx: one_line_error(run_cli("lab", "cloud/9", "--no-browser"), "cloud/9"))
+produces("lab", 1)(internal_error("lab", "mobile/1"))
+
+
 # plot
 @produces("plot", 0)
 def _(ctx):

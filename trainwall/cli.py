@@ -77,6 +77,24 @@ def _instructor_commands(sub) -> None:
                     "graded in, built and pushed from the bundle's image/ folder (myorg/trainwall-grader:1)")
 
 
+def _lab_command(sub) -> None:
+    lb = sub.add_parser("lab", help="the workbench in a browser: toggles, sliders, live instruments, "
+                        "Locks, a recorded move log, Submit (pip install 'trainwall[lab]')")
+    lb.add_argument("mission", nargs="?", help="a mission id, a handout or a mission file (none: a picker)")
+    lb.add_argument("--out", default="submission.toml", help="where Submit writes (default: submission.toml)")
+    lb.add_argument("--port", type=int, help="the port on 127.0.0.1 (default: a free one)")
+    lb.add_argument("--no-browser", action="store_true", help="print the URL only (a server without a browser)")
+
+
+def _lab(args: argparse.Namespace) -> int:
+    from trainwall.lab.launch import serve
+
+    if args.mission is not None:
+        _nonempty(args.mission, "MISSION")
+    _nonempty(args.out, "--out")
+    return serve(args.mission, args.out, args.port, not args.no_browser)
+
+
 def _regrade_command(sub) -> None:
     rg = sub.add_parser("regrade", help="whose scores change (and why) when a mission or its keys are fixed")
     rg.add_argument("submission", help="the class folder graded before")
@@ -129,6 +147,7 @@ def _parser() -> argparse.ArgumentParser:
     so.add_argument("--instructor", action="store_true", help="solve a student handout (it refuses without)")
     _instructor_commands(sub)
     _regrade_command(sub)
+    _lab_command(sub)
     pl = sub.add_parser("plot", help="the lab's figures (PNG, SVG or PDF by the file's extension)")
     pl.add_argument("figure", choices=("waterfall", "scaling", "pipeline"))
     pl.add_argument("subject", help="a configuration or submission file, or a mission (its current plan and its "
@@ -545,7 +564,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code = {"evaluate": _evaluate, "missions": _missions, "show": _show, "start": _start, "solve": _solve, "grade": _grade,
                 "generate": _generate, "schema": _schema,
-                "autograder": _autograder, "regrade": _regrade, "plot": _plot, "explain": _explain}[args.command](args)
+                "autograder": _autograder, "regrade": _regrade, "lab": _lab, "plot": _plot, "explain": _explain}[args.command](args)
         sys.stdout.flush()          # a closed pipe shows here, inside the handler, not at exit
         return code
     except TrainwallError as exc:

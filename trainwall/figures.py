@@ -155,6 +155,22 @@ class PipelineGauge:
     current: int
 
 
+def slowest_stages(metrics) -> dict[str, str]:
+    """Each box's slowest stage (the least capacity): the one its gauge shows."""
+    flow = metrics.pipeline
+    return {box: min(stages, key=lambda s: flow.capacities[s]) for box, stages in STAGE_GROUPS.items()}
+
+
+def box_utilization(metrics) -> dict[str, float]:
+    """Each box's utilisation: evaluate's utilisation of its slowest stage."""
+    return {box: metrics.pipeline_utilization[stage] for box, stage in slowest_stages(metrics).items()}
+
+
+def longest_pole(metrics) -> str:
+    """The box holding the max-flow's bottleneck."""
+    return _box_of(metrics.pipeline.bottleneck)
+
+
 def _box_of(stage: str) -> str:
     return next(box for box, stages in STAGE_GROUPS.items() if stage in stages)
 
@@ -173,9 +189,9 @@ def pipeline(config: Config, label: str = "", lever: str | None = None, max_wait
 
     metrics = _evaluate(config)
     flow, echo = metrics.pipeline, config.data.echo
-    slowest = {box: min(stages, key=lambda s: flow.capacities[s]) for box, stages in STAGE_GROUPS.items()}
+    slowest = slowest_stages(metrics)
     capacities = {box: flow.capacities[stage] * echo for box, stage in slowest.items()}
-    utilization = {box: metrics.pipeline_utilization[stage] for box, stage in slowest.items()}
+    utilization = box_utilization(metrics)
     lever = lever or ("workers" if config.data.workers else "echo")
     if lever == "workers":
         current = config.data.workers
@@ -195,7 +211,7 @@ def pipeline(config: Config, label: str = "", lever: str | None = None, max_wait
     balance = next((v for v, ok in zip(settings, fed) if ok), None)
     t = metrics.time
     achieved = flow.capacities["compute"] * echo * (t.step_s - t.data_stall_s) / t.step_s
-    return PipelineGauge(label, capacities, utilization, _box_of(flow.bottleneck), achieved,
+    return PipelineGauge(label, capacities, utilization, longest_pole(metrics), achieved,
                          flow.capacities["compute"] * echo, lever, tuple(settings), tuple(throughput), tuple(needed),
                          balance, current)
 

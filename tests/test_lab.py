@@ -1,0 +1,150 @@
+"""The workbench without a browser: the session model and the marimo app run headless
+(``app.run`` with chosen definitions) for every shipped mission.
+
+Its instruments are the cost model's numbers for the plan the grader would build; a
+Lock's answer appears only once it is locked; every change of the plan is a move; and
+Submit writes a file ``trainwall grade`` grades: the optimum's plan with the right
+predictions earns full credit.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from trainwall.challenges import answers, plans
+from trainwall.challenges.grading import MissionSource, grade_file
+from trainwall.challenges.mission import mission, shipped_ids
+from trainwall.lab import widgets
+from trainwall.lab.launch import command
+from trainwall.lab.model import MICRO_BATCHES, TRAINABLE, Lab, controls
+from trainwall.optimizer.costmodel import evaluate
+
+pytest.importorskip("marimo")
+
+
+def optimum_values(m) -> dict:
+    """The optimum's configuration as the workbench's control values."""
+    best = answers.optimum(m).configuration
+    values = {}
+    for c in controls(m):
+        if c.field == MICRO_BATCHES:
+            t = best["training"]
+            values[c.field] = t["global_batch"] // (t["data_parallel"] * t["micro_batch"])
+        else:
+            section, name = c.field.split(".")
+            value = best[section][name]
+            values[c.field] = tuple(value) if c.field == TRAINABLE else value
+    return values
+
+
+@pytest.mark.parametrize("mission_id", shipped_ids())
+def test_the_app_shows_the_cost_models_numbers_for_the_current_plan(mission_id):
+    from trainwall.lab.app import app
+
+    _, defs = app.run(defs={"args": {}, "choice": SimpleNamespace(value=mission_id)})
+    m = mission(mission_id)
+    naive = evaluate(plans.written(m, m.naive))
+    shown = defs["view"]["metrics"]
+    assert defs["view"]["error"] is None
+    assert shown.memory.total == naive.memory.total and shown.time.step_s == naive.time.step_s
+    assert shown.mfu == naive.mfu
+
+
+@pytest.mark.parametrize("mission_id", shipped_ids())
+def test_the_optimums_plan_submitted_from_the_workbench_earns_full_credit(tmp_path, mission_id):
+    m = mission(mission_id)
+    lab = Lab.open(m)
+    assert lab.choose(optimum_values(m))
+    assert widgets.view(lab)["metrics"].to_dict() == evaluate(plans.from_configuration(
+        m, answers.optimum(m).configuration)).to_dict()
+    for question, key in answers.optimum(m).lock_answers.items():
+        assert lab.lock(question, key) == pytest.approx(key)
+    path = tmp_path / "submission.toml"
+    text = widgets.submit(lab, {"1": "Because the optimizer state is three times the weights."}, str(path),
+                          widgets.view(lab))
+    assert "every wall holds" in text
+    grade = grade_file(path, MissionSource.open(None))
+    assert grade.gradable and grade.score == pytest.approx(grade.max_score)
+    assert grade.reflections == ((m.rendered().reflection[0], "Because the optimizer state is three times the "
+                                                               "weights."),)
+
+
+def test_a_lock_reveals_its_answer_only_once_locked():
+    m = mission("mobile/1")
+    lab = Lab.open(m)
+    question = m.lock[0].id
+    assert lab.answer(question) is None
+    assert "Lock your predictions" in widgets.instruments(lab, widgets.view(lab))
+    assert "Waterfall" not in widgets.instruments(lab, widgets.view(lab))
+    revealed = lab.lock(question, 1.0)
+    assert revealed == pytest.approx(m.lock_answers()[question])
+    lab.lock(question, 99.0)                                    # a locked prediction stays
+    assert lab.predictions[question] == 1.0
+    for q in m.lock[1:]:
+        lab.lock(q.id, 2.0)
+    html = widgets.instruments(lab, widgets.view(lab))
+    assert "Training Memory Waterfall" in html and "Walls" in html and "you said 1" in html
+
+
+def test_every_change_is_one_move_and_the_log_ends_at_the_plan(tmp_path):
+    m = mission("cloud/2")
+    lab = Lab.open(m)
+    assert not lab.choose(dict(lab.values))                     # nothing changed: no move
+    assert lab.choose({"data.workers": 40}) and lab.choose({"data.workers": 60, "data.augmentation_on": "cpu"})
+    assert [move.changes for move in lab.moves] == [{"data.workers": 40}, {"data.workers": 60}]
+    path = tmp_path / "s.toml"
+    path.write_text(lab.submission())
+    grade = grade_file(path, MissionSource.open(None))
+    assert grade.gradable and not any("move log" in line and "inconsistent" in line for line in grade.feedback)
+
+
+def test_the_balance_point_shows_only_where_the_plan_stands_on_it():
+    m = mission("edge/2")
+    lab = Lab.open(m)
+    for q in m.lock:
+        lab.lock(q.id, 1.0)
+    best = optimum_values(m)["data.workers"]
+    lab.choose({"data.workers": best})
+    assert "Balance point reached" in widgets.instruments(lab, widgets.view(lab))
+    if best + 1 <= m.decisions["data.workers"].max:
+        lab.choose({"data.workers": best + 1})
+        assert "Balance point reached" not in widgets.instruments(lab, widgets.view(lab))
+
+
+def test_a_combination_that_is_no_plan_is_said_not_raised():
+    m = mission("cloud/3")
+    lab = Lab.open(m)
+    for q in m.lock:
+        lab.lock(q.id, 0.5)
+    lab.choose({"training.tensor_parallel": 2, "training.pipeline_parallel": 1, "training.data_parallel": 4})
+    shown = widgets.view(lab)
+    if shown["error"] is not None:
+        assert "Not a plan" in widgets.instruments(lab, shown)
+
+
+def test_controls_keep_numbers_as_numbers():
+    for mission_id in shipped_ids():
+        for c in controls(mission(mission_id)):
+            assert all(not isinstance(v, str) for v in c.options) or all(isinstance(v, str) for v in c.options)
+    micro = next(c for c in controls(mission("edge/1")) if c.field == "training.micro_batch")
+    assert micro.options == (16, 32, 64, 128, 256, 512)
+
+
+def test_the_server_listens_on_localhost_and_opens_no_browser_when_asked():
+    line = command("mobile/1", "out.toml", 8123, browser=False)
+    assert line[line.index("--host") + 1] == "127.0.0.1" and "--headless" in line
+    assert line[line.index("--") + 1:] == ["--out", "out.toml", "--mission", "mobile/1"]
+    assert "--headless" not in command(None, "out.toml", 8123, browser=True)
+
+
+def test_lab_refuses_an_unknown_mission_and_an_out_over_its_input(tmp_path, capsys):
+    from trainwall.challenges.mission import _shipped_path
+    from trainwall.cli import main
+
+    assert main(["lab", "cloud/9", "--no-browser"]) == 2
+    handout = tmp_path / "mission.toml"
+    handout.write_text(_shipped_path("tiny/1").read_text())
+    assert main(["lab", str(handout), "--out", str(handout), "--no-browser"]) == 2
+    assert "--out" in capsys.readouterr().err

@@ -1,0 +1,52 @@
+"""Start the workbench: ``marimo run`` on the app shipped in the package, on 127.0.0.1.
+
+marimo is an optional extra (``pip install 'trainwall[lab]'``); without it ``trainwall
+lab`` says how to get it. The port is a free one unless ``--port`` names one; marimo
+prints the URL (with its access token) and opens a browser unless ``--no-browser``.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+APP = Path(__file__).with_name("app.py")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port the system has just handed out as free on ``host``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def command(mission: str | None, out: str, port: int, browser: bool) -> list[str]:
+    """The ``marimo run`` command line for the app (the app reads ``--mission`` and ``--out``)."""
+    line = [sys.executable, "-m", "marimo", "run", str(APP), "--host", "127.0.0.1", "--port", str(port),
+            "--no-sandbox", "--no-check"]
+    if not browser:
+        line.append("--headless")
+    line += ["--", "--out", out] + (["--mission", mission] if mission else [])
+    return line
+
+
+def serve(mission: str | None, out: str, port: int | None = None, browser: bool = True) -> int:
+    """Check the inputs, then run the server until it is stopped (Ctrl-C); its exit status."""
+    import importlib.util
+
+    from trainwall.challenges.mission import resolve
+    from trainwall.core.errors import InputError
+    from trainwall.core.outputs import check_target
+
+    if importlib.util.find_spec("marimo") is None:
+        raise InputError("", "trainwall lab", "the workbench needs marimo: pip install 'trainwall[lab]' "
+                         "(from a checkout: pip install '.[lab]')")
+    if mission:
+        resolve(mission)            # an unknown mission or a broken file fails here, not in the browser
+    check_target(out, "--out", folder=False, files=[mission] if mission and Path(mission).exists() else [])
+    try:
+        return subprocess.run(command(mission, out, port or free_port(), browser), check=False).returncode
+    except KeyboardInterrupt:
+        return 0

@@ -1,0 +1,185 @@
+"""One student's workbench session on one mission, without marimo: the controls the
+mission opens, the plan they describe, the move log the tool records, the locked
+predictions and the reflections, and the submission they make.
+
+The app (:mod:`trainwall.lab.app`) only draws widgets from :func:`controls` and passes
+their values to :meth:`Lab.choose`; every number it shows comes from :meth:`Lab.metrics`,
+which is the cost model's :func:`~trainwall.optimizer.costmodel.evaluate` of the plan
+:func:`trainwall.challenges.submission.plan` builds, the grader's own plan builder. A
+session holds no optimum and no answer key: a Lock's answer is computed (from the
+mission's own numbers, as the grader does) only after its prediction is locked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Part 3's batch control: the micro-batches per step (the global batch follows from them).
+MICRO_BATCHES = "training.micro_batches"
+TRAINABLE = "training.trainable"
+#: Where a plan's error says it came from.
+SOURCE = "the workbench"
+
+
+@dataclass(frozen=True)
+class Control:
+    """One widget: a dotted decision, its label, and its allowed values (``options``) or range."""
+
+    field: str
+    label: str
+    options: tuple[Any, ...] = ()
+    low: int | None = None
+    high: int | None = None
+
+
+@dataclass
+class Move:
+    """One change the student made: the fields that changed, as the submission's ``[[moves]]`` holds."""
+
+    changes: dict[str, Any]
+
+
+def _network(config):
+    from trainwall.models import catalog
+
+    return catalog.workload(config.workload.model).network(config.workload.seq_len, config.training.attention)
+
+
+def selectable_layers(mission) -> list[tuple[int, str]]:
+    """(index, name) of every layer with parameters (the ones ``training.trainable`` may name)."""
+    from trainwall.challenges import plans
+
+    return [(i, layer.name) for i, layer in enumerate(_network(plans.written(mission)).layers) if layer.params > 0]
+
+
+def controls(mission) -> list[Control]:
+    """The mission's decisions as widgets, in the mission's order (part 3's global batch as
+    its micro-batches per step; part 1's layer selection last)."""
+    from trainwall.challenges.mission import IntRange
+
+    out = []
+    for name, allowed in mission.decisions.items():
+        label = name.split(".", 1)[1].replace("_", " ")
+        if name == MICRO_BATCHES:
+            label = "micro-batches per step (global batch = micro-batches x data parallel x micro batch)"
+        if isinstance(allowed, IntRange):
+            out.append(Control(name, label, low=allowed.min, high=allowed.max))
+        else:
+            out.append(Control(name, label, options=tuple(allowed)))
+    if mission.select_layers:
+        out.append(Control(TRAINABLE, "layers that train", options=tuple(i for i, _ in selectable_layers(mission))))
+    return out
+
+
+def initial_values(mission) -> dict[str, Any]:
+    """Each control's value in the mission's current (naive) plan."""
+    from trainwall.challenges import plans
+    from trainwall.optimizer.costmodel.resolve import trainable_mask
+
+    config = plans.written(mission, mission.naive)
+    values = {}
+    for c in controls(mission):
+        if c.field == MICRO_BATCHES:
+            t = config.training
+            values[c.field] = t.global_batch // (t.data_parallel * t.micro_batch)
+        elif c.field == TRAINABLE:
+            mask = trainable_mask(config.training.trainable, _network(config))
+            values[c.field] = tuple(i for i in c.options if mask[i])
+        else:
+            values[c.field] = plans.field_value(config, c.field)
+    return values
+
+
+@dataclass
+class Lab:
+    """The session: current values, the move log (part 2), locked predictions, reflections."""
+
+    mission: Any
+    values: dict[str, Any] = field(default_factory=dict)
+    moves: list[Move] = field(default_factory=list)
+    predictions: dict[str, float] = field(default_factory=dict)
+    reflections: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, mission) -> "Lab":
+        return cls(mission, initial_values(mission))
+
+    def choose(self, values: dict[str, Any]) -> bool:
+        """Set the controls; a change is one move in the log (part 2's balance point is
+        counted in moves). Returns whether anything changed."""
+        changes = {k: v for k, v in values.items() if k in self.values and self.values[k] != v}
+        if not changes:
+            return False
+        self.values.update(changes)
+        self.moves.append(Move(changes))
+        return True
+
+    def chosen(self) -> dict[str, Any]:
+        """The plan as the dotted fields a submission states."""
+        out = {k: v for k, v in self.values.items() if k not in (MICRO_BATCHES, TRAINABLE)}
+        if TRAINABLE in self.values:
+            out[TRAINABLE] = list(self.values[TRAINABLE])
+        if MICRO_BATCHES in self.values:
+            t = {**self._scenario_training(), **{k.split(".", 1)[1]: v for k, v in out.items()
+                                                 if k.startswith("training.")}}
+            out["training.global_batch"] = self.values[MICRO_BATCHES] * t["data_parallel"] * t["micro_batch"]
+        return out
+
+    def _scenario_training(self) -> dict[str, Any]:
+        from trainwall.challenges import plans
+
+        t = plans.written(self.mission).training
+        return {"data_parallel": t.data_parallel, "micro_batch": t.micro_batch}
+
+    def plan(self):
+        """The plan's validated Config, built and checked as the grader builds and checks a
+        submission's (raises InputError naming the field when a combination is not allowed)."""
+        from trainwall.challenges.submission import plan
+
+        return plan(self.mission, self.chosen(), SOURCE)
+
+    def metrics(self):
+        from trainwall.optimizer.costmodel import evaluate
+
+        return evaluate(self.plan())
+
+    def lock(self, question: str, value: float) -> float:
+        """Lock a prediction (once: a locked prediction stays); returns the answer it reveals."""
+        if question not in {q.id for q in self.mission.lock}:
+            raise KeyError(question)
+        self.predictions.setdefault(question, float(value))
+        return self.answer(question)
+
+    def answer(self, question: str) -> float | None:
+        """A Lock's answer, only once its prediction is locked."""
+        from trainwall.challenges.mission import lock_answer
+
+        if question not in self.predictions:
+            return None
+        return lock_answer(self.mission, next(q for q in self.mission.lock if q.id == question))
+
+    def submission(self, student: str | None = None) -> str:
+        """The ``submission.toml`` ``trainwall grade`` reads: the plan, the locked predictions,
+        the recorded moves (part 2) and the reflections."""
+        import tomli_w
+
+        def sections(dotted: dict[str, Any]) -> dict[str, dict[str, Any]]:
+            out: dict[str, dict[str, Any]] = {"training": {}, "data": {}}
+            for name, value in dotted.items():
+                section, _, key = name.partition(".")
+                out[section][key] = list(value) if isinstance(value, tuple) else value
+            return out
+
+        data: dict[str, Any] = {"mission": self.mission.reference}
+        if student:
+            data["student"] = student
+        data["configuration"] = sections(self.chosen())
+        if self.predictions:
+            data["predictions"] = dict(self.predictions)
+        if self.mission.part == 2 and self.moves:
+            data["moves"] = [sections(m.changes) for m in self.moves]
+        answered = {k: v for k, v in self.reflections.items() if v.strip()}
+        if answered:
+            data["reflection"] = answered
+        return tomli_w.dumps(data)

@@ -1,0 +1,164 @@
+"""What the workbench's cells call: marimo widgets typed from a mission's decisions, and
+the views of a :class:`~trainwall.lab.model.Lab` (marimo is imported only here and in
+the app, so the rest of trainwall never needs it)."""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+from trainwall.lab import charts
+from trainwall.lab.model import TRAINABLE, Lab, controls, selectable_layers
+
+#: The longest reflection the submission format takes (challenges/submission.py).
+REFLECTION_CHARS = 4000
+
+
+def mission_picker(reference: str | None):
+    """The mission to explore: the one given to ``trainwall lab``, or a choice of the shipped ones."""
+    import marimo as mo
+
+    from trainwall.challenges.mission import shipped_ids
+
+    ids = list(shipped_ids())
+    if reference and reference not in ids:
+        ids.insert(0, reference)
+    return mo.ui.dropdown(options=ids, value=reference or ids[0], label="mission")
+
+
+def open_lab(reference: str) -> Lab:
+    from trainwall.challenges.mission import resolve
+
+    return Lab.open(resolve(reference))
+
+
+def brief(lab: Lab) -> str:
+    from trainwall.challenges.brief import mission_brief
+
+    return "```text\n" + mission_brief(lab.mission) + "\n```"
+
+
+def decision_widgets(lab: Lab) -> dict[str, Any]:
+    """One labelled widget per control: a dropdown of the allowed values (numbers stay
+    numbers), a slider over a range, a multi-select of the layers that train."""
+    import marimo as mo
+
+    out = {}
+    for c in controls(lab.mission):
+        value = lab.values[c.field]
+        if c.field == TRAINABLE:
+            names = dict(selectable_layers(lab.mission))
+            options = {f"{i}: {names[i]}": i for i in c.options}
+            out[c.field] = mo.ui.multiselect(options=options, value=[k for k, i in options.items() if i in value],
+                                             label=c.label)
+        elif c.options:
+            options = {str(v): v for v in c.options}
+            out[c.field] = mo.ui.dropdown(options=options, value=str(value), label=c.label)
+        else:
+            out[c.field] = mo.ui.slider(start=c.low, stop=c.high, step=1, value=value, label=c.label,
+                                        show_value=True)
+    return out
+
+
+def lock_widgets(lab: Lab) -> dict[str, Any]:
+    """One number per Lock question, locked by its own button (a locked prediction stays)."""
+    import marimo as mo
+
+    return {q.id: mo.ui.number(label=q.text).form(submit_button_label="Lock") for q in lab.mission.lock}
+
+
+def reflection_widgets(lab: Lab) -> dict[str, Any]:
+    import marimo as mo
+
+    return {str(i): mo.ui.text_area(label=prompt, max_length=REFLECTION_CHARS)
+            for i, prompt in enumerate(lab.mission.rendered().reflection, 1)}
+
+
+def apply(lab: Lab, decisions: dict[str, Any], predictions: dict[str, Any]) -> bool:
+    """The widgets' values into the session: a changed plan is one move; a submitted
+    prediction is locked. Returns whether the plan moved."""
+    values = {k: tuple(sorted(v)) if k == TRAINABLE else v for k, v in decisions.items()}
+    for question, value in predictions.items():
+        if value is not None:
+            lab.lock(question, value)
+    return lab.choose(values)
+
+
+def view(lab: Lab) -> dict[str, Any]:
+    """The plan's config and metrics, or why the combination is not a plan."""
+    from trainwall.core.errors import TrainwallError
+
+    try:
+        config = lab.plan()
+    except TrainwallError as exc:
+        return {"config": None, "metrics": None, "error": str(exc)}
+    from trainwall.optimizer.costmodel import evaluate
+
+    return {"config": config, "metrics": evaluate(config), "error": None}
+
+
+def instruments(lab: Lab, shown: dict[str, Any]) -> str:
+    """The revealed Lock answers, then (once every prediction is locked) the part's instruments."""
+    html = [_locks(lab)]
+    waiting = [q.id for q in lab.mission.lock if q.id not in lab.predictions]
+    if waiting:
+        html.append(f"<p><em>Lock your predictions ({escape(', '.join(waiting))}) to see the instruments.</em></p>")
+        return "".join(html)
+    if shown["error"]:
+        return "".join(html) + f"<p><strong>Not a plan:</strong> {escape(shown['error'])}</p>"
+    m = shown["metrics"]
+    part = {1: charts.waterfall, 2: charts.gauge, 3: lambda x: charts.scaling(x, lab.mission.objective.target)}
+    html.append(part[lab.mission.part](m))
+    html.append(charts.walls(lab.mission.checks(m)))
+    if lab.mission.part == 2:
+        html.append(_balance(lab, m))
+    return "".join(html)
+
+
+def _locks(lab: Lab) -> str:
+    rows = []
+    for q in lab.mission.lock:
+        if q.id in lab.predictions:
+            guess, key = lab.predictions[q.id], lab.answer(q.id)
+            off = abs(guess - key) / abs(key) if key else abs(guess)
+            verdict = "within" if off <= q.tolerance else "outside"
+            rows.append(f"<li>{escape(q.id)}: you said {guess:.4g}; the answer is {key:.4g} "
+                        f"({off:.0%} off, {verdict} the {q.tolerance:.0%} tolerance)</li>")
+    return f"<ul>{''.join(rows)}</ul>" if rows else ""
+
+
+def _balance(lab: Lab, metrics) -> str:
+    """Part 2's move count, and the balance point once the plan stands on it: the starvation
+    wall holds here and breaks one step lower."""
+    field, _ = lab.mission.integer_decision
+    starved = next(c for c in lab.mission.checks(metrics) if c.wall == "starvation")
+    text = f"<p>{len(lab.moves)} move{'s' * (len(lab.moves) != 1)} so far.</p>"
+    if not starved.satisfied or lab.values[field] <= lab.mission.decisions[field].min:
+        return text
+    lower = Lab(lab.mission, {**lab.values, field: lab.values[field] - 1})
+    below = next(c for c in lab.mission.checks(lower.metrics()) if c.wall == "starvation")
+    if below.satisfied:
+        return text
+    return text + f"<p><strong>Balance point reached</strong> at {escape(field)} = {lab.values[field]}.</p>"
+
+
+def math_peek(shown: dict[str, Any]) -> str:
+    """The Iron Law and MFU with this plan's numbers (the ``explain`` terms)."""
+    from trainwall.explain import as_text, math_peek as peek
+
+    if shown["config"] is None:
+        return ""
+    return "```text\n" + as_text(peek(shown["config"])) + "\n```"
+
+
+def submit(lab: Lab, reflections: dict[str, str], out: str, shown: dict[str, Any]) -> str:
+    """Write the submission (atomically, never over an input) and say how the plan stands."""
+    from trainwall.core.outputs import atomic_write
+
+    lab.reflections = {k: v for k, v in reflections.items() if v and v.strip()}
+    path = atomic_write(out, lab.submission())
+    if shown["metrics"] is None:
+        return f"Wrote {escape(str(path))}. It is not a plan yet: {escape(shown['error'])}"
+    broken = [c.wall for c in lab.mission.checks(shown["metrics"]) if not c.satisfied]
+    state = f"it breaks the {', '.join(broken)} wall" if broken else "every wall holds"
+    return f"Wrote {escape(str(path))}: {state}. Grade it with `trainwall grade {escape(str(path))}`."
