@@ -37,7 +37,7 @@ def session(choice):
 def controls(lab):
     decisions = mo.ui.dictionary(widgets.decision_widgets(lab))
     locks = mo.ui.dictionary(widgets.lock_widgets(lab))
-    mo.vstack([mo.md("### Your plan"), decisions, mo.md("### Lock your predictions"), locks])
+    mo.vstack([mo.md("### Your plan"), decisions.vstack(), mo.md("### Lock your predictions"), locks.vstack()])
     return decisions, locks
 
 
@@ -71,7 +71,7 @@ def math_peek(peek, view):
 def reflect(lab):
     reflections = mo.ui.dictionary(widgets.reflection_widgets(lab))
     submit = mo.ui.run_button(label="Submit")
-    mo.vstack([mo.md("### Reflect"), reflections, submit])
+    mo.vstack([mo.md("### Reflect"), reflections.vstack(), submit])
     return reflections, submit
 
 
