@@ -51,25 +51,34 @@ fi
 "$ROOT/venv/bin/python" -m pip install {requirement}
 """
 
-RUN = r"""#!/usr/bin/env bash
-# Gradescope runs this per submission. It always leaves results/results.json, a file.
-ROOT="${AUTOGRADER_ROOT:-/autograder}"
-PYTHON="${TRAINWALL_PYTHON:-$ROOT/venv/bin/python}"
+def run_script(platform: str, root: str, python: str, module: str, failed: str) -> str:
+    """A platform's per-submission script: run ``module`` on the platform's folder (``root``:
+    ``VARIABLE:-default``), isolated (-I: no file in the working folder and no PYTHON*
+    variable can stand in for trainwall), and always leave ``results/results.json``, a
+    file: ``failed`` (JSON whose ``%s`` is the reason) when trainwall could not even start."""
+    return f"""#!/usr/bin/env bash
+# {platform} runs this per submission. It always leaves results/results.json, a file.
+ROOT="${{{root}}}"
+PYTHON="${{TRAINWALL_PYTHON:-{python}}}"
 RESULTS="$ROOT/results/results.json"
 mkdir -p "$ROOT/results"
 rm -rf "$RESULTS"     # a file, folder or link left there is never read as this run's
-# -I: isolated, so no file in the working folder or PYTHON* variable can stand in for trainwall
-"$PYTHON" -I -m trainwall.challenges.bundle_run "$ROOT"
+"$PYTHON" -I -m {module} "$ROOT"
 status=$?
 if [ ! -f "$RESULTS" ] || [ -L "$RESULTS" ] || [ ! -s "$RESULTS" ]; then
     rm -rf "$RESULTS"
-    printf '{"score": 0.0, "output": "%s", "output_format": "text", "visibility": "visible", %s}
-' \
-        "The autograder could not start trainwall (exit $status). Tell your instructor." \
-        '"stdout_visibility": "hidden", "tests": []' > "$RESULTS.part" && mv -f "$RESULTS.part" "$RESULTS"
+    printf '{failed}\\n' \\
+        "The autograder could not start trainwall (exit $status); this is not your mistake. Tell your instructor." \\
+        > "$RESULTS.part" && mv -f "$RESULTS.part" "$RESULTS"
 fi
 exit 0
 """
+
+
+RUN = run_script("Gradescope", "AUTOGRADER_ROOT:-/autograder", "$ROOT/venv/bin/python",
+                 "trainwall.challenges.bundle_run",
+                 '{"score": 0.0, "output": "%s", "output_format": "text", "visibility": "visible", '
+                 '"stdout_visibility": "hidden", "tests": []}')
 
 
 def check_out(reference: str, out: str | Path) -> Path:

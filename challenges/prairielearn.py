@@ -32,6 +32,8 @@ import re
 import uuid
 from pathlib import Path
 
+from trainwall.challenges.autograder import run_script
+
 #: Seconds PrairieLearn gives one grading job (its default is 30; the limit 600).
 TIMEOUT_S = 60
 #: Where ``image/setup.sh`` installs trainwall inside the image.
@@ -58,24 +60,8 @@ COPY . /opt/trainwall-image
 RUN bash /opt/trainwall-image/setup.sh && rm -rf /opt/trainwall-image
 """
 
-RUN = r"""#!/usr/bin/env bash
-# PrairieLearn's entrypoint for each grading job. It always leaves results/results.json.
-ROOT="${GRADE_ROOT:-/grade}"
-PYTHON="${TRAINWALL_PYTHON:-%s/bin/python}"
-RESULTS="$ROOT/results/results.json"
-mkdir -p "$ROOT/results"
-rm -rf "$RESULTS"     # a file, folder or link left there is never read as this run's
-# -I: isolated, so no file in the working folder or PYTHON* variable can stand in for trainwall
-"$PYTHON" -I -m trainwall.challenges.prairielearn_run "$ROOT"
-status=$?
-if [ ! -f "$RESULTS" ] || [ -L "$RESULTS" ] || [ ! -s "$RESULTS" ]; then
-    rm -rf "$RESULTS"
-    printf '{"gradable": false, "score": 0.0, "message": "the grader failed", "format_errors": ["%%s"]}\n' \
-        "The autograder could not start trainwall (exit $status); this is not your mistake. Tell your instructor." \
-        > "$RESULTS.part" && mv -f "$RESULTS.part" "$RESULTS"
-fi
-exit 0
-""" % VENV
+RUN = run_script("PrairieLearn", "GRADE_ROOT:-/grade", f"{VENV}/bin/python", "trainwall.challenges.prairielearn_run",
+                 '{"gradable": false, "score": 0.0, "message": "the grader failed", "format_errors": ["%s"]}')
 
 SERVER = '''"""A trainwall mission as a PrairieLearn question (written by trainwall autograder prairielearn).
 
