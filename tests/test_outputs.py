@@ -121,7 +121,7 @@ def small_class(tmp_path):
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_a_crash_in_any_class_write_leaves_the_previous_outputs_whole(tmp_path, monkeypatch, small_class, fmt):
-    """Every write of a class run (each results file, summary.csv, scores.png) crashed in turn:
+    """Every write of a class run (each results file, summary.csv, scores.png, checks.png) crashed in turn:
     each output is the previous run's or the new run's, complete; nothing is truncated."""
     out, fresh = tmp_path / "out", tmp_path / "fresh"
     assert main(["grade", str(small_class), "--format", fmt, "--output", str(out), "--jobs", "1"]) == 0
@@ -130,8 +130,9 @@ def test_a_crash_in_any_class_write_leaves_the_previous_outputs_whole(tmp_path, 
     assert main(["grade", str(small_class), "--format", fmt, "--output", str(fresh), "--jobs", "1"]) == 0
     after = tree(fresh)
     assert before != after and set(before) == set(after) == {
-        f"alice.toml{SUFFIX[fmt]}", f"bob.toml{SUFFIX[fmt]}", "summary.csv", "scores.png"}
-    order = [f"alice.toml{SUFFIX[fmt]}", f"bob.toml{SUFFIX[fmt]}", "summary.csv", "scores.png"]   # as written
+        f"alice.toml{SUFFIX[fmt]}", f"bob.toml{SUFFIX[fmt]}", "summary.csv", "scores.png", "checks.png"}
+    order = [f"alice.toml{SUFFIX[fmt]}", f"bob.toml{SUFFIX[fmt]}", "summary.csv", "scores.png",
+             "checks.png"]   # as written
     for number in range(1, len(order) + 1):
         restore(out, before)
         calls = crash_at(monkeypatch, number)
@@ -314,7 +315,7 @@ def test_adversarial_names_get_one_results_file_each(tmp_path):
     assert len({m.casefold() for m in made}) == len(names)                   # distinct, even ignoring case
     for row in rows:
         assert json.loads((out / row["results"]).read_text())["source"] == str(folder / row["file"])
-    assert len(list(out.iterdir())) == len(names) + 2                        # plus summary.csv and scores.png
+    assert len(list(out.iterdir())) == len(names) + 3          # plus summary.csv, scores.png and checks.png
 
 
 def test_unique_names_never_repeat_or_take_a_reserved_name():
