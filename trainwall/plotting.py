@@ -246,7 +246,7 @@ def draw_check_rates(locks: dict[str, tuple[int, int]], walls: dict[str, tuple[i
                                                                      OKABE_ITO[3], "//"))
     rows = max(len(locks), len(walls), 1)
     with pyplot_style() as plt:
-        fig, axes = plt.subplots(1, 2, figsize=(9, 1.2 + 0.35 * rows))
+        fig, axes = plt.subplots(1, 2, figsize=(9, 2.2 + 0.35 * rows))
         for ax, (label, counts, colour, hatch) in zip(axes, panels):
             names = list(counts)[::-1]
             shares = [100.0 * counts[n][0] / counts[n][1] for n in names]
@@ -257,7 +257,7 @@ def draw_check_rates(locks: dict[str, tuple[int, int]], walls: dict[str, tuple[i
             ax.set_xlim(0.0, 115.0)
             ax.set_xlabel(f"{label} (%)")
             if not names:
-                ax.text(50.0, 0.5, "none in this class", ha="center", va="center", transform=ax.transData)
+                ax.text(0.5, 0.5, "none in this class", ha="center", va="center", transform=ax.transAxes)
                 ax.set_yticks([])
         fig.suptitle(title)
         fig.tight_layout()
