@@ -9,6 +9,11 @@ predictions earns full credit.
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
 from types import SimpleNamespace
 
 import pytest
@@ -148,3 +153,39 @@ def test_lab_refuses_an_unknown_mission_and_an_out_over_its_input(tmp_path, caps
     handout.write_text(_shipped_path("tiny/1").read_text())
     assert main(["lab", str(handout), "--out", str(handout), "--no-browser"]) == 2
     assert "--out" in capsys.readouterr().err
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@contextmanager
+def running_lab(folder, *args: str, mission_id: str = "mobile/1"):
+    """``trainwall lab MISSION --no-browser`` started as a student starts it; yields its port
+    once it listens, and stops it (SIGTERM) afterwards."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    process = subprocess.Popen([sys.executable, "-m", "trainwall.cli", "lab", mission_id, "--no-browser",
+                                "--port", str(port), *args], cwd=folder,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        end = time.monotonic() + 60
+        while not _listening(port):
+            assert process.poll() is None and time.monotonic() < end, "the workbench did not start listening"
+            time.sleep(0.2)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_stopping_trainwall_lab_stops_its_server(tmp_path):
+    """The command becomes the server: a terminated `trainwall lab` leaves no marimo behind."""
+    with running_lab(tmp_path) as port:
+        assert _listening(port)
+    end = time.monotonic() + 10
+    while _listening(port) and time.monotonic() < end:
+        time.sleep(0.2)
+    assert not _listening(port)

@@ -10,15 +10,12 @@ the plan and the predictions as typed, and `trainwall grade` grades it.
 from __future__ import annotations
 
 import shutil
-import socket
-import subprocess
-import sys
-import time
 import tomllib
 
 import pytest
 
 from trainwall.challenges.grading import MissionSource, grade_file
+from test_lab import running_lab
 from trainwall.challenges.mission import mission
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -27,34 +24,11 @@ sync_api = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium (.ci/run installs Debian's)")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_for(port: int, seconds: float = 60.0) -> None:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise AssertionError(f"the workbench did not listen on port {port} within {seconds} s")
-
-
 @pytest.fixture
 def server(tmp_path):
-    port, out = _free_port(), tmp_path / "submission.toml"
-    process = subprocess.Popen([sys.executable, "-m", "trainwall.cli", "lab", "mobile/1", "--no-browser",
-                                "--port", str(port), "--out", str(out)], cwd=tmp_path,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        _wait_for(port)
+    out = tmp_path / "submission.toml"
+    with running_lab(tmp_path, "--out", str(out)) as port:
         yield f"http://127.0.0.1:{port}/", out
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def test_a_student_explores_locks_and_submits_in_a_browser(server):

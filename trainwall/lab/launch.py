@@ -8,7 +8,6 @@ prints the URL (with its access token) and opens a browser unless ``--no-browser
 from __future__ import annotations
 
 import socket
-import subprocess
 import sys
 from pathlib import Path
 
@@ -33,8 +32,10 @@ def command(mission: str | None, out: str, port: int, browser: bool) -> list[str
 
 
 def serve(mission: str | None, out: str, port: int | None = None, browser: bool = True) -> int:
-    """Check the inputs, then run the server until it is stopped (Ctrl-C); its exit status."""
+    """Check the inputs, then become the server (``exec``: stopping this process stops marimo;
+    a child would outlive a terminated parent). Returns only where ``exec`` is replaced (tests)."""
     import importlib.util
+    import os
 
     from trainwall.challenges.mission import resolve
     from trainwall.core.errors import InputError
@@ -46,7 +47,7 @@ def serve(mission: str | None, out: str, port: int | None = None, browser: bool 
     if mission:
         resolve(mission)            # an unknown mission or a broken file fails here, not in the browser
     check_target(out, "--out", folder=False, files=[mission] if mission and Path(mission).exists() else [])
-    try:
-        return subprocess.run(command(mission, out, port or free_port(), browser), check=False).returncode
-    except KeyboardInterrupt:
-        return 0
+    line = command(mission, out, port or free_port(), browser)
+    sys.stdout.flush()
+    os.execv(line[0], line)
+    return 0
