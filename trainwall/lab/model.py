@@ -116,21 +116,17 @@ class Lab:
         return True
 
     def chosen(self) -> dict[str, Any]:
-        """The plan as the dotted fields a submission states."""
+        """The plan as the dotted fields a submission states (part 3: the global batch its
+        micro-batches give, by the plan builder's own rule)."""
+        from trainwall.challenges import plans
+
         out = {k: v for k, v in self.values.items() if k not in (MICRO_BATCHES, TRAINABLE)}
         if TRAINABLE in self.values:
             out[TRAINABLE] = list(self.values[TRAINABLE])
         if MICRO_BATCHES in self.values:
-            t = {**self._scenario_training(), **{k.split(".", 1)[1]: v for k, v in out.items()
-                                                 if k.startswith("training.")}}
-            out["training.global_batch"] = self.values[MICRO_BATCHES] * t["data_parallel"] * t["micro_batch"]
+            data = plans.decided_data(self.mission, out, micro_batches=self.values[MICRO_BATCHES])
+            out["training.global_batch"] = data["training"]["global_batch"]
         return out
-
-    def _scenario_training(self) -> dict[str, Any]:
-        from trainwall.challenges import plans
-
-        t = plans.written(self.mission).training
-        return {"data_parallel": t.data_parallel, "micro_batch": t.micro_batch}
 
     def plan(self):
         """The plan's validated Config, built and checked as the grader builds and checks a

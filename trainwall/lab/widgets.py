@@ -107,39 +107,43 @@ def instruments(lab: Lab, shown: dict[str, Any]) -> str:
     if shown["error"]:
         return "".join(html) + f"<p><strong>Not a plan:</strong> {escape(shown['error'])}</p>"
     m = shown["metrics"]
+    checks = lab.mission.checks(m)
     part = {1: charts.waterfall, 2: charts.gauge, 3: lambda x: charts.scaling(x, lab.mission.objective.target)}
     html.append(part[lab.mission.part](m))
-    html.append(charts.walls(lab.mission.checks(m)))
+    html.append(charts.walls(checks))
     if lab.mission.part == 2:
-        html.append(_balance(lab, m))
+        html.append(_balance(lab, checks))
     return "".join(html)
 
 
 def _locks(lab: Lab) -> str:
+    """Each locked prediction beside its answer, judged by the grader's own rule."""
+    from trainwall.challenges.grading import prediction_correct
+
     rows = []
     for q in lab.mission.lock:
         if q.id in lab.predictions:
             guess, key = lab.predictions[q.id], lab.answer(q.id)
-            off = abs(guess - key) / abs(key) if key else abs(guess)
-            verdict = "within" if off <= q.tolerance else "outside"
+            verdict = "within" if prediction_correct(guess, key, q.tolerance) else "outside"
+            off = f"{abs(guess - key) / abs(key):.0%} off, " if key else ""
             rows.append(f"<li>{escape(q.id)}: you said {guess:.4g}; the answer is {key:.4g} "
-                        f"({off:.0%} off, {verdict} the {q.tolerance:.0%} tolerance)</li>")
+                        f"({off}{verdict} the {q.tolerance:.0%} tolerance)</li>")
     return f"<ul>{''.join(rows)}</ul>" if rows else ""
 
 
-def _balance(lab: Lab, metrics) -> str:
-    """Part 2's move count, and the balance point once the plan stands on it: the starvation
-    wall holds here and breaks one step lower."""
+def _balance(lab: Lab, checks) -> str:
+    """Part 2's move count, and the balance point for the other choices as they stand, once
+    the plan stands on it: every wall holds here and one breaks a step lower (whether other
+    choices need less is the student's to find; the session holds no optimum)."""
     field, _ = lab.mission.integer_decision
-    starved = next(c for c in lab.mission.checks(metrics) if c.wall == "starvation")
     text = f"<p>{len(lab.moves)} move{'s' * (len(lab.moves) != 1)} so far.</p>"
-    if not starved.satisfied or lab.values[field] <= lab.mission.decisions[field].min:
+    if not all(c.satisfied for c in checks) or lab.values[field] <= lab.mission.decisions[field].min:
         return text
     lower = Lab(lab.mission, {**lab.values, field: lab.values[field] - 1})
-    below = next(c for c in lab.mission.checks(lower.metrics()) if c.wall == "starvation")
-    if below.satisfied:
+    if all(c.satisfied for c in lab.mission.checks(lower.metrics())):
         return text
-    return text + f"<p><strong>Balance point reached</strong> at {escape(field)} = {lab.values[field]}.</p>"
+    return text + (f"<p><strong>Balance point reached</strong> for these other choices: every wall holds at "
+                   f"{escape(field)} = {lab.values[field]} and one breaks at {lab.values[field] - 1}.</p>")
 
 
 def math_peek(shown: dict[str, Any]) -> str:
