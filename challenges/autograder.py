@@ -122,8 +122,9 @@ def _keys(reference: str) -> tuple[dict[str, dict[str, str]], dict[str, float]]:
         texts: dict[str, dict[str, str]] = {}
         for path in sorted(folder.glob("*.json")):
             if path.is_file():
-                mission_id = json.loads(path.read_text(encoding="utf-8"))["mission"]["id"]
-                texts.setdefault(mission_id, {})[f"{_slug(mission_id)}--{path.name}"] = path.read_text(encoding="utf-8")
+                text = path.read_text(encoding="utf-8")
+                mission_id = json.loads(text)["mission"]["id"]
+                texts.setdefault(mission_id, {})[f"{_slug(mission_id)}--{path.name}"] = text
         return texts, points
     mission = resolve(reference)
     key = {"mission": mission.model_dump(mode="json", exclude_none=True), "optimum": optimum(mission).to_dict()}

@@ -296,22 +296,17 @@ def _padded(header: list[str] | None, roster: list[tuple[str, list[str]]]):
 
 def check_rates(grades) -> tuple[dict[str, tuple[int, int]], dict[str, tuple[int, int]]]:
     """Over the gradable submissions, per Lock (right, asked) and per wall (broken, judged):
-    the same verdicts as :func:`detail_cells`, counted for the class chart."""
-    locks: dict[str, list[int]] = {}
-    walls: dict[str, list[int]] = {}
-    for g in grades:
-        if g is None or not g.gradable:
-            continue
-        for c in g.checks:
-            if c.lock is not None:
-                tally = locks.setdefault(c.lock, [0, 0])
-                tally[0] += c.passed
-                tally[1] += 1
-        for w in g.walls:
-            tally = walls.setdefault(w.wall, [0, 0])
-            tally[0] += not w.satisfied
-            tally[1] += 1
-    return ({k: tuple(v) for k, v in sorted(locks.items())}, {k: tuple(v) for k, v in sorted(walls.items())})
+    :func:`detail_cells`' verdicts, counted for the class chart."""
+    columns = detail_columns(grades)
+    rows = [detail_cells(g, columns) for g in grades]
+    locks: dict[str, tuple[int, int]] = {}
+    walls: dict[str, tuple[int, int]] = {}
+    for i, column in enumerate(columns):
+        kind, _, name = column.partition(":")
+        marks = [row[i] for row in rows]
+        hit, miss = ("right", "wrong") if kind == "lock" else ("broken", "held")
+        (locks if kind == "lock" else walls)[name] = (marks.count(hit), marks.count(hit) + marks.count(miss))
+    return locks, walls
 
 
 def gradebook_csv(header: list[str] | None, roster: list[tuple[str, list[str]]], grades, assignment: str) -> str:

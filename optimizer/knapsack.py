@@ -23,8 +23,9 @@ Per layer the DP keeps, per phase, the Pareto set of partial selections under
 (value max, memory min, flash min, rank min, transient min) (Nemhauser and Ullmann
 1969, "Discrete dynamic programming and capital allocation", Management Science
 15(9)); the first four are sums over layers and the fifth a running maximum, so a
-selection dominated after layer l stays dominated whatever the later layers do. Identical layers (Llama's 80 blocks) keep the sets small:
-selections of equal size differ only in where they start. Memory and flash compare
+selection dominated after layer l stays dominated whatever the later layers do.
+Identical layers (Llama's 80 blocks) keep the sets small: selections of equal size
+differ only in where they start. Memory and flash compare
 with a tolerance of 1e-12 of the capacity, so selections equal up to summation order
 collapse into one (the MILP's own tie tolerance, 1e-7, is five orders wider).
 """
