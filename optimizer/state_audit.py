@@ -43,14 +43,14 @@ import time
 from dataclasses import dataclass
 
 from trainwall.optimizer.coefficients import ModeTable
-from trainwall.optimizer.highs import SolveResult, Solver, Status, pin_wall
+from trainwall.optimizer.highs import SolveResult, Solver, Status, pin_wall, presolve_rules_off
 
 #: The least difference between two plans' objectives: one parameter, or one sample of micro-batch.
 OBJECTIVE_UNIT = 1.0
-#: HiGHS's presolve without probing (bit 15 of ``presolve_rule_off``): probing each of the
+#: HiGHS's presolve without probing (and the rules no solve runs): probing each of the
 #: ~160 binaries took 0.05 s of cloud/1's 0.1 s solve and removed nothing the root LP does not
 #: (bench/bench_solve.py measures it); the optimum is proven the same way, by branch and bound.
-PRESOLVE = {"presolve_rule_off": 1 << 15}
+PRESOLVE = {"presolve_rule_off": presolve_rules_off("probing")}
 #: The walls a part-1 formulation can impose.
 WALLS = ("memory", "flash", "stability")
 
