@@ -118,6 +118,30 @@ def test_the_balance_point_shows_only_where_the_plan_stands_on_it():
         assert "Balance point reached" not in widgets.instruments(lab, widgets.view(lab))
 
 
+@pytest.mark.parametrize("mission_id", [i for i in shipped_ids() if mission(i).part == 3])
+def test_the_scaling_plot_draws_the_figures_sweeps_the_target_and_the_allowed_region(mission_id):
+    import re
+
+    from trainwall.figures import scaling
+
+    m = mission(mission_id)
+    lab = Lab.open(m)
+    for q in m.lock:
+        lab.lock(q.id, 1.0)
+    shown = widgets.view(lab)
+    html = widgets.instruments(lab, shown)
+    series = scaling(shown["config"], max_devices=m.limits.devices)
+    labels = re.findall(r'aria-label="([^"]*)"', html)
+    assert len(labels) == 2
+    assert labels[0] == "MFU against accelerators: " + "; ".join(
+        f"{d:,}: {v:.1%}" for d, v in zip(series.devices, series.mfu))
+    assert labels[1] == "MFU against the global batch: " + "; ".join(
+        f"{b:,}: {v:.1%}" for b, v in zip(series.global_batch, series.mfu_by_batch))
+    assert html.count(f">target {m.objective.target:.0%}</text>") == 2
+    assert html.count('fill="#999" fill-opacity=".2"') == 2      # the allowed region, once per panel
+    assert ('r="6" fill="none"' in html) == (shown["config"].system.devices in series.devices)
+
+
 def test_a_combination_that_is_no_plan_is_said_not_raised():
     m = mission("cloud/3")
     lab = Lab.open(m)

@@ -8,6 +8,9 @@ between the students of one server), every number from the cost model's
   the longest pole;
 * :func:`scaling` - part 3: MFU and scaling efficiency, the busiest link's load against
   the headroom, communication / compute;
+* :func:`scaling_plot` - part 3's Scaling Efficiency Plot: MFU against the accelerators
+  and against the global batch (:func:`trainwall.figures.scaling`'s sweeps, the ones
+  ``trainwall plot`` draws), the target line and the region the mission allows, as SVG;
 * :func:`walls` - every wall of the mission with its value, limit and slack.
 
 Colours are the Okabe-Ito palette of :mod:`trainwall.plotting`; every bar also carries
@@ -74,6 +77,80 @@ def scaling(metrics, target: float | None = None) -> str:
                  OKABE_ITO[3])]
     return (f"<h4>Scaling</h4>{''.join(rows)}<p>{metrics.devices} devices; communication / compute "
             f"{metrics.comm_to_compute:.3g} (exposed {metrics.exposed_comm_to_compute:.3g})</p>")
+
+
+#: The SVG panel's size and margins, in pixels.
+PANEL = (330, 210)
+MARGIN = {"left": 44, "right": 10, "top": 22, "bottom": 34}
+
+
+def _scale(low: float, high: float, start: float, stop: float, log: bool = False):
+    """The linear (or log2) map of [low, high] onto [start, stop] pixels."""
+    from math import log2
+
+    f = log2 if log else (lambda v: v)
+    lo, hi = f(low), f(high)
+    span = (hi - lo) or 1.0
+    return lambda v: start + (f(v) - lo) / span * (stop - start)
+
+
+def _panel(title: str, xlabel: str, points: list[tuple[float, float]], here: tuple[float, float] | None,
+           allowed: tuple[float, float], target: float | None) -> str:
+    """One log-x line chart of MFU: the allowed x-range shaded, the target dashed, the plan a ring."""
+    if not points:
+        return f"<p>{escape(title)}: no point of this sweep is a plan the rules allow.</p>"
+    width, height = PANEL
+    xs = [x for x, _ in points] + ([here[0]] if here else [])
+    top = max([y for _, y in points] + [target or 0.0, here[1] if here else 0.0, 0.05]) * 1.1
+    x = _scale(min(xs), max(xs), MARGIN["left"], width - MARGIN["right"], log=True)
+    y = _scale(0.0, top, height - MARGIN["bottom"], MARGIN["top"])
+    left, right = x(max(allowed[0], min(xs))), x(min(allowed[1], max(xs)))
+    parts = [f'<rect x="{left:.1f}" y="{MARGIN["top"]}" width="{max(right - left, 0):.1f}" '
+             f'height="{height - MARGIN["top"] - MARGIN["bottom"]}" fill="#999" fill-opacity=".2"/>',
+             f'<polyline fill="none" stroke="{OKABE_ITO[0]}" stroke-width="2" points="'
+             + " ".join(f"{x(a):.1f},{y(b):.1f}" for a, b in points) + '"/>']
+    parts += [f'<circle cx="{x(a):.1f}" cy="{y(b):.1f}" r="2.5" fill="{OKABE_ITO[0]}"/>' for a, b in points]
+    if target is not None:
+        parts.append(f'<line x1="{MARGIN["left"]}" x2="{width - MARGIN["right"]}" y1="{y(target):.1f}" '
+                     f'y2="{y(target):.1f}" stroke="#000" stroke-dasharray="4 3"/>'
+                     f'<text x="{MARGIN["left"] + 4}" y="{y(target) - 3:.1f}" font-size="10">target {target:.0%}</text>')
+    if here:
+        parts.append(f'<circle cx="{x(here[0]):.1f}" cy="{y(here[1]):.1f}" r="6" fill="none" stroke="#000" '
+                     f'stroke-width="2"/>')
+    ticks: list[float] = []
+    for t in ([here[0]] if here else []) + [min(xs), max(xs)]:
+        if all(abs(x(t) - x(u)) > 36 for u in ticks):
+            ticks.append(t)
+    parts += [f'<text x="{x(t):.1f}" y="{height - MARGIN["bottom"] + 12}" font-size="9" text-anchor="middle">'
+              f'{t:,.0f}</text>' for t in ticks]
+    parts.append(f'<text x="{MARGIN["left"] - 4}" y="{y(top / 1.1):.1f}" font-size="9" text-anchor="end">'
+                 f'{top / 1.1:.0%}</text><text x="{MARGIN["left"] - 4}" y="{y(0):.1f}" font-size="9" '
+                 f'text-anchor="end">0%</text>')
+    label = f"{title}: " + "; ".join(f"{a:,.0f}: {b:.1%}" for a, b in points)
+    return (f'<svg role="img" aria-label="{escape(label)}" width="{width}" height="{height}" '
+            f'viewBox="0 0 {width} {height}"><title>{escape(label)}</title>'
+            f'<text x="{width / 2}" y="14" font-size="11" text-anchor="middle">{escape(title)}</text>'
+            + "".join(parts)
+            + f'<text x="{width / 2}" y="{height - 4}" font-size="10" text-anchor="middle">{escape(xlabel)}</text>'
+            + "</svg>")
+
+
+def scaling_plot(series, limits, target: float | None = None) -> str:
+    """The Scaling Efficiency Plot: MFU against the accelerators (weak scaling in data
+    parallelism) and against the global batch at this device count, the mission's target MFU
+    dashed, the device range and the batch limit it allows shaded, this plan ringed."""
+    devices = list(zip(series.devices, series.mfu))
+    batches = list(zip(series.global_batch, series.mfu_by_batch))
+    at_devices = dict(devices).get(series.at[0])
+    at_batch = dict(batches).get(series.at[1])
+    return ("<h4>Scaling Efficiency Plot</h4><div style=\"display:flex;gap:1em;flex-wrap:wrap\">"
+            + _panel("MFU against accelerators", "accelerators (log scale)", devices,
+                     (series.at[0], at_devices) if at_devices is not None else None,
+                     (limits.min_devices, limits.devices), target)
+            + _panel("MFU against the global batch", "global batch, samples per step (log scale)", batches,
+                     (series.at[1], at_batch) if at_batch is not None else None,
+                     (1, limits.global_batch), target)
+            + "</div><p>Shaded: what the mission allows. Dashed: the target. Ringed: your plan.</p>")
 
 
 def walls(checks) -> str:

@@ -108,12 +108,25 @@ def instruments(lab: Lab, shown: dict[str, Any]) -> str:
         return "".join(html) + f"<p><strong>Not a plan:</strong> {escape(shown['error'])}</p>"
     m = shown["metrics"]
     checks = lab.mission.checks(m)
-    part = {1: charts.waterfall, 2: charts.gauge, 3: lambda x: charts.scaling(x, lab.mission.objective.target)}
-    html.append(part[lab.mission.part](m))
+    html.append(_part_instruments(lab, shown))
     html.append(charts.walls(checks))
     if lab.mission.part == 2:
         html.append(_balance(lab, checks))
     return "".join(html)
+
+
+def _part_instruments(lab: Lab, shown: dict[str, Any]) -> str:
+    """Part 1's waterfall, part 2's gauge, part 3's scaling bars and Scaling Efficiency Plot."""
+    m = shown["metrics"]
+    if lab.mission.part == 1:
+        return charts.waterfall(m)
+    if lab.mission.part == 2:
+        return charts.gauge(m)
+    from trainwall.figures import scaling
+
+    limits, target = lab.mission.limits, lab.mission.objective.target
+    return (charts.scaling(m, target)
+            + charts.scaling_plot(scaling(shown["config"], max_devices=limits.devices), limits, target))
 
 
 def _locks(lab: Lab) -> str:
