@@ -142,6 +142,39 @@ def test_the_scaling_plot_draws_the_figures_sweeps_the_target_and_the_allowed_re
     assert ('r="6" fill="none"' in html) == (shown["config"].system.devices in series.devices)
 
 
+@pytest.mark.parametrize("mission_id", [i for i in shipped_ids() if mission(i).select_layers])
+def test_the_last_n_shortcut_trains_what_last_n_trains_in_a_configuration(mission_id):
+    from trainwall.lab.app import app
+    from trainwall.lab.model import last_layer_shortcuts
+
+    m = mission(mission_id)
+    shortcuts = last_layer_shortcuts(m)
+    assert len(set(shortcuts.values())) == len(shortcuts)          # each entry a different selection
+    label, layers = list(shortcuts.items())[len(shortcuts) // 2]
+    n = label.split()[0]                                               # "last:N"
+    _, defs = app.run(defs={"args": {}, "choice": SimpleNamespace(value=mission_id),
+                            "last": SimpleNamespace(value=layers)})
+    lab, shown = defs["lab"], defs["view"]
+    assert lab.values[TRAINABLE] == layers and len(lab.moves) == 1
+    expected = evaluate(plans.written(m, {**m.naive, "training": {**m.naive.get("training", {}), "trainable": n}}))
+    assert shown["metrics"].memory.trainable_params == expected.memory.trainable_params
+    assert shown["metrics"].memory.total == expected.memory.total
+
+
+def test_the_bytes_per_parameter_view_shows_what_the_lock_asks():
+    from trainwall.challenges.quantities import QUANTITIES
+
+    m = mission("mobile/1")
+    lab = Lab.open(m)
+    for q in m.lock:
+        lab.lock(q.id, 1.0)
+    shown = widgets.view(lab)
+    html = widgets.instruments(lab, shown)
+    hidden = QUANTITIES["hidden_state_over_weights"][1](shown["metrics"])
+    assert "Bytes per parameter" in html and f"together are {hidden:.2g}x the weights" in html
+    assert f'{shown["metrics"].memory.bytes_per_param()["total"]:.3g} B' in html
+
+
 def test_a_combination_that_is_no_plan_is_said_not_raised():
     m = mission("cloud/3")
     lab = Lab.open(m)

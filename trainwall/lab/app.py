@@ -34,11 +34,24 @@ def session(choice):
 
 
 @app.cell
-def controls(lab):
-    decisions = mo.ui.dictionary(widgets.decision_widgets(lab))
+def shortcut(lab):
+    last = widgets.layer_shortcut(lab)
+    last
+    return (last,)
+
+
+@app.cell
+def controls(lab, last):
+    decisions = mo.ui.dictionary(widgets.decision_widgets(lab, last.value if last is not None else None))
+    mo.vstack([mo.md("### Your plan"), decisions.vstack()])
+    return (decisions,)
+
+
+@app.cell
+def predictions(lab):
     locks = mo.ui.dictionary(widgets.lock_widgets(lab))
-    mo.vstack([mo.md("### Your plan"), decisions.vstack(), mo.md("### Lock your predictions"), locks.vstack()])
-    return decisions, locks
+    mo.vstack([mo.md("### Lock your predictions"), locks.vstack()])
+    return (locks,)
 
 
 @app.cell

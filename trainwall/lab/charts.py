@@ -3,7 +3,8 @@ between the students of one server), every number from the cost model's
 :class:`~trainwall.optimizer.costmodel.Metrics` of the student's plan.
 
 * :func:`waterfall` - part 1: weights, gradients, optimizer state, activations, other,
-  stacked against the device's capacity, and the bytes each parameter costs;
+  stacked against the device's capacity, and :func:`bytes_per_param`, the bytes each
+  parameter's states cost;
 * :func:`gauge` - part 2: the Data -> Bus -> Compute boxes with their utilisation and
   the longest pole;
 * :func:`scaling` - part 3: MFU and scaling efficiency, the busiest link's load against
@@ -46,12 +47,35 @@ def waterfall(metrics) -> str:
             for i, name in enumerate(WATERFALL_BARS)]
     over = mem.total - mem.capacity
     verdict = (f"fits: {_bytes(-over)} to spare" if over <= 0 else f"over budget by {_bytes(over)}")
-    per_param = mem.bytes_per_param()
-    params = ", ".join(f"{escape(LABELS.get(k, k))} {v:.3g}" for k, v in per_param.items())
     return (f"<h4>Training Memory Waterfall</h4>{''.join(rows)}"
             + _bar("total", mem.total / mem.capacity, f"{_bytes(mem.total)} of {_bytes(mem.capacity)}",
                    OKABE_ITO[7])
-            + f"<p><strong>{escape(verdict)}</strong></p><p>bytes per trained parameter: {params}</p>")
+            + f"<p><strong>{escape(verdict)}</strong></p>" + bytes_per_param(metrics))
+
+
+#: The widest bytes-per-parameter bar: fp32 Adam's 16 bytes (4 + 4 + 8) fills it.
+BYTES_PER_PARAM_SCALE = 16.0
+
+
+def bytes_per_param(metrics) -> str:
+    """Model-state bytes per parameter held in memory (:meth:`Memory.bytes_per_param`, the
+    report's and the Math Peek's numbers), one bar per state, and what is hidden beside the
+    weights: the optimizer state and gradients + optimizer state as multiples of the weights
+    (the ``hidden_state_over_weights`` quantity a Lock asks for)."""
+    from trainwall.challenges.quantities import QUANTITIES
+
+    mem = metrics.memory
+    if not mem.weights:
+        return ""
+    per = mem.bytes_per_param()
+    scale = max(BYTES_PER_PARAM_SCALE, per["total"])
+    rows = [_bar(LABELS[name], per[name] / scale, f"{per[name]:.3g} B", OKABE_ITO[i])
+            for i, name in enumerate(("weights", "gradients", "optimizer_state"))]
+    hidden = QUANTITIES["hidden_state_over_weights"][1](metrics)
+    return (f"<h4>Bytes per parameter</h4>{''.join(rows)}"
+            + _bar("model states", per["total"] / scale, f"{per['total']:.3g} B", OKABE_ITO[7])
+            + f"<p>The optimizer state is {mem.optimizer_state / mem.weights:.2g}x the weights; gradients and "
+              f"optimizer state together are {hidden:.2g}x the weights, memory the weights alone do not show.</p>")
 
 
 def gauge(metrics) -> str:

@@ -53,6 +53,24 @@ def selectable_layers(mission) -> list[tuple[int, str]]:
     return [(i, layer.name) for i, layer in enumerate(_network(plans.written(mission)).layers) if layer.params > 0]
 
 
+def last_layer_shortcuts(mission) -> dict[str, tuple[int, ...]]:
+    """The ``last:N`` shortcut: for each distinct non-empty selection the configuration's
+    ``last:N`` makes (the cost model's own :func:`trainable_mask`), the smallest N, labelled
+    "last:N (k layers with weights)", mapped to the selectable layers it trains."""
+    from trainwall.challenges import plans
+    from trainwall.optimizer.costmodel.resolve import trainable_mask
+
+    network = _network(plans.written(mission))
+    selectable = [i for i, _ in selectable_layers(mission)]
+    out: dict[str, tuple[int, ...]] = {}
+    for n in range(1, len(network.layers) + 1):
+        mask = trainable_mask(f"last:{n}", network)
+        chosen = tuple(i for i in selectable if mask[i])
+        if chosen and chosen not in out.values():
+            out[f"last:{n} ({len(chosen)} layer{'s' * (len(chosen) != 1)} with weights)"] = chosen
+    return out
+
+
 def controls(mission) -> list[Control]:
     """The mission's decisions as widgets, in the mission's order (part 3's global batch as
     its micro-batches per step; part 1's layer selection last)."""

@@ -8,7 +8,7 @@ from html import escape
 from typing import Any
 
 from trainwall.lab import charts
-from trainwall.lab.model import TRAINABLE, Lab, controls, selectable_layers
+from trainwall.lab.model import TRAINABLE, Lab, controls, last_layer_shortcuts, selectable_layers
 
 #: The longest reflection the submission format takes (challenges/submission.py).
 REFLECTION_CHARS = 4000
@@ -38,15 +38,28 @@ def brief(lab: Lab) -> str:
     return "```text\n" + mission_brief(lab.mission) + "\n```"
 
 
-def decision_widgets(lab: Lab) -> dict[str, Any]:
+def layer_shortcut(lab: Lab):
+    """Part 1's ``last:N`` shortcut (a dropdown that fills the layer picker), or None where the
+    mission does not select layers."""
+    import marimo as mo
+
+    if not lab.mission.select_layers:
+        return None
+    return mo.ui.dropdown(options=last_layer_shortcuts(lab.mission), value=None,
+                          label="shortcut: train the last N layers")
+
+
+def decision_widgets(lab: Lab, layers: tuple[int, ...] | None = None) -> dict[str, Any]:
     """One labelled widget per control: a dropdown of the allowed values (numbers stay
-    numbers), a slider over a range, a multi-select of the layers that train."""
+    numbers), a slider over a range, a multi-select of the layers that train (``layers``,
+    the shortcut's choice, where one was made; else the plan's)."""
     import marimo as mo
 
     out = {}
     for c in controls(lab.mission):
         value = lab.values[c.field]
         if c.field == TRAINABLE:
+            value = layers if layers is not None else value
             names = dict(selectable_layers(lab.mission))
             options = {f"{i}: {names[i]}": i for i in c.options}
             out[c.field] = mo.ui.multiselect(options=options, value=[k for k, i in options.items() if i in value],
