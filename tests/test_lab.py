@@ -21,7 +21,7 @@ import pytest
 from trainwall.challenges import answers, plans
 from trainwall.challenges.grading import MissionSource, grade_file
 from trainwall.challenges.mission import mission, shipped_ids
-from trainwall.lab import widgets
+from trainwall.lab import charts, widgets
 from trainwall.lab.launch import command
 from trainwall.lab.model import MICRO_BATCHES, TRAINABLE, Lab, controls
 from trainwall.optimizer.costmodel import evaluate
@@ -55,6 +55,24 @@ def test_the_app_shows_the_cost_models_numbers_for_the_current_plan(mission_id):
     assert defs["view"]["error"] is None
     assert shown.memory.total == naive.memory.total and shown.time.step_s == naive.time.step_s
     assert shown.mfu == naive.mfu
+
+
+@pytest.mark.parametrize("mission_id", shipped_ids())
+def test_every_text_the_app_shows_is_told_with_the_missions_numbers(mission_id):
+    """No prose placeholder ({scenario...}, {naive...}) reaches the page: the brief, the
+    Lock questions, the reflection prompts and the instruments are all rendered."""
+    import re
+
+    from trainwall.lab.app import app
+
+    m = mission(mission_id)
+    outputs, defs = app.run(defs={"args": {}, "choice": SimpleNamespace(value=mission_id)})
+    for q in m.lock:
+        defs["lab"].lock(q.id, 1.0)
+    pages = [o.text for o in outputs if getattr(o, "text", None)]
+    pages.append(widgets.instruments(defs["lab"], defs["view"]))
+    for page in pages:
+        assert not re.search(r"\{[a-z_]+\.[a-z_.]+[^}]*\}", page), re.search(r"\{[a-z_]+\.[^}]*\}", page)[0]
 
 
 @pytest.mark.parametrize("mission_id", shipped_ids())
@@ -173,6 +191,30 @@ def test_the_bytes_per_parameter_view_shows_what_the_lock_asks():
     hidden = QUANTITIES["hidden_state_over_weights"][1](shown["metrics"])
     assert "Bytes per parameter" in html and f"together are {hidden:.2g}x the weights" in html
     assert f'{shown["metrics"].memory.bytes_per_param()["total"]:.3g} B' in html
+
+
+@pytest.mark.parametrize("mission_id", [i for i in shipped_ids() if mission(i).part == 2])
+def test_the_lever_curve_shows_the_settings_tried_and_no_other(mission_id):
+    import re
+
+    from trainwall.figures import lever_point
+
+    m = mission(mission_id)
+    field, allowed = m.integer_decision
+    lab = Lab.open(m)
+    for q in m.lock:
+        lab.lock(q.id, 1.0)
+    start = lab.values[field]
+    tried = sorted({start, min(start + 2, allowed.max), allowed.max})
+    for value in tried[1:] + [tried[1]]:
+        lab.choose({field: value})
+    shown = widgets.view(lab)
+    label = re.findall(r'aria-label="([^"]*)"', widgets.instruments(lab, shown))[-1]
+    plotted = [int(p.split(":")[0].replace(",", "")) for p in label.split(": ", 1)[1].split("; ")]
+    assert plotted == tried == lab.visited(field)
+    lever = field.split(".")[1]
+    first = lever_point(shown["config"], lever, tried[0], m.max_data_wait)[0]
+    assert label.split(": ", 1)[1].split("; ")[0] == f"{tried[0]:,}: {charts._rate(first)}"
 
 
 def test_a_combination_that_is_no_plan_is_said_not_raised():

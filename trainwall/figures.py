@@ -179,6 +179,18 @@ def _box_of(stage: str) -> str:
 ECHO_RANGE = range(1, 9)
 
 
+def lever_point(config: Config, lever: str, value: int, max_wait: float = 0.0) -> tuple[float, float, bool]:
+    """The configuration with ``data.<lever>`` = ``value``: (training samples/s per host the
+    pipeline feeds, fresh x echo; the training samples/s loading must deliver,
+    :func:`~trainwall.optimizer.walls.demand_factor` x what the accelerators consume, NaN
+    where no rate suffices; whether the starvation wall holds)."""
+    point = _evaluate(_with(config, data={lever: value}))
+    uses = value if lever == "echo" else config.data.echo
+    factor = demand_factor(point.loading_overlaps, max_wait)
+    needed = point.pipeline.capacities["compute"] * uses * factor if factor else float("nan")
+    return point.pipeline.rate * uses, needed, starvation(point, max_wait).satisfied
+
+
 def pipeline(config: Config, label: str = "", lever: str | None = None, max_wait: float = 0.0) -> PipelineGauge:
     """The gauge, and the curve of the lever that feeds the accelerators: data-loader workers
     (1 to twice the host's cores), or data echoing (1 to 8 uses of each fresh sample). By
@@ -200,14 +212,7 @@ def pipeline(config: Config, label: str = "", lever: str | None = None, max_wait
     else:
         current = config.data.echo
         settings = sorted(set(ECHO_RANGE) | {current})
-    throughput, needed, fed = [], [], []
-    for value in settings:
-        point = _evaluate(_with(config, data={lever: value}))
-        uses = value if lever == "echo" else echo
-        factor = demand_factor(point.loading_overlaps, max_wait)
-        throughput.append(point.pipeline.rate * uses)
-        needed.append(point.pipeline.capacities["compute"] * uses * factor if factor else float("nan"))
-        fed.append(starvation(point, max_wait).satisfied)
+    throughput, needed, fed = zip(*(lever_point(config, lever, value, max_wait) for value in settings))
     balance = next((v for v, ok in zip(settings, fed) if ok), None)
     t = metrics.time
     achieved = flow.capacities["compute"] * echo * (t.step_s - t.data_stall_s) / t.step_s

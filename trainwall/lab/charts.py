@@ -20,10 +20,19 @@ its value as text, so nothing rests on colour alone.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from html import escape
 
 from trainwall.figures import WATERFALL_BARS
 from trainwall.plotting import LABELS, OKABE_ITO
+
+#: A table cell's padding and alignment.
+CELL = 'style="padding:.15em .7em;text-align:left"'
+
+
+def _heading(text: str) -> str:
+    return f'<h4 style="font-weight:600;margin:.9em 0 .3em">{escape(text)}</h4>'
+
 
 def _bytes(x: float) -> str:
     from trainwall.challenges.grading import show
@@ -31,13 +40,16 @@ def _bytes(x: float) -> str:
     return show(x, "bytes")
 
 
-def _bar(label: str, share: float, text: str, colour: str) -> str:
+def _bar(label: str, share: float, text: str, colour: str, widths: tuple[float, float] = (11, 14)) -> str:
+    """A labelled bar filled to ``share`` (0 to 1) with its value as text; ``widths``: the
+    label's and the text's columns, in em."""
     width = max(0.0, min(share, 1.0)) * 100
+    label_em, text_em = widths
     return (f'<div style="display:flex;align-items:center;gap:.5em;margin:2px 0">'
-            f'<span style="width:11em">{escape(label)}</span>'
-            f'<span style="flex:1;background:#eee;height:1.2em;position:relative">'
+            + (f'<span style="width:{label_em}em">{escape(label)}</span>' if label_em else "")
+            + f'<span style="flex:1;background:#eee;height:1.2em;position:relative">'
             f'<span style="display:block;height:100%;width:{width:.2f}%;background:{colour}"></span></span>'
-            f'<span style="width:14em">{escape(text)}</span></div>')
+            f'<span style="width:{text_em}em">{escape(text)}</span></div>')
 
 
 def waterfall(metrics) -> str:
@@ -47,7 +59,7 @@ def waterfall(metrics) -> str:
             for i, name in enumerate(WATERFALL_BARS)]
     over = mem.total - mem.capacity
     verdict = (f"fits: {_bytes(-over)} to spare" if over <= 0 else f"over budget by {_bytes(over)}")
-    return (f"<h4>Training Memory Waterfall</h4>{''.join(rows)}"
+    return (f"{_heading('Training Memory Waterfall')}{''.join(rows)}"
             + _bar("total", mem.total / mem.capacity, f"{_bytes(mem.total)} of {_bytes(mem.capacity)}",
                    OKABE_ITO[7])
             + f"<p><strong>{escape(verdict)}</strong></p>" + bytes_per_param(metrics))
@@ -72,7 +84,7 @@ def bytes_per_param(metrics) -> str:
     rows = [_bar(LABELS[name], per[name] / scale, f"{per[name]:.3g} B", OKABE_ITO[i])
             for i, name in enumerate(("weights", "gradients", "optimizer_state"))]
     hidden = QUANTITIES["hidden_state_over_weights"][1](metrics)
-    return (f"<h4>Bytes per parameter</h4>{''.join(rows)}"
+    return (f"{_heading('Bytes per parameter')}{''.join(rows)}"
             + _bar("model states", per["total"] / scale, f"{per['total']:.3g} B", OKABE_ITO[7])
             + f"<p>The optimizer state is {mem.optimizer_state / mem.weights:.2g}x the weights; gradients and "
               f"optimizer state together are {hidden:.2g}x the weights, memory the weights alone do not show.</p>")
@@ -87,8 +99,8 @@ def gauge(metrics) -> str:
     for i, (box, u) in enumerate(util.items()):
         border = "3px solid #000" if box == pole else "1px solid #888"
         cells.append(f'<div style="border:{border};padding:.5em;flex:1"><strong>{escape(box)}</strong>'
-                     f'{_bar("utilisation", u, f"{u:.0%}", OKABE_ITO[i])}</div>')
-    return (f"<h4>Pipeline Utilization Gauge</h4><div style=\"display:flex;gap:.5em\">{''.join(cells)}</div>"
+                     f'{_bar("utilisation", u, f"{u:.0%} busy", OKABE_ITO[i], widths=(0, 4))}</div>')
+    return (f"{_heading('Pipeline Utilization Gauge')}<div style=\"display:flex;gap:.5em\">{''.join(cells)}</div>"
             f"<p>longest pole: <strong>{escape(pole)}</strong>; {metrics.samples_per_s:,.1f} samples/s</p>")
 
 
@@ -99,7 +111,7 @@ def scaling(metrics, target: float | None = None) -> str:
             _bar("scaling efficiency", metrics.scaling_efficiency, f"{metrics.scaling_efficiency:.1%}", OKABE_ITO[2]),
             _bar("busiest link", metrics.network_utilization, f"{metrics.network_utilization:.0%} of the headroom",
                  OKABE_ITO[3])]
-    return (f"<h4>Scaling</h4>{''.join(rows)}<p>{metrics.devices} devices; communication / compute "
+    return (f"{_heading('Scaling')}{''.join(rows)}<p>{metrics.devices} devices; communication / compute "
             f"{metrics.comm_to_compute:.3g} (exposed {metrics.exposed_comm_to_compute:.3g})</p>")
 
 
@@ -119,25 +131,29 @@ def _scale(low: float, high: float, start: float, stop: float, log: bool = False
 
 
 def _panel(title: str, xlabel: str, points: list[tuple[float, float]], here: tuple[float, float] | None,
-           allowed: tuple[float, float], target: float | None) -> str:
-    """One log-x line chart of MFU: the allowed x-range shaded, the target dashed, the plan a ring."""
+           allowed: tuple[float, float] | None, line: tuple[float, str] | None, log: bool = True,
+           fmt: Callable[[float], str] = "{:.1%}".format) -> str:
+    """One line chart: the allowed x-range shaded, a level dashed (``line``: value, label),
+    the plan ringed; x on a log2 scale unless ``log`` is False, y values written with ``fmt``."""
     if not points:
         return f"<p>{escape(title)}: no point of this sweep is a plan the rules allow.</p>"
     width, height = PANEL
     xs = [x for x, _ in points] + ([here[0]] if here else [])
-    top = max([y for _, y in points] + [target or 0.0, here[1] if here else 0.0, 0.05]) * 1.1
-    x = _scale(min(xs), max(xs), MARGIN["left"], width - MARGIN["right"], log=True)
+    top = max([y for _, y in points] + [line[0] if line else 0.0, here[1] if here else 0.0]) * 1.1 or 1.0
+    x = _scale(min(xs), max(xs), MARGIN["left"], width - MARGIN["right"], log=log)
     y = _scale(0.0, top, height - MARGIN["bottom"], MARGIN["top"])
-    left, right = x(max(allowed[0], min(xs))), x(min(allowed[1], max(xs)))
-    parts = [f'<rect x="{left:.1f}" y="{MARGIN["top"]}" width="{max(right - left, 0):.1f}" '
-             f'height="{height - MARGIN["top"] - MARGIN["bottom"]}" fill="#999" fill-opacity=".2"/>',
-             f'<polyline fill="none" stroke="{OKABE_ITO[0]}" stroke-width="2" points="'
-             + " ".join(f"{x(a):.1f},{y(b):.1f}" for a, b in points) + '"/>']
+    parts = []
+    if allowed:
+        left, right = x(max(allowed[0], min(xs))), x(min(allowed[1], max(xs)))
+        parts.append(f'<rect x="{left:.1f}" y="{MARGIN["top"]}" width="{max(right - left, 0):.1f}" '
+                     f'height="{height - MARGIN["top"] - MARGIN["bottom"]}" fill="#999" fill-opacity=".2"/>')
+    parts.append(f'<polyline fill="none" stroke="{OKABE_ITO[0]}" stroke-width="2" points="'
+                 + " ".join(f"{x(a):.1f},{y(b):.1f}" for a, b in points) + '"/>')
     parts += [f'<circle cx="{x(a):.1f}" cy="{y(b):.1f}" r="2.5" fill="{OKABE_ITO[0]}"/>' for a, b in points]
-    if target is not None:
-        parts.append(f'<line x1="{MARGIN["left"]}" x2="{width - MARGIN["right"]}" y1="{y(target):.1f}" '
-                     f'y2="{y(target):.1f}" stroke="#000" stroke-dasharray="4 3"/>'
-                     f'<text x="{MARGIN["left"] + 4}" y="{y(target) - 3:.1f}" font-size="10">target {target:.0%}</text>')
+    if line:
+        parts.append(f'<line x1="{MARGIN["left"]}" x2="{width - MARGIN["right"]}" y1="{y(line[0]):.1f}" '
+                     f'y2="{y(line[0]):.1f}" stroke="#000" stroke-dasharray="4 3"/>'
+                     f'<text x="{MARGIN["left"] + 4}" y="{y(line[0]) - 3:.1f}" font-size="10">{escape(line[1])}</text>')
     if here:
         parts.append(f'<circle cx="{x(here[0]):.1f}" cy="{y(here[1]):.1f}" r="6" fill="none" stroke="#000" '
                      f'stroke-width="2"/>')
@@ -148,9 +164,9 @@ def _panel(title: str, xlabel: str, points: list[tuple[float, float]], here: tup
     parts += [f'<text x="{x(t):.1f}" y="{height - MARGIN["bottom"] + 12}" font-size="9" text-anchor="middle">'
               f'{t:,.0f}</text>' for t in ticks]
     parts.append(f'<text x="{MARGIN["left"] - 4}" y="{y(top / 1.1):.1f}" font-size="9" text-anchor="end">'
-                 f'{top / 1.1:.0%}</text><text x="{MARGIN["left"] - 4}" y="{y(0):.1f}" font-size="9" '
-                 f'text-anchor="end">0%</text>')
-    label = f"{title}: " + "; ".join(f"{a:,.0f}: {b:.1%}" for a, b in points)
+                 f'{fmt(top / 1.1)}</text><text x="{MARGIN["left"] - 4}" y="{y(0):.1f}" font-size="9" '
+                 f'text-anchor="end">{fmt(0)}</text>')
+    label = f"{title}: " + "; ".join(f"{a:,.0f}: {fmt(b)}" for a, b in points)
     return (f'<svg role="img" aria-label="{escape(label)}" width="{width}" height="{height}" '
             f'viewBox="0 0 {width} {height}"><title>{escape(label)}</title>'
             f'<text x="{width / 2}" y="14" font-size="11" text-anchor="middle">{escape(title)}</text>'
@@ -167,14 +183,30 @@ def scaling_plot(series, limits, target: float | None = None) -> str:
     batches = list(zip(series.global_batch, series.mfu_by_batch))
     at_devices = dict(devices).get(series.at[0])
     at_batch = dict(batches).get(series.at[1])
-    return ("<h4>Scaling Efficiency Plot</h4><div style=\"display:flex;gap:1em;flex-wrap:wrap\">"
+    level = (target, f"target {target:.0%}") if target is not None else None
+    return (_heading("Scaling Efficiency Plot") + "<div style=\"display:flex;gap:1em;flex-wrap:wrap\">"
             + _panel("MFU against accelerators", "accelerators (log scale)", devices,
                      (series.at[0], at_devices) if at_devices is not None else None,
-                     (limits.min_devices, limits.devices), target)
+                     (limits.min_devices, limits.devices), level)
             + _panel("MFU against the global batch", "global batch, samples per step (log scale)", batches,
                      (series.at[1], at_batch) if at_batch is not None else None,
-                     (1, limits.global_batch), target)
+                     (1, limits.global_batch), level)
             + "</div><p>Shaded: what the mission allows. Dashed: the target. Ringed: your plan.</p>")
+
+
+def _rate(value: float) -> str:
+    """Samples per second to three significant figures, without an exponent."""
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
+def lever_curve(lever: str, points: list[tuple[int, float]], current: int, needed: float) -> str:
+    """Throughput against the lever at the settings the student has tried (and only those:
+    the balance point is theirs to find), with the rate loading must deliver dashed."""
+    here = dict(points).get(current)
+    line = (needed, f"needed {_rate(needed)}/s") if needed == needed else None     # NaN: no rate suffices
+    return (_heading(f"Throughput against {lever}")
+            + _panel(f"samples/s against {lever} (the settings you tried)", lever, points,
+                     (current, here) if here is not None else None, None, line, log=False, fmt=_rate))
 
 
 def walls(checks) -> str:
@@ -183,8 +215,7 @@ def walls(checks) -> str:
 
     rows = []
     for c in checks:
-        state = "held" if c.satisfied else "BROKEN"
-        rows.append(f"<tr><td>{escape(c.wall)}</td><td>{state}</td><td>{escape(show(c.value, c.unit))}</td>"
-                    f"<td>{escape(show(c.limit, c.unit))}</td><td>{escape(c.message)}</td></tr>")
-    return ("<h4>Walls</h4><table><tr><th>wall</th><th></th><th>value</th><th>limit</th><th></th></tr>"
-            + "".join(rows) + "</table>")
+        cells = (c.wall, "held" if c.satisfied else "BROKEN", show(c.value, c.unit), show(c.limit, c.unit), c.message)
+        rows.append("<tr>" + "".join(f"<td {CELL}>{escape(x)}</td>" for x in cells) + "</tr>")
+    head = "".join(f"<th {CELL}>{x}</th>" for x in ("wall", "", "value", "limit", ""))
+    return f"{_heading('Walls')}<table style=\"border-collapse:collapse\"><tr>{head}</tr>{''.join(rows)}</table>"

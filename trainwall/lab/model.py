@@ -146,6 +146,13 @@ class Lab:
             out["training.global_batch"] = data["training"]["global_batch"]
         return out
 
+    def visited(self, name: str) -> list[Any]:
+        """The values control ``name`` has taken this session (the opening plan's and every
+        move's), sorted: what the student has tried, and nothing more."""
+        seen = {initial_values(self.mission)[name], self.values[name]}
+        seen.update(m.changes[name] for m in self.moves if name in m.changes)
+        return sorted(seen)
+
     def plan(self):
         """The plan's validated Config, built and checked as the grader builds and checks a
         submission's (raises InputError naming the field when a combination is not allowed)."""

@@ -77,7 +77,7 @@ def lock_widgets(lab: Lab) -> dict[str, Any]:
     """One number per Lock question, locked by its own button (a locked prediction stays)."""
     import marimo as mo
 
-    return {q.id: mo.ui.number(label=q.text).form(submit_button_label="Lock") for q in lab.mission.lock}
+    return {q.id: mo.ui.number(label=q.text).form(submit_button_label="Lock") for q in lab.mission.rendered().lock}
 
 
 def reflection_widgets(lab: Lab) -> dict[str, Any]:
@@ -134,12 +134,24 @@ def _part_instruments(lab: Lab, shown: dict[str, Any]) -> str:
     if lab.mission.part == 1:
         return charts.waterfall(m)
     if lab.mission.part == 2:
-        return charts.gauge(m)
+        return charts.gauge(m) + _lever_curve(lab, shown["config"])
     from trainwall.figures import scaling
 
     limits, target = lab.mission.limits, lab.mission.objective.target
     return (charts.scaling(m, target)
             + charts.scaling_plot(scaling(shown["config"], max_devices=limits.devices), limits, target))
+
+
+def _lever_curve(lab: Lab, config) -> str:
+    """Part 2's throughput at each setting of its lever the student has tried, the other
+    choices as they stand (:func:`trainwall.figures.lever_point`, the figure's own numbers)."""
+    from trainwall.figures import lever_point
+
+    field, _ = lab.mission.integer_decision
+    lever, wait = field.split(".")[1], lab.mission.max_data_wait
+    points = [(v, lever_point(config, lever, v, wait)[0]) for v in lab.visited(field)]
+    needed = lever_point(config, lever, lab.values[field], wait)[1]
+    return charts.lever_curve(lever, points, lab.values[field], needed)
 
 
 def _locks(lab: Lab) -> str:
