@@ -21,6 +21,7 @@ import pytest
 from trainwall.challenges import answers, plans
 from trainwall.challenges.grading import MissionSource, grade_file
 from trainwall.challenges.mission import mission, shipped_ids
+from trainwall.challenges.results import render
 from trainwall.lab import charts, widgets
 from trainwall.lab.launch import command
 from trainwall.lab.model import MICRO_BATCHES, TRAINABLE, Lab, controls
@@ -90,6 +91,9 @@ def test_the_optimums_plan_submitted_from_the_workbench_earns_full_credit(tmp_pa
     assert "every wall holds" in text
     grade = grade_file(path, MissionSource.open(None))
     assert grade.gradable and grade.score == pytest.approx(grade.max_score)
+    instructor = widgets.submit(lab, {"1": "Because the optimizer state is three times the weights."}, str(path),
+                                widgets.view(lab), keys=mission_id)
+    assert "Instructor mode" in instructor and render(grade, "text") in instructor
     assert grade.reflections == ((m.rendered().reflection[0], "Because the optimizer state is three times the "
                                                                "weights."),)
 
@@ -252,6 +256,15 @@ def test_lab_refuses_an_unknown_mission_and_an_out_over_its_input(tmp_path, caps
     handout.write_text(_shipped_path("tiny/1").read_text())
     assert main(["lab", str(handout), "--out", str(handout), "--no-browser"]) == 2
     assert "--out" in capsys.readouterr().err
+    assert main(["lab", "tiny/1", "--keys", str(tmp_path / "no-keys"), "--no-browser"]) == 2
+    assert "no-keys" in capsys.readouterr().err
+
+
+def test_a_student_workbench_has_no_keys_and_an_instructors_passes_them_on():
+    student = command("tiny/1", "submission.toml", 8000, browser=False)
+    assert "--keys" not in student
+    instructor = command("tiny/1", "submission.toml", 8000, browser=False, keys="course/keys")
+    assert instructor[instructor.index("--keys") + 1] == "course/keys"
 
 
 def _listening(port: int) -> bool:

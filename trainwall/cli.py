@@ -84,6 +84,8 @@ def _lab_command(sub) -> None:
     lb.add_argument("--out", default="submission.toml", help="where Submit writes (default: submission.toml)")
     lb.add_argument("--port", type=int, help="the port on 127.0.0.1 (default: a free one)")
     lb.add_argument("--no-browser", action="store_true", help="print the URL only (a server without a browser)")
+    lb.add_argument("--keys", help="instructor mode: Submit also grades against these answers (an answer-key "
+                    "folder from generate, or what grade's --mission takes); without it the workbench holds no key")
 
 
 def _lab(args: argparse.Namespace) -> int:
@@ -92,7 +94,9 @@ def _lab(args: argparse.Namespace) -> int:
     if args.mission is not None:
         _nonempty(args.mission, "MISSION")
     _nonempty(args.out, "--out")
-    return serve(args.mission, args.out, args.port, not args.no_browser)
+    if args.keys is not None:
+        _nonempty(args.keys, "--keys")
+    return serve(args.mission, args.out, args.port, not args.no_browser, args.keys)
 
 
 def _regrade_command(sub) -> None:

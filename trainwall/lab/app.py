@@ -1,8 +1,9 @@
 """The workbench: a marimo app built from a mission's data (``trainwall lab``).
 
 Run by :mod:`trainwall.lab.launch` as ``marimo run`` with the arguments ``--mission REF``
-(a mission id, a handout or a mission file; none: a picker) and ``--out FILE`` (where
-Submit writes the submission). Each browser session runs these cells on its own
+(a mission id, a handout or a mission file; none: a picker), ``--out FILE`` (where
+Submit writes the submission) and, in instructor mode, ``--keys SOURCE`` (Submit also
+grades against it; a student's workbench holds no optimum and no key). Each browser session runs these cells on its own
 :class:`~trainwall.lab.model.Lab`; the instruments stay hidden until every Lock
 prediction is locked, then follow every move of the controls.
 """
@@ -91,7 +92,7 @@ def reflect(lab):
 @app.cell
 def submitted(args, lab, reflections, submit, view):
     mo.stop(not submit.value)
-    mo.md(widgets.submit(lab, reflections.value, args.get("out") or "submission.toml", view))
+    mo.md(widgets.submit(lab, reflections.value, args.get("out") or "submission.toml", view, args.get("keys")))
     return
 
 

@@ -21,19 +21,22 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
-def command(mission: str | None, out: str, port: int, browser: bool) -> list[str]:
-    """The ``marimo run`` command line for the app (the app reads ``--mission`` and ``--out``)."""
+def command(mission: str | None, out: str, port: int, browser: bool, keys: str | None = None) -> list[str]:
+    """The ``marimo run`` command line for the app (the app reads ``--mission``, ``--out`` and,
+    in instructor mode, ``--keys``)."""
     line = [sys.executable, "-m", "marimo", "run", str(APP), "--host", "127.0.0.1", "--port", str(port),
             "--no-sandbox", "--no-check"]
     if not browser:
         line.append("--headless")
-    line += ["--", "--out", out] + (["--mission", mission] if mission else [])
+    line += ["--", "--out", out] + (["--mission", mission] if mission else []) + (["--keys", keys] if keys else [])
     return line
 
 
-def serve(mission: str | None, out: str, port: int | None = None, browser: bool = True) -> int:
+def serve(mission: str | None, out: str, port: int | None = None, browser: bool = True,
+          keys: str | None = None) -> int:
     """Check the inputs, then become the server (``exec``: stopping this process stops marimo;
-    a child would outlive a terminated parent). Returns only where ``exec`` is replaced (tests)."""
+    a child would outlive a terminated parent). Returns only where ``exec`` is replaced (tests).
+    ``keys``: instructor mode's answers (what ``trainwall grade --mission`` takes)."""
     import importlib.util
     import os
 
@@ -46,8 +49,13 @@ def serve(mission: str | None, out: str, port: int | None = None, browser: bool 
                          "(from a checkout: pip install '.[lab]')")
     if mission:
         resolve(mission)            # an unknown mission or a broken file fails here, not in the browser
-    check_target(out, "--out", folder=False, files=[mission] if mission and Path(mission).exists() else [])
-    line = command(mission, out, port or free_port(), browser)
+    if keys:
+        from trainwall.challenges.grading import MissionSource
+
+        MissionSource.open(keys)    # a missing or broken key folder fails here too
+    inputs = [p for p in (mission, keys) if p and Path(p).exists()]
+    check_target(out, "--out", folder=False, files=inputs)
+    line = command(mission, out, port or free_port(), browser, keys)
     sys.stdout.flush()
     os.execv(line[0], line)
     return 0

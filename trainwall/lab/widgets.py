@@ -193,14 +193,26 @@ def math_peek(shown: dict[str, Any]) -> str:
     return "```text\n" + as_text(peek(shown["config"])) + "\n```"
 
 
-def submit(lab: Lab, reflections: dict[str, str], out: str, shown: dict[str, Any]) -> str:
-    """Write the submission (atomically, never over an input) and say how the plan stands."""
+def submit(lab: Lab, reflections: dict[str, str], out: str, shown: dict[str, Any], keys: str | None = None) -> str:
+    """Write the submission (atomically, never over an input) and say how the plan stands; in
+    instructor mode (``keys``: what ``trainwall grade --mission`` takes) also grade it there."""
     from trainwall.core.outputs import atomic_write
 
     lab.reflections = {k: v for k, v in reflections.items() if v and v.strip()}
     path = atomic_write(out, lab.submission())
     if shown["metrics"] is None:
-        return f"Wrote {escape(str(path))}. It is not a plan yet: {escape(shown['error'])}"
-    broken = [c.wall for c in lab.mission.checks(shown["metrics"]) if not c.satisfied]
-    state = f"it breaks the {', '.join(broken)} wall" if broken else "every wall holds"
-    return f"Wrote {escape(str(path))}: {state}. Grade it with `trainwall grade {escape(str(path))}`."
+        said = f"Wrote {escape(str(path))}. It is not a plan yet: {escape(shown['error'])}"
+    else:
+        broken = [c.wall for c in lab.mission.checks(shown["metrics"]) if not c.satisfied]
+        state = f"it breaks the {', '.join(broken)} wall" if broken else "every wall holds"
+        said = f"Wrote {escape(str(path))}: {state}. Grade it with `trainwall grade {escape(str(path))}`."
+    return said + (_graded(path, keys) if keys else "")
+
+
+def _graded(path, keys: str) -> str:
+    """Instructor mode: the grader's own text results for the file just written."""
+    from trainwall.challenges.grading import MissionSource, grade_file
+    from trainwall.challenges.results import render
+
+    grade = grade_file(path, MissionSource.open(keys))
+    return f"\n\nInstructor mode, graded against `{escape(keys)}`:\n\n```text\n{render(grade, 'text')}\n```"
