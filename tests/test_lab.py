@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 from contextlib import contextmanager
 from types import SimpleNamespace
 
@@ -125,6 +126,44 @@ def test_every_change_is_one_move_and_the_log_ends_at_the_plan(tmp_path):
     path.write_text(lab.submission())
     grade = grade_file(path, MissionSource.open(None))
     assert grade.gradable and not any("move log" in line and "inconsistent" in line for line in grade.feedback)
+
+
+def test_a_long_session_keeps_bounded_memory_and_a_gradable_log(tmp_path):
+    """Thousands of moves: the session's memory does not grow with them, and the submission
+    still fits the format (at most MAX_MOVES moves) and says the same to the grader: where
+    the balance point was first reached and where the search ended."""
+    import gc
+    import tracemalloc
+
+    from trainwall.challenges.submission import MAX_MOVES
+
+    m = mission("cloud/2")
+    lab = Lab.open(m)
+    lab.choose(optimum_values(m))                                 # the balance point at move 1
+    for q in m.lock:
+        lab.lock(q.id, 1.0)
+
+    def explore(moves: int) -> None:
+        for i in range(moves):
+            widgets.apply(lab, {"data.workers": 1 + i % 10}, {})
+            widgets.instruments(lab, widgets.view(lab))
+
+    explore(100)
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    explore(1000)
+    gc.collect()
+    grown = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    assert grown < 50_000, f"{grown} bytes more after 1,000 moves"
+    lab.choose({"data.workers": 57})
+    assert lab.move_count == 1102 and len(lab.move_log()) == MAX_MOVES
+    path = tmp_path / "long.toml"
+    path.write_text(lab.submission())
+    grade = grade_file(path, MissionSource.open(None))
+    assert grade.gradable and grade.moves_to_balance == 1
+    assert tomllib.loads(path.read_text())["configuration"]["data"]["workers"] == 57
 
 
 def test_the_balance_point_shows_only_where_the_plan_stands_on_it():

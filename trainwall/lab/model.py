@@ -109,19 +109,33 @@ def initial_values(mission) -> dict[str, Any]:
     return values
 
 
+def _kept_moves() -> int:
+    """Moves kept one by one: a submission holds at most MAX_MOVES, and the last is kept for
+    the net change of every move after these (see :meth:`Lab.move_log`)."""
+    from trainwall.challenges.submission import MAX_MOVES
+
+    return MAX_MOVES - 1
+
+
 @dataclass
 class Lab:
-    """The session: current values, the move log (part 2), locked predictions, reflections."""
+    """The session: current values, the move log (part 2), locked predictions, reflections.
+    Its memory is bounded however long the session: the first moves are kept one by one
+    (:func:`_kept_moves`), later ones only counted, and each control's tried values are a set
+    of its allowed values."""
 
     mission: Any
     values: dict[str, Any] = field(default_factory=dict)
     moves: list[Move] = field(default_factory=list)
+    move_count: int = 0
+    tried: dict[str, set] = field(default_factory=dict)
     predictions: dict[str, float] = field(default_factory=dict)
     reflections: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def open(cls, mission) -> "Lab":
-        return cls(mission, initial_values(mission))
+        values = initial_values(mission)
+        return cls(mission, values, tried={k: {v} for k, v in values.items()})
 
     def choose(self, values: dict[str, Any]) -> bool:
         """Set the controls; a change is one move in the log (part 2's balance point is
@@ -130,8 +144,25 @@ class Lab:
         if not changes:
             return False
         self.values.update(changes)
-        self.moves.append(Move(changes))
+        self.move_count += 1
+        if len(self.moves) < _kept_moves():
+            self.moves.append(Move(changes))
+        for name, value in changes.items():
+            self.tried.setdefault(name, set()).add(value)
         return True
+
+    def move_log(self) -> list[Move]:
+        """The log a submission carries: every move while they fit the format; past that, the
+        kept moves and one last move, the net change from where they end to the plan. The
+        grader reads the first move that reaches the balance point and the log's end, and
+        both survive (a balance reached after the kept moves is past the move limit anyway)."""
+        if self.move_count <= len(self.moves):
+            return list(self.moves)
+        reached = initial_values(self.mission)
+        for move in self.moves:
+            reached.update(move.changes)
+        net = {k: v for k, v in self.values.items() if reached.get(k) != v}
+        return list(self.moves) + ([Move(net)] if net else [])
 
     def chosen(self) -> dict[str, Any]:
         """The plan as the dotted fields a submission states (part 3: the global batch its
@@ -149,9 +180,7 @@ class Lab:
     def visited(self, name: str) -> list[Any]:
         """The values control ``name`` has taken this session (the opening plan's and every
         move's), sorted: what the student has tried, and nothing more."""
-        seen = {initial_values(self.mission)[name], self.values[name]}
-        seen.update(m.changes[name] for m in self.moves if name in m.changes)
-        return sorted(seen)
+        return sorted(self.tried.get(name, set()) | {self.values[name]})
 
     def plan(self):
         """The plan's validated Config, built and checked as the grader builds and checks a
@@ -199,7 +228,7 @@ class Lab:
         if self.predictions:
             data["predictions"] = dict(self.predictions)
         if self.mission.part == 2 and self.moves:
-            data["moves"] = [sections(m.changes) for m in self.moves]
+            data["moves"] = [sections(m.changes) for m in self.move_log()]
         answered = {k: v for k, v in self.reflections.items() if v.strip()}
         if answered:
             data["reflection"] = answered

@@ -174,7 +174,7 @@ def _balance(lab: Lab, checks) -> str:
     the plan stands on it: every wall holds here and one breaks a step lower (whether other
     choices need less is the student's to find; the session holds no optimum)."""
     field, _ = lab.mission.integer_decision
-    text = f"<p>{len(lab.moves)} move{'s' * (len(lab.moves) != 1)} so far.</p>"
+    text = f"<p>{lab.move_count} move{'s' * (lab.move_count != 1)} so far.</p>"
     if not all(c.satisfied for c in checks) or lab.values[field] <= lab.mission.decisions[field].min:
         return text
     lower = Lab(lab.mission, {**lab.values, field: lab.values[field] - 1})
