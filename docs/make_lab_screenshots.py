@@ -50,7 +50,7 @@ def lab_server(mission_id: str):
 def screenshot(page, mission_id: str, out: Path) -> None:
     """Lock every prediction (1), wait for the walls table, and shoot the whole page."""
     page.get_by_text("Lock your predictions").first.wait_for(timeout=60000)
-    numbers = page.locator("input[aria-roledescription='Number field']")
+    numbers = page.get_by_placeholder("a number")
     for i in range(numbers.count()):
         numbers.nth(i).fill("1")
         page.get_by_role("button", name="Lock").nth(i).click()

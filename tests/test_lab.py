@@ -116,6 +116,20 @@ def test_a_lock_reveals_its_answer_only_once_locked():
     assert "Training Memory Waterfall" in html and "Walls" in html and "you said 1" in html
 
 
+def test_a_prediction_that_is_not_a_number_is_said_and_not_locked():
+    m = mission("mobile/1")
+    lab = Lab.open(m)
+    first = m.lock[0].id
+    for typed in ("", "abc", "nan", "1e999"):
+        widgets.apply(lab, {}, {first: typed})
+        assert first not in lab.predictions
+    assert "&#x27;1e999&#x27; is not a number" in widgets.instruments(lab, widgets.view(lab))
+    widgets.apply(lab, {}, {first: " 1,024 "})
+    assert lab.predictions[first] == 1024.0 and not lab.unreadable
+    widgets.apply(lab, {}, {first: "7"})                           # a locked prediction stays
+    assert lab.predictions[first] == 1024.0
+
+
 def test_every_change_is_one_move_and_the_log_ends_at_the_plan(tmp_path):
     m = mission("cloud/2")
     lab = Lab.open(m)

@@ -43,11 +43,9 @@ def test_a_student_explores_locks_and_submits_in_a_browser(server):
         optimizer.select_option("sgd")
         waterfall = page.get_by_role("heading", name="Training Memory Waterfall")
         assert waterfall.count() == 0                            # hidden until every prediction is locked
-        numbers = page.locator("input[aria-roledescription='Number field']")   # the Lock questions, in order
-        assert numbers.count() == len(m.lock)
-        for i, q in enumerate(m.lock):
-            assert q.text.split("?")[0][:40] in numbers.nth(i).get_attribute("aria-label")   # labelled by its question
-            numbers.nth(i).fill(str(i + 1))
+        assert page.get_by_placeholder("a number").count() == len(m.lock)
+        for i, q in enumerate(m.rendered().lock):
+            page.get_by_label(q.text, exact=True).fill(str(i + 1))      # each field labelled by its question
             page.get_by_role("button", name="Lock").nth(i).click()
         waterfall.wait_for(timeout=60000)
         assert page.get_by_text("you said 1;").count() == 1      # the first Lock's key is revealed
@@ -59,3 +57,42 @@ def test_a_student_explores_locks_and_submits_in_a_browser(server):
     assert submitted["configuration"]["training"]["optimizer"] == "momentum"
     assert submitted["predictions"] == {q.id: float(i + 1) for i, q in enumerate(m.lock)}
     assert grade_file(out, MissionSource.open(None)).gradable
+
+
+#: One mission per part: every control the app draws for them.
+A11Y_MISSIONS = ("mobile/1", "edge/2", "cloud/3")
+
+#: Each form control inside the app's widgets (marimo draws them in shadow roots; the page's
+#: own chrome is marimo's): its tag, accessible name (aria-label, aria-labelledby, its
+#: label's text, or a button's text) and tab index.
+CONTROLS_JS = """els => els.filter(e => e.getRootNode() !== document && e.offsetParent !== null).map(e => {
+  const root = e.getRootNode();
+  const by = (e.getAttribute('aria-labelledby') || '').split(' ').filter(Boolean)
+      .map(id => (root.getElementById(id) || {}).innerText || '').join(' ');
+  const labels = e.labels ? Array.from(e.labels).map(l => l.innerText).join(' ') : '';
+  const name = e.getAttribute('aria-label') || by || labels || (e.tagName === 'BUTTON' ? e.innerText : '');
+  return [e.tagName, name.trim(), e.tabIndex];
+})"""
+
+
+@pytest.mark.parametrize("mission_id", A11Y_MISSIONS)
+def test_every_control_is_labelled_and_reachable_from_the_keyboard(tmp_path, mission_id):
+    with running_lab(tmp_path, mission_id=mission_id) as port, sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page()
+        page.goto(f"http://127.0.0.1:{port}/")
+        page.get_by_text("Lock your predictions").first.wait_for(timeout=60000)
+        page.wait_for_timeout(500)
+        controls = page.locator("select, input, textarea, button, [role=slider], [role=switch]").evaluate_all(
+            CONTROLS_JS)
+        first = page.get_by_placeholder("a number").first
+        first.focus()
+        page.keyboard.type("1")
+        page.keyboard.press("Tab")                                # to its Lock button
+        page.keyboard.press("Enter")                              # a Lock from the keyboard
+        page.get_by_text("you said 1;").first.wait_for(timeout=60000)
+        browser.close()
+    assert len(controls) >= len(mission(mission_id).lock) + 3
+    for tag, name, tab in controls:
+        assert name and "<" not in name, f"a {tag} without a readable name: {name!r}"
+        assert tab >= 0, f"{tag} {name!r} is out of the tab order"

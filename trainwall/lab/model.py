@@ -130,6 +130,7 @@ class Lab:
     move_count: int = 0
     tried: dict[str, set] = field(default_factory=dict)
     predictions: dict[str, float] = field(default_factory=dict)
+    unreadable: dict[str, str] = field(default_factory=dict)      # question -> what was typed, not a number
     reflections: dict[str, str] = field(default_factory=dict)
 
     @classmethod

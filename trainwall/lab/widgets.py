@@ -74,10 +74,24 @@ def decision_widgets(lab: Lab, layers: tuple[int, ...] | None = None) -> dict[st
 
 
 def lock_widgets(lab: Lab) -> dict[str, Any]:
-    """One number per Lock question, locked by its own button (a locked prediction stays)."""
+    """One text field per Lock question, labelled by the question and locked by its own
+    button (a locked prediction stays). A text field, not marimo's number field: that one's
+    accessible name is its label's HTML source, which a screen reader would read out."""
     import marimo as mo
 
-    return {q.id: mo.ui.number(label=q.text).form(submit_button_label="Lock") for q in lab.mission.rendered().lock}
+    return {q.id: mo.ui.text(label=q.text, placeholder="a number").form(submit_button_label="Lock")
+            for q in lab.mission.rendered().lock}
+
+
+def _number(text: str) -> float | None:
+    """A prediction typed as text: a finite number (``1e9``, ``0.35``, ``1,024``), else None."""
+    import math
+
+    try:
+        value = float(text.strip().replace(",", "").replace("_", ""))
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
 
 
 def reflection_widgets(lab: Lab) -> dict[str, Any]:
@@ -91,8 +105,14 @@ def apply(lab: Lab, decisions: dict[str, Any], predictions: dict[str, Any]) -> b
     """The widgets' values into the session: a changed plan is one move; a submitted
     prediction is locked. Returns whether the plan moved."""
     values = {k: tuple(sorted(v)) if k == TRAINABLE else v for k, v in decisions.items()}
-    for question, value in predictions.items():
-        if value is not None:
+    for question, typed in predictions.items():
+        if typed is None or not str(typed).strip() or question in lab.predictions:
+            continue
+        value = _number(str(typed))
+        if value is None:
+            lab.unreadable[question] = str(typed)[:40]
+        else:
+            lab.unreadable.pop(question, None)
             lab.lock(question, value)
     return lab.choose(values)
 
@@ -166,6 +186,8 @@ def _locks(lab: Lab) -> str:
             off = f"{abs(guess - key) / abs(key):.0%} off, " if key else ""
             rows.append(f"<li>{escape(q.id)}: you said {guess:.4g}; the answer is {key:.4g} "
                         f"({off}{verdict} the {q.tolerance:.0%} tolerance)</li>")
+    rows += [f"<li>{escape(q)}: {escape(repr(typed))} is not a number; type one (e.g. 0.35 or 1.2e9) and "
+             f"Lock again</li>" for q, typed in lab.unreadable.items()]
     return f"<ul>{''.join(rows)}</ul>" if rows else ""
 
 
