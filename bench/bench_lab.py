@@ -49,7 +49,7 @@ def main() -> None:
                     time.sleep(0.1)
             page.get_by_text("Lock your predictions").first.wait_for(timeout=60000)
             started = time.perf_counter() - start
-            numbers = page.locator("input[aria-roledescription='Number field']")
+            numbers = page.get_by_placeholder("a number")   # the Lock fields
             for i in range(numbers.count()):
                 numbers.nth(i).fill("1")
                 page.get_by_role("button", name="Lock").nth(i).click()
