@@ -15,6 +15,7 @@ import sys
 import time
 import tomllib
 from contextlib import contextmanager
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -272,6 +273,51 @@ def test_the_lever_curve_shows_the_settings_tried_and_no_other(mission_id):
     lever = field.split(".")[1]
     first = lever_point(shown["config"], lever, tried[0], m.max_data_wait)[0]
     assert label.split(": ", 1)[1].split("; ")[0] == f"{tried[0]:,}: {charts._rate(first)}"
+
+
+EXAMPLES = sorted(str(p) for p in (Path(__file__).parent.parent / "examples").glob("*.toml"))
+
+
+@pytest.mark.parametrize("part", (1, 2, 3))
+@pytest.mark.parametrize("path", EXAMPLES)
+def test_a_configuration_opens_in_a_sandbox_at_its_own_numbers(path, part):
+    from trainwall.core.config import load_config
+    from trainwall.lab.app import app
+    from trainwall.lab.sandbox import references
+
+    reference = list(references(path).values())[part - 1]
+    _, defs = app.run(defs={"args": {}, "choice": SimpleNamespace(value=reference)})
+    lab, shown = defs["lab"], defs["view"]
+    want = evaluate(load_config(path))
+    assert shown["error"] is None and lab.configuration == path and not lab.mission.lock
+    assert shown["metrics"].to_dict() == want.to_dict()
+    assert "Lock your predictions (" not in widgets.instruments(lab, shown)   # nothing to lock: shown at once
+
+
+def test_a_sandbox_saves_the_configuration_its_controls_describe(tmp_path):
+    from trainwall.core.config import load_config
+    from trainwall.lab.sandbox import sandbox
+
+    path = next(p for p in EXAMPLES if p.endswith("mobile.toml"))
+    lab = Lab.open(sandbox(path, 1), configuration=path)
+    assert lab.choose({"training.optimizer": "sgd"})
+    out = tmp_path / "configuration.toml"
+    said = widgets.submit(lab, {}, str(out), widgets.view(lab))
+    assert "nothing graded" in said and "trainwall evaluate" in said
+    saved = load_config(out)
+    assert saved.training.optimizer == "sgd"
+    assert evaluate(saved).to_dict() == lab.metrics().to_dict()
+
+
+def test_lab_refuses_keys_for_a_configuration_and_an_accelerator_no_track_runs_on(tmp_path, capsys):
+    from trainwall.cli import main
+
+    assert main(["lab", EXAMPLES[0], "--keys", "cloud/1", "--no-browser"]) == 2
+    assert "sandbox" in capsys.readouterr().err
+    odd = tmp_path / "a100.toml"
+    odd.write_text(Path(EXAMPLES[0]).read_text().replace('"h100-sxm"', '"a100-sxm-80gb"'))
+    assert main(["lab", str(odd), "--no-browser"]) == 2
+    assert "system.accelerator" in capsys.readouterr().err
 
 
 def test_a_combination_that_is_no_plan_is_said_not_raised():

@@ -80,8 +80,10 @@ def _instructor_commands(sub) -> None:
 def _lab_command(sub) -> None:
     lb = sub.add_parser("lab", help="the workbench in a browser: toggles, sliders, live instruments, "
                         "Locks, a recorded move log, Submit (pip install 'trainwall[lab]')")
-    lb.add_argument("mission", nargs="?", help="a mission id, a handout or a mission file (none: a picker)")
-    lb.add_argument("--out", default="submission.toml", help="where Submit writes (default: submission.toml)")
+    lb.add_argument("mission", nargs="?", help="a mission id, a handout, a mission file, or a configuration "
+                    "(explored in a sandbox with a part's levers; none: a picker)")
+    lb.add_argument("--out", help="where Submit writes (default: submission.toml; for a configuration, "
+                    "configuration.toml)")
     lb.add_argument("--port", type=int, help="the port on 127.0.0.1 (default: a free one)")
     lb.add_argument("--no-browser", action="store_true", help="print the URL only (a server without a browser)")
     lb.add_argument("--keys", help="instructor mode: Submit also grades against these answers (an answer-key "
@@ -93,7 +95,8 @@ def _lab(args: argparse.Namespace) -> int:
 
     if args.mission is not None:
         _nonempty(args.mission, "MISSION")
-    _nonempty(args.out, "--out")
+    if args.out is not None:
+        _nonempty(args.out, "--out")
     if args.keys is not None:
         _nonempty(args.keys, "--keys")
     return serve(args.mission, args.out, args.port, not args.no_browser, args.keys)

@@ -1,7 +1,8 @@
 """The workbench: a marimo app built from a mission's data (``trainwall lab``).
 
 Run by :mod:`trainwall.lab.launch` as ``marimo run`` with the arguments ``--mission REF``
-(a mission id, a handout or a mission file; none: a picker), ``--out FILE`` (where
+(a mission id, a handout, a mission file, or a configuration: a sandbox with the levers
+of the part the picker names; none: a picker), ``--out FILE`` (where
 Submit writes the submission) and, in instructor mode, ``--keys SOURCE`` (Submit also
 grades against it; a student's workbench holds no optimum and no key). Each browser session runs these cells on its own
 :class:`~trainwall.lab.model.Lab`; the instruments stay hidden until every Lock
@@ -92,7 +93,8 @@ def reflect(lab):
 @app.cell
 def submitted(args, lab, reflections, submit, view):
     mo.stop(not submit.value)
-    mo.md(widgets.submit(lab, reflections.value, args.get("out") or "submission.toml", view, args.get("keys")))
+    out = args.get("out") or ("configuration.toml" if lab.configuration else "submission.toml")
+    mo.md(widgets.submit(lab, reflections.value, out, view, args.get("keys")))
     return
 
 

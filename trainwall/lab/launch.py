@@ -32,23 +32,33 @@ def command(mission: str | None, out: str, port: int, browser: bool, keys: str |
     return line
 
 
-def serve(mission: str | None, out: str, port: int | None = None, browser: bool = True,
+def serve(mission: str | None, out: str | None, port: int | None = None, browser: bool = True,
           keys: str | None = None) -> int:
     """Check the inputs, then become the server (``exec``: stopping this process stops marimo;
     a child would outlive a terminated parent). Returns only where ``exec`` is replaced (tests).
-    ``keys``: instructor mode's answers (what ``trainwall grade --mission`` takes)."""
+    ``keys``: instructor mode's answers (what ``trainwall grade --mission`` takes). ``out``:
+    where Submit writes (None: ``submission.toml``, or for a configuration's sandbox
+    ``configuration.toml``)."""
     import importlib.util
     import os
 
     from trainwall.challenges.mission import resolve
     from trainwall.core.errors import InputError
     from trainwall.core.outputs import check_target
+    from trainwall.lab.sandbox import is_configuration, sandbox
 
     if importlib.util.find_spec("marimo") is None:
         raise InputError("", "trainwall lab", "the workbench needs marimo: pip install 'trainwall[lab]' "
                          "(from a checkout: pip install '.[lab]')")
-    if mission:
+    configuration = is_configuration(mission)
+    if configuration:
+        sandbox(mission, 1)         # an accelerator no track runs on fails here
+        if keys:
+            raise InputError("--keys", keys, f"{mission} is a configuration, explored in a sandbox: nothing to "
+                             "grade against (--keys goes with a mission or a handout)")
+    elif mission:
         resolve(mission)            # an unknown mission or a broken file fails here, not in the browser
+    out = out or ("configuration.toml" if configuration else "submission.toml")
     if keys:
         from trainwall.challenges.grading import MissionSource
 

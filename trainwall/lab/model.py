@@ -132,11 +132,12 @@ class Lab:
     predictions: dict[str, float] = field(default_factory=dict)
     unreadable: dict[str, str] = field(default_factory=dict)      # question -> what was typed, not a number
     reflections: dict[str, str] = field(default_factory=dict)
+    configuration: str | None = None     # a sandbox's configuration file (trainwall.lab.sandbox)
 
     @classmethod
-    def open(cls, mission) -> "Lab":
+    def open(cls, mission, configuration: str | None = None) -> "Lab":
         values = initial_values(mission)
-        return cls(mission, values, tried={k: {v} for k, v in values.items()})
+        return cls(mission, values, tried={k: {v} for k, v in values.items()}, configuration=configuration)
 
     def choose(self, values: dict[str, Any]) -> bool:
         """Set the controls; a change is one move in the log (part 2's balance point is
@@ -209,6 +210,15 @@ class Lab:
         if question not in self.predictions:
             return None
         return lock_answer(self.mission, next(q for q in self.mission.lock if q.id == question))
+
+    def configuration_toml(self) -> str:
+        """A sandbox's plan as the configuration file ``trainwall evaluate`` reads (its file's
+        sections with the controls' choices written in)."""
+        import tomli_w
+
+        from trainwall.challenges import plans
+
+        return tomli_w.dumps(plans.decided_data(self.mission, self.chosen()))
 
     def submission(self, student: str | None = None) -> str:
         """The ``submission.toml`` ``trainwall grade`` reads: the plan, the locked predictions,

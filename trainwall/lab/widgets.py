@@ -7,7 +7,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from trainwall.lab import charts
+from trainwall.lab import charts, sandbox
 from trainwall.lab.model import TRAINABLE, Lab, controls, last_layer_shortcuts, selectable_layers
 
 #: The longest reflection the submission format takes (challenges/submission.py).
@@ -15,11 +15,15 @@ REFLECTION_CHARS = 4000
 
 
 def mission_picker(reference: str | None):
-    """The mission to explore: the one given to ``trainwall lab``, or a choice of the shipped ones."""
+    """The mission to explore: the one given to ``trainwall lab``, or a choice of the shipped
+    ones; for a configuration, the part whose levers explore it."""
     import marimo as mo
 
     from trainwall.challenges.mission import shipped_ids
 
+    if sandbox.is_configuration(reference):
+        options = sandbox.references(reference)
+        return mo.ui.dropdown(options=options, value=next(iter(options)), label="levers")
     ids = list(shipped_ids())
     if reference and reference not in ids:
         ids.insert(0, reference)
@@ -27,8 +31,13 @@ def mission_picker(reference: str | None):
 
 
 def open_lab(reference: str) -> Lab:
+    """A session on a mission (an id or a file) or on a configuration's sandbox reference."""
     from trainwall.challenges.mission import resolve
 
+    found = sandbox.split(reference)
+    if found:
+        part, path = found
+        return Lab.open(sandbox.sandbox(path, part), configuration=path)
     return Lab.open(resolve(reference))
 
 
@@ -220,6 +229,10 @@ def submit(lab: Lab, reflections: dict[str, str], out: str, shown: dict[str, Any
     instructor mode (``keys``: what ``trainwall grade --mission`` takes) also grade it there."""
     from trainwall.core.outputs import atomic_write
 
+    if lab.configuration:
+        path = atomic_write(out, lab.configuration_toml())
+        return (f"Wrote {escape(str(path))}, the configuration your controls describe (a sandbox: nothing "
+                f"graded). Evaluate it with `trainwall evaluate {escape(str(path))}`.")
     lab.reflections = {k: v for k, v in reflections.items() if v and v.strip()}
     path = atomic_write(out, lab.submission())
     if shown["metrics"] is None:
