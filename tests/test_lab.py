@@ -275,6 +275,39 @@ def test_the_lever_curve_shows_the_settings_tried_and_no_other(mission_id):
     assert label.split(": ", 1)[1].split("; ")[0] == f"{tried[0]:,}: {charts._rate(first)}"
 
 
+def test_a_students_handout_opens_and_its_optimum_earns_full_credit_against_the_keys(tmp_path):
+    """A generated variant, as a student gets it: the lab opens the handout (no optimum in the
+    session), and the key's optimum submitted from it earns full marks in instructor mode."""
+    import json
+
+    from trainwall.challenges.variants import generate, write
+    from trainwall.lab.app import app
+
+    m = mission("tiny/1")
+    write(generate(m, 7, ["ada"], jobs=1, progress=False), m, 7, tmp_path / "course")
+    handout = tmp_path / "course" / "handouts" / "ada" / "mission.toml"
+    key = json.loads((tmp_path / "course" / "keys" / "ada.json").read_text())
+    _, defs = app.run(defs={"args": {}, "choice": SimpleNamespace(value=str(handout))})
+    lab = defs["lab"]
+    assert lab.mission.handout and lab.mission.variant and defs["view"]["error"] is None
+    assert lab.student == "ada"                                   # from the submission.toml beside it
+    alone = tmp_path / "alone" / "mission.toml"
+    alone.parent.mkdir()
+    alone.write_bytes(handout.read_bytes())
+    stray = widgets.open_lab(str(alone))
+    assert stray.student is None and "names no student" in widgets.submit(stray, {}, str(tmp_path / "x.toml"),
+                                                                          widgets.view(stray))
+    best = key["optimum"]["configuration"]
+    values = {c.field: (tuple(best["training"]["trainable"]) if c.field == TRAINABLE
+                        else best[c.field.split(".")[0]][c.field.split(".")[1]]) for c in controls(lab.mission)}
+    lab.choose(values)
+    for question, answer in key["optimum"]["lock_answers"].items():
+        lab.lock(question, answer)
+    said = widgets.submit(lab, {}, str(tmp_path / "ada.toml"), widgets.view(lab), keys=str(tmp_path / "course"))
+    grade = grade_file(tmp_path / "ada.toml", MissionSource.open(str(tmp_path / "course")))
+    assert grade.gradable and grade.score == pytest.approx(grade.max_score) and "Instructor mode" in said
+
+
 EXAMPLES = sorted(str(p) for p in (Path(__file__).parent.parent / "examples").glob("*.toml"))
 
 

@@ -133,11 +133,13 @@ class Lab:
     unreadable: dict[str, str] = field(default_factory=dict)      # question -> what was typed, not a number
     reflections: dict[str, str] = field(default_factory=dict)
     configuration: str | None = None     # a sandbox's configuration file (trainwall.lab.sandbox)
+    student: str | None = None           # whose handout this is: the submission names them
 
     @classmethod
-    def open(cls, mission, configuration: str | None = None) -> "Lab":
+    def open(cls, mission, configuration: str | None = None, student: str | None = None) -> "Lab":
         values = initial_values(mission)
-        return cls(mission, values, tried={k: {v} for k, v in values.items()}, configuration=configuration)
+        return cls(mission, values, tried={k: {v} for k, v in values.items()}, configuration=configuration,
+                   student=student)
 
     def choose(self, values: dict[str, Any]) -> bool:
         """Set the controls; a change is one move in the log (part 2's balance point is
@@ -220,9 +222,9 @@ class Lab:
 
         return tomli_w.dumps(plans.decided_data(self.mission, self.chosen()))
 
-    def submission(self, student: str | None = None) -> str:
-        """The ``submission.toml`` ``trainwall grade`` reads: the plan, the locked predictions,
-        the recorded moves (part 2) and the reflections."""
+    def submission(self) -> str:
+        """The ``submission.toml`` ``trainwall grade`` reads: whose it is (a handout's student),
+        the plan, the locked predictions, the recorded moves (part 2) and the reflections."""
         import tomli_w
 
         def sections(dotted: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -233,8 +235,8 @@ class Lab:
             return out
 
         data: dict[str, Any] = {"mission": self.mission.reference}
-        if student:
-            data["student"] = student
+        if self.student:
+            data["student"] = self.student
         data["configuration"] = sections(self.chosen())
         if self.predictions:
             data["predictions"] = dict(self.predictions)

@@ -5,6 +5,7 @@ the app, so the rest of trainwall never needs it)."""
 from __future__ import annotations
 
 from html import escape
+from pathlib import Path
 from typing import Any
 
 from trainwall.lab import charts, sandbox
@@ -38,7 +39,25 @@ def open_lab(reference: str) -> Lab:
     if found:
         part, path = found
         return Lab.open(sandbox.sandbox(path, part), configuration=path)
-    return Lab.open(resolve(reference))
+    chosen = resolve(reference)
+    return Lab.open(chosen, student=handout_student(chosen, reference))
+
+
+def handout_student(mission, reference: str) -> str | None:
+    """Whose handout ``reference`` is: the ``student`` of the ``submission.toml`` that
+    ``trainwall generate`` wrote beside it for this variant (None for anything else)."""
+    from trainwall.core.errors import TrainwallError
+    from trainwall.core.fileformats import read_document
+
+    beside = Path(reference).with_name("submission.toml")
+    if not mission.handout or not beside.is_file():
+        return None
+    try:
+        data = read_document(beside)
+    except TrainwallError:
+        return None
+    student = data.get("student") if isinstance(data, dict) and data.get("mission") == mission.reference else None
+    return student if isinstance(student, str) else None
 
 
 def brief(lab: Lab) -> str:
@@ -241,6 +260,9 @@ def submit(lab: Lab, reflections: dict[str, str], out: str, shown: dict[str, Any
         broken = [c.wall for c in lab.mission.checks(shown["metrics"]) if not c.satisfied]
         state = f"it breaks the {', '.join(broken)} wall" if broken else "every wall holds"
         said = f"Wrote {escape(str(path))}: {state}. Grade it with `trainwall grade {escape(str(path))}`."
+    if lab.mission.handout and not lab.student:
+        said += (" It names no student: add `student = \"<your id>\"` at its top, as your handout's "
+                 "submission.toml does, or your instructor's grader cannot tell it is yours.")
     return said + (_graded(path, keys) if keys else "")
 
 
