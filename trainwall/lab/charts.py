@@ -45,9 +45,9 @@ def _bar(label: str, share: float, text: str, colour: str, widths: tuple[float, 
     label's and the text's columns, in em."""
     width = max(0.0, min(share, 1.0)) * 100
     label_em, text_em = widths
-    return (f'<div style="display:flex;align-items:center;gap:.5em;margin:2px 0">'
+    return ('<div style="display:flex;align-items:center;gap:.5em;margin:2px 0">'
             + (f'<span style="width:{label_em}em">{escape(label)}</span>' if label_em else "")
-            + f'<span style="flex:1;background:#eee;height:1.2em;position:relative">'
+            + '<span style="flex:1;background:#eee;height:1.2em;position:relative">'
             f'<span style="display:block;height:100%;width:{width:.2f}%;background:{colour}"></span></span>'
             f'<span style="width:{text_em}em">{escape(text)}</span></div>')
 
