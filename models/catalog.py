@@ -46,6 +46,16 @@ class StabilityProfile:
 
 
 @dataclass(frozen=True)
+class Budget:
+    """What the workload's published run trained on (``budget`` in ``data/catalog.toml``):
+    ``amount`` tokens (sequence models) or samples, with the source that states it."""
+
+    amount: float
+    unit: str           # "tokens" | "samples"
+    source: str
+
+
+@dataclass(frozen=True)
 class Workload:
     """What is trained: an architecture and the properties of its data."""
 
@@ -58,6 +68,7 @@ class Workload:
     default_seq_len: int
     data: DataProfile
     stability: StabilityProfile
+    budget: Budget | None = None
 
     @property
     def is_sequence(self) -> bool:
@@ -121,7 +132,18 @@ def make_workload(name: str, entry: Mapping[str, Any]) -> Workload:
                          MappingProxyType(dict(data["cpu_seconds"])),
                          MappingProxyType(dict(data["accelerator_passes"]))),
         stability=StabilityProfile(**{k: float(v) for k, v in stability.items()}),
+        budget=_budget(name, entry.get("budget")),
     )
+
+
+def _budget(name: str, entry: Mapping[str, Any] | None) -> Budget | None:
+    """A catalog entry's ``budget = { tokens = N, source = "..." }`` (or ``samples``)."""
+    if entry is None:
+        return None
+    units = [u for u in ("tokens", "samples") if u in entry]
+    if len(units) != 1 or not entry.get("source"):
+        raise InputError(f"{name}.budget", dict(entry), "must give tokens or samples (one of them) and its source")
+    return Budget(float(entry[units[0]]), units[0], str(entry["source"]))
 
 
 @bounded(1)  # one catalog, a few kB

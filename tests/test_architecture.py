@@ -32,7 +32,7 @@ FOLDERS = {"core": "trainwall.core", "hardware": "trainwall.hardware", "models":
            "optimizer": "trainwall.optimizer", "challenges": "trainwall.challenges", "trainwall": "trainwall"}
 COST_MODEL = ("trainwall.optimizer", "trainwall.optimizer.costmodel", "trainwall.optimizer.memory", "trainwall.optimizer.compute",
               "trainwall.optimizer.datapipe", "trainwall.optimizer.stability", "trainwall.optimizer.precision",
-              "trainwall.optimizer.walls")
+              "trainwall.optimizer.walls", "trainwall.optimizer.training_run")
 #: Bottom to top: (layer, the module names or package prefixes it holds). A package's
 #: ``__init__`` sits with the lowest of its modules (it re-exports, it does not reach up).
 LAYERS = (

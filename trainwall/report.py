@@ -39,6 +39,18 @@ def memory_table(m: Metrics) -> list[str]:
     return out
 
 
+def training_lines(run) -> list[str]:
+    """Time to train to the workload's budget (nothing for a workload without one)."""
+    if run is None:
+        return []
+    unit = "tokens" if run.unit == "tokens" else "samples"
+    return ["", f"  time to train: {run.steps:,} steps to {run.budget:.4g} {unit} (the critical-batch law, "
+                f"B_noise {run.noise_batch:.4g} {unit}): {run.days:,.1f} days",
+            f"    {run.device_hours:,.0f} device-hours, of which {run.idle_device_hours:,.0f} "
+            f"({run.idle_share:.0%}) wait (bubble, exposed communication, data stall)",
+            f"    goal: {run.source}"]
+
+
 def text_report(config: Config, m: Metrics, source: str = "") -> str:
     t = config.training
     tm = m.time
@@ -65,6 +77,7 @@ def text_report(config: Config, m: Metrics, source: str = "") -> str:
               f"  input pipeline: longest pole = {m.pipeline.bottleneck}; "
               + ", ".join(f"{k} {v:.0%}" for k, v in m.pipeline_utilization.items()),
               f"  numerically {'stable' if m.stability.stable else 'UNSTABLE'} (gradients in {m.stability.grad_format})"]
+    lines += training_lines(m.training)
     if m.violations:
         lines += ["", "  infeasible:"] + [f"    - {v.constraint}: {v.message}" for v in m.violations]
     else:

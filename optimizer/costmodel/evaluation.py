@@ -17,6 +17,7 @@ from trainwall.optimizer import datapipe, stability
 from trainwall.optimizer.costmodel.metrics import Memory, Metrics, StepTime
 from trainwall.optimizer.costmodel.resolve import ResolvedPlan, device_capacity, resolve
 from trainwall.optimizer.costmodel.structure import StepStructure, structure_of
+from trainwall.optimizer.training_run import Goal, TimeToTrain, time_to_train
 from trainwall.optimizer.walls import intrinsic_violations as violations
 
 if TYPE_CHECKING:
@@ -54,7 +55,21 @@ def evaluate(config: Config, device: hw.Device | None = None) -> Metrics:
         pipeline=flow, pipeline_throughput=achieved * st.hosts, pipeline_utilization=utilization,
         stability=stab, devices=N, reference_peak=st.reference_peak, bottleneck_link=st.bottleneck_link,
         algorithms=dict(st.algorithms), loading_overlaps=st.loading_overlaps,
+        training=_training(plan, gb, time, N),
     )
+
+
+def _training(plan: ResolvedPlan, global_batch: int, time: StepTime, devices: int) -> TimeToTrain | None:
+    """Time to train to the workload's budget (:mod:`trainwall.optimizer.training_run`), or
+    None for a workload without one. A budget in tokens counts the batch in tokens."""
+    work = plan.workload
+    if work.budget is None:
+        return None
+    per_sample = plan.network.tokens_per_sample if work.budget.unit == "tokens" else 1
+    noise = work.stability.critical_batch * (work.default_seq_len if work.budget.unit == "tokens" else 1)
+    goal = Goal(work.budget.amount, noise, work.budget.unit, work.budget.source)
+    idle = time.bubble_s + time.exposed_communication_s + time.data_stall_s
+    return time_to_train(goal, global_batch * per_sample, global_batch, time.step_s, idle, devices)
 
 
 def _memory(st: StepStructure, m: int, plan: ResolvedPlan, capacity: float) -> Memory:

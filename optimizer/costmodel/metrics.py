@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from trainwall.optimizer import datapipe, stability
+from trainwall.optimizer.training_run import TimeToTrain
 from trainwall.optimizer.walls import Violation
 
 
@@ -92,6 +93,7 @@ class Metrics:
     bottleneck_link: str = ""
     algorithms: dict = field(default_factory=dict)
     loading_overlaps: bool = True   # loading runs beside compute (workers on other cores), or before it
+    training: TimeToTrain | None = None   # to the workload's budget (None without one)
 
     def to_dict(self) -> dict:
         """docs/INTERFACE.md's JSON object of ``trainwall evaluate --json``."""
@@ -130,4 +132,15 @@ class Metrics:
                           "gradient_format": self.stability.grad_format,
                           "scaled_gradient_range": list(self.stability.scaled_gradient_range)},
             "devices": self.devices,
+            "training": _training_dict(self.training),
         }
+
+
+def _training_dict(run: TimeToTrain | None) -> dict | None:
+    """docs/INTERFACE.md's ``training`` object (null for a workload without a budget)."""
+    if run is None:
+        return None
+    return {"steps": run.steps, "samples": run.samples, "budget": run.budget, "unit": run.unit,
+            "noise_batch": run.noise_batch, "seconds": run.seconds, "days": run.days,
+            "device_hours": run.device_hours, "idle_device_hours": run.idle_device_hours,
+            "idle_share": run.idle_share, "source": run.source}

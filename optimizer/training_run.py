@@ -1,0 +1,92 @@
+"""Time to train: the steps a workload needs to reach its goal at a global batch, and what
+those steps cost in time and device-hours.
+
+**The critical-batch law** (McCandlish, Kaplan, Amodei and the OpenAI Dota team 2018, "An
+Empirical Model of Large-Batch Training", arXiv:1812.06162, section 2): to reach a given
+loss with batch B takes
+
+    S(B) = S_min (1 + B_noise / B) optimizer steps and E(B) = E_min (1 + B / B_noise) samples,
+
+so (S / S_min - 1)(E / E_min - 1) = 1 and S(B) B = E(B). Below the noise scale B_noise a
+larger batch saves steps almost one for one; above it, it buys little and costs samples.
+Here B_noise is the workload's critical batch (``stability.critical_batch`` in
+models/data/catalog.toml, the batch the published recipe used, the same number the stability
+rules read), and E_min comes from the workload's budget, the samples (or tokens) its
+published run trained on. **Assumed:** that run trained at its critical batch, so the
+budget is E(B_noise) = 2 E_min and S_min = E_min / B_noise. A sequence model's budget and
+batches are counted in tokens, so the goal does not change with the sequence length.
+
+**Time to train** = S(B) x the step time; device-hours = that time x the devices; idle
+device-hours = S(B) x (bubble + exposed communication + data stall) x the devices: the
+device time spent waiting, not computing (the Cloud Titan's "idle GPUs").
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+HOUR = 3600.0
+DAY = 86400.0
+
+
+@dataclass(frozen=True)
+class Goal:
+    """What a workload trains to, in units of samples or tokens (``unit``)."""
+
+    budget: float          # E(B_noise): the published run's samples (or tokens)
+    noise_batch: float     # B_noise, in the same unit
+    unit: str              # "samples" | "tokens"
+    source: str
+
+    @property
+    def min_samples(self) -> float:
+        """E_min: the samples (or tokens) an infinitesimally small batch would need."""
+        return self.budget / 2.0
+
+    @property
+    def min_steps(self) -> float:
+        """S_min = E_min / B_noise: the steps an infinitely large batch would need."""
+        return self.min_samples / self.noise_batch
+
+    def steps(self, batch: float) -> float:
+        """S(B) = S_min (1 + B_noise / B)."""
+        return self.min_steps * (1.0 + self.noise_batch / batch)
+
+    def samples(self, batch: float) -> float:
+        """E(B) = E_min (1 + B / B_noise)."""
+        return self.min_samples * (1.0 + batch / self.noise_batch)
+
+
+@dataclass(frozen=True)
+class TimeToTrain:
+    """The run to the goal at one configuration."""
+
+    steps: int                 # S(B), rounded up: a step is run whole
+    samples: float             # steps x the global batch, in samples
+    budget: float              # E(B) in the goal's unit (samples or tokens)
+    unit: str
+    noise_batch: float         # B_noise in the goal's unit
+    seconds: float
+    device_hours: float
+    idle_device_hours: float   # bubble, exposed communication and data stall, all devices
+    source: str
+
+    @property
+    def days(self) -> float:
+        return self.seconds / DAY
+
+    @property
+    def idle_share(self) -> float:
+        """The share of device time spent waiting."""
+        return self.idle_device_hours / self.device_hours if self.device_hours else 0.0
+
+
+def time_to_train(goal: Goal, batch: float, samples_per_step: int, step_s: float, idle_s: float,
+                  devices: int) -> TimeToTrain:
+    """The run to ``goal`` with ``batch`` per step in the goal's unit (``samples_per_step``
+    samples), each step taking ``step_s`` seconds of which ``idle_s`` wait, on ``devices``."""
+    steps = math.ceil(goal.steps(batch) - 1e-9)     # an exact whole number of steps stays itself
+    seconds = steps * step_s
+    return TimeToTrain(steps, steps * samples_per_step, goal.samples(batch), goal.unit, goal.noise_batch, seconds,
+                       seconds * devices / HOUR, steps * idle_s * devices / HOUR, goal.source)

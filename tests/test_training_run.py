@@ -1,0 +1,80 @@
+"""Time to train: McCandlish et al. 2018's critical-batch law, and the run it gives evaluate.
+
+The law's own relations are checked on numbers (not on the code's formulas): S(B) B = E(B),
+(S/S_min - 1)(E/E_min - 1) = 1, and the two limits. The cloud example's steps are worked by
+hand from the question's words (15T tokens trained at the critical batch of 2048 x 8192
+tokens, this plan's 1024 x 8192). Time to train over a batch sweep has the minimum that a
+step time linear in the batch predicts, T(B) = S_min (1 + B_noise / B)(a + b B), at
+B* = sqrt(a B_noise / b).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from trainwall.core.config import load_config
+from trainwall.optimizer.costmodel import evaluate
+from trainwall.optimizer.training_run import Goal, time_to_train
+
+GOAL = Goal(budget=15e12, noise_batch=2048 * 8192, unit="tokens", source="test")
+
+
+@pytest.mark.parametrize("batch", [1e3, 1e5, 2048 * 8192, 1e9, 1e12])
+def test_the_law_trades_steps_for_samples(batch):
+    s, e = GOAL.steps(batch), GOAL.samples(batch)
+    assert s * batch == pytest.approx(e, rel=1e-12)
+    assert (s / GOAL.min_steps - 1) * (e / GOAL.min_samples - 1) == pytest.approx(1.0, rel=1e-9)  # cancellation at the limits
+
+
+def test_the_limits_and_the_critical_batch():
+    assert GOAL.samples(GOAL.noise_batch) == pytest.approx(15e12)          # the budget, trained at B_noise
+    assert GOAL.steps(GOAL.noise_batch) == pytest.approx(15e12 / (2048 * 8192))
+    assert GOAL.steps(1e30) == pytest.approx(GOAL.min_steps, rel=1e-12)    # huge batches: S_min steps
+    assert GOAL.samples(1e-30) == pytest.approx(GOAL.min_samples, rel=1e-12)  # tiny batches: E_min samples
+
+
+def test_a_whole_number_of_steps_and_the_hours_they_take():
+    run = time_to_train(GOAL, 2048 * 8192, 2048, step_s=10.0, idle_s=2.5, devices=8)
+    assert run.steps == 15e12 / (2048 * 8192) // 1 + 1 == math.ceil(15e12 / (2048 * 8192))
+    assert run.seconds == run.steps * 10.0 and run.device_hours == run.seconds * 8 / 3600
+    assert run.idle_share == pytest.approx(0.25)
+
+
+def test_the_cloud_examples_run_worked_by_hand():
+    config = load_config("examples/cloud.toml")
+    m = evaluate(config)
+    tokens_per_step = config.global_batch * 8192                   # 1024 sequences of 8192 tokens
+    noise = 2048 * 8192                                            # the critical batch, tokens
+    e_min = 15e12 / 2                                              # the budget was trained at the critical batch
+    steps = math.ceil(e_min / noise * (1 + noise / tokens_per_step))
+    t = m.time
+    assert m.training.steps == steps
+    assert m.training.seconds == pytest.approx(steps * t.step_s, rel=1e-12)
+    assert m.training.device_hours == pytest.approx(steps * t.step_s * 1024 / 3600, rel=1e-12)
+    idle = t.bubble_s + t.exposed_communication_s + t.data_stall_s
+    assert m.training.idle_device_hours == pytest.approx(steps * idle * 1024 / 3600, rel=1e-12)
+
+
+def test_a_workload_without_a_budget_has_no_run():
+    assert evaluate(load_config("examples/edge.toml")).training is None
+
+
+def test_time_to_train_is_least_where_a_linear_step_time_puts_it():
+    """Over the global batch, at a fixed layout: the least time to train lies within one
+    doubling of B* = sqrt(a B_noise / b), a and b fitted to the step times themselves."""
+    config = load_config("examples/cloud.toml")
+    t = config.training
+    per_micro = t.micro_batch * config.data_parallel
+    points = []
+    for count in [2 ** k for k in range(0, 12)]:
+        c = config.model_copy(update={"training": t.model_copy(update={"global_batch": count * per_micro})})
+        m = evaluate(c)
+        points.append((count * per_micro * 8192, m.time.step_s, m.training.seconds))
+    (b1, s1, _), (b2, s2, _) = points[4], points[8]
+    b = (s2 - s1) / (b2 - b1)
+    a = s1 - b * b1
+    best = min(points, key=lambda p: p[2])[0]
+    predicted = math.sqrt(a * 2048 * 8192 / b)
+    assert predicted / 2 <= best <= predicted * 2, (best, predicted)
