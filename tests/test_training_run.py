@@ -11,10 +11,12 @@ B* = sqrt(a B_noise / b).
 from __future__ import annotations
 
 import math
+import tomllib
+from pathlib import Path
 
 import pytest
 
-from trainwall.core.config import load_config
+from trainwall.core.config import load_config, parse_config
 from trainwall.optimizer.costmodel import evaluate
 from trainwall.optimizer.training_run import Goal, time_to_train
 
@@ -78,3 +80,27 @@ def test_time_to_train_is_least_where_a_linear_step_time_puts_it():
     best = min(points, key=lambda p: p[2])[0]
     predicted = math.sqrt(a * 2048 * 8192 / b)
     assert predicted / 2 <= best <= predicted * 2, (best, predicted)
+
+
+REFERENCE = tomllib.loads((Path(__file__).parent / "reference" / "training_cost.toml").read_text())
+
+
+def test_llama_3_405b_device_hours_against_the_model_card():
+    """Like with like: the pre-training run at the Llama 3 paper's Table 4 layout (8,192
+    H100s, TP 8 x PP 16 x DP 64, 2,048 sequences of 8,192 tokens) to the 15.6T-token budget,
+    against the Llama 3.1 model card's 30.84M GPU-hours for 405B. Tolerance 30 %: the card
+    counts the whole training (long-context and annealing phases, and the >90 % effective
+    time the paper reports), and this model's MFU for the layout is lower than the paper's
+    43 % (plain 1F1B, no interleaved schedule: issue 17), which the first two partly offset."""
+    row = REFERENCE["llama3_paper"]["table4"]["8192_gpus"]
+    published = REFERENCE["llama31_model_card"]["405B"]["gpu_hours"]
+    config = parse_config({
+        "workload": {"model": "llama-3-405b", "seq_len": row["seq_len"]},
+        "system": {"accelerator": "h100-sxm", "devices": row["gpus"]},
+        "training": {"optimizer": "adam", "precision": "bf16-mixed", "recompute": "selective", "micro_batch": 1,
+                     "global_batch": row["dp"] * row["batch_per_dp"], "tensor_parallel": row["tp"],
+                     "pipeline_parallel": row["pp"], "data_parallel": row["dp"], "zero_stage": 1},
+        "data": {"workers": 8, "augmentation": "none"}}, "Llama 3 405B, Table 4")
+    run = evaluate(config).training
+    assert run.budget == pytest.approx(REFERENCE["llama31_model_card"]["405B"]["tokens"])  # at B_noise: the budget
+    assert abs(run.device_hours / published - 1) <= 0.30, f"{run.device_hours:,.0f} vs {published:,} GPU-hours"
