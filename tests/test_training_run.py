@@ -104,3 +104,11 @@ def test_llama_3_405b_device_hours_against_the_model_card():
     run = evaluate(config).training
     assert run.budget == pytest.approx(REFERENCE["llama31_model_card"]["405B"]["tokens"])  # at B_noise: the budget
     assert abs(run.device_hours / published - 1) <= 0.30, f"{run.device_hours:,.0f} vs {published:,} GPU-hours"
+
+
+def test_the_readme_states_the_cloud_examples_run_as_evaluate_computes_it():
+    run = evaluate(load_config("examples/cloud.toml")).training
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    stated = (f"{run.steps:,} steps of {run.seconds / run.steps:.1f} s, {run.days:.1f} days on 1,024 H100s, "
+              f"{run.device_hours / 1e6:.2f}M GPU-hours of\nwhich {run.idle_share:.0%} wait")
+    assert stated in readme
