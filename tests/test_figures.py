@@ -170,9 +170,15 @@ def test_math_peek_results_are_the_cost_models(track):
     config = load_config(EXAMPLES / f"{track}.toml")
     m = evaluate(config)
     peek = explain.math_peek(config, track)
-    iron, mfu, states, _, bubble = peek.terms
+    iron, mfu, states, _, bubble, *run = peek.terms
     assert _number(iron.result) == pytest.approx(m.time.step_s, rel=1e-3)
+    t = m.time                                                     # the Iron Law adds the step's own parts
+    assert t.compute_s + t.bubble_s + t.exposed_communication_s + t.data_stall_s == pytest.approx(t.step_s, rel=1e-12)
     assert m.model_flops_per_step / (m.devices * m.reference_peak * m.mfu) == pytest.approx(m.time.step_s, rel=1e-12)
+    if m.training is None:
+        assert not run
+    else:
+        assert _number(run[0].result.replace(",", "")) == pytest.approx(m.training.days, rel=1e-3)
     assert _number(mfu.result) == pytest.approx(m.mfu, abs=5e-5)
     assert _number(states.result) == pytest.approx(m.memory.bytes_per_param()["total"], rel=1e-2)
     assert _number(bubble.result) == pytest.approx(m.time.bubble_s, rel=1e-3, abs=1e-12)
@@ -202,8 +208,8 @@ def test_ring_all_reduce_term_is_the_textbook_formula_on_the_models_plan(tmp_pat
 def test_explain_prints_formula_numbers_and_result(capsys):
     assert main(["explain", str(EXAMPLES / "cloud.toml")]) == 0
     out = capsys.readouterr().out
-    for needle in ("Iron Law", "T = O / (N * R_peak * MFU)", "MFU = O / (T * N * R_peak)", "b = b_weights",
-                   "all-reduce", "t_bubble = (p-1) * t_stage"):
+    for needle in ("Iron Law", "T = T_compute + T_bubble + T_exposed + T_stall", "MFU = O / (T * N * R_peak)",
+                   "b = b_weights", "all-reduce", "t_bubble = (p-1) * t_stage", "T_train = S(B) * T"):
         assert needle in out
 
 

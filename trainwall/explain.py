@@ -1,14 +1,17 @@
 """The Math Peek (``trainwall explain``): each formula of the lab, then with this
 configuration's numbers substituted, then the result - all numbers from the cost model.
 
-* the Iron Law of training, T = O / (N x R_peak x MFU), per optimizer step;
+* the Iron Law of training per optimizer step, T = T_compute + T_bubble + T_exposed +
+  T_stall (the cost model's own parts; MFU is read off T, never the reverse);
 * MFU = O / (T x N x R_peak) (Chowdhery et al. 2022, PaLM, appendix B);
 * the bytes-per-parameter sum of the model states (Rajbhandari et al. 2020, ZeRO, sec. 3.1);
 * the data-parallel gradient all-reduce, for a ring 2(n-1)/n x S / B + 2(n-1) alpha
   (Patarasuk & Yuan 2009) - the collective the topology's plan picked, with its own
   bandwidth and latency terms;
 * the pipeline bubble, (p - 1) t_stage, a fraction (p - 1) / (m + p - 1) of the pipeline's
-  compute (Huang et al. 2019, GPipe; Narayanan et al. 2021).
+  compute (Huang et al. 2019, GPipe; Narayanan et al. 2021);
+* time to train, S(B) x T with S(B) = S_min (1 + B_noise / B) (McCandlish et al. 2018), where
+  the workload has a budget (:mod:`trainwall.optimizer.training_run`).
 """
 
 from __future__ import annotations
@@ -52,11 +55,7 @@ def math_peek(config, label: str = "") -> MathPeek:
     st = step_structure(config)
     O, N, R, mfu, T = m.model_flops_per_step, m.devices, m.reference_peak, m.mfu, m.time.step_s
     terms = [
-        Term("The Iron Law of training (one optimizer step)",
-             r"$T = \frac{O}{N \cdot R_{peak} \cdot MFU}$",
-             rf"$T = \frac{{{_tex(O)}\ \mathrm{{FLOP}}}}{{{N} \cdot {_tex(R)}\ \mathrm{{FLOP/s}} \cdot {mfu:.4f}}}$",
-             f"{_txt(T)} s per step",
-             "T = O / (N * R_peak * MFU)", f"T = {_txt(O)} FLOP / ({N} * {_txt(R)} FLOP/s * {mfu:.4f})"),
+        _step(m.time),
         Term("Model FLOPs utilisation",
              r"$MFU = \frac{O}{T \cdot N \cdot R_{peak}}$",
              rf"$MFU = \frac{{{_tex(O)}}}{{{_tex(T)}\ \mathrm{{s}} \cdot {N} \cdot {_tex(R)}}}$",
@@ -66,7 +65,31 @@ def math_peek(config, label: str = "") -> MathPeek:
         _all_reduce(config, st),
         _bubble(config, st, m),
     ]
+    if m.training is not None:
+        terms.append(_time_to_train(m.training, T))
     return MathPeek(label, tuple(terms))
+
+
+def _step(t) -> Term:
+    """The Iron Law's T from its parts (not from MFU: MFU is read off T, never the reverse)."""
+    parts = (t.compute_s, t.bubble_s, t.exposed_communication_s, t.data_stall_s)
+    tex = " + ".join(_tex(x) for x in parts)
+    txt = " + ".join(_txt(x) for x in parts)
+    return Term("The Iron Law of training (one optimizer step)",
+                r"$T = T_{compute} + T_{bubble} + T_{exposed} + T_{stall}$",
+                rf"$T = {tex} = {_tex(t.step_s)}\ \mathrm{{s}}$",
+                f"{_txt(t.step_s)} s per step",
+                "T = T_compute + T_bubble + T_exposed + T_stall", f"T = {txt} = {_txt(t.step_s)} s")
+
+
+def _time_to_train(run, step_s: float) -> Term:
+    """Steps to the goal by the critical-batch law (trainwall.optimizer.training_run), times T."""
+    return Term("Time to train (McCandlish et al. 2018)",
+                r"$T_{train} = S(B) \cdot T,\ \ S(B) = S_{min}\,(1 + B_{noise} / B)$",
+                rf"$T_{{train}} = {f'{run.steps:,}'.replace(',', '{,}')} \cdot {_tex(step_s)}\ \mathrm{{s}}$",
+                f"{run.days:,.4g} days, {run.device_hours:,.0f} device-hours",
+                "T_train = S(B) * T, S(B) = S_min * (1 + B_noise / B)",
+                f"T_train = {run.steps:,} steps * {_txt(step_s)} s")
 
 
 def _bytes_per_param(m) -> Term:
