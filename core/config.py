@@ -178,6 +178,7 @@ class SystemSection(_Strict):
     reserved_compute_fraction: Fraction = 0.0
     reserved_memory: Annotated[float, Field(ge=0.0, le=MAX_MEMORY)] = 0.0              # bytes, 0 to 2^60
     memory_budget: Annotated[float, Field(gt=0.0, le=MAX_MEMORY)] | None = None       # bytes, up to 2^60
+    price_per_device_hour: Annotated[float, Field(ge=0.0, le=1e6)] | None = None      # US dollars (default: the catalog's)
 
 
 class TrainingSection(_Strict):

@@ -117,6 +117,22 @@ def devices() -> Mapping[str, Device]:
     return MappingProxyType(out)
 
 
+@dataclass(frozen=True)
+class Price:
+    """Dollars per device-hour (``data/prices.toml``): on demand, and reserved where known."""
+
+    on_demand: float
+    on_demand_source: str
+    reserved: float | None = None
+    reserved_source: str = ""
+
+
+@bounded(1)  # one catalog
+def prices() -> Mapping[str, Price]:
+    """Rental prices by accelerator key (a device without an entry has none)."""
+    return MappingProxyType({k: Price(**v) for k, v in _read("prices.toml").items()})
+
+
 def device(name: str, field: str = "system.accelerator") -> Device:
     """Look up a device; an unknown name raises with the closest known names."""
     try:

@@ -19,6 +19,10 @@ batches are counted in tokens, so the goal does not change with the sequence len
 **Time to train** = S(B) x the step time; device-hours = that time x the devices; idle
 device-hours = S(B) x (bubble + exposed communication + data stall) x the devices: the
 device time spent waiting, not computing (the Cloud Titan's "idle GPUs").
+
+**Dollars** = device-hours x the price per device-hour (hardware/data/prices.toml's on-demand
+price, or the configuration's ``system.price_per_device_hour``); the idle dollars per hour =
+devices x price x the idle share: what each hour of the run pays for waiting devices.
 """
 
 from __future__ import annotations
@@ -71,6 +75,22 @@ class TimeToTrain:
     device_hours: float
     idle_device_hours: float   # bubble, exposed communication and data stall, all devices
     source: str
+    price_per_device_hour: float | None = None   # US dollars (None: no price known)
+    price_source: str = ""
+
+    @property
+    def dollars(self) -> float | None:
+        """device-hours x the price per device-hour."""
+        return None if self.price_per_device_hour is None else self.device_hours * self.price_per_device_hour
+
+    @property
+    def idle_dollars_per_hour(self) -> float | None:
+        """Dollars each wall-clock hour of the run pays for devices that wait: the price of all
+        devices x the idle share."""
+        if self.price_per_device_hour is None or not self.seconds:
+            return None
+        devices = self.device_hours * HOUR / self.seconds
+        return devices * self.price_per_device_hour * self.idle_share
 
     @property
     def days(self) -> float:
@@ -83,10 +103,12 @@ class TimeToTrain:
 
 
 def time_to_train(goal: Goal, batch: float, samples_per_step: int, step_s: float, idle_s: float,
-                  devices: int) -> TimeToTrain:
+                  devices: int, price: tuple[float, str] | None = None) -> TimeToTrain:
     """The run to ``goal`` with ``batch`` per step in the goal's unit (``samples_per_step``
-    samples), each step taking ``step_s`` seconds of which ``idle_s`` wait, on ``devices``."""
+    samples), each step taking ``step_s`` seconds of which ``idle_s`` wait, on ``devices``
+    rented at ``price`` (dollars per device-hour, and where that figure comes from)."""
     steps = math.ceil(goal.steps(batch) - 1e-9)     # an exact whole number of steps stays itself
     seconds = steps * step_s
+    dollars, said = price if price is not None else (None, "")
     return TimeToTrain(steps, steps * samples_per_step, goal.samples(batch), goal.unit, goal.noise_batch, seconds,
-                       seconds * devices / HOUR, steps * idle_s * devices / HOUR, goal.source)
+                       seconds * devices / HOUR, steps * idle_s * devices / HOUR, goal.source, dollars, said)

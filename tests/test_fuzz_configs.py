@@ -102,6 +102,7 @@ FIELDS = {
     "system.oversubscription": real(1.0, 64.0), "system.background_network_load": real(0.0, 0.999),
     "system.cpu_cores_per_node": size(cfg.MAX_CORES), "system.reserved_compute_fraction": real(0.0, 0.999),
     "system.reserved_memory": real(0.0, cfg.MAX_MEMORY), "system.memory_budget": real(1.0, cfg.MAX_MEMORY),
+    "system.price_per_device_hour": real(0.0, 1e6),
     "training.optimizer": choice(cfg.OPTIMIZERS), "training.optimizer_state": choice(["fp32", "8bit"]),
     "training.precision": choice(cfg.PRECISIONS), "training.loss_scaling": choice(cfg.LOSS_SCALING),
     "training.loss_scale": real(1.0, 2.0**32), "training.recompute": choice(cfg.RECOMPUTE),

@@ -112,3 +112,22 @@ def test_the_readme_states_the_cloud_examples_run_as_evaluate_computes_it():
     stated = (f"{run.steps:,} steps of {run.seconds / run.steps:.1f} s, {run.days:.1f} days on 1,024 H100s, "
               f"{run.device_hours / 1e6:.2f}M GPU-hours of\nwhich {run.idle_share:.0%} wait")
     assert stated in readme
+    money = (f"${run.dollars / 1e6:.1f}M at AWS's ${run.price_per_device_hour:.2f} per H100-hour, "
+             f"${run.idle_dollars_per_hour:,.0f}\nof every hour paying for idle GPUs")
+    assert money in readme
+
+
+def test_dollars_are_device_hours_at_the_catalogs_price_or_the_configurations():
+    price = REFERENCE["prices"]["aws_p5_48xlarge"]["after_cut_usd_per_hr"] / 8     # $55.04 per 8-GPU node-hour
+    run = evaluate(load_config("examples/cloud.toml")).training
+    assert run.price_per_device_hour == pytest.approx(price, abs=0.005)              # the catalog: $6.88
+    assert run.dollars == pytest.approx(run.device_hours * 6.88, rel=1e-12)
+    assert run.idle_dollars_per_hour == pytest.approx(1024 * 6.88 * run.idle_share, rel=1e-12)
+    raw = tomllib.loads(Path("examples/cloud.toml").read_text())
+    raw["system"]["price_per_device_hour"] = 2.0
+    given = evaluate(parse_config(raw, "cloud at $2")).training
+    assert given.dollars == pytest.approx(given.device_hours * 2.0) and "configuration" in given.price_source
+    raw["system"].update(accelerator="a100-sxm-80gb", price_per_device_hour=None)
+    del raw["system"]["price_per_device_hour"]
+    unpriced = evaluate(parse_config(raw, "cloud on A100s")).training
+    assert unpriced.dollars is None and unpriced.idle_dollars_per_hour is None

@@ -44,11 +44,13 @@ def training_lines(run) -> list[str]:
     if run is None:
         return []
     unit = "tokens" if run.unit == "tokens" else "samples"
-    return ["", f"  time to train: {run.steps:,} steps to {run.budget:.4g} {unit} (the critical-batch law, "
+    return (["", f"  time to train: {run.steps:,} steps to {run.budget:.4g} {unit} (the critical-batch law, "
                 f"B_noise {run.noise_batch:.4g} {unit}): {run.days:,.1f} days",
             f"    {run.device_hours:,.0f} device-hours, of which {run.idle_device_hours:,.0f} "
-            f"({run.idle_share:.0%}) wait (bubble, exposed communication, data stall)",
-            f"    goal: {run.source}"]
+            f"({run.idle_share:.0%}) wait (bubble, exposed communication, data stall)"]
+    + ([f"    ${run.dollars:,.0f} at ${run.price_per_device_hour:,.4g} per device-hour; "
+        f"${run.idle_dollars_per_hour:,.0f} of every hour pays for waiting devices"] if run.dollars is not None else [])
+    + [f"    goal: {run.source}"] + ([f"    price: {run.price_source}"] if run.dollars is not None else []))
 
 
 def text_report(config: Config, m: Metrics, source: str = "") -> str:

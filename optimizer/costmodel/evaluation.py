@@ -55,21 +55,31 @@ def evaluate(config: Config, device: hw.Device | None = None) -> Metrics:
         pipeline=flow, pipeline_throughput=achieved * st.hosts, pipeline_utilization=utilization,
         stability=stab, devices=N, reference_peak=st.reference_peak, bottleneck_link=st.bottleneck_link,
         algorithms=dict(st.algorithms), loading_overlaps=st.loading_overlaps,
-        training=_training(plan, gb, time, N),
+        training=_training(plan, config, time),
     )
 
 
-def _training(plan: ResolvedPlan, global_batch: int, time: StepTime, devices: int) -> TimeToTrain | None:
+def _training(plan: ResolvedPlan, config: Config, time: StepTime) -> TimeToTrain | None:
     """Time to train to the workload's budget (:mod:`trainwall.optimizer.training_run`), or
     None for a workload without one. A budget in tokens counts the batch in tokens."""
-    work = plan.workload
+    work, global_batch = plan.workload, config.global_batch
     if work.budget is None:
         return None
     per_sample = plan.network.tokens_per_sample if work.budget.unit == "tokens" else 1
     noise = work.stability.critical_batch * (work.default_seq_len if work.budget.unit == "tokens" else 1)
     goal = Goal(work.budget.amount, noise, work.budget.unit, work.budget.source)
     idle = time.bubble_s + time.exposed_communication_s + time.data_stall_s
-    return time_to_train(goal, global_batch * per_sample, global_batch, time.step_s, idle, devices)
+    return time_to_train(goal, global_batch * per_sample, global_batch, time.step_s, idle, plan.devices,
+                         _price(config, plan.device))
+
+
+def _price(config: Config, device: hw.Device) -> tuple[float, str] | None:
+    """Dollars per device-hour: the configuration's, else the catalog's on-demand price."""
+    given = config.system.price_per_device_hour
+    if given is not None:
+        return given, "the configuration's system.price_per_device_hour"
+    found = hw.prices().get(device.key)
+    return (found.on_demand, found.on_demand_source) if found else None
 
 
 def _memory(st: StepStructure, m: int, plan: ResolvedPlan, capacity: float) -> Memory:

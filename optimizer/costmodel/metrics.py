@@ -143,4 +143,6 @@ def _training_dict(run: TimeToTrain | None) -> dict | None:
     return {"steps": run.steps, "samples": run.samples, "budget": run.budget, "unit": run.unit,
             "noise_batch": run.noise_batch, "seconds": run.seconds, "days": run.days,
             "device_hours": run.device_hours, "idle_device_hours": run.idle_device_hours,
-            "idle_share": run.idle_share, "source": run.source}
+            "idle_share": run.idle_share, "source": run.source,
+            "price_per_device_hour": run.price_per_device_hour, "price_source": run.price_source,
+            "dollars": run.dollars, "idle_dollars_per_hour": run.idle_dollars_per_hour}
