@@ -71,6 +71,8 @@ class Device:
     inter_node_link: str
     runtime_reserve_bytes: float
     flash_bytes: float = 0.0
+    power_w: float = 0.0          # the board's power limit (TDP); 0: no sourced figure
+    power_source: str = ""
 
     @property
     def reference_peak(self) -> float:

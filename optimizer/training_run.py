@@ -23,6 +23,13 @@ device time spent waiting, not computing (the Cloud Titan's "idle GPUs").
 **Dollars** = device-hours x the price per device-hour (hardware/data/prices.toml's on-demand
 price, or the configuration's ``system.price_per_device_hour``); the idle dollars per hour =
 devices x price x the idle share: what each hour of the run pays for waiting devices.
+
+**Energy** = device-hours x the board's power limit (TDP, hardware/data/devices.toml) x the
+data centre's PUE (``system.pue``), and **CO2** = energy x the grid's intensity
+(``system.grid_kg_co2_per_kwh``). Counting every device-hour at the power limit is the
+method of the published reports this is tested against (Llama 2 and 3: "peak power
+capacity per GPU device"; BLOOM's dynamic energy: GPU-hours x TDP), an upper bound on
+what the boards draw; power that scales with activity is not modelled yet.
 """
 
 from __future__ import annotations
@@ -63,6 +70,18 @@ class Goal:
 
 
 @dataclass(frozen=True)
+class Costs:
+    """What a device-hour costs: dollars (and where the price comes from), the board's power
+    limit in watts (0: none sourced), the data centre's PUE and the grid's kg CO2 per kWh."""
+
+    price: float | None = None
+    price_source: str = ""
+    power_w: float = 0.0
+    pue: float = 1.0
+    grid_kg_co2_per_kwh: float | None = None
+
+
+@dataclass(frozen=True)
 class TimeToTrain:
     """The run to the goal at one configuration."""
 
@@ -75,8 +94,28 @@ class TimeToTrain:
     device_hours: float
     idle_device_hours: float   # bubble, exposed communication and data stall, all devices
     source: str
-    price_per_device_hour: float | None = None   # US dollars (None: no price known)
-    price_source: str = ""
+    costs: Costs = Costs()
+
+    @property
+    def price_per_device_hour(self) -> float | None:
+        return self.costs.price
+
+    @property
+    def price_source(self) -> str:
+        return self.costs.price_source
+
+    @property
+    def energy_kwh(self) -> float | None:
+        """device-hours x the board's power limit x PUE (None without a sourced power)."""
+        if not self.costs.power_w:
+            return None
+        return self.device_hours * self.costs.power_w / 1000.0 * self.costs.pue
+
+    @property
+    def co2_tonnes(self) -> float | None:
+        """energy x the grid's carbon intensity (None without either)."""
+        energy, grid = self.energy_kwh, self.costs.grid_kg_co2_per_kwh
+        return None if energy is None or grid is None else energy * grid / 1000.0
 
     @property
     def dollars(self) -> float | None:
@@ -103,12 +142,11 @@ class TimeToTrain:
 
 
 def time_to_train(goal: Goal, batch: float, samples_per_step: int, step_s: float, idle_s: float,
-                  devices: int, price: tuple[float, str] | None = None) -> TimeToTrain:
+                  devices: int, costs: Costs = Costs()) -> TimeToTrain:
     """The run to ``goal`` with ``batch`` per step in the goal's unit (``samples_per_step``
     samples), each step taking ``step_s`` seconds of which ``idle_s`` wait, on ``devices``
-    rented at ``price`` (dollars per device-hour, and where that figure comes from)."""
+    whose device-hours cost ``costs``."""
     steps = math.ceil(goal.steps(batch) - 1e-9)     # an exact whole number of steps stays itself
     seconds = steps * step_s
-    dollars, said = price if price is not None else (None, "")
     return TimeToTrain(steps, steps * samples_per_step, goal.samples(batch), goal.unit, goal.noise_batch, seconds,
-                       seconds * devices / HOUR, steps * idle_s * devices / HOUR, goal.source, dollars, said)
+                       seconds * devices / HOUR, steps * idle_s * devices / HOUR, goal.source, costs)

@@ -85,6 +85,18 @@ def test_time_to_train_is_least_where_a_linear_step_time_puts_it():
 REFERENCE = tomllib.loads((Path(__file__).parent / "reference" / "training_cost.toml").read_text())
 
 
+def _llama_405b_table_4(**system):
+    """The Llama 3 paper's Table 4 layout for 8,192 H100s, as a configuration."""
+    row = REFERENCE["llama3_paper"]["table4"]["8192_gpus"]
+    return parse_config({
+        "workload": {"model": "llama-3-405b", "seq_len": row["seq_len"]},
+        "system": {"accelerator": "h100-sxm", "devices": row["gpus"], **system},
+        "training": {"optimizer": "adam", "precision": "bf16-mixed", "recompute": "selective", "micro_batch": 1,
+                     "global_batch": row["dp"] * row["batch_per_dp"], "tensor_parallel": row["tp"],
+                     "pipeline_parallel": row["pp"], "data_parallel": row["dp"], "zero_stage": 1},
+        "data": {"workers": 8, "augmentation": "none"}}, "Llama 3 405B, Table 4")
+
+
 def test_llama_3_405b_device_hours_against_the_model_card():
     """Like with like: the pre-training run at the Llama 3 paper's Table 4 layout (8,192
     H100s, TP 8 x PP 16 x DP 64, 2,048 sequences of 8,192 tokens) to the 15.6T-token budget,
@@ -92,16 +104,8 @@ def test_llama_3_405b_device_hours_against_the_model_card():
     counts the whole training (long-context and annealing phases, and the >90 % effective
     time the paper reports), and this model's MFU for the layout is lower than the paper's
     43 % (plain 1F1B, no interleaved schedule: issue 17), which the first two partly offset."""
-    row = REFERENCE["llama3_paper"]["table4"]["8192_gpus"]
     published = REFERENCE["llama31_model_card"]["405B"]["gpu_hours"]
-    config = parse_config({
-        "workload": {"model": "llama-3-405b", "seq_len": row["seq_len"]},
-        "system": {"accelerator": "h100-sxm", "devices": row["gpus"]},
-        "training": {"optimizer": "adam", "precision": "bf16-mixed", "recompute": "selective", "micro_batch": 1,
-                     "global_batch": row["dp"] * row["batch_per_dp"], "tensor_parallel": row["tp"],
-                     "pipeline_parallel": row["pp"], "data_parallel": row["dp"], "zero_stage": 1},
-        "data": {"workers": 8, "augmentation": "none"}}, "Llama 3 405B, Table 4")
-    run = evaluate(config).training
+    run = evaluate(_llama_405b_table_4()).training
     assert run.budget == pytest.approx(REFERENCE["llama31_model_card"]["405B"]["tokens"])  # at B_noise: the budget
     assert abs(run.device_hours / published - 1) <= 0.30, f"{run.device_hours:,.0f} vs {published:,} GPU-hours"
 
@@ -131,3 +135,49 @@ def test_dollars_are_device_hours_at_the_catalogs_price_or_the_configurations():
     del raw["system"]["price_per_device_hour"]
     unpriced = evaluate(parse_config(raw, "cloud on A100s")).training
     assert unpriced.dollars is None and unpriced.idle_dollars_per_hour is None
+
+
+def _run(device_hours: float, costs) -> "TimeToTrain":
+    """A run of ``device_hours`` (one device), to read energy and CO2 off."""
+    from trainwall.optimizer.training_run import TimeToTrain
+
+    return TimeToTrain(1, 1.0, 1.0, "samples", 1.0, device_hours * 3600, device_hours, 0.0, "test", costs)
+
+
+def test_bloom_energy_is_its_gpu_hours_at_the_catalogs_a100_power():
+    """Luccioni et al. 2022: BLOOM's dynamic energy is GPU-hours x TDP (433,196 kWh), and its
+    dynamic emissions that energy at 57 g/kWh (24.69 t): the method energy_kwh uses, on the
+    catalog's A100 power."""
+    from trainwall.hardware import catalog as hw
+    from trainwall.optimizer.training_run import Costs
+
+    bloom = REFERENCE["bloom"]
+    costs = Costs(power_w=hw.device("a100-sxm-80gb").power_w, grid_kg_co2_per_kwh=bloom["grid_g_co2eq_per_kwh"] / 1000)
+    run = _run(bloom["gpu_hours"], costs)
+    assert run.energy_kwh == pytest.approx(bloom["energy_kwh"], rel=1e-5)
+    assert run.co2_tonnes == pytest.approx(bloom["tco2eq_dynamic_precise"], rel=1e-3)
+
+
+def test_llama_2_table_2_follows_gpu_hours_times_power():
+    """Touvron et al. 2023, Table 2: one PUE x grid intensity (read off the 7B row) and each
+    row's GPU-hours x its power cap (400 W, the 34B's 350 W) give every row's tCO2eq."""
+    from trainwall.optimizer.training_run import Costs
+
+    table = REFERENCE["llama2"]["table2"]
+    first = table["7B"]
+    per_kwh = first["tco2eq"] * 1000 / (first["gpu_hours"] * first["power_w"] / 1000)   # kg CO2 per kWh, PUE in
+    for size in ("13B", "34B", "70B"):
+        row = table[size]
+        run = _run(row["gpu_hours"], Costs(power_w=row["power_w"], grid_kg_co2_per_kwh=per_kwh))
+        assert run.co2_tonnes == pytest.approx(row["tco2eq"], rel=5e-3), size
+
+
+def test_llama_3_405b_emissions_against_the_model_card():
+    """The Table 4 run's energy on the catalog's 700 W H100s, at the card's own location-based
+    intensity (its tCO2eq / (GPU-hours x 700 W)), against its 8,930 t: within the 30 % the
+    GPU-hours are (test_llama_3_405b_device_hours_against_the_model_card)."""
+    card = REFERENCE["llama31_model_card"]["405B"]
+    per_kwh = card["tco2eq_location_based"] * 1000 / (card["gpu_hours"] * card["power_w"] / 1000)
+    run = evaluate(_llama_405b_table_4(grid_kg_co2_per_kwh=per_kwh)).training
+    assert run.costs.power_w == card["power_w"]
+    assert abs(run.co2_tonnes / card["tco2eq_location_based"] - 1) <= 0.30

@@ -50,6 +50,9 @@ def training_lines(run) -> list[str]:
             f"({run.idle_share:.0%}) wait (bubble, exposed communication, data stall)"]
     + ([f"    ${run.dollars:,.0f} at ${run.price_per_device_hour:,.4g} per device-hour; "
         f"${run.idle_dollars_per_hour:,.0f} of every hour pays for waiting devices"] if run.dollars is not None else [])
+    + ([f"    {run.energy_kwh:,.0f} kWh at {run.costs.power_w:g} W per device and PUE {run.costs.pue:g}"
+        + (f": {run.co2_tonnes:,.1f} t CO2 at {run.costs.grid_kg_co2_per_kwh:g} kg/kWh"
+           if run.co2_tonnes is not None else "")] if run.energy_kwh is not None else [])
     + [f"    goal: {run.source}"] + ([f"    price: {run.price_source}"] if run.dollars is not None else []))
 
 

@@ -17,7 +17,7 @@ from trainwall.optimizer import datapipe, stability
 from trainwall.optimizer.costmodel.metrics import Memory, Metrics, StepTime
 from trainwall.optimizer.costmodel.resolve import ResolvedPlan, device_capacity, resolve
 from trainwall.optimizer.costmodel.structure import StepStructure, structure_of
-from trainwall.optimizer.training_run import Goal, TimeToTrain, time_to_train
+from trainwall.optimizer.training_run import Costs, Goal, TimeToTrain, time_to_train
 from trainwall.optimizer.walls import intrinsic_violations as violations
 
 if TYPE_CHECKING:
@@ -70,16 +70,18 @@ def _training(plan: ResolvedPlan, config: Config, time: StepTime) -> TimeToTrain
     goal = Goal(work.budget.amount, noise, work.budget.unit, work.budget.source)
     idle = time.bubble_s + time.exposed_communication_s + time.data_stall_s
     return time_to_train(goal, global_batch * per_sample, global_batch, time.step_s, idle, plan.devices,
-                         _price(config, plan.device))
+                         _costs(config, plan.device))
 
 
-def _price(config: Config, device: hw.Device) -> tuple[float, str] | None:
-    """Dollars per device-hour: the configuration's, else the catalog's on-demand price."""
-    given = config.system.price_per_device_hour
-    if given is not None:
-        return given, "the configuration's system.price_per_device_hour"
+def _costs(config: Config, device: hw.Device) -> Costs:
+    """A device-hour's price (the configuration's, else the catalog's on-demand price), the
+    board's power limit, and the configuration's PUE and grid intensity."""
+    s = config.system
     found = hw.prices().get(device.key)
-    return (found.on_demand, found.on_demand_source) if found else None
+    price, said = ((s.price_per_device_hour, "the configuration's system.price_per_device_hour")
+                   if s.price_per_device_hour is not None else
+                   (found.on_demand, found.on_demand_source) if found else (None, ""))
+    return Costs(price, said, device.power_w, s.pue, s.grid_kg_co2_per_kwh)
 
 
 def _memory(st: StepStructure, m: int, plan: ResolvedPlan, capacity: float) -> Memory:

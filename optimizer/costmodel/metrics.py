@@ -145,4 +145,7 @@ def _training_dict(run: TimeToTrain | None) -> dict | None:
             "device_hours": run.device_hours, "idle_device_hours": run.idle_device_hours,
             "idle_share": run.idle_share, "source": run.source,
             "price_per_device_hour": run.price_per_device_hour, "price_source": run.price_source,
-            "dollars": run.dollars, "idle_dollars_per_hour": run.idle_dollars_per_hour}
+            "dollars": run.dollars, "idle_dollars_per_hour": run.idle_dollars_per_hour,
+            "power_w_per_device": run.costs.power_w or None, "pue": run.costs.pue,
+            "energy_kwh": run.energy_kwh, "grid_kg_co2_per_kwh": run.costs.grid_kg_co2_per_kwh,
+            "co2_tonnes": run.co2_tonnes}
