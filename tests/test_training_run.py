@@ -18,7 +18,7 @@ import pytest
 
 from trainwall.core.config import load_config, parse_config
 from trainwall.optimizer.costmodel import evaluate
-from trainwall.optimizer.training_run import Goal, time_to_train
+from trainwall.optimizer.training_run import Goal, TimeToTrain, time_to_train
 
 GOAL = Goal(budget=15e12, noise_batch=2048 * 8192, unit="tokens", source="test")
 
@@ -137,10 +137,8 @@ def test_dollars_are_device_hours_at_the_catalogs_price_or_the_configurations():
     assert unpriced.dollars is None and unpriced.idle_dollars_per_hour is None
 
 
-def _run(device_hours: float, costs) -> "TimeToTrain":
+def _run(device_hours: float, costs) -> TimeToTrain:
     """A run of ``device_hours`` (one device), to read energy and CO2 off."""
-    from trainwall.optimizer.training_run import TimeToTrain
-
     return TimeToTrain(1, 1.0, 1.0, "samples", 1.0, device_hours * 3600, device_hours, 0.0, "test", costs)
 
 
