@@ -238,7 +238,7 @@ def grade_submission(mission, submission, best: Optimum, source: str = "") -> Gr
     checks = [Check(f"wall: {w.wall}", 0.0, 0.0, w.satisfied, wall_summary(w)) for w in walls]
     hidden = name in DECISION_OBJECTIVES
     checks.append(_objective_check(mission, value, best.objective, shortfall, feasible, points["objective"], hidden))
-    feedback = _feedback(mission, best, submission, config, walls, value, shortfall)
+    feedback = _feedback(mission, best, submission, config, walls, value, shortfall) + _time_to_train(metrics)
     shown = mission.rendered()                    # rendered once: the Lock texts and prompts the student read
     for check, advice in _prediction_checks(shown, submission, best, points["predictions"]):
         checks.append(check)
@@ -255,6 +255,17 @@ def grade_submission(mission, submission, best: Optimum, source: str = "") -> Gr
                  value, best.objective, shortfall if math.isfinite(shortfall) else None, tuple(checks), tuple(walls),
                  tuple(feedback), answer_hidden=hidden, reflections=_reflections(shown, submission),
                  moves_to_balance=reached)
+
+
+def _time_to_train(metrics) -> list[str]:
+    """What the submitted plan costs to train to the workload's budget (its own numbers, never
+    the optimum's): days, device-hours, dollars where the device has a price."""
+    run = metrics.training
+    if run is None:
+        return []
+    money = f", ${run.dollars:,.0f}" if run.dollars is not None else ""
+    return [f"Your plan trains to the goal in {run.days:,.1f} days: {run.device_hours:,.0f} device-hours{money}, "
+            f"{run.idle_share:.0%} of them waiting (bubble, exposed communication, stalls)."]
 
 
 def _feedback(mission, best: Optimum, submission, config, walls, value: float, shortfall: float) -> list[str]:

@@ -179,3 +179,22 @@ def test_llama_3_405b_emissions_against_the_model_card():
     run = evaluate(_llama_405b_table_4(grid_kg_co2_per_kwh=per_kwh)).training
     assert run.costs.power_w == card["power_w"]
     assert abs(run.co2_tonnes / card["tco2eq_location_based"] - 1) <= 0.30
+
+
+def test_grading_and_solve_state_the_time_and_money_to_train(tmp_path, capsys):
+    """The cloud scaling mission's feedback gives the submitted plan's days, device-hours and
+    dollars (its own numbers), and solve gives the optimum's: fewer GPUs, longer time."""
+    from trainwall.challenges import plans
+    from trainwall.challenges.grading import MissionSource, grade_file
+    from trainwall.challenges.mission import mission
+    from trainwall.cli import main
+
+    m = mission("cloud/3")
+    assert main(["start", "cloud/3", "-o", str(tmp_path / "plan.toml")]) == 0
+    grade = grade_file(tmp_path / "plan.toml", MissionSource.open(None))
+    run = evaluate(plans.written(m, m.naive)).training
+    said = f"trains to the goal in {run.days:,.1f} days: {run.device_hours:,.0f} device-hours, ${run.dollars:,.0f}"
+    assert any(said in line for line in grade.feedback)
+    capsys.readouterr()
+    assert main(["solve", "cloud/3"]) == 0
+    assert "time to train:" in capsys.readouterr().out

@@ -142,6 +142,7 @@ def solution_report(result) -> str:
                      f"(background {metrics.background_network_load:.0%}); communication / compute "
                      f"{metrics.comm_to_compute:.2f}; bubble {quantity('bubble_fraction', metrics):.1%} of the "
                      f"pipeline's time")
+    lines += [line for line in training_lines(metrics.training) if line]     # the optimum's time, hours, dollars
     if result.binding:
         lines.append(f"  the wall: {', '.join(result.binding)} (relaxing it would improve the objective)")
     else:
