@@ -16,6 +16,7 @@ for track in cloud mobile; do
   run explain "$track/3" -o "$out/$track-3-explain.png"
   trainwall explain "$track/3" > "$out/$track-3-explain.txt"
 done
+run plot train examples/cloud.toml -o "$out/cloud-train.png"   # the cloud workload has a token budget
 
 {
   echo "# Gallery: the lab's figures"
@@ -51,6 +52,12 @@ done
     cat "$out/$track-3-explain.txt"
     echo '```'
   done
+  echo
+  echo "## Time and money to train"
+  echo
+  echo "### \`trainwall plot train examples/cloud.toml\`: days and dollars against the global batch and the accelerators"
+  echo
+  echo "![cloud time and money to train](gallery/cloud-train.png)"
 } > docs/gallery.md
 rm -f "$out"/*.txt
 echo "wrote docs/gallery.md"

@@ -198,3 +198,28 @@ def test_grading_and_solve_state_the_time_and_money_to_train(tmp_path, capsys):
     capsys.readouterr()
     assert main(["solve", "cloud/3"]) == 0
     assert "time to train:" in capsys.readouterr().out
+
+
+def test_the_train_figure_draws_evaluates_time_and_money(tmp_path, monkeypatch, capsys):
+    """plot train: each point of the batch sweep is evaluate's time to train at that batch; a
+    workload without a budget is a clear exit 2."""
+    from trainwall import figures, plotting
+    from trainwall.cli import main
+
+    drawn = []
+    monkeypatch.setattr(plotting, "draw_train", lambda series, path, title: drawn.append(series))
+    assert main(["plot", "train", "examples/cloud.toml", "-o", str(tmp_path / "t.svg")]) == 0
+    (series,) = drawn[0]
+    config = load_config("examples/cloud.toml")
+    for batch, days, dollars in zip(series.global_batch, series.days_by_batch, series.dollars_by_batch):
+        t = config.training
+        run = evaluate(config.model_copy(update={"training": t.model_copy(update={"global_batch": batch})})).training
+        assert (days, dollars) == (run.days, run.dollars)
+    assert series.noise_batch == 2048
+    monkeypatch.undo()
+    assert main(["plot", "train", "examples/cloud.toml", "-o", str(tmp_path / "t.png")]) == 0
+    assert (tmp_path / "t.png").stat().st_size > 0
+    capsys.readouterr()
+    assert main(["plot", "train", "examples/edge.toml", "-o", str(tmp_path / "e.png")]) == 2
+    assert "budget" in capsys.readouterr().err
+    assert figures.scaling(load_config("examples/edge.toml")).days == ()

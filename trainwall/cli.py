@@ -156,7 +156,7 @@ def _parser() -> argparse.ArgumentParser:
     _regrade_command(sub)
     _lab_command(sub)
     pl = sub.add_parser("plot", help="the lab's figures (PNG, SVG or PDF by the file's extension)")
-    pl.add_argument("figure", choices=("waterfall", "scaling", "pipeline"))
+    pl.add_argument("figure", choices=("waterfall", "scaling", "pipeline", "train"))
     pl.add_argument("subject", help="a configuration or submission file, or a mission (its current plan and its "
                                     "optimum)")
     pl.add_argument("-o", "--output", required=True, help="FILE.png, FILE.svg or FILE.pdf")
@@ -272,6 +272,15 @@ def _plot(args: argparse.Namespace) -> int:
     elif args.figure == "scaling":
         plotting.draw_scaling([figures.scaling(c, label) for label, c in subjects], args.output,
                               f"Scaling: {name}", mission.objective.target if mission else None)
+    elif args.figure == "train":
+        from trainwall.core.errors import InputError
+
+        series = [figures.scaling(c, label) for label, c in subjects]
+        if not series[0].days:
+            raise InputError("workload.model", subjects[0][1].workload.model or "inline architecture",
+                             "a workload with a budget (models/data/catalog.toml: budget, in tokens or samples): "
+                             "time to train needs what the model trains to")
+        plotting.draw_train(series, args.output, f"Time and money to train: {name}")
     else:
         lever = mission.objective.quantity if mission is not None and mission.part == 2 else None
         wait = mission.max_data_wait if mission is not None else 0.0

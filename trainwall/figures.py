@@ -94,6 +94,29 @@ class ScalingSeries:
     mfu_by_batch: tuple[float, ...]
     at: tuple[int, int]                      # (devices, global batch) of the configuration itself
     background: float
+    # time to train to the workload's budget at each point (empty without a budget; dollars NaN
+    # without a price): the device sweep's, then the batch sweep's
+    days: tuple[float, ...] = ()
+    dollars: tuple[float, ...] = ()
+    days_by_batch: tuple[float, ...] = ()
+    dollars_by_batch: tuple[float, ...] = ()
+    noise_batch: float | None = None         # B_noise in samples at this sequence length
+
+
+def _noise_batch_samples(metrics) -> float | None:
+    """B_noise in samples (a budget in tokens divides by the tokens per sample), or None."""
+    run = metrics.training
+    if run is None:
+        return None
+    return run.noise_batch / (metrics.tokens_per_s / metrics.samples_per_s) if run.unit == "tokens" else run.noise_batch
+
+
+def _run_figures(metrics) -> tuple[float, float] | None:
+    """(days, dollars) of a point's time to train (dollars NaN without a price), or None."""
+    run = metrics.training
+    if run is None:
+        return None
+    return run.days, run.dollars if run.dollars is not None else float("nan")
 
 
 def _doublings(low: int, high: int) -> list[int]:
@@ -112,7 +135,7 @@ def scaling(config: Config, label: str = "", max_devices: int | None = None) -> 
     tp, pp, dp, mb, m = t.tensor_parallel, t.pipeline_parallel, config.data_parallel, t.micro_batch, \
         config.micro_batches
     top = max_devices or max(config.system.devices * 4, tp * pp * 16)
-    rows = []
+    rows, runs = [], []
     for d in _doublings(1, top // (tp * pp)):
         try:
             variant = _with(config, system={"devices": tp * pp * d},
@@ -122,16 +145,24 @@ def scaling(config: Config, label: str = "", max_devices: int | None = None) -> 
             continue
         rows.append((tp * pp * d, metrics.mfu, metrics.scaling_efficiency, metrics.comm_to_compute,
                      metrics.network_utilization))
-    batches = []
+        runs.append(_run_figures(metrics))
+    batches, batch_runs = [], []
     for count in _doublings(1, max(2 * m, 64)):
         try:
-            batches.append((count * dp * mb, _evaluate(_with(config, training={"global_batch": count * dp * mb})).mfu))
+            metrics = _evaluate(_with(config, training={"global_batch": count * dp * mb}))
         except InputError:
             continue
+        batches.append((count * dp * mb, metrics.mfu))
+        batch_runs.append(_run_figures(metrics))
     columns = list(zip(*rows)) if rows else [()] * 5
+    timed = bool(runs) and None not in runs and None not in batch_runs
+    days, dollars = (tuple(zip(*runs)) if timed else ((), ()))
+    days_b, dollars_b = (tuple(zip(*batch_runs)) if timed and batch_runs else ((), ()))
+    noise = _noise_batch_samples(_evaluate(config))
     return ScalingSeries(label, *(tuple(c) for c in columns), tuple(b for b, _ in batches),
                          tuple(v for _, v in batches), (config.system.devices, config.global_batch),
-                         config.system.background_network_load)
+                         config.system.background_network_load, tuple(days), tuple(dollars), tuple(days_b),
+                         tuple(dollars_b), noise)
 
 
 STAGE_GROUPS = {"Data": ("storage", "cpu"), "Bus": ("host_link",), "Compute": ("compute",)}

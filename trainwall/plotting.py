@@ -171,6 +171,49 @@ def draw_scaling(series, path: str | Path, title: str, target: float | None = No
         save(fig, path)
 
 
+# --- time and money to train ----------------------------------------------------------------------
+
+def draw_train(series, path: str | Path, title: str) -> None:
+    """Days (solid) and dollars (dashed, right axis) to train to the workload's budget against
+    the global batch, with the critical batch B_noise marked, and against the accelerators
+    (weak scaling): the U-shape of the critical-batch law (trainwall.optimizer.training_run)."""
+    output_format(path)
+    with pyplot_style() as plt:
+        fig, panels = plt.subplots(1, 2, figsize=(11, 4))
+        for ax, xs_of, days_of, dollars_of, at, xlabel in (
+                (panels[0], "global_batch", "days_by_batch", "dollars_by_batch", 1,
+                 "global batch, samples per step (log scale)"),
+                (panels[1], "devices", "days", "dollars", 0, "accelerators (log scale)")):
+            money = ax.twinx()
+            for i, s in enumerate(series):
+                xs, days, dollars = getattr(s, xs_of), getattr(s, days_of), getattr(s, dollars_of)
+                colour, marker = OKABE_ITO[i], MARKERS[i]
+                ax.plot(xs, days, marker=marker, color=colour, label=f"days, {s.label}")
+                if any(d == d for d in dollars):                            # NaN: no price for this device
+                    money.plot(xs, [d / 1e6 for d in dollars], marker=marker, color=colour, linestyle="--",
+                               markerfacecolor="white", label=f"$M, {s.label}")
+                if s.at[at] in xs:
+                    k = xs.index(s.at[at])
+                    ax.plot([xs[k]], [days[k]], marker="*", markersize=14, color=colour, markeredgecolor="black")
+            ax.set(xscale="log", xlabel=xlabel, ylabel="days to train (solid)")
+            ax.set_xscale("log", base=2)
+            money.set_ylabel("million US dollars (dashed)")
+            money.grid(False)
+            lines, labels = ax.get_legend_handles_labels()
+            more, more_labels = money.get_legend_handles_labels()
+            ax.legend(lines + more, labels + more_labels, fontsize=6, loc="upper center")
+        noise = next((s.noise_batch for s in series if s.noise_batch), None)
+        if noise:
+            panels[0].axvline(noise, color="black", linestyle=":", linewidth=1.0)
+            panels[0].annotate(f"critical batch {noise:,.0f}", (noise, 0.5), xycoords=("data", "axes fraction"),
+                               xytext=(-3, 0), textcoords="offset points", fontsize=7, ha="right", rotation=90)
+        panels[0].set_title("time and money against the global batch")
+        panels[1].set_title("time and money against the accelerators (weak scaling)")
+        fig.suptitle(title)
+        fig.tight_layout()
+        save(fig, path)
+
+
 # --- the pipeline gauge ------------------------------------------------------------------------------
 
 def draw_pipeline(gauges, path: str | Path, title: str) -> None:
