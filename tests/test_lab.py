@@ -353,6 +353,21 @@ def test_lab_refuses_keys_for_a_configuration_and_an_accelerator_no_track_runs_o
     assert "system.accelerator" in capsys.readouterr().err
 
 
+def test_the_workbench_shows_the_plans_time_and_money_to_train():
+    m = mission("cloud/3")
+    lab = Lab.open(m)
+    for q in m.lock:
+        lab.lock(q.id, 1.0)
+    shown = widgets.view(lab)
+    run = shown["metrics"].training
+    html = widgets.instruments(lab, shown)
+    assert "Time and money to train" in html and f"{run.days:,.1f} days" in html and f"${run.dollars:,.0f}" in html
+    edge = Lab.open(mission("edge/1"))                            # a workload without a budget: no panel
+    for q in edge.mission.lock:
+        edge.lock(q.id, 1.0)
+    assert "Time and money to train" not in widgets.instruments(edge, widgets.view(edge))
+
+
 def test_a_combination_that_is_no_plan_is_said_not_raised():
     m = mission("cloud/3")
     lab = Lab.open(m)

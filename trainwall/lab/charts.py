@@ -12,6 +12,8 @@ between the students of one server), every number from the cost model's
 * :func:`scaling_plot` - part 3's Scaling Efficiency Plot: MFU against the accelerators
   and against the global batch (:func:`trainwall.figures.scaling`'s sweeps, the ones
   ``trainwall plot`` draws), the target line and the region the mission allows, as SVG;
+* :func:`time_to_train` - the plan's days, device-hours, dollars and energy to the
+  workload's budget, where it has one;
 * :func:`walls` - every wall of the mission with its value, limit and slack.
 
 Colours are the Okabe-Ito palette of :mod:`trainwall.plotting`; every bar also carries
@@ -207,6 +209,24 @@ def lever_curve(lever: str, points: list[tuple[int, float]], current: int, neede
     return (_heading(f"Throughput against {lever}")
             + _panel(f"samples/s against {lever} (the settings you tried)", lever, points,
                      (current, here) if here is not None else None, None, line, log=False, fmt=_rate))
+
+
+def time_to_train(run) -> str:
+    """The plan's run to the workload's budget (evaluate's ``training``): steps, days,
+    device-hours and the waiting share, dollars and the idle dollars per hour, energy."""
+    if run is None:
+        return ""
+    rows = [("steps to the goal", f"{run.steps:,} (critical-batch law, B_noise {run.noise_batch:,.4g} {run.unit})"),
+            ("time to train", f"{run.days:,.1f} days"),
+            ("device-hours", f"{run.device_hours:,.0f}, {run.idle_share:.0%} of them waiting")]
+    if run.dollars is not None:
+        rows += [("dollars", f"${run.dollars:,.0f} at ${run.price_per_device_hour:,.4g} per device-hour"),
+                 ("paid for waiting", f"${run.idle_dollars_per_hour:,.0f} of every hour")]
+    if run.energy_kwh is not None:
+        rows.append(("energy", f"{run.energy_kwh:,.0f} kWh" + (f", {run.co2_tonnes:,.1f} t CO2"
+                                                            if run.co2_tonnes is not None else "")))
+    body = "".join(f"<tr><td {CELL}>{escape(k)}</td><td {CELL}>{escape(v)}</td></tr>" for k, v in rows)
+    return f"{_heading('Time and money to train')}<table style=\"border-collapse:collapse\">{body}</table>"
 
 
 def walls(checks) -> str:
