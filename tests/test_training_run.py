@@ -223,3 +223,17 @@ def test_the_train_figure_draws_evaluates_time_and_money(tmp_path, monkeypatch, 
     assert main(["plot", "train", "examples/edge.toml", "-o", str(tmp_path / "e.png")]) == 2
     assert "budget" in capsys.readouterr().err
     assert figures.scaling(load_config("examples/edge.toml")).days == ()
+
+
+def test_every_workload_states_its_budget_or_why_it_has_none():
+    """Each catalog entry gives what it trains to, with its source, or says why it has no budget."""
+    import re
+
+    from trainwall.models.catalog import workloads
+
+    text = (Path(__file__).parent.parent / "models" / "data" / "catalog.toml").read_text()
+    blocks = dict(re.findall(r"^\[([a-z0-9.-]+)\]\n(.*?)(?=^\[|\Z)", text, flags=re.M | re.S))
+    assert set(blocks) == set(workloads())
+    for name, block in blocks.items():
+        assert ("budget = {" in block) != ("# no budget:" in block), name
+        assert (workloads()[name].budget is not None) == ("budget = {" in block), name
