@@ -47,6 +47,14 @@ def optimum_values(m) -> dict:
     return values
 
 
+def locked(m) -> Lab:
+    """A session on mission ``m`` with every Lock prediction locked (1): the instruments open."""
+    lab = Lab.open(m)
+    for q in m.lock:
+        lab.lock(q.id, 1.0)
+    return lab
+
+
 @pytest.mark.parametrize("mission_id", shipped_ids())
 def test_the_app_shows_the_cost_models_numbers_for_the_current_plan(mission_id):
     from trainwall.lab.app import app
@@ -183,9 +191,7 @@ def test_a_long_session_keeps_bounded_memory_and_a_gradable_log(tmp_path):
 
 def test_the_balance_point_shows_only_where_the_plan_stands_on_it():
     m = mission("edge/2")
-    lab = Lab.open(m)
-    for q in m.lock:
-        lab.lock(q.id, 1.0)
+    lab = locked(m)
     best = optimum_values(m)["data.workers"]
     lab.choose({"data.workers": best})
     assert "Balance point reached" in widgets.instruments(lab, widgets.view(lab))
@@ -201,9 +207,7 @@ def test_the_scaling_plot_draws_the_figures_sweeps_the_target_and_the_allowed_re
     from trainwall.figures import scaling
 
     m = mission(mission_id)
-    lab = Lab.open(m)
-    for q in m.lock:
-        lab.lock(q.id, 1.0)
+    lab = locked(m)
     shown = widgets.view(lab)
     html = widgets.instruments(lab, shown)
     series = scaling(shown["config"], max_devices=m.limits.devices)
@@ -241,9 +245,7 @@ def test_the_bytes_per_parameter_view_shows_what_the_lock_asks():
     from trainwall.challenges.quantities import QUANTITIES
 
     m = mission("mobile/1")
-    lab = Lab.open(m)
-    for q in m.lock:
-        lab.lock(q.id, 1.0)
+    lab = locked(m)
     shown = widgets.view(lab)
     html = widgets.instruments(lab, shown)
     hidden = QUANTITIES["hidden_state_over_weights"][1](shown["metrics"])
@@ -259,9 +261,7 @@ def test_the_lever_curve_shows_the_settings_tried_and_no_other(mission_id):
 
     m = mission(mission_id)
     field, allowed = m.integer_decision
-    lab = Lab.open(m)
-    for q in m.lock:
-        lab.lock(q.id, 1.0)
+    lab = locked(m)
     start = lab.values[field]
     tried = sorted({start, min(start + 2, allowed.max), allowed.max})
     for value in tried[1:] + [tried[1]]:
@@ -355,16 +355,12 @@ def test_lab_refuses_keys_for_a_configuration_and_an_accelerator_no_track_runs_o
 
 def test_the_workbench_shows_the_plans_time_and_money_to_train():
     m = mission("cloud/3")
-    lab = Lab.open(m)
-    for q in m.lock:
-        lab.lock(q.id, 1.0)
+    lab = locked(m)
     shown = widgets.view(lab)
     run = shown["metrics"].training
     html = widgets.instruments(lab, shown)
     assert "Time and money to train" in html and f"{run.days:,.1f} days" in html and f"${run.dollars:,.0f}" in html
-    edge = Lab.open(mission("edge/1"))                            # a workload without a budget: no panel
-    for q in edge.mission.lock:
-        edge.lock(q.id, 1.0)
+    edge = locked(mission("edge/1"))                              # a workload without a budget: no panel
     assert "Time and money to train" not in widgets.instruments(edge, widgets.view(edge))
 
 
