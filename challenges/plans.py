@@ -17,7 +17,6 @@ is (the mission's author or the student).
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from trainwall.core.config import Config, parse_config
@@ -25,11 +24,21 @@ from trainwall.core.config import Config, parse_config
 Sections = dict[str, dict[str, Any]]
 
 
+def _copied(value: Any) -> Any:
+    """A copy of TOML-shaped data (dicts and lists of scalars): what ``copy.deepcopy`` gives,
+    without its memo (part 3's problem builder copies the scenario once per mode)."""
+    if isinstance(value, dict):
+        return {k: _copied(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copied(v) for v in value]
+    return value
+
+
 def scenario_data(mission, sections: Sections | None = None, choices: dict[str, Any] | None = None) -> dict:
     """The scenario as data, with whole ``sections`` merged in, then dotted ``choices`` set."""
-    data = copy.deepcopy(mission.scenario)
+    data = _copied(mission.scenario)
     for section, values in (sections or {}).items():
-        data.setdefault(section, {}).update(copy.deepcopy(values))
+        data.setdefault(section, {}).update(_copied(values))
     for dotted, value in (choices or {}).items():
         section, name = dotted.split(".", 1)
         data.setdefault(section, {})[name] = value
