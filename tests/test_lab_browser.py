@@ -96,3 +96,26 @@ def test_every_control_is_labelled_and_reachable_from_the_keyboard(tmp_path, mis
     for tag, name, tab in controls:
         assert name and "<" not in name, f"a {tag} without a readable name: {name!r}"
         assert tab >= 0, f"{tag} {name!r} is out of the tab order"
+
+
+def test_a_configuration_opens_in_a_sandbox_and_saves_a_configuration(tmp_path):
+    """trainwall lab CONFIG: the picker offers each part's levers; switching to part 2 shows
+    the gauge; Submit saves a configuration evaluate reads, never a submission."""
+    from pathlib import Path
+
+    from trainwall.core.config import load_config
+
+    config = str(Path(__file__).parent.parent / "examples" / "edge.toml")
+    out = tmp_path / "configuration.toml"
+    with running_lab(tmp_path, "--out", str(out), mission_id=config) as port, sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page()
+        page.goto(f"http://127.0.0.1:{port}/")
+        page.get_by_role("heading", name="Training Memory Waterfall").wait_for(timeout=60000)   # no Locks to wait for
+        page.get_by_label("levers", exact=True).select_option(label=f"{config} with part 2's levers")
+        page.get_by_role("heading", name="Pipeline Utilization Gauge").wait_for(timeout=60000)
+        page.get_by_role("button", name="Submit").click()
+        page.get_by_text("nothing graded").first.wait_for(timeout=60000)
+        browser.close()
+    assert load_config(out).data.workers == load_config(config).data.workers
+    assert "mission" not in out.read_text()
