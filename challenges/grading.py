@@ -238,7 +238,8 @@ def grade_submission(mission, submission, best: Optimum, source: str = "") -> Gr
     checks = [Check(f"wall: {w.wall}", 0.0, 0.0, w.satisfied, wall_summary(w)) for w in walls]
     hidden = name in DECISION_OBJECTIVES
     checks.append(_objective_check(mission, value, best.objective, shortfall, feasible, points["objective"], hidden))
-    feedback = _feedback(mission, best, submission, config, walls, value, shortfall) + _time_to_train(metrics)
+    feedback = _feedback(mission, best, submission, config, walls, value, shortfall)
+    feedback += _time_to_train(metrics) if feasible else []        # a plan that breaks a wall does not train
     shown = mission.rendered()                    # rendered once: the Lock texts and prompts the student read
     for check, advice in _prediction_checks(shown, submission, best, points["predictions"]):
         checks.append(check)

@@ -48,10 +48,12 @@ class StabilityProfile:
 @dataclass(frozen=True)
 class Budget:
     """What the workload's published run trained on (``budget`` in ``data/catalog.toml``):
-    ``amount`` tokens (sequence models) or samples, with the source that states it."""
+    ``amount`` tokens (sequence models) or samples, at ``batch`` of them per step, with the
+    source that states both."""
 
     amount: float
     unit: str           # "tokens" | "samples"
+    batch: float        # the published run's batch, in ``unit``
     source: str
 
 
@@ -73,6 +75,15 @@ class Workload:
     @property
     def is_sequence(self) -> bool:
         return self.family == "transformer"
+
+    def critical_batch_samples(self, seq_len: int | None = None) -> float:
+        """The critical batch in samples at ``seq_len`` (the one definition: the stability
+        rules, the part-3 coefficients and time to train read it). A sequence model's critical
+        batch is a number of tokens (the catalog's samples at its own sequence length), so
+        longer sequences make it fewer samples."""
+        if not self.is_sequence or not self.default_seq_len:
+            return self.stability.critical_batch
+        return self.stability.critical_batch * self.default_seq_len / (seq_len or self.default_seq_len)
 
     def network(self, seq_len: int | None = None, attention: str = "flash") -> Network:
         """The network at this sequence length (transformers) or its fixed input size."""
@@ -132,18 +143,26 @@ def make_workload(name: str, entry: Mapping[str, Any]) -> Workload:
                          MappingProxyType(dict(data["cpu_seconds"])),
                          MappingProxyType(dict(data["accelerator_passes"]))),
         stability=StabilityProfile(**{k: float(v) for k, v in stability.items()}),
-        budget=_budget(name, entry.get("budget")),
+        budget=_budget(name, entry.get("budget"), entry["family"]),
     )
 
 
-def _budget(name: str, entry: Mapping[str, Any] | None) -> Budget | None:
-    """A catalog entry's ``budget = { tokens = N, source = "..." }`` (or ``samples``)."""
+def _budget(name: str, entry: Mapping[str, Any] | None, family: str) -> Budget | None:
+    """A catalog entry's ``budget = { tokens = N, batch = B, source = "..." }`` (or ``samples``):
+    positive, finite numbers, tokens only for a sequence model."""
+    import math
+
     if entry is None:
         return None
     units = [u for u in ("tokens", "samples") if u in entry]
-    if len(units) != 1 or not entry.get("source"):
-        raise InputError(f"{name}.budget", dict(entry), "must give tokens or samples (one of them) and its source")
-    return Budget(float(entry[units[0]]), units[0], str(entry["source"]))
+    allowed = ("must give tokens (a sequence model) or samples, the published run's batch in the same unit, "
+               "and their source; positive, finite numbers")
+    numbers = [entry.get(units[0]) if units else None, entry.get("batch")]
+    if (len(units) != 1 or not entry.get("source") or (units[0] == "tokens") != (family == "transformer")
+            or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0
+                       for x in numbers)):
+        raise InputError(f"{name}.budget", dict(entry), allowed)
+    return Budget(float(numbers[0]), units[0], float(numbers[1]), str(entry["source"]))
 
 
 @bounded(1)  # one catalog, a few kB

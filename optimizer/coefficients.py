@@ -159,9 +159,10 @@ def scaling_mode(config, choices: dict, m_lo: int, m_max: int, global_batch_limi
         counts = np.arange(1, st.pipeline_parallel)
         fitting = counts[fits(st.memory_total(counts), capacity)]   # the same arithmetic, every m at once
         m_memory = int(fitting.max()) if fitting.size else 0
-    t, profile = config.training, resolve_workload(config).stability
+    t, work = config.training, resolve_workload(config)
+    profile, critical = work.stability, work.critical_batch_samples(config.workload.seq_len)
     fmt = stability.check(t.precision, t.loss_scaling, t.loss_scale, True, 0, profile.gradient_min,
-                          profile.gradient_max, profile.activation_max, profile.critical_batch,
+                          profile.gradient_max, profile.activation_max, critical,
                           t.local_steps, profile.max_local_steps)
-    m_stable = m_hi if t.gradient_clipping else int(profile.critical_batch // per_step)
+    m_stable = m_hi if t.gradient_clipping else int(critical // per_step)
     return ScalingMode(dict(choices), st, m_lo, m_hi, m_memory, m_stable, fmt.stable, capacity)

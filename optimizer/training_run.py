@@ -11,10 +11,12 @@ so (S / S_min - 1)(E / E_min - 1) = 1 and S(B) B = E(B). Below the noise scale B
 larger batch saves steps almost one for one; above it, it buys little and costs samples.
 Here B_noise is the workload's critical batch (``stability.critical_batch`` in
 models/data/catalog.toml, the batch the published recipe used, the same number the stability
-rules read), and E_min comes from the workload's budget, the samples (or tokens) its
-published run trained on. **Assumed:** that run trained at its critical batch, so the
-budget is E(B_noise) = 2 E_min and S_min = E_min / B_noise. A sequence model's budget and
-batches are counted in tokens, so the goal does not change with the sequence length.
+rules read, :meth:`trainwall.models.catalog.Workload.critical_batch_samples`), and E_min
+comes from the workload's budget: the samples (or tokens) its published run trained on at
+its published batch B_run, E(B_run) = E_min (1 + B_run / B_noise), so S_min = E_min /
+B_noise. **Assumed:** that the published run reached the goal, so its budget is the goal's
+E at its batch. A sequence model's budget and batches are counted in tokens, so the goal
+does not change with the sequence length.
 
 **Time to train** = S(B) x the step time; device-hours = that time x the devices; idle
 device-hours = S(B) x (bubble + exposed communication + data stall) x the devices: the
@@ -45,15 +47,16 @@ DAY = 86400.0
 class Goal:
     """What a workload trains to, in units of samples or tokens (``unit``)."""
 
-    budget: float          # E(B_noise): the published run's samples (or tokens)
+    budget: float          # E(B_run): the published run's samples (or tokens)
     noise_batch: float     # B_noise, in the same unit
     unit: str              # "samples" | "tokens"
     source: str
+    run_batch: float = 0.0  # B_run, the published run's batch in the same unit (0: taken as B_noise)
 
     @property
     def min_samples(self) -> float:
-        """E_min: the samples (or tokens) an infinitesimally small batch would need."""
-        return self.budget / 2.0
+        """E_min = E(B_run) / (1 + B_run / B_noise): what an infinitesimally small batch would need."""
+        return self.budget / (1.0 + (self.run_batch or self.noise_batch) / self.noise_batch)
 
     @property
     def min_steps(self) -> float:

@@ -327,6 +327,25 @@ def test_a_configuration_opens_in_a_sandbox_at_its_own_numbers(path, part):
     assert "Lock your predictions (" not in widgets.instruments(lab, shown)   # nothing to lock: shown at once
 
 
+def test_a_sandbox_offers_the_layouts_the_plan_builder_allows_and_only_parts_that_open(tmp_path):
+    """Part 3's degrees set the device count, so the cloud sandbox offers cloud/3's layouts (not
+    only the file's own); a configuration without data-loader workers has no part 2 to open."""
+    import tomllib
+
+    import tomli_w
+
+    from trainwall.lab.sandbox import references, sandbox
+
+    cloud = next(p for p in EXAMPLES if p.endswith("cloud.toml"))
+    offered, shipped = sandbox(cloud, 3).decisions, mission("cloud/3").decisions
+    for name in ("training.tensor_parallel", "training.pipeline_parallel", "training.data_parallel"):
+        assert set(offered[name]) == set(shipped[name]), name
+    raw = tomllib.loads(Path(cloud).read_text())
+    raw["data"]["workers"] = 0
+    (tmp_path / "w0.toml").write_text(tomli_w.dumps(raw))
+    assert [label.split("part ")[1][0] for label in references(str(tmp_path / "w0.toml"))] == ["1", "3"]
+
+
 def test_a_sandbox_saves_the_configuration_its_controls_describe(tmp_path):
     from trainwall.core.config import load_config
     from trainwall.lab.sandbox import sandbox

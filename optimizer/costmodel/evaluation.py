@@ -66,8 +66,8 @@ def _training(plan: ResolvedPlan, config: Config, time: StepTime) -> TimeToTrain
     if work.budget is None:
         return None
     per_sample = plan.network.tokens_per_sample if work.budget.unit == "tokens" else 1
-    noise = work.stability.critical_batch * (work.default_seq_len if work.budget.unit == "tokens" else 1)
-    goal = Goal(work.budget.amount, noise, work.budget.unit, work.budget.source)
+    noise = work.critical_batch_samples(config.workload.seq_len) * per_sample     # B_noise in the budget's unit
+    goal = Goal(work.budget.amount, noise, work.budget.unit, work.budget.source, work.budget.batch)
     idle = time.bubble_s + time.exposed_communication_s + time.data_stall_s
     return time_to_train(goal, global_batch * per_sample, global_batch, time.step_s, idle, plan.devices,
                          _costs(config, plan.device))
@@ -128,4 +128,5 @@ def check_stability(config: Config, work: Workload) -> stability.StabilityReport
     t, profile = config.training, work.stability
     return stability.check(t.precision, t.loss_scaling, t.loss_scale, t.gradient_clipping, config.global_batch,
                            profile.gradient_min, profile.gradient_max, profile.activation_max,
-                           profile.critical_batch, t.local_steps, profile.max_local_steps)
+                           work.critical_batch_samples(config.workload.seq_len), t.local_steps,
+                           profile.max_local_steps)

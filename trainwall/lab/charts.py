@@ -211,22 +211,25 @@ def lever_curve(lever: str, points: list[tuple[int, float]], current: int, neede
                      (current, here) if here is not None else None, None, line, log=False, fmt=_rate))
 
 
-def time_to_train(run) -> str:
+def time_to_train(run, feasible: bool = True) -> str:
     """The plan's run to the workload's budget (evaluate's ``training``): steps, days,
-    device-hours and the waiting share, dollars and the idle dollars per hour, energy."""
+    device-hours and the waiting share, dollars and the idle dollars per hour, energy; for a
+    plan that breaks a wall, what it would take were it to run."""
     if run is None:
         return ""
     rows = [("steps to the goal", f"{run.steps:,} (critical-batch law, B_noise {run.noise_batch:,.4g} {run.unit})"),
             ("time to train", f"{run.days:,.1f} days"),
             ("device-hours", f"{run.device_hours:,.0f}, {run.idle_share:.0%} of them waiting")]
     if run.dollars is not None:
-        rows += [("dollars", f"${run.dollars:,.0f} at ${run.price_per_device_hour:,.4g} per device-hour"),
-                 ("paid for waiting", f"${run.idle_dollars_per_hour:,.0f} of every hour")]
+        rows.append(("dollars", f"${run.dollars:,.0f} at ${run.price_per_device_hour:,.4g} per device-hour"))
+    if run.idle_dollars_per_hour is not None:
+        rows.append(("paid for waiting", f"${run.idle_dollars_per_hour:,.0f} of every hour"))
     if run.energy_kwh is not None:
         rows.append(("energy", f"{run.energy_kwh:,.0f} kWh" + (f", {run.co2_tonnes:,.1f} t CO2"
                                                             if run.co2_tonnes is not None else "")))
     body = "".join(f"<tr><td {CELL}>{escape(k)}</td><td {CELL}>{escape(v)}</td></tr>" for k, v in rows)
-    return f"{_heading('Time and money to train')}<table style=\"border-collapse:collapse\">{body}</table>"
+    note = "" if feasible else "<p><em>The plan breaks a wall: this is what it would take, were it to run.</em></p>"
+    return f"{_heading('Time and money to train')}{note}<table style=\"border-collapse:collapse\">{body}</table>"
 
 
 def walls(checks) -> str:

@@ -45,14 +45,14 @@ def serve(mission: str | None, out: str | None, port: int | None = None, browser
     from trainwall.challenges.mission import resolve
     from trainwall.core.errors import InputError
     from trainwall.core.outputs import check_target
-    from trainwall.lab.sandbox import is_configuration, sandbox
+    from trainwall.lab.sandbox import is_configuration, references
 
     if importlib.util.find_spec("marimo") is None:
         raise InputError("", "trainwall lab", "the workbench needs marimo: pip install 'trainwall[lab]' "
                          "(from a checkout: pip install '.[lab]')")
     configuration = is_configuration(mission)
     if configuration:
-        sandbox(mission, 1)         # an accelerator no track runs on fails here
+        references(mission)         # an accelerator no track runs on, or no part that opens, fails here
         if keys:
             raise InputError("--keys", keys, f"{mission} is a configuration, explored in a sandbox: nothing to "
                              "grade against (--keys goes with a mission or a handout)")

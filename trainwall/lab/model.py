@@ -159,7 +159,8 @@ class Lab:
         """The log a submission carries: every move while they fit the format; past that, the
         kept moves and one last move, the net change from where they end to the plan. The
         grader reads the first move that reaches the balance point and the log's end, and
-        both survive (a balance reached after the kept moves is past the move limit anyway)."""
+        both survive: a balance first reached after the kept moves could not be shown by any
+        submission, which holds MAX_MOVES at most."""
         if self.move_count <= len(self.moves):
             return list(self.moves)
         reached = initial_values(self.mission)

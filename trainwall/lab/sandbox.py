@@ -34,8 +34,22 @@ def is_configuration(reference: str | None) -> bool:
 
 
 def references(path: str) -> dict[str, str]:
-    """The picker's entries for a configuration: label -> sandbox reference, one per part."""
-    return {f"{path} with part {part}'s levers": f"{PREFIX}{part}:{path}" for part in PARTS}
+    """The picker's entries for a configuration: label -> sandbox reference, one per part
+    whose sandbox opens (a configuration with no data-loader workers has no part 2 with a
+    workers lever, say); InputError, with each part's reason, when none does."""
+    from trainwall.core.errors import TrainwallError
+
+    out, why = {}, []
+    for part in PARTS:
+        try:
+            sandbox(path, part)
+        except TrainwallError as exc:
+            why.append(f"part {part}: {exc}")
+            continue
+        out[f"{path} with part {part}'s levers"] = f"{PREFIX}{part}:{path}"
+    if not out:
+        raise InputError(path, "configuration", "a configuration no part's levers can explore: " + "; ".join(why))
+    return out
 
 
 def split(reference: str) -> tuple[int, str] | None:
@@ -56,22 +70,25 @@ def _track(accelerator: str, path: str) -> str:
     return tracks[accelerator]
 
 
-def _valid(raw: dict, name: str, value: Any) -> bool:
-    """Is the configuration, with ``name`` set to ``value`` alone, a valid configuration?"""
-    from trainwall.core.config import parse_config
+def _valid(raw: dict, part: int, name: str, value: Any) -> bool:
+    """Is ``name`` = ``value`` alone a plan here, by the plan builder's own rules (part 3: the
+    degrees set the device count), as a mission's decisions are checked?"""
+    from types import SimpleNamespace
 
-    section, _, key = name.partition(".")
+    from trainwall.challenges import plans
+
     try:
-        parse_config({**raw, section: {**raw.get(section, {}), key: value}})
+        plans.decided(SimpleNamespace(scenario=raw, part=part, reference="sandbox"), {name: value},
+                      1 if part == 3 else None)
     except InputError:
         return False
     return True
 
 
-def _widened(decisions: dict[str, Any], raw: dict, config) -> dict[str, Any]:
-    """Each decision's allowed values that the configuration takes (a micro-batch must divide
-    its global batch, say), with the configuration's own value added (a list) or the range
-    stretched to it."""
+def _widened(decisions: dict[str, Any], raw: dict, config, part: int) -> dict[str, Any]:
+    """Each decision's allowed values that make a plan with the configuration (a micro-batch
+    must divide its global batch, say), with the configuration's own value added (a list) or
+    the range stretched to it."""
     from trainwall.challenges.plans import field_value
     from trainwall.lab.model import MICRO_BATCHES
 
@@ -84,7 +101,7 @@ def _widened(decisions: dict[str, Any], raw: dict, config) -> dict[str, Any]:
         if isinstance(allowed, dict):
             out[name] = {"min": min(allowed["min"], value), "max": max(allowed["max"], value)}
         else:
-            out[name] = [value, *(v for v in allowed if v != value and _valid(raw, name, v))]
+            out[name] = [value, *(v for v in allowed if v != value and _valid(raw, part, name, v))]
     return out
 
 
@@ -110,7 +127,7 @@ def sandbox(path: str, part: int):
         raw = _layout(raw, config)
         config = parse_config(raw, path)
     data = {**base, "scenario": raw, "naive": {}, "lock": [], "reflection": [],
-            "decisions": _widened(base["decisions"], raw, config),
+            "decisions": _widened(base["decisions"], raw, config, part),
             "title": f"Sandbox: {Path(path).name} with the levers of {track} part {part}",
             "story": (f"Your configuration {path}, explored with the levers of the {track} track's part {part} "
                       "(its decisions and walls). Nothing here is graded: Submit saves the configuration "

@@ -170,7 +170,7 @@ def instruments(lab: Lab, shown: dict[str, Any]) -> str:
     m = shown["metrics"]
     checks = lab.mission.checks(m)
     html.append(_part_instruments(lab, shown))
-    html.append(charts.time_to_train(m.training))
+    html.append(charts.time_to_train(m.training, all(c.satisfied for c in checks)))
     html.append(charts.walls(checks))
     if lab.mission.part == 2:
         html.append(_balance(lab, checks))
