@@ -359,6 +359,10 @@ def test_a_sandbox_saves_the_configuration_its_controls_describe(tmp_path):
     saved = load_config(out)
     assert saved.training.optimizer == "sgd"
     assert evaluate(saved).to_dict() == lab.metrics().to_dict()
+    cloud = next(p for p in EXAMPLES if p.endswith("cloud.toml"))
+    wide = Lab.open(sandbox(cloud, 3), configuration=cloud)
+    wide.choose({"training.pipeline_parallel": 32, "training.data_parallel": 256})   # 65,536 GPUs: not a plan
+    assert "not a plan yet" in widgets.submit(wide, {}, str(tmp_path / "wide.toml"), widgets.view(wide))
 
 
 def test_lab_refuses_keys_for_a_configuration_and_an_accelerator_no_track_runs_on(tmp_path, capsys):

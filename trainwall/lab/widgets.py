@@ -251,6 +251,9 @@ def submit(lab: Lab, reflections: dict[str, str], out: str, shown: dict[str, Any
 
     if lab.configuration:
         path = atomic_write(out, lab.configuration_toml())
+        if shown["metrics"] is None:
+            return (f"Wrote {escape(str(path))}, the configuration your controls describe; it is not a plan "
+                    f"yet, and evaluate will say so: {escape(shown['error'])}")
         return (f"Wrote {escape(str(path))}, the configuration your controls describe (a sandbox: nothing "
                 f"graded). Evaluate it with `trainwall evaluate {escape(str(path))}`.")
     lab.reflections = {k: v for k, v in reflections.items() if v and v.strip()}
