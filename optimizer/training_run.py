@@ -48,15 +48,15 @@ class Goal:
     """What a workload trains to, in units of samples or tokens (``unit``)."""
 
     budget: float          # E(B_run): the published run's samples (or tokens)
+    run_batch: float       # B_run, the published run's batch, in the same unit
     noise_batch: float     # B_noise, in the same unit
     unit: str              # "samples" | "tokens"
     source: str
-    run_batch: float = 0.0  # B_run, the published run's batch in the same unit (0: taken as B_noise)
 
     @property
     def min_samples(self) -> float:
         """E_min = E(B_run) / (1 + B_run / B_noise): what an infinitesimally small batch would need."""
-        return self.budget / (1.0 + (self.run_batch or self.noise_batch) / self.noise_batch)
+        return self.budget / (1.0 + self.run_batch / self.noise_batch)
 
     @property
     def min_steps(self) -> float:
@@ -93,11 +93,19 @@ class TimeToTrain:
     budget: float              # E(B) in the goal's unit (samples or tokens)
     unit: str
     noise_batch: float         # B_noise in the goal's unit
-    seconds: float
-    device_hours: float
-    idle_device_hours: float   # bubble, exposed communication and data stall, all devices
+    seconds: float             # wall-clock
+    idle_seconds: float        # of which the devices wait: bubble, exposed communication, data stall
+    devices: int
     source: str
     costs: Costs = Costs()
+
+    @property
+    def device_hours(self) -> float:
+        return self.seconds * self.devices / HOUR
+
+    @property
+    def idle_device_hours(self) -> float:
+        return self.idle_seconds * self.devices / HOUR
 
     @property
     def price_per_device_hour(self) -> float | None:
@@ -129,10 +137,9 @@ class TimeToTrain:
     def idle_dollars_per_hour(self) -> float | None:
         """Dollars each wall-clock hour of the run pays for devices that wait: the price of all
         devices x the idle share."""
-        if self.price_per_device_hour is None or not self.seconds:
+        if self.price_per_device_hour is None:
             return None
-        devices = self.device_hours * HOUR / self.seconds
-        return devices * self.price_per_device_hour * self.idle_share
+        return self.devices * self.price_per_device_hour * self.idle_share
 
     @property
     def days(self) -> float:
@@ -141,7 +148,7 @@ class TimeToTrain:
     @property
     def idle_share(self) -> float:
         """The share of device time spent waiting."""
-        return self.idle_device_hours / self.device_hours if self.device_hours else 0.0
+        return self.idle_seconds / self.seconds if self.seconds else 0.0
 
 
 def time_to_train(goal: Goal, batch: float, samples_per_step: int, step_s: float, idle_s: float,
@@ -150,6 +157,5 @@ def time_to_train(goal: Goal, batch: float, samples_per_step: int, step_s: float
     samples), each step taking ``step_s`` seconds of which ``idle_s`` wait, on ``devices``
     whose device-hours cost ``costs``."""
     steps = math.ceil(goal.steps(batch) - 1e-9)     # an exact whole number of steps stays itself
-    seconds = steps * step_s
-    return TimeToTrain(steps, steps * samples_per_step, goal.samples(batch), goal.unit, goal.noise_batch, seconds,
-                       seconds * devices / HOUR, steps * idle_s * devices / HOUR, goal.source, costs)
+    return TimeToTrain(steps, steps * samples_per_step, goal.samples(batch), goal.unit, goal.noise_batch,
+                       steps * step_s, steps * idle_s, devices, goal.source, costs)

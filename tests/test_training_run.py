@@ -20,7 +20,7 @@ from trainwall.core.config import load_config, parse_config
 from trainwall.optimizer.costmodel import evaluate
 from trainwall.optimizer.training_run import Goal, TimeToTrain, time_to_train
 
-GOAL = Goal(budget=15e12, noise_batch=2048 * 8192, unit="tokens", source="test")
+GOAL = Goal(budget=15e12, run_batch=2048 * 8192, noise_batch=2048 * 8192, unit="tokens", source="test")
 
 
 @pytest.mark.parametrize("batch", [1e3, 1e5, 2048 * 8192, 1e9, 1e12])
@@ -140,7 +140,7 @@ def test_dollars_are_device_hours_at_the_catalogs_price_or_the_configurations():
 
 def _run(device_hours: float, costs) -> TimeToTrain:
     """A run of ``device_hours`` (one device), to read energy and CO2 off."""
-    return TimeToTrain(1, 1.0, 1.0, "samples", 1.0, device_hours * 3600, device_hours, 0.0, "test", costs)
+    return TimeToTrain(1, 1.0, 1.0, "samples", 1.0, device_hours * 3600, 0.0, 1, "test", costs)
 
 
 def test_bloom_energy_is_its_gpu_hours_at_the_catalogs_a100_power():

@@ -103,14 +103,6 @@ class ScalingSeries:
     noise_batch: float | None = None         # B_noise in samples at this sequence length
 
 
-def _noise_batch_samples(metrics) -> float | None:
-    """B_noise in samples (a budget in tokens divides by the tokens per sample), or None."""
-    run = metrics.training
-    if run is None:
-        return None
-    return run.noise_batch / (metrics.tokens_per_s / metrics.samples_per_s) if run.unit == "tokens" else run.noise_batch
-
-
 def _run_figures(metrics) -> tuple[float, float] | None:
     """(days, dollars) of a point's time to train (dollars NaN without a price), or None."""
     run = metrics.training
@@ -155,10 +147,13 @@ def scaling(config: Config, label: str = "", max_devices: int | None = None) -> 
         batches.append((count * dp * mb, metrics.mfu))
         batch_runs.append(_run_figures(metrics))
     columns = list(zip(*rows)) if rows else [()] * 5
-    timed = bool(runs) and None not in runs and None not in batch_runs
-    days, dollars = (tuple(zip(*runs)) if timed else ((), ()))
-    days_b, dollars_b = (tuple(zip(*batch_runs)) if timed and batch_runs else ((), ()))
-    noise = _noise_batch_samples(_evaluate(config))
+    from trainwall.optimizer.costmodel.resolve import resolve_workload
+
+    work = resolve_workload(config)          # time to train applies where the workload has a budget
+    timed = work.budget is not None and bool(runs)
+    days, dollars = tuple(zip(*runs)) if timed else ((), ())
+    days_b, dollars_b = tuple(zip(*batch_runs)) if timed and batch_runs else ((), ())
+    noise = work.critical_batch_samples(config.workload.seq_len) if work.budget else None   # in samples
     return ScalingSeries(label, *(tuple(c) for c in columns), tuple(b for b, _ in batches),
                          tuple(v for _, v in batches), (config.system.devices, config.global_batch),
                          config.system.background_network_load, tuple(days), tuple(dollars), tuple(days_b),

@@ -195,7 +195,7 @@ def draw_train(series, path: str | Path, title: str) -> None:
                 if s.at[at] in xs:
                     k = xs.index(s.at[at])
                     ax.plot([xs[k]], [days[k]], marker="*", markersize=14, color=colour, markeredgecolor="black")
-            ax.set(xscale="log", xlabel=xlabel, ylabel="days to train (solid)")
+            ax.set(xlabel=xlabel, ylabel="days to train (solid)")
             ax.set_xscale("log", base=2)
             money.set_ylabel("million US dollars (dashed)")
             money.grid(False)

@@ -44,19 +44,23 @@ def training_lines(run, feasible: bool = True) -> list[str]:
     plan that breaks a wall, said to be what it would take if it ran."""
     if run is None:
         return []
-    unit = "tokens" if run.unit == "tokens" else "samples"
     verb = "time to train" if feasible else "time to train, were the plan to run (it breaks a wall)"
-    return (["", f"  {verb}: {run.steps:,} steps to {run.budget:.4g} {unit} (the critical-batch law, "
-                f"B_noise {run.noise_batch:.4g} {unit}): {run.days:,.1f} days",
-            f"    {run.device_hours:,.0f} device-hours, of which {run.idle_device_hours:,.0f} "
-            f"({run.idle_share:.0%}) wait (bubble, exposed communication, data stall)"]
-    + ([f"    ${run.dollars:,.0f} at ${run.price_per_device_hour:,.4g} per device-hour"
-        + (f"; ${run.idle_dollars_per_hour:,.0f} of every hour pays for waiting devices"
-           if run.idle_dollars_per_hour is not None else "")] if run.dollars is not None else [])
-    + ([f"    {run.energy_kwh:,.0f} kWh at {run.costs.power_w:g} W per device and PUE {run.costs.pue:g}"
-        + (f": {run.co2_tonnes:,.1f} t CO2 at {run.costs.grid_kg_co2_per_kwh:g} kg/kWh"
-           if run.co2_tonnes is not None else "")] if run.energy_kwh is not None else [])
-    + [f"    goal: {run.source}"] + ([f"    price: {run.price_source}"] if run.dollars is not None else []))
+    lines = ["", f"  {verb}: {run.steps:,} steps to {run.budget:.4g} {run.unit} (the critical-batch law, "
+                 f"B_noise {run.noise_batch:.4g} {run.unit}): {run.days:,.1f} days",
+             f"    {run.device_hours:,.0f} device-hours, of which {run.idle_device_hours:,.0f} "
+             f"({run.idle_share:.0%}) wait (bubble, exposed communication, data stall)"]
+    if run.dollars is not None:
+        lines.append(f"    ${run.dollars:,.0f} at ${run.price_per_device_hour:,.4g} per device-hour; "
+                     f"${run.idle_dollars_per_hour:,.0f} of every hour pays for waiting devices")
+    if run.energy_kwh is not None:
+        co2 = (f": {run.co2_tonnes:,.1f} t CO2 at {run.costs.grid_kg_co2_per_kwh:g} kg/kWh"
+               if run.co2_tonnes is not None else "")
+        lines.append(f"    {run.energy_kwh:,.0f} kWh at {run.costs.power_w:g} W per device and PUE "
+                     f"{run.costs.pue:g}{co2}")
+    lines.append(f"    goal: {run.source}")
+    if run.dollars is not None:
+        lines.append(f"    price: {run.price_source}")
+    return lines
 
 
 def text_report(config: Config, m: Metrics, source: str = "") -> str:

@@ -67,7 +67,7 @@ def _training(plan: ResolvedPlan, config: Config, time: StepTime) -> TimeToTrain
         return None
     per_sample = plan.network.tokens_per_sample if work.budget.unit == "tokens" else 1
     noise = work.critical_batch_samples(config.workload.seq_len) * per_sample     # B_noise in the budget's unit
-    goal = Goal(work.budget.amount, noise, work.budget.unit, work.budget.source, work.budget.batch)
+    goal = Goal(work.budget.amount, work.budget.batch, noise, work.budget.unit, work.budget.source)
     idle = time.bubble_s + time.exposed_communication_s + time.data_stall_s
     return time_to_train(goal, global_batch * per_sample, global_batch, time.step_s, idle, plan.devices,
                          _costs(config, plan.device))

@@ -17,7 +17,7 @@ app = marimo.App(width="medium", app_title="trainwall lab")
 with app.setup:
     import marimo as mo
 
-    from trainwall.lab import widgets
+    from trainwall.lab import sandbox, widgets
 
 
 @app.cell
@@ -93,7 +93,7 @@ def reflect(lab):
 @app.cell
 def submitted(args, lab, reflections, submit, view):
     mo.stop(not submit.value)
-    out = args.get("out") or ("configuration.toml" if lab.configuration else "submission.toml")
+    out = args.get("out") or sandbox.default_out(bool(lab.configuration))
     mo.md(widgets.submit(lab, reflections.value, out, view, args.get("keys")))
     return
 

@@ -221,9 +221,8 @@ def time_to_train(run, feasible: bool = True) -> str:
             ("time to train", f"{run.days:,.1f} days"),
             ("device-hours", f"{run.device_hours:,.0f}, {run.idle_share:.0%} of them waiting")]
     if run.dollars is not None:
-        rows.append(("dollars", f"${run.dollars:,.0f} at ${run.price_per_device_hour:,.4g} per device-hour"))
-    if run.idle_dollars_per_hour is not None:
-        rows.append(("paid for waiting", f"${run.idle_dollars_per_hour:,.0f} of every hour"))
+        rows += [("dollars", f"${run.dollars:,.0f} at ${run.price_per_device_hour:,.4g} per device-hour"),
+                 ("paid for waiting", f"${run.idle_dollars_per_hour:,.0f} of every hour")]
     if run.energy_kwh is not None:
         rows.append(("energy", f"{run.energy_kwh:,.0f} kWh" + (f", {run.co2_tonnes:,.1f} t CO2"
                                                             if run.co2_tonnes is not None else "")))

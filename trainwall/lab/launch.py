@@ -45,7 +45,7 @@ def serve(mission: str | None, out: str | None, port: int | None = None, browser
     from trainwall.challenges.mission import resolve
     from trainwall.core.errors import InputError
     from trainwall.core.outputs import check_target
-    from trainwall.lab.sandbox import is_configuration, references
+    from trainwall.lab.sandbox import default_out, is_configuration, references
 
     if importlib.util.find_spec("marimo") is None:
         raise InputError("", "trainwall lab", "the workbench needs marimo: pip install 'trainwall[lab]' "
@@ -58,7 +58,7 @@ def serve(mission: str | None, out: str | None, port: int | None = None, browser
                              "grade against (--keys goes with a mission or a handout)")
     elif mission:
         resolve(mission)            # an unknown mission or a broken file fails here, not in the browser
-    out = out or ("configuration.toml" if configuration else "submission.toml")
+    out = out or default_out(configuration)
     if keys:
         from trainwall.challenges.grading import MissionSource
 

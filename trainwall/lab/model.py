@@ -99,8 +99,7 @@ def initial_values(mission) -> dict[str, Any]:
     values = {}
     for c in controls(mission):
         if c.field == MICRO_BATCHES:
-            t = config.training
-            values[c.field] = t.global_batch // (t.data_parallel * t.micro_batch)
+            values[c.field] = config.micro_batches
         elif c.field == TRAINABLE:
             mask = trainable_mask(config.training.trainable, _network(config))
             values[c.field] = tuple(i for i in c.options if mask[i])

@@ -33,6 +33,11 @@ def is_configuration(reference: str | None) -> bool:
     return isinstance(data, dict) and not {"scenario", "mission", "configuration"} & set(data)
 
 
+def default_out(configuration: bool) -> str:
+    """Where Submit writes without ``--out``: a sandbox saves a configuration, a mission a submission."""
+    return "configuration.toml" if configuration else "submission.toml"
+
+
 def references(path: str) -> dict[str, str]:
     """The picker's entries for a configuration: label -> sandbox reference, one per part
     whose sandbox opens (a configuration with no data-loader workers has no part 2 with a
@@ -94,10 +99,7 @@ def _widened(decisions: dict[str, Any], raw: dict, config, part: int) -> dict[st
 
     out = {}
     for name, allowed in decisions.items():
-        if name == MICRO_BATCHES:
-            value = config.global_batch // (config.data_parallel * config.training.micro_batch)
-        else:
-            value = field_value(config, name)
+        value = config.micro_batches if name == MICRO_BATCHES else field_value(config, name)
         if isinstance(allowed, dict):
             out[name] = {"min": min(allowed["min"], value), "max": max(allowed["max"], value)}
         else:

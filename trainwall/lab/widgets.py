@@ -198,9 +198,9 @@ def _lever_curve(lab: Lab, config) -> str:
 
     field, _ = lab.mission.integer_decision
     lever, wait = field.split(".")[1], lab.mission.max_data_wait
-    points = [(v, lever_point(config, lever, v, wait)[0]) for v in lab.visited(field)]
-    needed = lever_point(config, lever, lab.values[field], wait)[1]
-    return charts.lever_curve(lever, points, lab.values[field], needed)
+    tried = {v: lever_point(config, lever, v, wait) for v in lab.visited(field)}   # the current setting among them
+    current = lab.values[field]
+    return charts.lever_curve(lever, [(v, fed) for v, (fed, _, _) in tried.items()], current, tried[current][1])
 
 
 def _locks(lab: Lab) -> str:
