@@ -30,7 +30,7 @@ OBJECTIVES = {1: ("trainable_params", "micro_batch"), 2: ("workers", "echo"), 3:
 #: The walls each part may impose.
 CONSTRAINTS = {1: ("memory", "flash", "stability"),
                2: ("starvation", "memory", "flash", "stability"),
-               3: ("memory", "network", "stability", "starvation", "mfu_target")}
+               3: ("memory", "network", "stability", "starvation", "power", "mfu_target")}
 #: The decisions each part may open (dotted config fields; ``training.micro_batches`` is
 #: the number of micro-batches per step, so global_batch = micro_batches x dp x micro_batch).
 DECISION_FIELDS = {
@@ -296,6 +296,9 @@ def _check_part_rules(mission: Mission, source: str) -> None:
     if ranges != ["training.micro_batches"]:
         raise InputError("decisions", ranges, "a part-3 mission gives training.micro_batches as a range",
                          source=source)
+    if ("power" in mission.constraints) != (mission.scenario.get("system", {}).get("power_budget_w") is not None):
+        raise InputError("scenario.system.power_budget_w", mission.scenario.get("system", {}).get("power_budget_w"),
+                         "give a budget exactly when \"power\" is among the constraints", source=source)
     if ("mfu_target" in mission.constraints) != (mission.objective.target is not None):
         raise InputError("objective.target", mission.objective.target,
                          "give a target exactly when \"mfu_target\" is among the constraints", source=source)

@@ -53,6 +53,10 @@ QUANTITIES: dict[str, tuple[str, Callable]] = {
                         "(p - 1) / (m + p - 1) for 1F1B"), _bubble_fraction),
     "comm_to_compute": ("communication / compute time per step", lambda m: m.comm_to_compute),
     "network_utilization": ("busiest link's load, background included", lambda m: m.network_utilization),
+    "learning_power_w": ("watts one device draws while it learns: its joules per step / the step",
+                         lambda m: m.power.learning_w),
+    "duty_cycle": ("share of the time the devices learn to keep up with their stream", lambda m: m.power.duty_cycle),
+    "average_power_w": ("one device's average watts over its duty cycle", lambda m: m.power.average_w),
     "network_headroom_used": (("share of the busiest link's headroom (what the background load leaves) "
                               "this run's traffic takes"), _headroom_used),
 }

@@ -47,6 +47,8 @@ def solve_scaling_wall(mission) -> MissionSolution:
     mem = metrics.memory
     slack = {"memory": wall_slack("memory", mem.total, mem.capacity),
              "network": wall_slack("network", metrics.network_utilization, 1.0)}
+    if "power" in walls:
+        slack["power"] = wall_slack("power", metrics.power.average_w, metrics.power.budget_w)
     if mission.objective.target is not None:
         slack["mfu_target"] = wall_slack("mfu_target", metrics.mfu, mission.objective.target)
     agrees = (exhaustive.feasible and exhaustive.mode == sol.mode and exhaustive.mask == (sol.micro_batches,)

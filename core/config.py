@@ -181,6 +181,7 @@ class SystemSection(_Strict):
     price_per_device_hour: Annotated[float, Field(ge=0.0, le=1e6)] | None = None      # US dollars (default: the catalog's)
     pue: Annotated[float, Field(ge=1.0, le=3.0)] = 1.0                 # data-centre power usage effectiveness
     grid_kg_co2_per_kwh: Annotated[float, Field(ge=0.0, le=2.0)] | None = None   # grid carbon intensity (none: no CO2)
+    power_budget_w: Annotated[float, Field(gt=0.0, le=1e6)] | None = None    # each device's average power (none: no wall)
 
 
 class TrainingSection(_Strict):
@@ -228,6 +229,8 @@ class DataSection(_Strict):
     augmentation_on: Literal["cpu", "accelerator"] = "cpu"
     # data echoing (Choi et al. 2019): each fresh sample is trained on this many times
     echo: Annotated[int, Field(ge=1, le=64)] = 1
+    # the fresh samples per hour the group learns from a stream (none: it learns all the time)
+    samples_per_hour: Annotated[float, Field(gt=0.0, le=1e12)] | None = None
 
 
 class Config(_Strict):

@@ -31,6 +31,8 @@ class Host:
     core_speed: float
     storage_bandwidth: float
     source: str
+    power_w: float = 0.0          # the node's power beside its accelerators (CPUs, NICs, fans); 0: none sourced
+    power_source: str = ""
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,10 @@ class Device:
     inter_node_link: str
     runtime_reserve_bytes: float
     flash_bytes: float = 0.0
-    power_w: float = 0.0          # the board's power limit (TDP); 0: no sourced figure
+    power_w: float = 0.0          # computing: the board's power limit (TDP) or run power; 0: none sourced
+    idle_power_w: float = 0.0     # on, not computing (bubble, exposed communication, data stall)
+    sleep_power_w: float = 0.0    # between learning bursts (0: as idle)
+    radio_power_w: float = 0.0    # its own radio while communicating over a wireless link
     power_source: str = ""
 
     @property

@@ -32,6 +32,11 @@ MFU is the ratio of two linear forms:
                    the step: :func:`trainwall.optimizer.walls.starvation`)
     network        a_kl q_k + b_kl u_k <= (1 - bg) (S_k q_k + B_k u_k)   for each network link l
                    of mode k that can be its busiest (the upper envelope of its links' traffic)
+    power          R e (E_k(q) - P_s T_k(q)) <= 3600 (P_b - P_s) d_k b_k q_k  and  R e T_k(q) <= 3600 d_k b_k q_k
+                   for a stream of R fresh samples an hour (each trained e times), else E_k(q) <= P_b T_k(q):
+                   each device's average power over its duty cycle within the budget P_b
+                   (:mod:`trainwall.optimizer.costmodel.power`), with E_k(q) = e_q q_k + e_u u_k a device's
+                   joules per step and T_k(q) = S_k q_k + B_k u_k its seconds
     mfu_target     F_k q_k >= target N_k R (S_k q_k + B_k u_k)
 
 Dinkelbach (1967): from lambda_0 = 0, solve max N - lambda_i D; lambda_(i+1) = N / D at that
@@ -47,12 +52,13 @@ import time
 from dataclasses import dataclass
 
 from trainwall.optimizer.coefficients import ScalingMode
+from trainwall.optimizer.costmodel.power import HOUR
 from trainwall.optimizer.highs import Solver, Status, pin_wall
 from trainwall.optimizer.walls import starvation_terms
 
 #: Relative window within which two MFUs are a tie (then the fixed order decides).
 TIE = 1e-9
-WALLS = ("memory", "stability", "starvation", "network", "mfu_target")
+WALLS = ("memory", "stability", "starvation", "network", "power", "mfu_target")
 
 
 @dataclass(frozen=True)
@@ -148,6 +154,7 @@ class ScalingWallModel:
             rows["stability"].append((k, 1.0, -float(md.m_stable if md.mode_stable else 0)))
             rows["starvation"].append(_starvation_row(k, st, self.problem.max_data_wait))
             rows["network"] += [(k, a / A - free * S / A, b / A - free * B / A) for a, b in st.network_links]
+            rows["power"] += [(k, cq, cu) for cq, cu in _power_rows(st)]
             rows["mfu_target"].append((k, target * self._den_q[k] - self._num[k], target * self._den_u[k]))
         for wall in WALLS:
             block = pyo.ConstraintList()
@@ -242,6 +249,26 @@ def _step_per_micro_batch(st) -> float:
     """S_k: seconds per micro-batch of the step once the pipeline keeps up - A_k, plus the
     loading L_k where it cannot overlap compute (an MCU computing its own features)."""
     return st.per_micro_batch_s + (0.0 if st.loading_overlaps else st.load_per_micro_batch_s)
+
+
+def _power_rows(st) -> list[tuple[float, float]]:
+    """The power wall of a mode as rows c_q q + c_u u <= 0, each scaled to a largest
+    coefficient of 1 (the module docstring; none without a budget). The step is S q + B u:
+    part 3's starvation wall keeps an overlapping pipeline from stalling."""
+    p = st.power
+    if p.budget_w is None:
+        return []
+    S, B = _step_per_micro_batch(st), st.fixed_s
+    exposed_q = st.tp_per_micro_batch_s + st.pp_per_micro_batch_s + st.dp_exposed_per_micro_batch_s
+    e_q = p.idle_w * S + (p.busy_w - p.idle_w) * st.t_stage + p.radio_w * exposed_q
+    e_u = p.idle_w * B + (p.busy_w - p.idle_w) * st.optimizer_s + p.radio_w * st.dp_exposed_fixed_s
+    if p.samples_per_hour is None:
+        rows = [(e_q - p.budget_w * S, e_u - p.budget_w * B)]
+    else:
+        rate, fresh = p.samples_per_hour, HOUR * st.data_parallel * st.micro_batch / st.echo
+        rows = [(rate * (e_q - p.sleep_w * S) - (p.budget_w - p.sleep_w) * fresh, rate * (e_u - p.sleep_w * B)),
+                (rate * S - fresh, rate * B)]
+    return [(cq / scale, cu / scale) for cq, cu in rows if (scale := max(abs(cq), abs(cu))) > 0]
 
 
 def _starvation_row(k: int, st, max_wait: float) -> tuple[int, float, float]:

@@ -26,12 +26,13 @@ device time spent waiting, not computing (the Cloud Titan's "idle GPUs").
 price, or the configuration's ``system.price_per_device_hour``); the idle dollars per hour =
 devices x price x the idle share: what each hour of the run pays for waiting devices.
 
-**Energy** = device-hours x the board's power limit (TDP, hardware/data/devices.toml) x the
-data centre's PUE (``system.pue``), and **CO2** = energy x the grid's intensity
-(``system.grid_kg_co2_per_kwh``). Counting every device-hour at the power limit is the
-method of the published reports this is tested against (Llama 2 and 3: "peak power
-capacity per GPU device"; BLOOM's dynamic energy: GPU-hours x TDP), an upper bound on
-what the boards draw; power that scales with activity is not modelled yet.
+**Energy** = the run's seconds x the system's power while it learns (devices x each one's
+energy per step / step + hosts x the host's power: :mod:`trainwall.optimizer.costmodel.power`,
+devices busy at their power limit and idle while they wait) x the data centre's PUE
+(``system.pue``), and **CO2** = energy x the grid's intensity (``system.grid_kg_co2_per_kwh``).
+The published reports count every device-hour at the power limit instead (Llama 2 and 3:
+"peak power capacity per GPU device"; BLOOM's dynamic energy: GPU-hours x TDP), without
+the hosts: ``energy_at_power_limit_kwh`` is that method, to compare like with like.
 """
 
 from __future__ import annotations
@@ -75,11 +76,13 @@ class Goal:
 @dataclass(frozen=True)
 class Costs:
     """What a device-hour costs: dollars (and where the price comes from), the board's power
-    limit in watts (0: none sourced), the data centre's PUE and the grid's kg CO2 per kWh."""
+    limit in watts (0: none sourced), the system's watts while it learns (devices and hosts;
+    0: none sourced), the data centre's PUE and the grid's kg CO2 per kWh."""
 
     price: float | None = None
     price_source: str = ""
     power_w: float = 0.0
+    system_power_w: float = 0.0
     pue: float = 1.0
     grid_kg_co2_per_kwh: float | None = None
 
@@ -117,7 +120,15 @@ class TimeToTrain:
 
     @property
     def energy_kwh(self) -> float | None:
-        """device-hours x the board's power limit x PUE (None without a sourced power)."""
+        """seconds x the system's power x PUE (None without a sourced power)."""
+        if not self.costs.system_power_w:
+            return None
+        return self.seconds / HOUR * self.costs.system_power_w / 1000.0 * self.costs.pue
+
+    @property
+    def energy_at_power_limit_kwh(self) -> float | None:
+        """device-hours x the board's power limit x PUE: the published reports' method (None
+        without a sourced power)."""
         if not self.costs.power_w:
             return None
         return self.device_hours * self.costs.power_w / 1000.0 * self.costs.pue

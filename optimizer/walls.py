@@ -75,14 +75,22 @@ WALLS: dict[str, Wall] = {wall.name: wall for wall in (
          (("data.workers", "more data-loader workers"), ("data.echo", "data echoing"),
           ("data.augmentation", "lighter augmentation"),
           ("data.augmentation_on", "augmentation on the accelerator"))),
+    Wall("power", "W", False, "each device's average power over its duty cycle against its budget (and the "
+         "duty cycle against 1: a stream it cannot keep up with breaks it too)",
+         "the budget raised above any plan's draw",
+         (("training.data_parallel", "more devices sharing the stream"),
+          ("training.local_steps", "more local steps between averages (fewer radio rounds)"),
+          ("training.micro_batches", "more samples per averaging round"),
+          ("training.recompute", "less recompute"))),
     Wall("mfu_target", "fraction", True, "model FLOPs utilisation against the target the plan promised",
          "the target dropped",
          (("training.micro_batches", "more micro-batches per step"),
           ("training.pipeline_parallel", "another parallel layout"), ("training.recompute", "less recompute"))),
 )}
 
-#: The walls the cost model judges on every configuration (the others need a mission's demand or target).
-INTRINSIC = ("memory", "flash", "network", "stability")
+#: The walls the cost model judges on every configuration (the others need a mission's demand or target;
+#: power needs the configuration's budget).
+INTRINSIC = ("memory", "flash", "network", "stability", "power")
 
 
 @dataclass(frozen=True)
@@ -123,8 +131,9 @@ def judge(wall: str, value: float, limit: float, message: str) -> WallCheck:
 
 
 def intrinsic_violations(memory, network_utilization: float, background: float, stability,
-                         mcu: bool) -> tuple[Violation, ...]:
-    """The cost model's verdicts: memory, flash (microcontrollers), network and each broken stability rule."""
+                         mcu: bool, power=None) -> tuple[Violation, ...]:
+    """The cost model's verdicts: memory, flash (microcontrollers), network, power (where the
+    configuration sets a budget) and each broken stability rule."""
     checks = [judge("memory", memory.total, memory.capacity,
                     f"needs {memory.total:.4g} B per device, has {memory.capacity:.4g} B")]
     if mcu:
@@ -134,8 +143,23 @@ def intrinsic_violations(memory, network_utilization: float, background: float, 
     checks.append(judge("network", network_utilization, 1.0,
                         f"traffic plus the {background:.0%} background load needs {network_utilization:.0%} of "
                         f"the busiest link"))
+    if power is not None and power.budget_w is not None:
+        checks.append(power_check(power))
     found = [Violation(c.wall, c.value, c.limit, c.message) for c in checks if not c.satisfied]
     return tuple(found) + tuple(Violation("stability", 1.0, 0.0, reason) for reason in stability.reasons)
+
+
+def power_check(power) -> WallCheck:
+    """Each device's average power over its duty cycle within the budget, and a duty cycle of
+    at most 1 (:mod:`trainwall.optimizer.costmodel.power`)."""
+    value, budget = power.average_w, power.budget_w
+    if power.duty_cycle > 1.0 + TOLERANCE:
+        return WallCheck("power", value, budget, "W", False,
+                         f"learning from {power.samples_per_hour:g} samples an hour needs "
+                         f"{power.duty_cycle:.0%} of the time: it cannot keep up")
+    return judge("power", value, budget,
+                 f"each device averages {value * 1e3:.4g} mW (learning {power.duty_cycle:.1%} of the time at "
+                 f"{power.learning_w * 1e3:.4g} mW), over its {budget * 1e3:.4g} mW budget")
 
 
 def starvation(metrics, max_wait: float = 0.0) -> WallCheck:
@@ -196,6 +220,9 @@ def check(wall: str, metrics, target: float | None = None, max_wait: float = 0.0
         return WallCheck(wall, float(len(broken)), 0.0, "broken rules", not broken, "; ".join(broken))
     if wall == "starvation":
         return starvation(metrics, max_wait)
+    if wall == "power":
+        return (WallCheck(wall, metrics.power.average_w, metrics.power.budget_w, "W", not broken, "; ".join(broken))
+                if metrics.power is not None and metrics.power.budget_w is not None else None)
     if wall == "mfu_target":
         return judge(wall, metrics.mfu, target, f"MFU {metrics.mfu:.1%} is below the {target:.0%} target")
     raise KeyError(f"unknown wall {wall!r}; known: {', '.join(WALLS)}")

@@ -530,7 +530,25 @@ def _tiny_3(at):
                                               "the exposed part": rc["busy"] / rc["compute"] - 1}),
             "no_recompute_memory": (used, {"frozen weights in SRAM too": used + (total - trained) * n.wb / n.capacity,
                                            "no working set": used - mem["working"] / n.capacity,
-                                           "no runtime reserve": used - mem["other"] / n.capacity})}
+                                           "no runtime reserve": used - mem["other"] / n.capacity}),
+            **_tiny_3_power(at("naive_learning_power"), at("naive_duty_cycle"))}
+
+
+def _tiny_3_power(p: Scenario, d: Scenario) -> dict:
+    """A board computing at its run power, waiting (the microphone, the channel) at its idle
+    power, its radio on while the average is exposed (devices.toml); the group learns R fresh
+    keywords an hour, each trained echo times, B = micro_batch x m x boards a step."""
+    run, dev = cnn_run(p), p.dev
+    exposed = run["busy"] - run["compute"]
+    energy = dev["power_w"] * run["compute"] + dev["idle_power_w"] * (run["step"] - run["compute"]) \
+        + dev["radio_power_w"] * exposed
+    learning = energy / run["step"]
+    steps_per_hour = d.d["samples_per_hour"] * d.d["echo"] / (d.mb * d.m * d.dp)
+    duty = steps_per_hour * cnn_run(d)["step"] / 3600
+    return {"naive_learning_power": (learning, {"the run power": dev["power_w"],
+                                                "without the radio": learning - dev["radio_power_w"] * exposed
+                                                / run["step"]}),
+            "naive_duty_cycle": (duty, {"each keyword once": duty / d.d["echo"], "per board": duty / d.dp})}
 
 
 HAND = {"cloud/1": _cloud_1, "cloud/2": _cloud_2, "cloud/3": _cloud_3, "edge/1": _edge_1, "edge/2": _edge_2,

@@ -145,16 +145,17 @@ def _run(device_hours: float, costs) -> TimeToTrain:
 
 def test_bloom_energy_is_its_gpu_hours_at_the_catalogs_a100_power():
     """Luccioni et al. 2022: BLOOM's dynamic energy is GPU-hours x TDP (433,196 kWh), and its
-    dynamic emissions that energy at 57 g/kWh (24.69 t): the method energy_kwh uses, on the
-    catalog's A100 power."""
+    dynamic emissions that energy at 57 g/kWh (24.69 t): energy_at_power_limit_kwh's method, on
+    the catalog's A100 power."""
     from trainwall.hardware import catalog as hw
     from trainwall.optimizer.training_run import Costs
 
     bloom = REFERENCE["bloom"]
     costs = Costs(power_w=hw.device("a100-sxm-80gb").power_w, grid_kg_co2_per_kwh=bloom["grid_g_co2eq_per_kwh"] / 1000)
     run = _run(bloom["gpu_hours"], costs)
-    assert run.energy_kwh == pytest.approx(bloom["energy_kwh"], rel=1e-5)
-    assert run.co2_tonnes == pytest.approx(bloom["tco2eq_dynamic_precise"], rel=1e-3)
+    assert run.energy_at_power_limit_kwh == pytest.approx(bloom["energy_kwh"], rel=1e-5)
+    assert run.energy_at_power_limit_kwh * costs.grid_kg_co2_per_kwh / 1000 == pytest.approx(
+        bloom["tco2eq_dynamic_precise"], rel=1e-3)
 
 
 def test_llama_2_table_2_follows_gpu_hours_times_power():
@@ -167,19 +168,21 @@ def test_llama_2_table_2_follows_gpu_hours_times_power():
     per_kwh = first["tco2eq"] * 1000 / (first["gpu_hours"] * first["power_w"] / 1000)   # kg CO2 per kWh, PUE in
     for size in ("13B", "34B", "70B"):
         row = table[size]
-        run = _run(row["gpu_hours"], Costs(power_w=row["power_w"], grid_kg_co2_per_kwh=per_kwh))
-        assert run.co2_tonnes == pytest.approx(row["tco2eq"], rel=5e-3), size
+        run = _run(row["gpu_hours"], Costs(power_w=row["power_w"]))
+        assert run.energy_at_power_limit_kwh * per_kwh / 1000 == pytest.approx(row["tco2eq"], rel=5e-3), size
 
 
 def test_llama_3_405b_emissions_against_the_model_card():
-    """The Table 4 run's energy on the catalog's 700 W H100s, at the card's own location-based
-    intensity (its tCO2eq / (GPU-hours x 700 W)), against its 8,930 t: within the 30 % the
-    GPU-hours are (test_llama_3_405b_device_hours_against_the_model_card)."""
+    """The Table 4 run's energy counted the card's way (every GPU-hour at the catalog's 700 W),
+    at the card's own location-based intensity (its tCO2eq / (GPU-hours x 700 W)), against its
+    8,930 t: within the 30 % the GPU-hours are (test_llama_3_405b_device_hours_against_the_model_card).
+    The modelled CO2 is the modelled energy at the same intensity."""
     card = REFERENCE["llama31_model_card"]["405B"]
     per_kwh = card["tco2eq_location_based"] * 1000 / (card["gpu_hours"] * card["power_w"] / 1000)
     run = evaluate(_llama_405b_table_4(grid_kg_co2_per_kwh=per_kwh)).training
     assert run.costs.power_w == card["power_w"]
-    assert abs(run.co2_tonnes / card["tco2eq_location_based"] - 1) <= 0.30
+    assert abs(run.energy_at_power_limit_kwh * per_kwh / 1000 / card["tco2eq_location_based"] - 1) <= 0.30
+    assert run.co2_tonnes == pytest.approx(run.energy_kwh * per_kwh / 1000, rel=1e-12)
 
 
 def test_grading_and_solve_state_the_time_and_money_to_train(tmp_path, capsys):

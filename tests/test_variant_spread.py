@@ -37,7 +37,7 @@ from trainwall.challenges.variants import distinct_optima, generate, numbered_st
 GOAL = 24
 #: mission -> distinct optimal configurations of 30 students at seed 1 (at least)
 REACHED = {"cloud/1": 24, "cloud/2": 24, "cloud/3": 26, "edge/1": 3, "edge/2": 1, "edge/3": 24, "mobile/1": 14,
-           "mobile/2": 2, "mobile/3": 25, "tiny/1": 3, "tiny/2": 1, "tiny/3": 28}
+           "mobile/2": 2, "mobile/3": 25, "tiny/1": 3, "tiny/2": 1, "tiny/3": 27}
 
 
 def test_the_table_covers_every_shipped_mission():

@@ -39,6 +39,34 @@ def memory_table(m: Metrics) -> list[str]:
     return out
 
 
+def fmt_watts(w: float) -> str:
+    """Watts with an SI prefix: 2.95 mW, 574 W, 946.6 kW."""
+    for scale, unit in ((1e6, "MW"), (1e3, "kW"), (1.0, "W"), (1e-3, "mW"), (1e-6, "uW")):
+        if abs(w) >= scale:
+            return f"{w / scale:.4g} {unit}"
+    return f"{w * 1e9:.4g} nW"
+
+
+def power_lines(p) -> list[str]:
+    """What each device draws while it learns and on average over its duty cycle, against its
+    budget; what the whole system draws (nothing for a device without a sourced power)."""
+    if p is None:
+        return []
+    radio = f", its radio {fmt_watts(p.radio_w)} more while it communicates" if p.radio_w else ""
+    lines = [f"  power per device: {fmt_watts(p.learning_w)} while it learns (computing {fmt_watts(p.busy_w)}, "
+             f"waiting {fmt_watts(p.idle_w)}{radio})"]
+    if p.samples_per_hour is not None:
+        lines.append(f"    learning from {p.samples_per_hour:,.0f} fresh samples an hour: {p.duty_cycle:.2%} of the "
+                     f"time, asleep at {fmt_watts(p.sleep_w)} otherwise: {fmt_watts(p.average_w)} on average")
+    if p.budget_w is not None:
+        lines.append(f"    budget {fmt_watts(p.budget_w)} per device on average: "
+                     + ("within it" if p.average_w <= p.budget_w and p.duty_cycle <= 1 else "OVER IT"))
+    if p.host_w:
+        lines.append(f"  the system draws {fmt_watts(p.system_w)} while it learns (each host "
+                     f"{fmt_watts(p.host_w)} beside its devices)")
+    return lines
+
+
 def training_lines(run, feasible: bool = True) -> list[str]:
     """Time to train to the workload's budget (nothing for a workload without one); for a
     plan that breaks a wall, said to be what it would take if it ran."""
@@ -55,8 +83,9 @@ def training_lines(run, feasible: bool = True) -> list[str]:
     if run.energy_kwh is not None:
         co2 = (f": {run.co2_tonnes:,.1f} t CO2 at {run.costs.grid_kg_co2_per_kwh:g} kg/kWh"
                if run.co2_tonnes is not None else "")
-        lines.append(f"    {run.energy_kwh:,.0f} kWh at {run.costs.power_w:g} W per device and PUE "
-                     f"{run.costs.pue:g}{co2}")
+        lines.append(f"    {run.energy_kwh:,.0f} kWh at PUE {run.costs.pue:g}{co2} ({run.energy_at_power_limit_kwh:,.0f} "
+                     f"kWh counting every device-hour at its {run.costs.power_w:g} W limit, the published reports' "
+                     f"method)")
     lines.append(f"    goal: {run.source}")
     if run.dollars is not None:
         lines.append(f"    price: {run.price_source}")
@@ -89,6 +118,7 @@ def text_report(config: Config, m: Metrics, source: str = "") -> str:
               f"  input pipeline: longest pole = {m.pipeline.bottleneck}; "
               + ", ".join(f"{k} {v:.0%}" for k, v in m.pipeline_utilization.items()),
               f"  numerically {'stable' if m.stability.stable else 'UNSTABLE'} (gradients in {m.stability.grad_format})"]
+    lines += power_lines(m.power)
     lines += training_lines(m.training, m.feasible)
     if m.violations:
         lines += ["", "  infeasible:"] + [f"    - {v.constraint}: {v.message}" for v in m.violations]
@@ -149,7 +179,7 @@ def solution_report(result) -> str:
                      f"(background {metrics.background_network_load:.0%}); communication / compute "
                      f"{metrics.comm_to_compute:.2f}; bubble {quantity('bubble_fraction', metrics):.1%} of the "
                      f"pipeline's time")
-    lines += [line for line in training_lines(metrics.training) if line]     # the optimum's time, hours, dollars
+    lines += _optimum_costs(metrics)
     if result.binding:
         lines.append(f"  the wall: {', '.join(result.binding)} (relaxing it would improve the objective)")
     else:
@@ -157,6 +187,12 @@ def solution_report(result) -> str:
     lines += _alternatives(m, extra, value, shown)
     lines.append(f"  solver: HiGHS, {result.solve_s * 1e3:.0f} ms; {result.certification}")
     return "\n".join(lines)
+
+
+def _optimum_costs(metrics) -> list[str]:
+    """The optimum's power against its budget (where there is one), and its time, hours and dollars."""
+    shown = power_lines(metrics.power) if metrics.power is not None and metrics.power.budget_w is not None else []
+    return shown + [line for line in training_lines(metrics.training) if line]
 
 
 def _alternatives(m, extra: dict, value: float, shown: str) -> list[str]:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from trainwall.hardware import catalog as hw
 from trainwall.models.catalog import Workload
 from trainwall.optimizer import datapipe, stability
-from trainwall.optimizer.costmodel.metrics import Memory, Metrics, StepTime
+from trainwall.optimizer.costmodel.metrics import Memory, Metrics, Power, StepTime
 from trainwall.optimizer.costmodel.resolve import ResolvedPlan, device_capacity, resolve
 from trainwall.optimizer.costmodel.structure import StepStructure, structure_of
 from trainwall.optimizer.training_run import Costs, Goal, TimeToTrain, time_to_train
@@ -42,7 +42,8 @@ def evaluate(config: Config, device: hw.Device | None = None) -> Metrics:
     bg = st.background_network_load
     network_util = min(1e9, traffic / step) + bg if traffic else bg
     stab = check_stability(config, plan.workload)
-    walls = violations(memory, network_util, bg, stab, plan.mcu)
+    power = _power(st, m)
+    walls = violations(memory, network_util, bg, stab, plan.mcu, power)
     return Metrics(
         feasible=not walls, violations=walls, memory=memory, time=time,
         model_flops_per_step=st.model_flops_per_micro_batch * m, hardware_flops_per_step=hw_flops,
@@ -55,11 +56,22 @@ def evaluate(config: Config, device: hw.Device | None = None) -> Metrics:
         pipeline=flow, pipeline_throughput=achieved * st.hosts, pipeline_utilization=utilization,
         stability=stab, devices=N, reference_peak=st.reference_peak, bottleneck_link=st.bottleneck_link,
         algorithms=dict(st.algorithms), loading_overlaps=st.loading_overlaps,
-        training=_training(plan, config, time),
+        training=_training(plan, config, time, power), power=power,
     )
 
 
-def _training(plan: ResolvedPlan, config: Config, time: StepTime) -> TimeToTrain | None:
+def _power(st: StepStructure, m: int) -> Power | None:
+    """What the devices draw at m (None for a device without a sourced power)."""
+    p = st.power
+    if not p.known:
+        return None
+    energy, step = float(st.device_energy_j(m)), float(st.step_s(m))
+    return Power(p.busy_w, p.idle_w, p.sleep_w, p.radio_w, p.host_w, energy, energy / step,
+                 float(st.duty_cycle(m)), float(st.average_power_w(m)), float(st.system_power_w(m)),
+                 p.budget_w, p.samples_per_hour)
+
+
+def _training(plan: ResolvedPlan, config: Config, time: StepTime, power: Power | None) -> TimeToTrain | None:
     """Time to train to the workload's budget (:mod:`trainwall.optimizer.training_run`), or
     None for a workload without one. A budget in tokens counts the batch in tokens."""
     work, global_batch = plan.workload, config.global_batch
@@ -70,18 +82,19 @@ def _training(plan: ResolvedPlan, config: Config, time: StepTime) -> TimeToTrain
     goal = Goal(work.budget.amount, work.budget.batch, noise, work.budget.unit, work.budget.source)
     idle = time.bubble_s + time.exposed_communication_s + time.data_stall_s
     return time_to_train(goal, global_batch * per_sample, global_batch, time.step_s, idle, plan.devices,
-                         _costs(config, plan.device))
+                         _costs(config, plan.device, power.system_w if power else 0.0))
 
 
-def _costs(config: Config, device: hw.Device) -> Costs:
+def _costs(config: Config, device: hw.Device, system_power_w: float) -> Costs:
     """A device-hour's price (the configuration's, else the catalog's on-demand price), the
-    board's power limit, and the configuration's PUE and grid intensity."""
+    board's power limit, the system's power while it learns, and the configuration's PUE and
+    grid intensity."""
     s = config.system
     found = hw.prices().get(device.key)
     price, said = ((s.price_per_device_hour, "the configuration's system.price_per_device_hour")
                    if s.price_per_device_hour is not None else
                    (found.on_demand, found.on_demand_source) if found else (None, ""))
-    return Costs(price, said, device.power_w, s.pue, s.grid_kg_co2_per_kwh)
+    return Costs(price, said, device.power_w, system_power_w, s.pue, s.grid_kg_co2_per_kwh)
 
 
 def _memory(st: StepStructure, m: int, plan: ResolvedPlan, capacity: float) -> Memory:

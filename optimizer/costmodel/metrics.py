@@ -66,6 +66,25 @@ class StepTime:
 
 
 @dataclass(frozen=True)
+class Power:
+    """What the devices draw (:mod:`~trainwall.optimizer.costmodel.power`): watts per state,
+    one device's joules per step, its duty cycle and average power, the whole system's draw."""
+
+    busy_w: float
+    idle_w: float
+    sleep_w: float
+    radio_w: float
+    host_w: float
+    device_energy_per_step_j: float
+    learning_w: float          # one device's average while it learns: energy / step
+    duty_cycle: float          # the share of the time it learns (1 without a stream)
+    average_w: float           # over the duty cycle
+    system_w: float            # devices x learning_w + hosts x host_w
+    budget_w: float | None
+    samples_per_hour: float | None
+
+
+@dataclass(frozen=True)
 class Metrics:
     """Everything :func:`evaluate` computes; ``to_dict`` gives docs/INTERFACE.md's keys."""
 
@@ -94,6 +113,7 @@ class Metrics:
     algorithms: dict = field(default_factory=dict)
     loading_overlaps: bool = True   # loading runs beside compute (workers on other cores), or before it
     training: TimeToTrain | None = None   # to the workload's budget (None without one)
+    power: Power | None = None            # None for a device without a sourced power
 
     def to_dict(self) -> dict:
         """docs/INTERFACE.md's JSON object of ``trainwall evaluate --json``."""
@@ -133,6 +153,7 @@ class Metrics:
                           "scaled_gradient_range": list(self.stability.scaled_gradient_range)},
             "devices": self.devices,
             "training": _training_dict(self.training),
+            "power": asdict(self.power) if self.power else None,
         }
 
 
@@ -147,5 +168,6 @@ def _training_dict(run: TimeToTrain | None) -> dict | None:
             "price_per_device_hour": run.price_per_device_hour, "price_source": run.price_source,
             "dollars": run.dollars, "idle_dollars_per_hour": run.idle_dollars_per_hour,
             "power_w_per_device": run.costs.power_w or None, "pue": run.costs.pue,
-            "energy_kwh": run.energy_kwh, "grid_kg_co2_per_kwh": run.costs.grid_kg_co2_per_kwh,
+            "system_power_w": run.costs.system_power_w or None, "energy_kwh": run.energy_kwh,
+            "energy_at_power_limit_kwh": run.energy_at_power_limit_kwh, "grid_kg_co2_per_kwh": run.costs.grid_kg_co2_per_kwh,
             "co2_tonnes": run.co2_tonnes}

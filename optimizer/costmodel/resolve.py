@@ -22,6 +22,7 @@ from trainwall.models.catalog import Workload, make_workload, workload as catalo
 from trainwall.models.ir import Network
 from trainwall.optimizer.compute import Rates
 from trainwall.optimizer.costmodel.layout import stage_bounds
+from trainwall.optimizer.costmodel.power import PowerDraw, resolve_power
 from trainwall.optimizer.costmodel.schedule import OneFOneB, PipelineSchedule
 from trainwall.optimizer.precision import POLICIES, PrecisionPolicy
 
@@ -88,6 +89,7 @@ class ResolvedPlan:
     runtime_reserve: float
     reference_peak: float
     inputs: InputPlan
+    power: PowerDraw
     workload: Workload = field(compare=False)
     device: hw.Device = field(compare=False)
 
@@ -118,7 +120,15 @@ def resolve(config: Config, device: hw.Device | None = None) -> ResolvedPlan:
         optimizer_state=t.optimizer_state, zero_stage=t.zero_stage, local_steps=t.local_steps,
         background=s.background_network_load, mcu=device.kind == "mcu",
         runtime_reserve=device.runtime_reserve_bytes, reference_peak=device.reference_peak,
-        inputs=resolve_inputs(config, work, device), workload=work, device=device)
+        inputs=resolve_inputs(config, work, device), power=_power(config, device, topology),
+        workload=work, device=device)
+
+
+def _power(config: Config, device: hw.Device, topology: topo.Topology) -> PowerDraw:
+    """The device's power figures; its radio where a star's link is wireless; each host's."""
+    wireless = topology.kind == "star" and hw.link(topology.key[2]).scope == "wireless"
+    return resolve_power(device, device.host.power_w, wireless, config.system.power_budget_w,
+                         config.data.samples_per_hour)
 
 
 def resolve_workload(config: Config) -> Workload:

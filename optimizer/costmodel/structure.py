@@ -11,9 +11,15 @@ from trainwall.hardware.collectives import CollectivePlan
 from trainwall.optimizer.costmodel.communication import communication
 from trainwall.optimizer.costmodel.elementwise import max_over_rows, positive_part
 from trainwall.optimizer.costmodel.inputs import accelerator_augmentation_s, input_rates
+from trainwall.optimizer.costmodel.power import HOUR, PowerDraw
 from trainwall.optimizer.costmodel.resolve import ResolvedPlan, resolve
 from trainwall.optimizer.costmodel.schedule import PipelineSchedule
-from trainwall.optimizer.costmodel.stages import StageStates, gradient_flows, layer_costs, stages
+from trainwall.optimizer.costmodel.stages import (
+    StageStates,
+    gradient_flows,
+    layer_costs,
+    stages,
+)
 from trainwall.optimizer.memory import model_state_bytes
 
 if TYPE_CHECKING:
@@ -73,6 +79,8 @@ class StepStructure:
     input_rates: tuple[float, float, float] = (0.0, 0.0, 0.0)  # one host's (storage, cpu, host link), samples/s
     algorithms: tuple[tuple[str, str], ...] = ()      # (parallelism, collective algorithm)
     bottleneck_link: str = ""
+    power: PowerDraw = PowerDraw()                    # watts per state, the budget and the stream (power.py)
+    echo: int = 1                                     # each fresh sample is trained on echo times
 
     @property
     def pipeline_parallel(self) -> int:
@@ -110,6 +118,43 @@ class StepStructure:
 
     def mfu(self, m):
         return self.model_flops_per_micro_batch * m / (self.step_s(m) * self.devices * self.reference_peak)
+
+    def compute_s(self, m):
+        """Seconds the device computes: m t_stage (recompute included) + the optimizer update."""
+        return self.t_stage * m + self.optimizer_s
+
+    def exposed_s(self, m):
+        """Seconds the step waits on communication it cannot hide."""
+        per = self.tp_per_micro_batch_s + self.pp_per_micro_batch_s + self.dp_exposed_per_micro_batch_s
+        return per * m + self.dp_exposed_fixed_s
+
+    def device_energy_j(self, m):
+        """One device's joules per step (:mod:`~trainwall.optimizer.costmodel.power`):
+        P_idle step + (P_busy - P_idle) compute + P_radio exposed."""
+        p = self.power
+        return p.idle_w * self.step_s(m) + (p.busy_w - p.idle_w) * self.compute_s(m) + p.radio_w * self.exposed_s(m)
+
+    def fresh_samples(self, m):
+        """The fresh samples one step learns from, the group's: data_parallel x micro_batch x m / echo."""
+        return self.data_parallel * self.micro_batch * m / self.echo
+
+    def duty_cycle(self, m):
+        """The share of the time the devices learn: R step / (3600 fresh) for a stream of R
+        fresh samples an hour, 1 without one (above 1: they cannot keep up)."""
+        rate = self.power.samples_per_hour
+        return 1.0 + 0.0 * m if rate is None else rate * self.step_s(m) / (HOUR * self.fresh_samples(m))
+
+    def average_power_w(self, m):
+        """Each device's average power over its duty cycle: P_sleep + f (E / step - P_sleep),
+        that is P_sleep + R (E - P_sleep step) / (3600 fresh); E / step without a stream."""
+        p, energy, step = self.power, self.device_energy_j(m), self.step_s(m)
+        if p.samples_per_hour is None:
+            return energy / step
+        return p.sleep_w + p.samples_per_hour * (energy - p.sleep_w * step) / (HOUR * self.fresh_samples(m))
+
+    def system_power_w(self, m):
+        """Watts the whole system draws while it learns: devices x E / step + hosts x P_host."""
+        return self.devices * self.device_energy_j(m) / self.step_s(m) + self.hosts * self.power.host_w
 
     def stage_memory(self, m) -> list:
         """Bytes per device on each stage (rows): static + kept x in-flight micro-batches + transient."""
@@ -168,6 +213,7 @@ def structure_of(plan: ResolvedPlan) -> StepStructure:
         hosts=inputs.hosts, samples_per_micro_batch_per_host=samples_mb_host,
         data_parallel_bytes=comm.data_parallel_bytes, data_parallel_plan=comm.data_parallel_plan,
         stage_states=st.states, input_rates=rates, algorithms=comm.algorithms, bottleneck_link=comm.bottleneck_link,
+        power=plan.power, echo=inputs.echo,
     )
 
 

@@ -115,6 +115,15 @@ def _layout(raw: dict, config) -> dict:
     return {**raw, "training": {**raw.get("training", {}), **layout}}
 
 
+def _walls(base: dict, config) -> list[str]:
+    """The part's walls, with the power wall exactly where the configuration sets a budget
+    (part 3: the part whose walls include it)."""
+    walls = [w for w in base["constraints"] if w != "power"]
+    if base["part"] == 3 and config.system.power_budget_w is not None:
+        walls.insert(walls.index("starvation") + 1, "power")
+    return walls
+
+
 def sandbox(path: str, part: int):
     """The sandbox mission for configuration ``path`` and ``part``."""
     from trainwall.challenges.mission import mission, parse_mission
@@ -130,6 +139,7 @@ def sandbox(path: str, part: int):
         config = parse_config(raw, path)
     data = {**base, "scenario": raw, "naive": {}, "lock": [], "reflection": [],
             "decisions": _widened(base["decisions"], raw, config, part),
+            "constraints": _walls(base, config),
             "title": f"Sandbox: {Path(path).name} with the levers of {track} part {part}",
             "story": (f"Your configuration {path}, explored with the levers of the {track} track's part {part} "
                       "(its decisions and walls). Nothing here is graded: Submit saves the configuration "
