@@ -7,6 +7,7 @@ Datasheets and measurements: tests/reference/training_cost.toml, section 2 (devi
 
 from __future__ import annotations
 
+import functools
 import tomllib
 from pathlib import Path
 
@@ -104,20 +105,26 @@ def test_the_power_wall_is_broken_by_too_few_boards_and_by_a_stream_too_fast():
     assert free.feasible and free.power.budget_w is None
 
 
-def test_the_hearables_power_wall_binds_at_its_certified_optimum():
-    """tiny/3: 1 mW a board, 2,000 keywords an hour. Lifting the budget lets the fewest
-    boards (the best MFU) learn everything; with it, the optimum spreads the stream over
-    more boards, and the exhaustive certifier agrees."""
-    from trainwall.challenges.mission import load_mission, parse_mission
+@functools.cache
+def _solved(budget_w: float | None = None):
+    """tiny/3 solved, as shipped or at another budget."""
+    from trainwall.challenges.mission import parse_mission
     from trainwall.challenges.solve import solve
 
-    result = solve(load_mission(TINY3))
+    raw = tomllib.loads(TINY3.read_text())
+    if budget_w is not None:
+        raw["scenario"]["system"]["power_budget_w"] = budget_w
+    return solve(parse_mission(raw, f"tiny/3 at {budget_w or 'its'} budget"))
+
+
+def test_the_hearables_power_wall_binds_at_its_certified_optimum():
+    """tiny/3: 1 mW a board, 2,000 keywords an hour. Lifting the budget (a watt: above what
+    any board draws) lets the fewest boards (the best MFU) learn everything; with it, the
+    optimum spreads the stream over more boards, and the exhaustive certifier agrees."""
+    result, free = _solved(), _solved(1.0)
     assert "power" in result.binding and result.certified
     assert result.metrics.power.average_w <= result.metrics.power.budget_w
     assert result.slack["power"]["slack"] >= 0
-    unbudgeted = tomllib.loads(TINY3.read_text())
-    unbudgeted["scenario"]["system"]["power_budget_w"] = 1.0      # a watt: above what any board draws
-    free = solve(parse_mission(unbudgeted, "tiny/3 with a budget that never binds"))
     assert free.certified and "power" not in free.binding and free.objective > result.objective
     assert result.metrics.devices > free.metrics.devices
 
@@ -131,3 +138,17 @@ def test_a_mission_gives_a_budget_exactly_when_it_has_the_power_wall(tmp_path):
     path.write_text(tomli_w.dumps(raw))
     with pytest.raises(InputError, match="power_budget_w"):
         load_mission(path)
+
+
+def test_the_readme_states_the_hearables_power_as_solve_computes_it():
+    """The optimum's duty cycle and average power, and what the best plan without the budget
+    (fewer boards) would draw under the shipped stream."""
+    result, free = _solved(), _solved(1.0)
+    p, best = result.metrics.power, free.metrics
+    plan = {f"training.{k}": v for k, v in free.configuration["training"].items()}
+    fewer = evaluate(parse_config(_tiny3(**plan, **{"system.devices": best.devices}), "the best plan")).power
+    stated = (f"over {result.metrics.devices} nRF52840 boards, each learning {p.duty_cycle:.1%} of the time at "
+              f"{p.learning_w * 1e3:.2f} mW and asleep at\n{p.sleep_w * 1e6:.2f} uW otherwise: "
+              f"{p.average_w * 1e3:.3f} mW on average (the best plan, on {best.devices} boards,\nwould need "
+              f"{fewer.average_w * 1e3:.2f} mW each)")
+    assert stated in Path("README.md").read_text(), stated
