@@ -207,7 +207,10 @@ def wall_summary(w) -> str:
 
 
 def show_objective(name: str, value: float) -> str:
-    return f"{value:.2%}" if name == "mfu" else f"{value:,.6g}"
+    """An objective's value as feedback and reports state it: 14.74%, $37,261,738, 1,024."""
+    if name == "mfu":
+        return f"{value:.2%}"
+    return f"${value:,.0f}" if name == "dollars" else f"{value:,.6g}"
 
 
 # --- grading -------------------------------------------------------------------------------------

@@ -26,11 +26,13 @@ from trainwall.optimizer.walls import WallCheck, check
 TRACKS = ("cloud", "edge", "mobile", "tiny")
 PARTS = {1: "state audit", 2: "pipeline race", 3: "scaling wall"}
 #: What each part's objective may be (a quantity of :mod:`trainwall.challenges.quantities`).
-OBJECTIVES = {1: ("trainable_params", "micro_batch"), 2: ("workers", "echo"), 3: ("mfu",)}
+OBJECTIVES = {1: ("trainable_params", "micro_batch"), 2: ("workers", "echo"), 3: ("mfu", "dollars")}
+#: The sense each objective must have (the others' is the mission's to choose).
+SENSES = {"mfu": "maximize", "dollars": "minimize"}
 #: The walls each part may impose.
 CONSTRAINTS = {1: ("memory", "flash", "stability"),
                2: ("starvation", "memory", "flash", "stability"),
-               3: ("memory", "network", "stability", "starvation", "power", "mfu_target")}
+               3: ("memory", "network", "stability", "starvation", "power", "deadline", "mfu_target")}
 #: The decisions each part may open (dotted config fields; ``training.micro_batches`` is
 #: the number of micro-batches per step, so global_batch = micro_batches x dp x micro_batch).
 DECISION_FIELDS = {
@@ -70,6 +72,7 @@ class Limits(_Strict):
     devices: Annotated[int, Field(ge=1, le=MAX_DEVICES)]                # 1 to 2^14, as system.devices
     min_devices: Annotated[int, Field(ge=1, le=MAX_DEVICES)] = 1   # e.g. the deadline needs at least this many
     global_batch: Annotated[int, Field(ge=1, le=MAX_BATCH)]             # 1 to 2^40, as training.global_batch
+    days: Annotated[float, Field(gt=0.0, le=1e5)] | None = None       # the deadline: days to the workload's goal
 
 
 class LockQuestion(_Strict):
@@ -192,7 +195,8 @@ class Mission(_Strict):
     def checks(self, metrics) -> list[WallCheck]:
         """Each of the mission's walls for an evaluated configuration: value, limit, verdict
         (:func:`trainwall.optimizer.walls.check`, the one definition of each wall)."""
-        found = (check(wall, metrics, self.objective.target, self.max_data_wait) for wall in self.constraints)
+        days = self.limits.days if self.limits else None
+        found = (check(wall, metrics, self.objective.target, self.max_data_wait, days) for wall in self.constraints)
         return [c for c in found if c is not None]
 
     def violations(self, metrics) -> list[tuple[str, float, float, str]]:
@@ -273,6 +277,10 @@ def _check_decisions(mission: Mission, source: str) -> None:
     if mission.objective.quantity not in OBJECTIVES[part]:
         raise InputError("objective.quantity", mission.objective.quantity,
                          f"part {part} optimises {', '.join(OBJECTIVES[part])}", source=source)
+    sense = SENSES.get(mission.objective.quantity, mission.objective.sense)
+    if mission.objective.sense != sense:
+        raise InputError("objective.sense", mission.objective.sense,
+                         f"{mission.objective.quantity} is to {sense}", source=source)
     for i, name in enumerate(mission.constraints):
         if name not in CONSTRAINTS[part]:
             raise UnknownNameError(f"constraints.{i}", name, CONSTRAINTS[part], f"part-{part} wall").with_source(source)
@@ -299,6 +307,9 @@ def _check_part_rules(mission: Mission, source: str) -> None:
     if ("power" in mission.constraints) != (mission.scenario.get("system", {}).get("power_budget_w") is not None):
         raise InputError("scenario.system.power_budget_w", mission.scenario.get("system", {}).get("power_budget_w"),
                          "give a budget exactly when \"power\" is among the constraints", source=source)
+    if ("deadline" in mission.constraints) != (mission.limits.days is not None):
+        raise InputError("limits.days", mission.limits.days,
+                         "give a deadline exactly when \"deadline\" is among the constraints", source=source)
     if ("mfu_target" in mission.constraints) != (mission.objective.target is not None):
         raise InputError("objective.target", mission.objective.target,
                          "give a target exactly when \"mfu_target\" is among the constraints", source=source)

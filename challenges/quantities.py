@@ -23,6 +23,21 @@ def _headroom_used(m) -> float:
     return (m.network_utilization - m.background_network_load) / (1.0 - m.background_network_load)
 
 
+def _trained(m):
+    """The run to the workload's goal; ArithmeticError (undefined) for a workload without a budget."""
+    if m.training is None:
+        raise ArithmeticError("the workload has no training budget: no time to train")
+    return m.training
+
+
+def _priced(m):
+    """The run, which must have a price per device-hour."""
+    run = _trained(m)
+    if run.dollars is None:
+        raise ArithmeticError("no price per device-hour: set system.price_per_device_hour")
+    return run
+
+
 QUANTITIES: dict[str, tuple[str, Callable]] = {
     "trainable_params": ("parameters that train, per device", lambda m: m.memory.trainable_params),
     "model_state_bytes": ("bytes of weights + gradients + optimizer state per device", _states),
@@ -57,6 +72,8 @@ QUANTITIES: dict[str, tuple[str, Callable]] = {
                          lambda m: m.power.learning_w),
     "duty_cycle": ("share of the time the devices learn to keep up with their stream", lambda m: m.power.duty_cycle),
     "average_power_w": ("one device's average watts over its duty cycle", lambda m: m.power.average_w),
+    "dollars": ("dollars to train to the workload's goal", lambda m: _priced(m).dollars),
+    "days": ("days to train to the workload's goal", lambda m: _trained(m).days),
     "network_headroom_used": (("share of the busiest link's headroom (what the background load leaves) "
                               "this run's traffic takes"), _headroom_used),
 }

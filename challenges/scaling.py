@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 from trainwall.challenges import plans
+from trainwall.challenges.quantities import objective_value
 from trainwall.challenges.solution import MissionSolution, alternatives, certification, wall_slack
 from trainwall.optimizer.highs import Status
 
@@ -36,26 +37,29 @@ def solve_scaling_wall(mission) -> MissionSolution:
     choices = modes[sol.mode].choices
     config = plans.decided(mission, choices, sol.micro_batches, label=f"{mission.reference} optimum")
     metrics = evaluate(config)
-    binding = [wall for wall in walls if model.lifting_improves(wall, sol.mfu)]
+    binding = [wall for wall in walls if model.lifting_improves(wall, sol.value)]
     def solve_once():
         second = model.solve()
         return None if second.status is not Status.OPTIMAL else (
-            second.mode, {**modes[second.mode].choices, "training.micro_batches": second.micro_batches}, second.mfu)
+            second.mode, {**modes[second.mode].choices, "training.micro_batches": second.micro_batches}, second.value)
 
     extra.update(alternatives(mission, model, sol.mode, {**choices, "training.micro_batches": sol.micro_batches},
-                              sol.mfu, solve_once))
+                              sol.value, solve_once))
     mem = metrics.memory
     slack = {"memory": wall_slack("memory", mem.total, mem.capacity),
              "network": wall_slack("network", metrics.network_utilization, 1.0)}
+    if "deadline" in walls:
+        slack["deadline"] = wall_slack("deadline", metrics.training.days, mission.limits.days)
     if "power" in walls:
         slack["power"] = wall_slack("power", metrics.power.average_w, metrics.power.budget_w)
     if mission.objective.target is not None:
         slack["mfu_target"] = wall_slack("mfu_target", metrics.mfu, mission.objective.target)
+    value = objective_value(mission.objective.quantity, config, metrics)    # the cost model's own, at the optimum
     agrees = (exhaustive.feasible and exhaustive.mode == sol.mode and exhaustive.mask == (sol.micro_batches,)
-              and abs(exhaustive.objective - metrics.mfu) <= 1e-12 * metrics.mfu)
+              and abs(exhaustive.objective - value) <= 1e-12 * value)
     data = config.model_dump(exclude_none=True)
     # a submission's [configuration] as it stands: the degrees set the device count (metrics.devices)
     configuration_out = {"training": data["training"], "data": data["data"]}
-    return MissionSolution(mission, Status.OPTIMAL, configuration_out, metrics, metrics.mfu, None, tuple(binding),
+    return MissionSolution(mission, Status.OPTIMAL, configuration_out, metrics, value, None, tuple(binding),
                            slack, solve_s, model.build_s, sol.mip_gap, agrees and not mission.violations(metrics),
                            certification(exhaustive, agrees), (), extra)

@@ -154,33 +154,37 @@ def scaling_wall(problem) -> ExhaustiveOptimum:
     """The part-3 optimum by evaluating every (mode, m) with numpy.
 
     Each mode's m = m_lo .. m_hi goes through the same :class:`StepStructure` methods
-    :func:`evaluate` uses (MFU, memory, network, loading) as one array, judged by the
-    walls' one test. Order: the highest MFU, then within a relative TIE the earliest mode
-    and the fewest micro-batches - the MILP's tie-break. ``mask`` holds m.
+    :func:`evaluate` uses (MFU, memory, network, loading, power; the run to the goal for
+    the deadline and the dollars) as one array, judged by the walls' one test. Order: the
+    best objective (the highest MFU, or the fewest dollars), then within a relative TIE the
+    earliest mode and the fewest micro-batches - the MILP's tie-break. ``mask`` holds m.
     """
     from trainwall.optimizer.scaling_wall import TIE
 
     count, candidates = 0, []
+    sign = 1.0 if problem.objective == "mfu" else -1.0      # compared as "higher is better"
     for k, mode in enumerate(problem.modes):
         m = np.arange(mode.m_lo, mode.m_hi + 1)
         count += len(m)
-        ok, mfu = _scaling_points(problem, mode, m)
+        ok, value = _scaling_points(problem, mode, m)
         if ok.any():
-            i = int(np.argmax(np.where(ok, mfu, -1.0)))
-            candidates.append((float(mfu[i]), k, m[ok], mfu[ok]))
+            signed = sign * value
+            candidates.append((float(signed[ok].max()), k, m[ok], signed[ok]))
     if not candidates:
         return ExhaustiveOptimum(False, None, None, None, None, count)
     best = max(c[0] for c in candidates)
-    for value, k, ms, mfus in sorted(candidates, key=lambda c: c[1]):
-        inside = ms[mfus >= best * (1 - TIE)]
+    window = best - TIE * abs(best)
+    for _, k, ms, signed in sorted(candidates, key=lambda c: c[1]):
+        inside = ms[signed >= window]
         if len(inside):
             m_star = int(inside.min())
-            return ExhaustiveOptimum(True, k, (m_star,), float(problem.modes[k].structure.mfu(m_star)), None, count)
+            _, value = _scaling_points(problem, problem.modes[k], np.array([m_star]))
+            return ExhaustiveOptimum(True, k, (m_star,), float(value[0]), None, count)
     raise AssertionError("unreachable: the best candidate lies inside its own window")
 
 
 def _scaling_points(problem, mode, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(every imposed wall holds, MFU) at each micro-batch count ``m`` of one mode."""
+    """(every imposed wall holds, the objective: MFU or dollars) at each micro-batch count ``m`` of one mode."""
     st, walls = mode.structure, problem.walls
     ok = np.ones(len(m), dtype=bool)
     if "memory" in walls:
@@ -194,7 +198,9 @@ def _scaling_points(problem, mode, m: np.ndarray) -> tuple[np.ndarray, np.ndarra
         ok &= WALLS["network"].holds(st.network_utilization(m), 1.0)
     if "power" in walls:   # the average power over the duty cycle, and a duty cycle of at most 1
         ok &= WALLS["power"].holds(st.average_power_w(m), st.power.budget_w) & (st.duty_cycle(m) <= 1.0 + TOLERANCE)
+    if "deadline" in walls:
+        ok &= WALLS["deadline"].holds(mode.run.seconds(st, m) / 86400.0, problem.deadline_s / 86400.0)
     mfu = st.mfu(m)
     if "mfu_target" in walls:
         ok &= WALLS["mfu_target"].holds(mfu, problem.target)
-    return ok, mfu
+    return ok, (mfu if problem.objective == "mfu" else mode.run.dollars(st, m))

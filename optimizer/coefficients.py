@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from trainwall.core.errors import InputError
+from trainwall.optimizer.training_run import RunRate
 from trainwall.optimizer.walls import WALLS
 
 #: A layer's four cases (trains, gradient flows in), in the order of :func:`case_index`.
@@ -137,16 +138,22 @@ class ScalingMode:
     m_stable: int            # most micro-batches the critical batch allows without clipping
     mode_stable: bool        # number formats and local-SGD staleness hold
     capacity: float          # bytes per device (costmodel.device_capacity)
+    run: RunRate | None = None           # the run to the workload's goal (None without a budget)
+    m_deadline: tuple[int, int] | None = None   # the m whose run meets the deadline, (1, 0) when none does
 
 
-def scaling_mode(config, choices: dict, m_lo: int, m_max: int, global_batch_limit: int) -> ScalingMode | None:
+def scaling_mode(config, choices: dict, m_lo: int, m_max: int, global_batch_limit: int,
+                 deadline_s: float | None = None) -> ScalingMode | None:
     """Part 3: the mode of ``config`` (any micro-batch count), or None when not even ``m_lo``
     micro-batches fit under the global-batch limit."""
     from trainwall.hardware import catalog as hw
     from trainwall.optimizer import stability
-    from trainwall.optimizer.costmodel import device_capacity, resolve_workload, step_structure
+    from trainwall.optimizer.costmodel import device_capacity, resolve_workload
+    from trainwall.optimizer.costmodel.resolve import resolve
+    from trainwall.optimizer.costmodel.structure import structure_of
 
-    st = step_structure(config)
+    plan = resolve(config)
+    st = structure_of(plan)
     per_step = st.data_parallel * st.micro_batch
     m_hi = min(m_max, global_batch_limit // per_step)
     if m_hi < m_lo:
@@ -165,4 +172,31 @@ def scaling_mode(config, choices: dict, m_lo: int, m_max: int, global_batch_limi
                           profile.gradient_max, profile.activation_max, critical,
                           t.local_steps, profile.max_local_steps)
     m_stable = m_hi if t.gradient_clipping else int(critical // per_step)
-    return ScalingMode(dict(choices), st, m_lo, m_hi, m_memory, m_stable, fmt.stable, capacity)
+    run = run_rate(config, plan, st)
+    return ScalingMode(dict(choices), st, m_lo, m_hi, m_memory, m_stable, fmt.stable, capacity, run,
+                       None if deadline_s is None else deadline_range(run, st, m_lo, m_hi, deadline_s))
+
+
+def run_rate(config, plan, st) -> RunRate | None:
+    """The mode's run to the workload's goal (None for a workload without a budget)."""
+    from trainwall.optimizer.costmodel.evaluation import device_hour_price, training_goal
+
+    found = training_goal(config, plan.workload, plan.network.tokens_per_sample)
+    if found is None:
+        return None
+    goal, per_sample = found
+    price, _ = device_hour_price(config, plan.device)
+    return RunRate(goal, st.data_parallel * st.micro_batch * per_sample,
+                   None if price is None else plan.devices * price / 3600.0)
+
+
+def deadline_range(run: RunRate | None, st, m_lo: int, m_hi: int, deadline_s: float) -> tuple[int, int]:
+    """The micro-batch counts of m_lo..m_hi whose run to the goal takes at most ``deadline_s``,
+    (lo, hi), or (1, 0) when none does. The run's seconds S(g m)(S m + B) are convex in m, so
+    they form one interval; the step is part 3's linear one (its walls keep the pipeline fed)."""
+    if run is None:
+        raise InputError("limits.days", deadline_s / 86400, "a deadline needs a workload with a training budget")
+    m = np.arange(m_lo, m_hi + 1)
+    seconds = run.steps(m) * st.fed_step_s(m)
+    inside = m[WALLS["deadline"].holds(seconds / 86400.0, deadline_s / 86400.0)]
+    return (int(inside.min()), int(inside.max())) if inside.size else (1, 0)

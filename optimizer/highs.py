@@ -118,15 +118,20 @@ class Solver:
                           "update_vars": True, "update_named_expressions": False, "update_parameters": True,
                           "check_for_new_objective": False, "update_objective": True}
                          if parameters_only else {})
+        self._added = False
+
+    def constraints_added(self) -> None:
+        """The caller added constraints (a cut) since the last solve: the next solve looks for them."""
+        self._added = True
 
     def solve(self) -> SolveResult:
         """Solve (or re-solve) the model; on OPTIMAL / LIMIT with an incumbent, load it."""
         start = time.perf_counter()
         try:
+            updates, self._added = ({} if self._added else self._updates), False
             res = self._highs.solve(self.model, threads=1, rel_gap=0.0, abs_gap=0.0, time_limit=self._time_limit,
                                     load_solutions=False, raise_exception_on_nonoptimal_result=False,
-                                    auto_updates=self._updates,
-                                    solver_options=self._options)
+                                    auto_updates=updates, solver_options=self._options)
         except Exception as exc:  # HiGHS or Pyomo raised: report it, never crash the caller
             return SolveResult(Status.ERROR, None, None, time.perf_counter() - start, f"error: {exc}")
         name = res.termination_condition.name

@@ -1,4 +1,6 @@
-"""Part 3, the scaling wall: maximise MFU, a ratio, exactly (Dinkelbach) over a MILP.
+"""Part 3, the scaling wall: maximise MFU, a ratio, exactly (Dinkelbach) over a MILP - or
+minimise the dollars to train to the workload's budget over the same MILP (Kelley's cutting
+planes: :mod:`~trainwall.optimizer.cost_to_train`).
 
 Decisions: one *mode* k - a combination of the mission's listed choices (tensor,
 pipeline and data-parallel degrees, hence the device count N_k = t p d; micro-batch;
@@ -37,6 +39,9 @@ MFU is the ratio of two linear forms:
                    each device's average power over its duty cycle within the budget P_b
                    (:mod:`trainwall.optimizer.costmodel.power`), with E_k(q) = e_q q_k + e_u u_k a device's
                    joules per step and T_k(q) = S_k q_k + B_k u_k its seconds
+    deadline       lo_k u_k <= q_k <= hi_k u_k: the micro-batch counts whose run to the goal takes at
+                   most limits.days (convex in q: an interval, found on the cost model:
+                   :func:`~trainwall.optimizer.coefficients.deadline_range`)
     mfu_target     F_k q_k >= target N_k R (S_k q_k + B_k u_k)
 
 Dinkelbach (1967): from lambda_0 = 0, solve max N - lambda_i D; lambda_(i+1) = N / D at that
@@ -48,17 +53,19 @@ in the mission file, then the fewest micro-batches. Both forms are scaled to O(1
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
 from trainwall.optimizer.coefficients import ScalingMode
+from trainwall.optimizer.cost_to_train import CostObjective
 from trainwall.optimizer.costmodel.power import HOUR
 from trainwall.optimizer.highs import Solver, Status, pin_wall
 from trainwall.optimizer.walls import starvation_terms
 
 #: Relative window within which two MFUs are a tie (then the fixed order decides).
 TIE = 1e-9
-WALLS = ("memory", "stability", "starvation", "network", "power", "mfu_target")
+WALLS = ("memory", "stability", "starvation", "network", "power", "deadline", "mfu_target")
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,8 @@ class ScalingProblem:
     walls: tuple[str, ...]           # the imposed walls (of :data:`WALLS`)
     target: float = 0.0              # the MFU target (with the mfu_target wall)
     max_data_wait: float = 0.0       # the share of a step serial loading may take (the starvation wall)
+    objective: str = "mfu"           # maximise MFU, or minimise the "dollars" to train to the goal
+    deadline_s: float | None = None  # the run's seconds to the goal (the deadline wall)
 
 
 @dataclass(frozen=True)
@@ -76,7 +85,7 @@ class ScalingSolution:
     status: Status
     mode: int | None
     micro_batches: int | None
-    mfu: float | None
+    value: float | None              # the objective's: MFU, or dollars to train
     iterations: int
     solves: int
     seconds: float
@@ -85,7 +94,8 @@ class ScalingSolution:
 
 
 class ScalingWallModel:
-    """The MILP and Dinkelbach loop of the module docstring, built once per problem."""
+    """The MILP of the module docstring, built once per problem, and its loop: Dinkelbach's for
+    MFU, Kelley's cutting planes for the dollars to train (:mod:`~trainwall.optimizer.cost_to_train`)."""
 
     def __init__(self, problem: ScalingProblem):
         import pyomo.environ as pyo
@@ -99,21 +109,14 @@ class ScalingWallModel:
         m.u = pyo.Var(K, domain=pyo.Binary)
         m.q = pyo.Var(K, domain=pyo.Integers, bounds=(0, M))
         m.one_mode = pyo.Constraint(expr=sum(m.u[k] for k in K) == 1)
-        # O(1) scaling: both forms in units of the largest per-micro-batch denominator.
-        unit = max(md.structure.devices * md.structure.reference_peak * _step_per_micro_batch(md.structure)
+        # O(1) scaling: MFU's forms in units of the largest per-micro-batch denominator.
+        unit = max(md.structure.devices * md.structure.reference_peak * md.structure.fed_per_micro_batch_s
                    for md in modes)
         self._num = {k: md.structure.model_flops_per_micro_batch / unit for k, md in enumerate(modes)}
-        self._den_q = {k: md.structure.devices * md.structure.reference_peak * _step_per_micro_batch(md.structure)
+        self._den_q = {k: md.structure.devices * md.structure.reference_peak * md.structure.fed_per_micro_batch_s
                        / unit for k, md in enumerate(modes)}
         self._den_u = {k: md.structure.devices * md.structure.reference_peak * md.structure.fixed_s / unit
                        for k, md in enumerate(modes)}
-        # N and D as two variables, so lambda (and the tie-break's level) each multiply one
-        # column: a re-solve changes two coefficients, not one per mode.
-        m.N = pyo.Var(bounds=(0, None))
-        m.D = pyo.Var(bounds=(0, None))
-        m.define_N = pyo.Constraint(expr=m.N == sum(self._num[k] * m.q[k] for k in K))
-        m.define_D = pyo.Constraint(expr=m.D == sum(self._den_q[k] * m.q[k] + self._den_u[k] * m.u[k] for k in K))
-        numerator, denominator = m.N, m.D
         m.range = pyo.ConstraintList()
         for k, md in enumerate(modes):
             m.range.add(m.q[k] >= md.m_lo * m.u[k])
@@ -125,19 +128,35 @@ class ScalingWallModel:
         for wall in WALLS:
             self.lift(wall, False)
         self._wall_rows(M)
+        self._tie_break = sum((M + 1) * k * m.u[k] + m.q[k] for k in K)
+        if problem.objective == "mfu":
+            self._build_ratio()
+            self.cost = None
+        else:
+            self.cost = CostObjective(self, TIE)
+        self.solver = Solver(m, parameters_only=True)     # the cost's cuts announce themselves (constraints_added)
+        self.build_s = time.perf_counter() - start
+
+    def _build_ratio(self) -> None:
+        """MFU = N / D: N and D as two variables, so lambda (and the tie-break's level) each
+        multiply one column: a re-solve changes two coefficients, not one per mode."""
+        import pyomo.environ as pyo
+
+        m, K = self.model, range(len(self.modes))
+        m.N = pyo.Var(bounds=(0, None))
+        m.D = pyo.Var(bounds=(0, None))
+        m.define_N = pyo.Constraint(expr=m.N == sum(self._num[k] * m.q[k] for k in K))
+        m.define_D = pyo.Constraint(expr=m.D == sum(self._den_q[k] * m.q[k] + self._den_u[k] * m.u[k] for k in K))
         m.lam = pyo.Param(mutable=True, initialize=0.0)
         m.level = pyo.Param(mutable=True, initialize=0.0)
         # The hold row in units of the level times the least denominator any configuration
         # has: a violation then bounds the relative MFU shortfall (<= the solver's 1e-9),
         # so the tolerance cannot admit a configuration outside the TIE window.
-        self._least_den = min(self._den_q[k] * md.m_lo + self._den_u[k] for k, md in enumerate(modes))
+        self._least_den = min(self._den_q[k] * md.m_lo + self._den_u[k] for k, md in enumerate(self.modes))
         m.hold_scale = pyo.Param(mutable=True, initialize=1.0)
-        m.hold = pyo.Constraint(expr=m.hold_scale * numerator - m.hold_scale * m.level * denominator >= 0)
-        self._parametric = numerator - m.lam * denominator
-        self._tie_break = sum((M + 1) * k * m.u[k] + m.q[k] for k in K)
+        m.hold = pyo.Constraint(expr=m.hold_scale * m.N - m.hold_scale * m.level * m.D >= 0)
+        self._parametric = m.N - m.lam * m.D
         m.objective = pyo.Objective(expr=self._parametric, sense=pyo.maximize)
-        self.solver = Solver(m, parameters_only=True)
-        self.build_s = time.perf_counter() - start
 
     def _wall_rows(self, M: int) -> None:
         """One row per wall and mode (the network: per mode and link): c_q q_k + c_u u_k <= G r_wall
@@ -146,15 +165,17 @@ class ScalingWallModel:
 
         m, target = self.model, self.problem.target
         rows = {wall: [] for wall in WALLS}
+        self.edges = [{md.m_lo, md.m_hi} for md in self.modes]   # per mode: where its walls cut its range
         for k, md in enumerate(self.modes):
             st = md.structure
-            A, B, S = st.per_micro_batch_s, st.fixed_s, _step_per_micro_batch(st)
+            A, B, S = st.per_micro_batch_s, st.fixed_s, st.fed_per_micro_batch_s
             free = 1.0 - st.background_network_load
             rows["memory"].append((k, 1.0, -float(md.m_memory)))
             rows["stability"].append((k, 1.0, -float(md.m_stable if md.mode_stable else 0)))
             rows["starvation"].append(_starvation_row(k, st, self.problem.max_data_wait))
             rows["network"] += [(k, a / A - free * S / A, b / A - free * B / A) for a, b in st.network_links]
             rows["power"] += [(k, cq, cu) for cq, cu in _power_rows(st)]
+            rows["deadline"] += _deadline_rows(k, md)
             rows["mfu_target"].append((k, target * self._den_q[k] - self._num[k], target * self._den_u[k]))
         for wall in WALLS:
             block = pyo.ConstraintList()
@@ -163,16 +184,30 @@ class ScalingWallModel:
                 if not _implied_by_range(self.modes[k], cq, cu):
                     largest = max(0.0, cq) * M + max(0.0, cu)
                     block.add(cq * m.q[k] + cu * m.u[k] <= m.relax[wall] * largest)
+                    self._edge(k, cq, cu)
+
+    def _edge(self, k: int, cq: float, cu: float) -> None:
+        """Record the integers around where the row c_q q + c_u <= 0 cuts mode k's range."""
+        md = self.modes[k]
+        if cq:
+            x = -cu / cq
+            if md.m_lo <= x <= md.m_hi:
+                self.edges[k].update({math.floor(x), math.ceil(x)})
 
     def lift(self, wall: str, lifted: bool = True) -> None:
         """Drop (or restore) one wall: to ask whether it binds."""
         pin_wall(self.model.relax, wall, lifted, self.problem.walls)
 
-    def lifting_improves(self, wall: str, mfu: float | None) -> bool:
-        """Does lifting ``wall`` admit a configuration - any at all when ``mfu`` is None (an
-        infeasible mission), else one whose MFU beats ``mfu`` by more than TIE? One MILP
-        solve: max N - lambda D at lambda = mfu (1 + TIE) is positive exactly when such a
-        configuration exists, and the point it returns is checked with the cost model."""
+    def lifting_improves(self, wall: str, value: float | None) -> bool:
+        """Does lifting ``wall`` admit a configuration - any at all when ``value`` is None (an
+        infeasible mission), else one whose objective beats ``value`` by more than TIE?"""
+        if self.cost is not None:
+            return self.cost.lifting_improves(wall, value)
+        return self._ratio_lifting_improves(wall, value)
+
+    def _ratio_lifting_improves(self, wall: str, mfu: float | None) -> bool:
+        """One MILP solve: max N - lambda D at lambda = mfu (1 + TIE) is positive exactly when
+        such a configuration exists, and the point it returns is checked with the cost model."""
         import pyomo.environ as pyo
 
         m = self.model
@@ -186,19 +221,32 @@ class ScalingWallModel:
                 return False
             if mfu is None:
                 return True
-            k, q = self._current()
+            k, q = self.current()
             return float(self.modes[k].structure.mfu(q)) > mfu * (1 + TIE)
         finally:
             self.lift(wall, lifted=False)
             m.lam = 0.0
 
-    def _current(self) -> tuple[int, int]:
+    def current(self) -> tuple[int, int]:
+        """The loaded solution's (mode, micro-batch count)."""
         import pyomo.environ as pyo
 
         k = next(k for k in range(len(self.modes)) if pyo.value(self.model.u[k]) > 0.5)
         return k, round(pyo.value(self.model.q[k]))
 
     def solve(self, max_iterations: int = 50) -> ScalingSolution:
+        """The optimum of the problem's objective, then the fixed tie-break among plans within TIE of it."""
+        if self.cost is None:
+            return self._solve_ratio(max_iterations)
+        start = time.perf_counter()
+        res, found, solves = self.cost.solve()
+        if found is None:
+            return ScalingSolution(res.status, None, None, None, solves, solves, time.perf_counter() - start,
+                                   self.build_s)
+        return ScalingSolution(Status.OPTIMAL, *found, self.cost.dollars(*found), solves, solves,
+                               time.perf_counter() - start, self.build_s, res.mip_gap)
+
+    def _solve_ratio(self, max_iterations: int) -> ScalingSolution:
         import pyomo.environ as pyo
 
         m, start, solves = self.model, time.perf_counter(), 0
@@ -213,7 +261,7 @@ class ScalingWallModel:
             if res.status is not Status.OPTIMAL:
                 return ScalingSolution(res.status, None, None, None, iteration, solves,
                                        time.perf_counter() - start, self.build_s)
-            k, q = self._current()
+            k, q = self.current()
             ratio = float(self.modes[k].structure.mfu(q))  # the cost model's own MFU at this point
             best, gap = (k, q, ratio), res.mip_gap
             if res.objective <= 1e-12 * max(1.0, abs(lam)) or ratio <= lam * (1 + 1e-15):
@@ -232,7 +280,7 @@ class ScalingWallModel:
         solves += 1
         m.level, m.hold_scale = 0.0, 1.0
         if res.status is Status.OPTIMAL:
-            k, q = self._current()
+            k, q = self.current()
             ratio, gap = float(self.modes[k].structure.mfu(q)), res.mip_gap
         return ScalingSolution(Status.OPTIMAL, k, q, ratio, iteration, solves, time.perf_counter() - start,
                                self.build_s, gap)
@@ -245,10 +293,13 @@ def _implied_by_range(mode: ScalingMode, cq: float, cu: float) -> bool:
     return cq * (mode.m_hi if cq > 0 else mode.m_lo) + cu <= 0.0
 
 
-def _step_per_micro_batch(st) -> float:
-    """S_k: seconds per micro-batch of the step once the pipeline keeps up - A_k, plus the
-    loading L_k where it cannot overlap compute (an MCU computing its own features)."""
-    return st.per_micro_batch_s + (0.0 if st.loading_overlaps else st.load_per_micro_batch_s)
+def _deadline_rows(k: int, md: ScalingMode) -> list[tuple[int, float, float]]:
+    """The deadline wall of mode k: q_k <= hi u_k and lo u_k <= q_k, its micro-batch counts
+    whose run meets the deadline (:func:`~trainwall.optimizer.coefficients.deadline_range`)."""
+    if md.m_deadline is None:
+        return []
+    lo, hi = md.m_deadline
+    return [(k, 1.0, -float(hi)), (k, -1.0, float(lo))]
 
 
 def _power_rows(st) -> list[tuple[float, float]]:
@@ -258,7 +309,7 @@ def _power_rows(st) -> list[tuple[float, float]]:
     p = st.power
     if p.budget_w is None:
         return []
-    S, B = _step_per_micro_batch(st), st.fixed_s
+    S, B = st.fed_per_micro_batch_s, st.fixed_s
     exposed_q = st.tp_per_micro_batch_s + st.pp_per_micro_batch_s + st.dp_exposed_per_micro_batch_s
     e_q = p.idle_w * S + (p.busy_w - p.idle_w) * st.t_stage + p.radio_w * exposed_q
     e_u = p.idle_w * B + (p.busy_w - p.idle_w) * st.optimizer_s + p.radio_w * st.dp_exposed_fixed_s

@@ -18,7 +18,10 @@ B_noise. **Assumed:** that the published run reached the goal, so its budget is 
 E at its batch. A sequence model's budget and batches are counted in tokens, so the goal
 does not change with the sequence length.
 
-**Time to train** = S(B) x the step time; device-hours = that time x the devices; idle
+**Time to train** = S(B) x the step time, with S(B) the law's expected number of steps, not
+rounded (a fraction of a step in a million is below the law's own precision, and a cost to
+train stays convex in the micro-batch count, which the part-3 search relies on:
+:mod:`trainwall.optimizer.scaling_wall`); device-hours = that time x the devices; idle
 device-hours = S(B) x (bubble + exposed communication + data stall) x the devices: the
 device time spent waiting, not computing (the Cloud Titan's "idle GPUs").
 
@@ -37,7 +40,6 @@ the hosts: ``energy_at_power_limit_kwh`` is that method, to compare like with li
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 HOUR = 3600.0
@@ -74,6 +76,29 @@ class Goal:
 
 
 @dataclass(frozen=True)
+class RunRate:
+    """A part-3 mode's run to the goal as a function of m, its micro-batches per step: the
+    global batch is g m in the goal's unit (g = data_parallel x micro_batch x the goal's
+    units per sample), the run takes S(g m) steps of step(m) seconds, and each of its seconds
+    costs ``dollars_per_second`` (devices x the price per device-hour / 3600; None without a
+    price). Every method takes a number or a numpy array of m."""
+
+    goal: Goal
+    per_micro_batch: float
+    dollars_per_second: float | None
+
+    def steps(self, m):
+        return self.goal.steps(self.per_micro_batch * m)
+
+    def seconds(self, structure, m):
+        """S(g m) x step(m): the wall-clock seconds to the goal (``structure``: the mode's StepStructure)."""
+        return self.steps(m) * structure.step_s(m)
+
+    def dollars(self, structure, m):
+        return self.seconds(structure, m) * self.dollars_per_second
+
+
+@dataclass(frozen=True)
 class Costs:
     """What a device-hour costs: dollars (and where the price comes from), the board's power
     limit in watts (0: none sourced), the system's watts while it learns (devices and hosts;
@@ -91,7 +116,7 @@ class Costs:
 class TimeToTrain:
     """The run to the goal at one configuration."""
 
-    steps: int                 # S(B), rounded up: a step is run whole
+    steps: float               # S(B), the law's expected count
     samples: float             # steps x the global batch, in samples
     budget: float              # E(B) in the goal's unit (samples or tokens)
     unit: str
@@ -167,6 +192,6 @@ def time_to_train(goal: Goal, batch: float, samples_per_step: int, step_s: float
     """The run to ``goal`` with ``batch`` per step in the goal's unit (``samples_per_step``
     samples), each step taking ``step_s`` seconds of which ``idle_s`` wait, on ``devices``
     whose device-hours cost ``costs``."""
-    steps = math.ceil(goal.steps(batch) - 1e-9)     # an exact whole number of steps stays itself
+    steps = goal.steps(batch)
     return TimeToTrain(steps, steps * samples_per_step, goal.samples(batch), goal.unit, goal.noise_batch,
                        steps * step_s, steps * idle_s, devices, goal.source, costs)

@@ -82,6 +82,11 @@ WALLS: dict[str, Wall] = {wall.name: wall for wall in (
           ("training.local_steps", "more local steps between averages (fewer radio rounds)"),
           ("training.micro_batches", "more samples per averaging round"),
           ("training.recompute", "less recompute"))),
+    Wall("deadline", "days", False, "the days the run takes to the workload's goal against the deadline",
+         "the deadline dropped",
+         (("training.data_parallel", "more data-parallel devices"),
+          ("training.micro_batches", "another global batch (more steps, or slower ones)"),
+          ("training.pipeline_parallel", "another parallel layout"), ("training.recompute", "less recompute"))),
     Wall("mfu_target", "fraction", True, "model FLOPs utilisation against the target the plan promised",
          "the target dropped",
          (("training.micro_batches", "more micro-batches per step"),
@@ -203,10 +208,12 @@ def demand_factor(loading_overlaps: bool, max_wait: float) -> float | None:
     return need / room if room > 0.0 else None
 
 
-def check(wall: str, metrics, target: float | None = None, max_wait: float = 0.0) -> WallCheck | None:
+def check(wall: str, metrics, target: float | None = None, max_wait: float = 0.0,
+          deadline_days: float | None = None) -> WallCheck | None:
     """One wall for an evaluated configuration (None where it does not apply: flash off a
     microcontroller). The intrinsic walls repeat the cost model's own verdicts and messages;
-    ``target`` is the MFU target, ``max_wait`` the share of a step serial loading may take."""
+    ``target`` is the MFU target, ``max_wait`` the share of a step serial loading may take,
+    ``deadline_days`` the days the run to the workload's goal may take."""
     mem = metrics.memory
     broken = [v.message for v in metrics.violations if v.constraint == wall]
     if wall == "memory":
@@ -223,6 +230,10 @@ def check(wall: str, metrics, target: float | None = None, max_wait: float = 0.0
     if wall == "power":
         return (WallCheck(wall, metrics.power.average_w, metrics.power.budget_w, "W", not broken, "; ".join(broken))
                 if metrics.power is not None and metrics.power.budget_w is not None else None)
+    if wall == "deadline":
+        days = metrics.training.days
+        return judge(wall, days, deadline_days, f"the run to the goal takes {days:,.1f} days, past the "
+                                                f"{deadline_days:,.4g}-day deadline")
     if wall == "mfu_target":
         return judge(wall, metrics.mfu, target, f"MFU {metrics.mfu:.1%} is below the {target:.0%} target")
     raise KeyError(f"unknown wall {wall!r}; known: {', '.join(WALLS)}")

@@ -111,7 +111,7 @@ def assert_dinkelbach_equals_enumeration(m):
     if exhaustive.feasible:
         assert (sol.mode, sol.micro_batches) == (exhaustive.mode, exhaustive.mask[0])
         metrics = evaluate(plans.decided(m, modes[sol.mode].choices, sol.micro_batches))
-        assert metrics.mfu == pytest.approx(sol.mfu, rel=1e-12)
+        assert metrics.mfu == pytest.approx(sol.value, rel=1e-12)
         assert not m.violations(metrics)
 
 

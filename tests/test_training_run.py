@@ -37,9 +37,10 @@ def test_the_limits_and_the_critical_batch():
     assert GOAL.samples(1e-30) == pytest.approx(GOAL.min_samples, rel=1e-12)  # tiny batches: E_min samples
 
 
-def test_a_whole_number_of_steps_and_the_hours_they_take():
+def test_the_steps_and_the_hours_they_take():
+    """S(B) is the law's expected count, not rounded: 15e12 / 2^24 = 894,069.67 steps."""
     run = time_to_train(GOAL, 2048 * 8192, 2048, step_s=10.0, idle_s=2.5, devices=8)
-    assert run.steps == 15e12 / (2048 * 8192) // 1 + 1 == math.ceil(15e12 / (2048 * 8192))
+    assert run.steps == pytest.approx(15e12 / (2048 * 8192), rel=1e-12)
     assert run.seconds == run.steps * 10.0 and run.device_hours == run.seconds * 8 / 3600
     assert run.idle_share == pytest.approx(0.25)
 
@@ -51,9 +52,9 @@ def test_the_cloud_examples_run_worked_by_hand():
     noise = 2048 * 8192                                            # the critical batch, tokens
     e_min = 15e12 / 2                                              # the budget was trained at the critical batch
                                                                    # (16M-token batches: 2048 x 8192)
-    steps = math.ceil(e_min / noise * (1 + noise / tokens_per_step))
+    steps = e_min / noise * (1 + noise / tokens_per_step)
     t = m.time
-    assert m.training.steps == steps
+    assert m.training.steps == pytest.approx(steps, rel=1e-12)
     assert m.training.seconds == pytest.approx(steps * t.step_s, rel=1e-12)
     assert m.training.device_hours == pytest.approx(steps * t.step_s * 1024 / 3600, rel=1e-12)
     idle = t.bubble_s + t.exposed_communication_s + t.data_stall_s
@@ -114,7 +115,7 @@ def test_llama_3_405b_device_hours_against_the_model_card():
 def test_the_readme_states_the_cloud_examples_run_as_evaluate_computes_it():
     run = evaluate(load_config("examples/cloud.toml")).training
     readme = (Path(__file__).parent.parent / "README.md").read_text()
-    stated = (f"{run.steps:,} steps of {run.seconds / run.steps:.1f} s, {run.days:.1f} days on 1,024 H100s, "
+    stated = (f"{run.steps:,.0f} steps of {run.seconds / run.steps:.1f} s, {run.days:.1f} days on 1,024 H100s, "
               f"{run.device_hours / 1e6:.2f}M GPU-hours of\nwhich {run.idle_share:.0%} wait")
     assert stated in readme
     money = (f"${run.dollars / 1e6:.1f}M at AWS's ${run.price_per_device_hour:.2f} per H100-hour, "
@@ -259,7 +260,7 @@ def test_a_budget_trained_below_the_critical_batch_needs_fewer_samples_at_its_ow
                            "training": {"micro_batch": 32, "global_batch": 256}}, "bert")
     run = evaluate(config).training
     assert run.budget == pytest.approx(128e9, rel=1e-12)
-    assert run.steps == math.ceil(128e9 / 131072 - 1e-9)
+    assert run.steps == pytest.approx(128e9 / 131072, rel=1e-12)
 
 
 def test_the_stability_rule_and_time_to_train_read_one_critical_batch():

@@ -86,10 +86,10 @@ def _time_to_train(run, step_s: float) -> Term:
     """Steps to the goal by the critical-batch law (trainwall.optimizer.training_run), times T."""
     return Term("Time to train (McCandlish et al. 2018)",
                 r"$T_{train} = S(B) \cdot T,\ \ S(B) = S_{min}\,(1 + B_{noise} / B)$",
-                rf"$T_{{train}} = {f'{run.steps:,}'.replace(',', '{,}')} \cdot {_tex(step_s)}\ \mathrm{{s}}$",
+                rf"$T_{{train}} = {f'{run.steps:,.0f}'.replace(',', '{,}')} \cdot {_tex(step_s)}\ \mathrm{{s}}$",
                 f"{run.days:,.4g} days, {run.device_hours:,.0f} device-hours",
                 "T_train = S(B) * T, S(B) = S_min * (1 + B_noise / B)",
-                f"T_train = {run.steps:,} steps * {_txt(step_s)} s")
+                f"T_train = {run.steps:,.0f} steps * {_txt(step_s)} s")
 
 
 def _bytes_per_param(m) -> Term:

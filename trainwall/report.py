@@ -73,7 +73,7 @@ def training_lines(run, feasible: bool = True) -> list[str]:
     if run is None:
         return []
     verb = "time to train" if feasible else "time to train, were the plan to run (it breaks a wall)"
-    lines = ["", f"  {verb}: {run.steps:,} steps to {run.budget:.4g} {run.unit} (the critical-batch law, "
+    lines = ["", f"  {verb}: {run.steps:,.0f} steps to {run.budget:.4g} {run.unit} (the critical-batch law, "
                  f"B_noise {run.noise_batch:.4g} {run.unit}): {run.days:,.1f} days",
              f"    {run.device_hours:,.0f} device-hours, of which {run.idle_device_hours:,.0f} "
              f"({run.idle_share:.0%}) wait (bubble, exposed communication, data stall)"]
@@ -129,6 +129,7 @@ def text_report(config: Config, m: Metrics, source: str = "") -> str:
 
 def solution_report(result) -> str:
     """A mission's optimum in the lab's words: what to choose, which wall binds, by how much."""
+    from trainwall.challenges.grading import show_objective as shown_as
     from trainwall.challenges.quantities import quantity
 
     m = result.mission.rendered()
@@ -157,8 +158,7 @@ def solution_report(result) -> str:
     if m.select_layers:
         lines.append(f"  train layers {_ranges(config['training']['trainable'])} (layer indices)")
     value = result.objective
-    shown = f"{value:.1%}" if m.objective.quantity == "mfu" else f"{value:,.0f}"
-    lines.append(f"  {m.objective.sense} {m.objective.quantity}: {shown}")
+    lines.append(f"  {m.objective.sense} {m.objective.quantity}: {(shown := shown_as(m.objective.quantity, value))}")
     metrics = result.metrics
     mem = metrics.memory
     scale, unit = unit_for(mem.capacity)
@@ -197,12 +197,13 @@ def _optimum_costs(metrics) -> list[str]:
 
 def _alternatives(m, extra: dict, value: float, shown: str) -> list[str]:
     """The runner-up (the best plan in another mode; a tie is called one) and the next best."""
+    from trainwall.challenges.grading import show_objective
+
     def changes(plan: dict) -> str:
         return ", ".join(f"{k.split('.', 1)[1]} = {v}" for k, v in plan["changes"].items())
 
     def alternative(plan: dict) -> str:
-        other = f"{plan['objective']:.1%}" if m.objective.quantity == "mfu" else f"{plan['objective']:,.0f}"
-        return f"{changes(plan)} gives {m.objective.quantity} {other}"
+        return f"{changes(plan)} gives {m.objective.quantity} {show_objective(m.objective.quantity, plan['objective'])}"
 
     lines = []
     second, nearest = extra.get("runner_up"), extra.get("next_best")

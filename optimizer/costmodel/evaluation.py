@@ -74,27 +74,36 @@ def _power(st: StepStructure, m: int) -> Power | None:
 def _training(plan: ResolvedPlan, config: Config, time: StepTime, power: Power | None) -> TimeToTrain | None:
     """Time to train to the workload's budget (:mod:`trainwall.optimizer.training_run`), or
     None for a workload without one. A budget in tokens counts the batch in tokens."""
-    work, global_batch = plan.workload, config.global_batch
+    found = training_goal(config, plan.workload, plan.network.tokens_per_sample)
+    if found is None:
+        return None
+    goal, per_sample = found
+    idle = time.bubble_s + time.exposed_communication_s + time.data_stall_s
+    price, said = device_hour_price(config, plan.device)
+    costs = Costs(price, said, float(plan.device.power_w), power.system_w if power else 0.0, config.system.pue,
+                  config.system.grid_kg_co2_per_kwh)
+    return time_to_train(goal, config.global_batch * per_sample, config.global_batch, time.step_s, idle,
+                         plan.devices, costs)
+
+
+def training_goal(config: Config, work: Workload, tokens_per_sample: float) -> tuple[Goal, float] | None:
+    """The workload's goal, and the goal's units per sample (tokens for a budget in tokens,
+    else 1); None for a workload without a budget."""
     if work.budget is None:
         return None
-    per_sample = plan.network.tokens_per_sample if work.budget.unit == "tokens" else 1
+    per_sample = tokens_per_sample if work.budget.unit == "tokens" else 1
     noise = work.critical_batch_samples(config.workload.seq_len) * per_sample     # B_noise in the budget's unit
-    goal = Goal(work.budget.amount, work.budget.batch, noise, work.budget.unit, work.budget.source)
-    idle = time.bubble_s + time.exposed_communication_s + time.data_stall_s
-    return time_to_train(goal, global_batch * per_sample, global_batch, time.step_s, idle, plan.devices,
-                         _costs(config, plan.device, power.system_w if power else 0.0))
+    return Goal(work.budget.amount, work.budget.batch, noise, work.budget.unit, work.budget.source), per_sample
 
 
-def _costs(config: Config, device: hw.Device, system_power_w: float) -> Costs:
-    """A device-hour's price (the configuration's, else the catalog's on-demand price), the
-    board's power limit, the system's power while it learns, and the configuration's PUE and
-    grid intensity."""
+def device_hour_price(config: Config, device: hw.Device) -> tuple[float | None, str]:
+    """A device-hour's price and its source: the configuration's, else the catalog's on-demand
+    price, else none."""
     s = config.system
     found = hw.prices().get(device.key)
-    price, said = ((s.price_per_device_hour, "the configuration's system.price_per_device_hour")
-                   if s.price_per_device_hour is not None else
-                   (found.on_demand, found.on_demand_source) if found else (None, ""))
-    return Costs(price, said, device.power_w, system_power_w, s.pue, s.grid_kg_co2_per_kwh)
+    if s.price_per_device_hour is not None:
+        return s.price_per_device_hour, "the configuration's system.price_per_device_hour"
+    return (found.on_demand, found.on_demand_source) if found else (None, "")
 
 
 def _memory(st: StepStructure, m: int, plan: ResolvedPlan, capacity: float) -> Memory:

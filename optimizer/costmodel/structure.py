@@ -96,6 +96,16 @@ class StepStructure:
         """B: seconds per step whatever the number of micro-batches."""
         return self.schedule.bubble_s(self.t_stage) + self.optimizer_s + self.dp_exposed_fixed_s
 
+    @property
+    def fed_per_micro_batch_s(self) -> float:
+        """Seconds per micro-batch of the step once the input pipeline keeps up: A, plus the
+        loading L where it cannot overlap compute (an MCU computing its own features)."""
+        return self.per_micro_batch_s + (0.0 if self.loading_overlaps else self.load_per_micro_batch_s)
+
+    def fed_step_s(self, m):
+        """The step once the input pipeline keeps up (part 3's starvation wall): linear in m."""
+        return self.fed_per_micro_batch_s * m + self.fixed_s
+
     def busy_s(self, m):
         return self.per_micro_batch_s * m + self.fixed_s
 

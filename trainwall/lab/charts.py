@@ -217,7 +217,7 @@ def time_to_train(run, feasible: bool = True) -> str:
     plan that breaks a wall, what it would take were it to run."""
     if run is None:
         return ""
-    rows = [("steps to the goal", f"{run.steps:,} (critical-batch law, B_noise {run.noise_batch:,.4g} {run.unit})"),
+    rows = [("steps to the goal", f"{run.steps:,.0f} (critical-batch law, B_noise {run.noise_batch:,.4g} {run.unit})"),
             ("time to train", f"{run.days:,.1f} days"),
             ("device-hours", f"{run.device_hours:,.0f}, {run.idle_share:.0%} of them waiting")]
     if run.dollars is not None:

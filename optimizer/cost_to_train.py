@@ -1,0 +1,172 @@
+"""Part 3's cost objective: the fewest dollars to train to the workload's goal, exactly, by
+cutting planes over the MILP of :mod:`~trainwall.optimizer.scaling_wall`.
+
+For mode k with step(q) = S_k q + B_k seconds (part 3's walls keep the input pipeline fed),
+the goal's S(B) = S_min (1 + B_noise / (g_k q)) steps (McCandlish et al. 2018:
+:mod:`~trainwall.optimizer.training_run`; g_k the goal's units per micro-batch round) and
+R_k = N_k x price / 3600 dollars per second of the run:
+
+    dollars_k(q) = R_k S_min (1 + c_k / q)(S_k q + B_k) = a_k q + b_k + h_k / q,    c_k = B_noise / g_k,
+    a_k = R_k S_min S_k,   b_k = R_k S_min (B_k + S_k c_k),   h_k = R_k S_min B_k c_k,
+
+convex in q > 0: a larger global batch buys MFU and costs samples. The MILP carries
+w_k >= 1 / q_k through tangent cuts w_k >= 2 u_k / j - q_k / j^2 (exact at q_k = j, below 1/q
+elsewhere, 0 when u_k = 0), so sum_k a_k q_k + b_k u_k + h_k w_k bounds every plan's cost from
+below. Kelley (1960): solve; while the incumbent's w_k is below 1 / q_k, add the tangent at
+q_k and solve again. The loop ends (q is an integer in a finite range, and a cut makes its
+point exact), and when the incumbent is exact its cost equals the bound: it is the optimum.
+The first cuts sit where each mode's optimum can lie whichever walls are lifted: its range's
+ends, the integers around where each wall cuts its range, and those around its unconstrained
+minimiser sqrt(h_k / a_k). The fixed tie-break then holds the cost within TIE of the best
+and minimises (M + 1) sum_k k u_k + sum_k q_k (the earliest mode, the fewest micro-batches),
+cutting again wherever the held point's bound was below its cost.
+"""
+
+from __future__ import annotations
+
+import math
+
+from trainwall.optimizer.highs import Status
+
+#: Kelley iterations at most per question (each adds one cut; a mode's range bounds them).
+MAX_CUTS = 2000
+#: An incumbent is exact when w_k q_k reaches 1 within this (the solver's feasibility tolerance scale).
+EXACT = 1e-12
+#: The hold row's level when no tie-break runs: HiGHS reads 1e20 and above as no bound.
+NO_LEVEL = 1e20
+
+
+class CostObjective:
+    """The dollars-to-train objective attached to a built :class:`ScalingWallModel`."""
+
+    def __init__(self, owner, tie: float):
+        import pyomo.environ as pyo
+
+        self.owner, self.tie, m, modes = owner, tie, owner.model, owner.modes
+        K = range(len(modes))
+        terms = [_cost_terms(md) for md in modes]
+        self.unit = min(a * md.m_lo + b + h / md.m_lo for (a, b, h), md in zip(terms, modes))
+        self.terms = [(a / self.unit, b / self.unit, h / self.unit) for a, b, h in terms]
+        m.w = pyo.Var(K, bounds=(0, 1))          # 1 / q_k for q_k >= 1
+        m.cuts = pyo.ConstraintList()
+        self.cut_at: set[tuple[int, int]] = set()
+        for k, md in enumerate(modes):
+            for j in _first_cuts(md, owner.edges[k], *terms[k]):
+                self._cut(k, j)
+        m.cost = pyo.Var(bounds=(0, None))
+        m.define_cost = pyo.Constraint(expr=m.cost == sum(a * m.q[k] + b * m.u[k] + h * m.w[k]
+                                                          for k, (a, b, h) in zip(K, self.terms)))
+        m.level = pyo.Param(mutable=True, initialize=NO_LEVEL)
+        m.hold = pyo.Constraint(expr=m.cost <= m.level)
+        m.objective = pyo.Objective(expr=m.cost, sense=pyo.minimize)
+
+    def _cut(self, k: int, j: int) -> None:
+        """The tangent of 1/q at q = j for mode k: w_k >= 2 u_k / j - q_k / j^2."""
+        m = self.owner.model
+        self.cut_at.add((k, j))
+        m.cuts.add(m.w[k] >= 2.0 * m.u[k] / j - m.q[k] / j ** 2)
+
+    def add_cut(self, k: int, j: int) -> None:
+        """A cut between solves, announced to the persistent solver."""
+        if (k, j) not in self.cut_at:
+            self._cut(k, j)
+            self.owner.solver.constraints_added()
+
+    def dollars(self, k: int, q: int) -> float:
+        """The cost model's own dollars to train at mode k and q micro-batches."""
+        md = self.owner.modes[k]
+        return float(md.run.dollars(md.structure, q))
+
+    def _exact(self) -> tuple[int, int] | None:
+        """The loaded incumbent when its bound is its cost; else cut there and return None."""
+        import pyomo.environ as pyo
+
+        k, q = self.owner.current()
+        if pyo.value(self.owner.model.w[k]) * q >= 1.0 - EXACT or (k, q) in self.cut_at:
+            return k, q
+        self.add_cut(k, q)
+        return None
+
+    def minimise(self) -> tuple[object, tuple[int, int] | None, int]:
+        """Kelley's loop under the current objective and walls: (the last solve, the exact
+        optimum's (mode, q) or None, the solves it took)."""
+        for solves in range(1, MAX_CUTS + 1):
+            res = self.owner.solver.solve()
+            if res.status is not Status.OPTIMAL:
+                return res, None, solves
+            found = self._exact()
+            if found is not None:
+                return res, found, solves
+        raise RuntimeError(f"no exact optimum after {MAX_CUTS} cuts")
+
+    def solve(self) -> tuple[object, tuple[int, int] | None, int]:
+        """The cheapest plan, then the fixed tie-break among plans within the tie window of its
+        cost: (the last solve, its (mode, q) or None, the solves it took)."""
+        import pyomo.environ as pyo
+
+        m, owner = self.owner.model, self.owner
+        res, found, solves = self.minimise()
+        if found is None:
+            return res, None, solves
+        best = self.dollars(*found)
+        m.level = best * (1 + self.tie) / self.unit
+        m.objective.set_value(owner._tie_break)
+        try:
+            while True:                         # a held point whose bound was below its cost is cut off
+                tie = owner.solver.solve()
+                solves += 1
+                if tie.status is not Status.OPTIMAL:
+                    break
+                k, q = owner.current()
+                if self.dollars(k, q) <= best * (1 + self.tie):
+                    found, res = (k, q), tie
+                    break
+                self.add_cut(k, q)
+        finally:
+            m.level = NO_LEVEL
+            m.objective.set_value(m.cost)
+            m.objective.sense = pyo.minimize
+        return res, found, solves
+
+    def lifting_improves(self, wall: str, dollars: float | None) -> bool:
+        """Does lifting ``wall`` admit a plan - any at all when ``dollars`` is None - or one
+        cheaper than ``dollars`` by more than the tie window? The hold row keeps the bound under that cost
+        (the search prunes every branch above it), and a point found is cut until its own
+        cost answers."""
+        m, owner = self.owner.model, self.owner
+        threshold = None if dollars is None else dollars * (1 - self.tie)
+        owner.lift(wall)
+        m.level = NO_LEVEL if threshold is None else threshold / self.unit
+        try:
+            for _ in range(MAX_CUTS):
+                res = owner.solver.solve()
+                if res.status is not Status.OPTIMAL:
+                    return False
+                k, q = owner.current()
+                if threshold is None or self.dollars(k, q) < threshold:
+                    return True
+                self.add_cut(k, q)         # its bound was below its cost: exact now, and above the level
+            raise RuntimeError(f"no answer after {MAX_CUTS} cuts")
+        finally:
+            owner.lift(wall, lifted=False)
+            m.level = NO_LEVEL
+
+
+def _cost_terms(md) -> tuple[float, float, float]:
+    """(a, b, h) of the module docstring: dollars(q) = a q + b + h / q."""
+    run, st = md.run, md.structure
+    if run is None or run.dollars_per_second is None:
+        raise ValueError("a cost objective needs a workload with a budget and a price per device-hour")
+    scale = run.dollars_per_second * run.goal.min_steps
+    c = run.goal.noise_batch / run.per_micro_batch
+    S, B = st.fed_per_micro_batch_s, st.fixed_s
+    return scale * S, scale * (B + S * c), scale * B * c
+
+
+def _first_cuts(md, edges: set[int], a: float, b: float, h: float) -> list[int]:
+    """Where a mode's optimum can lie, whichever walls are lifted: its range's ends, where its
+    walls cut the range (``edges``), and the integers around its unconstrained minimiser
+    sqrt(h / a) (a convex cost's integer minimum over an interval is one of them)."""
+    centre = math.sqrt(h / a) if a > 0 else md.m_hi
+    near = {math.floor(centre), math.ceil(centre)}
+    return sorted(edges | {min(md.m_hi, max(md.m_lo, j)) for j in near})
