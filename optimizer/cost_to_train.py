@@ -15,9 +15,9 @@ elsewhere, 0 when u_k = 0), so sum_k a_k q_k + b_k u_k + h_k w_k bounds every pl
 below. Kelley (1960): solve; while the incumbent's w_k is below 1 / q_k, add the tangent at
 q_k and solve again. The loop ends (q is an integer in a finite range, and a cut makes its
 point exact), and when the incumbent is exact its cost equals the bound: it is the optimum.
-The first cuts sit where each mode's optimum can lie whichever walls are lifted: its range's
-ends, the integers around where each wall cuts its range, and those around its unconstrained
-minimiser sqrt(h_k / a_k). The fixed tie-break then holds the cost within TIE of the best
+The first cuts sit where each mode's optimum can lie with every wall held or any one lifted
+(the ends of the range its walls allow, and the integers around its unconstrained minimiser
+sqrt(h_k / a_k) inside that range), so the loop rarely needs a second solve. The fixed tie-break then holds the cost within TIE of the best
 and minimises (M + 1) sum_k k u_k + sum_k q_k (the earliest mode, the fewest micro-batches),
 cutting again wherever the held point's bound was below its cost.
 """
@@ -51,7 +51,7 @@ class CostObjective:
         m.cuts = pyo.ConstraintList()
         self.cut_at: set[tuple[int, int]] = set()
         for k, md in enumerate(modes):
-            for j in _first_cuts(md, owner.edges[k], *terms[k]):
+            for j in _first_cuts(owner.ranges(k), *terms[k]):
                 self._cut(k, j)
         m.cost = pyo.Var(bounds=(0, None))
         m.define_cost = pyo.Constraint(expr=m.cost == sum(a * m.q[k] + b * m.u[k] + h * m.w[k]
@@ -118,8 +118,8 @@ class CostObjective:
                 if tie.status is not Status.OPTIMAL:
                     break
                 k, q = owner.current()
-                if self.dollars(k, q) <= best * (1 + self.tie):
-                    found, res = (k, q), tie
+                if self.dollars(k, q) <= best * (1 + self.tie) or (k, q) in self.cut_at:
+                    found, res = (k, q), tie    # inside the window (an exact point: within the row's tolerance)
                     break
                 self.add_cut(k, q)
         finally:
@@ -130,26 +130,14 @@ class CostObjective:
 
     def lifting_improves(self, wall: str, dollars: float | None) -> bool:
         """Does lifting ``wall`` admit a plan - any at all when ``dollars`` is None - or one
-        cheaper than ``dollars`` by more than the tie window? The hold row keeps the bound under that cost
-        (the search prunes every branch above it), and a point found is cut until its own
-        cost answers."""
-        m, owner = self.owner.model, self.owner
-        threshold = None if dollars is None else dollars * (1 - self.tie)
-        owner.lift(wall)
-        m.level = NO_LEVEL if threshold is None else threshold / self.unit
+        cheaper than ``dollars`` by more than the tie window? The exact optimum with the wall
+        lifted answers it."""
+        self.owner.lift(wall)
         try:
-            for _ in range(MAX_CUTS):
-                res = owner.solver.solve()
-                if res.status is not Status.OPTIMAL:
-                    return False
-                k, q = owner.current()
-                if threshold is None or self.dollars(k, q) < threshold:
-                    return True
-                self.add_cut(k, q)         # its bound was below its cost: exact now, and above the level
-            raise RuntimeError(f"no answer after {MAX_CUTS} cuts")
+            _, found, _ = self.minimise()
         finally:
-            owner.lift(wall, lifted=False)
-            m.level = NO_LEVEL
+            self.owner.lift(wall, lifted=False)
+        return found is not None and (dollars is None or self.dollars(*found) < dollars * (1 - self.tie))
 
 
 def _cost_terms(md) -> tuple[float, float, float]:
@@ -163,10 +151,13 @@ def _cost_terms(md) -> tuple[float, float, float]:
     return scale * S, scale * (B + S * c), scale * B * c
 
 
-def _first_cuts(md, edges: set[int], a: float, b: float, h: float) -> list[int]:
-    """Where a mode's optimum can lie, whichever walls are lifted: its range's ends, where its
-    walls cut the range (``edges``), and the integers around its unconstrained minimiser
-    sqrt(h / a) (a convex cost's integer minimum over an interval is one of them)."""
-    centre = math.sqrt(h / a) if a > 0 else md.m_hi
-    near = {math.floor(centre), math.ceil(centre)}
-    return sorted(edges | {min(md.m_hi, max(md.m_lo, j)) for j in near})
+def _first_cuts(ranges: list[tuple[int, int]], a: float, b: float, h: float) -> set[int]:
+    """Where a mode's optimum can lie, with every wall held or any one lifted: over each of its
+    allowed ranges, the integer minimum of a q + b + h / q (convex) is the range's end or an
+    integer next to sqrt(h / a) inside it."""
+    centre = math.sqrt(h / a) if a > 0 else math.inf
+    points = set()
+    for lo, hi in ranges:
+        inside = min(hi, max(lo, centre))
+        points |= {lo, hi, min(hi, max(lo, math.floor(inside))), min(hi, max(lo, math.ceil(inside)))}
+    return points

@@ -128,7 +128,8 @@ class Solver:
         """Solve (or re-solve) the model; on OPTIMAL / LIMIT with an incumbent, load it."""
         start = time.perf_counter()
         try:
-            updates, self._added = ({} if self._added else self._updates), False
+            updates = {**self._updates, "check_for_new_or_removed_constraints": True} if self._added else self._updates
+            self._added = False
             res = self._highs.solve(self.model, threads=1, rel_gap=0.0, abs_gap=0.0, time_limit=self._time_limit,
                                     load_solutions=False, raise_exception_on_nonoptimal_result=False,
                                     auto_updates=updates, solver_options=self._options)

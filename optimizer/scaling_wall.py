@@ -165,7 +165,7 @@ class ScalingWallModel:
 
         m, target = self.model, self.problem.target
         rows = {wall: [] for wall in WALLS}
-        self.edges = [{md.m_lo, md.m_hi} for md in self.modes]   # per mode: where its walls cut its range
+        self.cuts_of = [[] for _ in self.modes]   # per mode: (wall, q >= x or q <= x, x) where its walls cut its range
         for k, md in enumerate(self.modes):
             st = md.structure
             A, B, S = st.per_micro_batch_s, st.fixed_s, st.fed_per_micro_batch_s
@@ -184,15 +184,21 @@ class ScalingWallModel:
                 if not _implied_by_range(self.modes[k], cq, cu):
                     largest = max(0.0, cq) * M + max(0.0, cu)
                     block.add(cq * m.q[k] + cu * m.u[k] <= m.relax[wall] * largest)
-                    self._edge(k, cq, cu)
+                    if cq:
+                        self.cuts_of[k].append((wall, cq < 0, -cu / cq))
 
-    def _edge(self, k: int, cq: float, cu: float) -> None:
-        """Record the integers around where the row c_q q + c_u <= 0 cuts mode k's range."""
-        md = self.modes[k]
-        if cq:
-            x = -cu / cq
-            if md.m_lo <= x <= md.m_hi:
-                self.edges[k].update({math.floor(x), math.ceil(x)})
+    def ranges(self, k: int) -> list[tuple[int, int]]:
+        """Mode k's micro-batch counts that its walls allow, as (lo, hi): with every wall held,
+        and with each wall lifted in turn (empty ranges left out)."""
+        md, bounds = self.modes[k], self.cuts_of[k]
+        out = []
+        for lifted in (None, *sorted({wall for wall, _, _ in bounds})):
+            held = [(above, x) for wall, above, x in bounds if wall != lifted]
+            lo = max([md.m_lo] + [math.ceil(x - 1e-9) for above, x in held if above])
+            hi = min([md.m_hi] + [math.floor(x + 1e-9) for above, x in held if not above])
+            if lo <= hi:
+                out.append((lo, hi))
+        return out
 
     def lift(self, wall: str, lifted: bool = True) -> None:
         """Drop (or restore) one wall: to ask whether it binds."""

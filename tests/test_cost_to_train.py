@@ -115,7 +115,7 @@ def test_the_whole_cloud_mission_for_dollars_is_certified():
 
 @pytest.mark.parametrize("change, field", [
     ({"objective": {"quantity": "dollars", "sense": "maximize"}}, "objective.sense"),
-    ({"constraints": ["memory", "network", "stability", "starvation"]}, "limits.days"),
+    ({"constraints": ["memory", "network", "stability", "starvation"], "wall": "memory"}, "limits.days"),
 ])
 def test_a_cost_mission_states_its_sense_and_its_deadline(change, field):
     raw = _cost_mission(decisions=SMALL).model_dump(exclude_none=True)
@@ -123,3 +123,18 @@ def test_a_cost_mission_states_its_sense_and_its_deadline(change, field):
     with pytest.raises(InputError) as caught:
         parse_mission(raw, "a broken cost mission")
     assert field in str(caught.value)
+
+
+def test_the_readme_states_the_cloud_missions_optimum_as_solve_computes_it():
+    from trainwall.challenges.mission import mission
+
+    result = solve(mission("cloud/3"))
+    m = result.metrics
+    stated = (f"its optimum trains {result.configuration['training']['global_batch']:,} sequences a step at "
+              f"{m.mfu:.0%} MFU for ${result.objective / 1e6:.1f}M in {m.training.days:.0f}\n  days")
+    assert stated in Path("README.md").read_text(), stated
+    raw = mission("cloud/3").model_dump(exclude_none=True)
+    raw["objective"] = {"quantity": "mfu", "sense": "maximize"}
+    most_mfu = solve(parse_mission(raw, "cloud/3 for MFU"))
+    assert most_mfu.metrics.mfu > m.mfu and most_mfu.metrics.training.dollars > result.objective
+    assert most_mfu.configuration["training"]["global_batch"] > result.configuration["training"]["global_batch"]

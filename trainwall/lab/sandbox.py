@@ -148,5 +148,6 @@ def sandbox(path: str, part: int):
     if part == 3:
         limits = base["limits"]
         data["limits"] = {"devices": max(limits["devices"], config.system.devices), "min_devices": 1,
-                          "global_batch": max(limits["global_batch"], config.global_batch)}
+                          "global_batch": max(limits["global_batch"], config.global_batch),
+                          **({"days": limits["days"]} if "days" in limits else {})}
     return parse_mission(data, path)
