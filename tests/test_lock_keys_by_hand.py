@@ -559,7 +559,10 @@ HAND = {"cloud/1": _cloud_1, "cloud/2": _cloud_2, "cloud/3": _cloud_3, "edge/1":
 # --- the checks ------------------------------------------------------------------------------------
 
 DISAGREE: dict = {}   # (mission, lock) -> why its key disagrees with its question; none today
-WEAK: dict = {}
+# (mission, lock, wrong answer) -> why that wrong answer lands inside the tolerance
+WEAK: dict = {("cloud/3", "naive_headroom_used", "gradient ring only"):
+              "at 4 micro-batches a step the pipeline sends are under 1 % of the link's traffic: the gradient "
+              "ring alone is the answer within the tolerance, not a mistake"}
 
 
 def hands(data: dict) -> dict:
