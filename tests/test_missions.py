@@ -378,3 +378,14 @@ def test_cloud_1_trains_at_least_the_embedding_and_head_plan():
               for mode in m.modes()]
     fitting = [r.memory.trainable_params for r in rivals if r.feasible]
     assert fitting and solve(m).objective >= max(fitting)
+
+
+@pytest.mark.parametrize("mission_id", shipped_ids())
+def test_a_lock_without_settings_asks_about_the_plan_the_story_calls_current(mission_id):
+    """A Lock without ``at`` is answered at the scenario, while the story and the student's
+    starting point are the naive plan: where the two differ, every Lock must say its
+    settings (cloud/3's Locks once described a 2,048-sequence scenario while its story's
+    current configuration trained 128)."""
+    m = mission(mission_id)
+    if plans.written(m) != plans.written(m, m.naive):
+        assert all(q.at for q in m.lock), [q.id for q in m.lock if not q.at]
