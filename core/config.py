@@ -179,6 +179,7 @@ class SystemSection(_Strict):
     reserved_memory: Annotated[float, Field(ge=0.0, le=MAX_MEMORY)] = 0.0              # bytes, 0 to 2^60
     memory_budget: Annotated[float, Field(gt=0.0, le=MAX_MEMORY)] | None = None       # bytes, up to 2^60
     price_per_device_hour: Annotated[float, Field(ge=0.0, le=1e6)] | None = None      # US dollars (default: the catalog's)
+    pricing: Literal["on-demand", "reserved"] = "on-demand"            # which catalog price (without a price given)
     pue: Annotated[float, Field(ge=1.0, le=3.0)] = 1.0                 # data-centre power usage effectiveness
     grid_kg_co2_per_kwh: Annotated[float, Field(ge=0.0, le=2.0)] | None = None   # grid carbon intensity (none: no CO2)
     power_budget_w: Annotated[float, Field(gt=0.0, le=1e6)] | None = None    # each device's average power (none: no wall)

@@ -103,7 +103,8 @@ FIELDS = {
     "system.cpu_cores_per_node": size(cfg.MAX_CORES), "system.reserved_compute_fraction": real(0.0, 0.999),
     "system.reserved_memory": real(0.0, cfg.MAX_MEMORY), "system.memory_budget": real(1.0, cfg.MAX_MEMORY),
     "system.price_per_device_hour": real(0.0, 1e6), "system.pue": real(1.0, 3.0),
-    "system.grid_kg_co2_per_kwh": real(0.0, 2.0),
+    "system.grid_kg_co2_per_kwh": real(0.0, 2.0), "system.power_budget_w": real(1e-9, 1e6),
+    "system.pricing": choice(["on-demand", "reserved"]),
     "training.optimizer": choice(cfg.OPTIMIZERS), "training.optimizer_state": choice(["fp32", "8bit"]),
     "training.precision": choice(cfg.PRECISIONS), "training.loss_scaling": choice(cfg.LOSS_SCALING),
     "training.loss_scale": real(1.0, 2.0**32), "training.recompute": choice(cfg.RECOMPUTE),
@@ -114,7 +115,7 @@ FIELDS = {
     "training.trainable": (st.sampled_from(["all", "none", "last:1", "first:2", [0, 1]]), trainable),
     "training.local_steps": size(cfg.MAX_LOCAL_STEPS, small=8), "data.workers": size(4096, low=0),
     "data.augmentation": choice(cfg.AUGMENTATION), "data.augmentation_on": choice(["cpu", "accelerator"]),
-    "data.echo": size(64),
+    "data.echo": size(64), "data.samples_per_hour": real(1e-9, 1e12),
 }
 
 

@@ -139,6 +139,31 @@ def test_dollars_are_device_hours_at_the_catalogs_price_or_the_configurations():
     assert unpriced.dollars is None and unpriced.idle_dollars_per_hour is None
 
 
+def test_a_configuration_may_price_its_device_hours_at_the_reserved_rate():
+    """AWS's 3-year reserved p5.48xlarge: $23.777 an 8-GPU hour; a device without a reserved
+    price refuses the choice with its reason (exit 2, not a silent on-demand price)."""
+    from trainwall.core.errors import InputError
+
+    raw = tomllib.loads(Path("examples/cloud.toml").read_text())
+    raw["system"]["pricing"] = "reserved"
+    run = evaluate(parse_config(raw, "cloud, reserved")).training
+    assert run.price_per_device_hour == pytest.approx(23.777 / 8, abs=0.0005)
+    assert "reserved" in run.price_source
+    on_demand = evaluate(load_config("examples/cloud.toml")).training
+    assert run.dollars / on_demand.dollars == pytest.approx(run.price_per_device_hour / 6.88, rel=1e-12)
+    raw["system"]["accelerator"] = "a100-sxm-80gb"
+    raw["system"]["price_per_device_hour"] = 2.0          # a given price needs no catalog entry
+    assert evaluate(parse_config(raw, "given")).training.price_per_device_hour == 2.0
+    del raw["system"]["price_per_device_hour"]
+    prices = tomllib.loads(Path("hardware/data/prices.toml").read_text())
+    assert "a100-sxm-80gb" not in prices
+    raw["system"]["accelerator"] = "h100-sxm"
+    assert all(p.get("reserved") for p in prices.values())      # every catalog price has its reserved rate
+    with pytest.raises(InputError, match="system.pricing"):
+        raw["system"]["pricing"] = "spot"
+        parse_config(raw, "an unknown pricing")
+
+
 def _run(device_hours: float, costs) -> TimeToTrain:
     """A run of ``device_hours`` (one device), to read energy and CO2 off."""
     return TimeToTrain(1, 1.0, 1.0, "samples", 1.0, device_hours * 3600, 0.0, 1, "test", costs)
@@ -290,3 +315,17 @@ def test_a_budget_must_be_positive_finite_and_in_tokens_only_for_a_sequence_mode
         with pytest.raises(InputError, match="budget"):
             make_workload("x", {**good, "budget": budget})
     assert make_workload("x", {**good, "budget": {"samples": 10, "batch": 2, "source": "s"}}).budget.batch == 2
+
+
+def test_reserved_pricing_without_a_reserved_price_is_refused(monkeypatch):
+    from types import MappingProxyType
+
+    from trainwall.core.errors import InputError
+    from trainwall.hardware import catalog as hw
+
+    only_on_demand = MappingProxyType({"h100-sxm": hw.Price(6.88, "an on-demand price alone")})
+    monkeypatch.setattr(hw, "prices", lambda: only_on_demand)
+    raw = tomllib.loads(Path("examples/cloud.toml").read_text())
+    raw["system"]["pricing"] = "reserved"
+    with pytest.raises(InputError, match="no reserved price for h100-sxm"):
+        evaluate(parse_config(raw, "cloud, reserved"))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from trainwall.core.errors import InputError
 from trainwall.hardware import catalog as hw
 from trainwall.models.catalog import Workload
 from trainwall.optimizer import datapipe, stability
@@ -98,12 +99,19 @@ def training_goal(config: Config, work: Workload, tokens_per_sample: float) -> t
 
 def device_hour_price(config: Config, device: hw.Device) -> tuple[float | None, str]:
     """A device-hour's price and its source: the configuration's, else the catalog's on-demand
-    price, else none."""
+    or reserved price (``system.pricing``), else none."""
     s = config.system
     found = hw.prices().get(device.key)
     if s.price_per_device_hour is not None:
         return s.price_per_device_hour, "the configuration's system.price_per_device_hour"
-    return (found.on_demand, found.on_demand_source) if found else (None, "")
+    if found is None:
+        return None, ""
+    if s.pricing == "on-demand":
+        return found.on_demand, found.on_demand_source
+    if found.reserved is None:
+        raise InputError("system.pricing", s.pricing, f"hardware/data/prices.toml has no reserved price for "
+                         f"{device.key}: use on-demand or give system.price_per_device_hour")
+    return found.reserved, found.reserved_source
 
 
 def _memory(st: StepStructure, m: int, plan: ResolvedPlan, capacity: float) -> Memory:
