@@ -184,7 +184,7 @@ def _tolerance_phrase(ok: bool, tolerance: float) -> str:
 # --- formatting ----------------------------------------------------------------------------------
 
 def show(value: float, unit: str) -> str:
-    """A value in the unit a student reads: GiB/MiB/KiB for bytes, % for fractions."""
+    """A value in the unit a student reads: GiB/MiB/KiB for bytes, % for fractions, mW or kW for watts."""
     if unit == "bytes":
         from trainwall.core.units import unit_for
 
@@ -194,6 +194,10 @@ def show(value: float, unit: str) -> str:
         return f"{value:.2%}"
     if unit == "samples/s":
         return f"{value:.4g} samples/s"
+    if unit == "W":
+        from trainwall.core.units import watts
+
+        return watts(value)
     return f"{value:g} {unit}"
 
 

@@ -162,9 +162,11 @@ def power_check(power) -> WallCheck:
         return WallCheck("power", value, budget, "W", False,
                          f"learning from {power.samples_per_hour:g} samples an hour needs "
                          f"{power.duty_cycle:.0%} of the time: it cannot keep up")
+    from trainwall.core.units import watts
+
     return judge("power", value, budget,
-                 f"each device averages {value * 1e3:.4g} mW (learning {power.duty_cycle:.1%} of the time at "
-                 f"{power.learning_w * 1e3:.4g} mW), over its {budget * 1e3:.4g} mW budget")
+                 f"each device averages {watts(value)} (learning {power.duty_cycle:.1%} of the time at "
+                 f"{watts(power.learning_w)}), over its {watts(budget)} budget")
 
 
 def starvation(metrics, max_wait: float = 0.0) -> WallCheck:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from trainwall.core.config import Config
-from trainwall.core.units import unit_for
+from trainwall.core.units import unit_for, watts
 from trainwall.optimizer.costmodel import Metrics
 
 def fmt_seconds(s: float) -> str:
@@ -39,31 +39,23 @@ def memory_table(m: Metrics) -> list[str]:
     return out
 
 
-def fmt_watts(w: float) -> str:
-    """Watts with an SI prefix: 2.95 mW, 574 W, 946.6 kW."""
-    for scale, unit in ((1e6, "MW"), (1e3, "kW"), (1.0, "W"), (1e-3, "mW"), (1e-6, "uW")):
-        if abs(w) >= scale:
-            return f"{w / scale:.4g} {unit}"
-    return f"{w * 1e9:.4g} nW"
-
-
 def power_lines(p) -> list[str]:
     """What each device draws while it learns and on average over its duty cycle, against its
     budget; what the whole system draws (nothing for a device without a sourced power)."""
     if p is None:
         return []
-    radio = f", its radio {fmt_watts(p.radio_w)} more while it communicates" if p.radio_w else ""
-    lines = [f"  power per device: {fmt_watts(p.learning_w)} while it learns (computing {fmt_watts(p.busy_w)}, "
-             f"waiting {fmt_watts(p.idle_w)}{radio})"]
+    radio = f", its radio {watts(p.radio_w)} more while it communicates" if p.radio_w else ""
+    lines = [f"  power per device: {watts(p.learning_w)} while it learns (computing {watts(p.busy_w)}, "
+             f"waiting {watts(p.idle_w)}{radio})"]
     if p.samples_per_hour is not None:
         lines.append(f"    learning from {p.samples_per_hour:,.0f} fresh samples an hour: {p.duty_cycle:.2%} of the "
-                     f"time, asleep at {fmt_watts(p.sleep_w)} otherwise: {fmt_watts(p.average_w)} on average")
+                     f"time, asleep at {watts(p.sleep_w)} otherwise: {watts(p.average_w)} on average")
     if p.budget_w is not None:
-        lines.append(f"    budget {fmt_watts(p.budget_w)} per device on average: "
+        lines.append(f"    budget {watts(p.budget_w)} per device on average: "
                      + ("within it" if p.average_w <= p.budget_w and p.duty_cycle <= 1 else "OVER IT"))
     if p.host_w:
-        lines.append(f"  the system draws {fmt_watts(p.system_w)} while it learns (each host "
-                     f"{fmt_watts(p.host_w)} beside its devices)")
+        lines.append(f"  the system draws {watts(p.system_w)} while it learns (each host "
+                     f"{watts(p.host_w)} beside its devices)")
     return lines
 
 
