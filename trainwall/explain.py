@@ -87,7 +87,9 @@ def _time_to_train(run, step_s: float) -> Term:
     return Term("Time to train (McCandlish et al. 2018)",
                 r"$T_{train} = S(B) \cdot T,\ \ S(B) = S_{min}\,(1 + B_{noise} / B)$",
                 rf"$T_{{train}} = {f'{run.steps:,.0f}'.replace(',', '{,}')} \cdot {_tex(step_s)}\ \mathrm{{s}}$",
-                f"{run.days:,.4g} days, {run.device_hours:,.0f} device-hours",
+                f"{run.days:,.4g} days, {run.device_hours:,.0f} device-hours"
+                + (f", ${run.dollars:,.0f} at ${run.price_per_device_hour:,.4g} per device-hour"
+                   if run.dollars is not None else ""),
                 "T_train = S(B) * T, S(B) = S_min * (1 + B_noise / B)",
                 f"T_train = {run.steps:,.0f} steps * {_txt(step_s)} s")
 
