@@ -214,6 +214,8 @@ def show_objective(name: str, value: float) -> str:
     """An objective's value as feedback and reports state it: 14.74%, $37,261,738, 1,024."""
     if name == "mfu":
         return f"{value:.2%}"
+    if name == "energy_kwh":
+        return f"{value:,.0f} kWh"
     return f"${value:,.0f}" if name == "dollars" else f"{value:,.6g}"
 
 

@@ -26,9 +26,9 @@ from trainwall.optimizer.walls import WallCheck, check
 TRACKS = ("cloud", "edge", "mobile", "tiny")
 PARTS = {1: "state audit", 2: "pipeline race", 3: "scaling wall"}
 #: What each part's objective may be (a quantity of :mod:`trainwall.challenges.quantities`).
-OBJECTIVES = {1: ("trainable_params", "micro_batch"), 2: ("workers", "echo"), 3: ("mfu", "dollars")}
+OBJECTIVES = {1: ("trainable_params", "micro_batch"), 2: ("workers", "echo"), 3: ("mfu", "dollars", "energy_kwh")}
 #: The sense each objective must have (the others' is the mission's to choose).
-SENSES = {"mfu": "maximize", "dollars": "minimize"}
+SENSES = {"mfu": "maximize", "dollars": "minimize", "energy_kwh": "minimize"}
 #: The walls each part may impose.
 CONSTRAINTS = {1: ("memory", "flash", "stability"),
                2: ("starvation", "memory", "flash", "stability"),
@@ -324,9 +324,17 @@ def _check_plans(mission: Mission, source: str) -> None:
 
     for where, sections in (("scenario", None), ("naive", mission.naive)):
         try:
-            evaluate(plans.written(mission, sections))
+            metrics = evaluate(plans.written(mission, sections))
         except InputError as exc:
             raise MissionError.of(source, exc, where) from None
+    if mission.objective.quantity in ("dollars", "energy_kwh", "days"):
+        from trainwall.challenges.quantities import quantity
+
+        try:
+            quantity(mission.objective.quantity, metrics)
+        except ArithmeticError as exc:
+            raise MissionError("objective.quantity", mission.objective.quantity,
+                               f"undefined for this scenario: {exc}", source=source) from None
     for i, question in enumerate(mission.lock):
         try:
             lock_answer(mission, question)

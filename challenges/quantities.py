@@ -38,6 +38,14 @@ def _priced(m):
     return run
 
 
+def _powered(m):
+    """The run, which must have a sourced power."""
+    run = _trained(m)
+    if run.energy_kwh is None:
+        raise ArithmeticError("no sourced power for this device: no energy to train")
+    return run
+
+
 QUANTITIES: dict[str, tuple[str, Callable]] = {
     "trainable_params": ("parameters that train, per device", lambda m: m.memory.trainable_params),
     "model_state_bytes": ("bytes of weights + gradients + optimizer state per device", _states),
@@ -74,6 +82,7 @@ QUANTITIES: dict[str, tuple[str, Callable]] = {
     "average_power_w": ("one device's average watts over its duty cycle", lambda m: m.power.average_w),
     "dollars": ("dollars to train to the workload's goal", lambda m: _priced(m).dollars),
     "days": ("days to train to the workload's goal", lambda m: _trained(m).days),
+    "energy_kwh": ("kWh to train to the workload's goal, PUE included", lambda m: _powered(m).energy_kwh),
     "network_headroom_used": (("share of the busiest link's headroom (what the background load leaves) "
                               "this run's traffic takes"), _headroom_used),
 }

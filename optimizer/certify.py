@@ -155,8 +155,8 @@ def scaling_wall(problem) -> ExhaustiveOptimum:
 
     Each mode's m = m_lo .. m_hi goes through the same :class:`StepStructure` methods
     :func:`evaluate` uses (MFU, memory, network, loading, power; the run to the goal for
-    the deadline and the dollars) as one array, judged by the walls' one test. Order: the
-    best objective (the highest MFU, or the fewest dollars), then within a relative TIE the
+    the deadline, the dollars and the energy) as one array, judged by the walls' one test. Order: the
+    best objective (the highest MFU, or the fewest dollars or kWh), then within a relative TIE the
     earliest mode and the fewest micro-batches - the MILP's tie-break. ``mask`` holds m.
     """
     from trainwall.optimizer.scaling_wall import TIE
@@ -184,7 +184,7 @@ def scaling_wall(problem) -> ExhaustiveOptimum:
 
 
 def _scaling_points(problem, mode, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(every imposed wall holds, the objective: MFU or dollars) at each micro-batch count ``m`` of one mode."""
+    """(every imposed wall holds, the objective: MFU, dollars or kWh) at each micro-batch count ``m`` of one mode."""
     st, walls = mode.structure, problem.walls
     ok = np.ones(len(m), dtype=bool)
     if "memory" in walls:
@@ -203,4 +203,4 @@ def _scaling_points(problem, mode, m: np.ndarray) -> tuple[np.ndarray, np.ndarra
     mfu = st.mfu(m)
     if "mfu_target" in walls:
         ok &= WALLS["mfu_target"].holds(mfu, problem.target)
-    return ok, (mfu if problem.objective == "mfu" else mode.run.dollars(st, m))
+    return ok, (mfu if problem.objective == "mfu" else mode.run.objective(problem.objective, st, m))

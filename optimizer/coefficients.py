@@ -187,7 +187,7 @@ def run_rate(config, plan, st) -> RunRate | None:
     goal, per_sample = found
     price, _ = device_hour_price(config, plan.device)
     return RunRate(goal, st.data_parallel * st.micro_batch * per_sample,
-                   None if price is None else plan.devices * price / 3600.0)
+                   None if price is None else plan.devices * price / 3600.0, config.system.pue)
 
 
 def deadline_range(run: RunRate | None, st, m_lo: int, m_hi: int, deadline_s: float) -> tuple[int, int]:

@@ -1,13 +1,16 @@
-"""Part 3's cost objective: the fewest dollars to train to the workload's goal, exactly, by
-cutting planes over the MILP of :mod:`~trainwall.optimizer.scaling_wall`.
+"""Part 3's cost objectives: the fewest dollars (or kWh) to train to the workload's goal,
+exactly, by cutting planes over the MILP of :mod:`~trainwall.optimizer.scaling_wall`.
 
-For mode k with step(q) = S_k q + B_k seconds (part 3's walls keep the input pipeline fed),
-the goal's S(B) = S_min (1 + B_noise / (g_k q)) steps (McCandlish et al. 2018:
-:mod:`~trainwall.optimizer.training_run`; g_k the goal's units per micro-batch round) and
-R_k = N_k x price / 3600 dollars per second of the run:
+For mode k the goal takes S(B) = S_min (1 + B_noise / (g_k q)) steps (McCandlish et al. 2018:
+:mod:`~trainwall.optimizer.training_run`; g_k the goal's units per micro-batch round), and a
+step costs alpha_k q + beta_k, linear in q once part 3's walls keep the input pipeline fed:
+dollars R_k (S_k q + B_k) (R_k = N_k x price / 3600 per second of the run, step(q) = S_k q + B_k),
+or joules N_k (e_q q + e_u) + H_k P_host (S_k q + B_k) (the devices' energy per step and the
+hosts', :mod:`~trainwall.optimizer.costmodel.power`, x PUE / 3.6e6 for kWh). With k_c the
+constant factor (S_min, or S_min PUE / 3.6e6):
 
-    dollars_k(q) = R_k S_min (1 + c_k / q)(S_k q + B_k) = a_k q + b_k + h_k / q,    c_k = B_noise / g_k,
-    a_k = R_k S_min S_k,   b_k = R_k S_min (B_k + S_k c_k),   h_k = R_k S_min B_k c_k,
+    cost_k(q) = k_c (1 + c_k / q)(alpha_k q + beta_k) = a_k q + b_k + h_k / q,    c_k = B_noise / g_k,
+    a_k = k_c alpha_k,   b_k = k_c (beta_k + alpha_k c_k),   h_k = k_c beta_k c_k,
 
 convex in q > 0: a larger global batch buys MFU and costs samples. The MILP carries
 w_k >= 1 / q_k through tangent cuts w_k >= 2 u_k / j - q_k / j^2 (exact at q_k = j, below 1/q
@@ -37,14 +40,14 @@ NO_LEVEL = 1e20
 
 
 class CostObjective:
-    """The dollars-to-train objective attached to a built :class:`ScalingWallModel`."""
+    """A cost-to-train objective ("dollars" or "energy_kwh") attached to a built :class:`ScalingWallModel`."""
 
-    def __init__(self, owner, tie: float):
+    def __init__(self, owner, tie: float, objective: str):
         import pyomo.environ as pyo
 
-        self.owner, self.tie, m, modes = owner, tie, owner.model, owner.modes
+        self.owner, self.tie, self.objective, m, modes = owner, tie, objective, owner.model, owner.modes
         K = range(len(modes))
-        terms = [_cost_terms(md) for md in modes]
+        terms = [_cost_terms(md, objective) for md in modes]
         self.unit = min(a * md.m_lo + b + h / md.m_lo for (a, b, h), md in zip(terms, modes))
         self.terms = [(a / self.unit, b / self.unit, h / self.unit) for a, b, h in terms]
         m.w = pyo.Var(K, bounds=(0, 1))          # 1 / q_k for q_k >= 1
@@ -72,10 +75,10 @@ class CostObjective:
             self._cut(k, j)
             self.owner.solver.constraints_added()
 
-    def dollars(self, k: int, q: int) -> float:
-        """The cost model's own dollars to train at mode k and q micro-batches."""
+    def value(self, k: int, q: int) -> float:
+        """The cost model's own cost to train (dollars or kWh) at mode k and q micro-batches."""
         md = self.owner.modes[k]
-        return float(md.run.dollars(md.structure, q))
+        return float(md.run.objective(self.objective, md.structure, q))
 
     def _exact(self) -> tuple[int, int] | None:
         """The loaded incumbent when its bound is its cost; else cut there and return None."""
@@ -108,7 +111,7 @@ class CostObjective:
         res, found, solves = self.minimise()
         if found is None:
             return res, None, solves
-        best = self.dollars(*found)
+        best = self.value(*found)
         m.level = best * (1 + self.tie) / self.unit
         m.objective.set_value(owner._tie_break)
         try:
@@ -118,7 +121,7 @@ class CostObjective:
                 if tie.status is not Status.OPTIMAL:
                     break
                 k, q = owner.current()
-                if self.dollars(k, q) <= best * (1 + self.tie) or (k, q) in self.cut_at:
+                if self.value(k, q) <= best * (1 + self.tie) or (k, q) in self.cut_at:
                     found, res = (k, q), tie    # inside the window (an exact point: within the row's tolerance)
                     break
                 self.add_cut(k, q)
@@ -128,27 +131,37 @@ class CostObjective:
             m.objective.sense = pyo.minimize
         return res, found, solves
 
-    def lifting_improves(self, wall: str, dollars: float | None) -> bool:
-        """Does lifting ``wall`` admit a plan - any at all when ``dollars`` is None - or one
-        cheaper than ``dollars`` by more than the tie window? The exact optimum with the wall
+    def lifting_improves(self, wall: str, cost: float | None) -> bool:
+        """Does lifting ``wall`` admit a plan - any at all when ``cost`` is None - or one
+        cheaper than ``cost`` by more than the tie window? The exact optimum with the wall
         lifted answers it."""
         self.owner.lift(wall)
         try:
             _, found, _ = self.minimise()
         finally:
             self.owner.lift(wall, lifted=False)
-        return found is not None and (dollars is None or self.dollars(*found) < dollars * (1 - self.tie))
+        return found is not None and (cost is None or self.value(*found) < cost * (1 - self.tie))
 
 
-def _cost_terms(md) -> tuple[float, float, float]:
-    """(a, b, h) of the module docstring: dollars(q) = a q + b + h / q."""
+def _cost_terms(md, objective: str) -> tuple[float, float, float]:
+    """(a, b, h) of the module docstring: cost(q) = a q + b + h / q."""
     run, st = md.run, md.structure
-    if run is None or run.dollars_per_second is None:
-        raise ValueError("a cost objective needs a workload with a budget and a price per device-hour")
-    scale = run.dollars_per_second * run.goal.min_steps
-    c = run.goal.noise_batch / run.per_micro_batch
     S, B = st.fed_per_micro_batch_s, st.fixed_s
-    return scale * S, scale * (B + S * c), scale * B * c
+    if run is None:
+        raise ValueError("a cost objective needs a workload with a training budget")
+    if objective == "dollars":
+        if run.dollars_per_second is None:
+            raise ValueError("the dollars to train need a price per device-hour")
+        k_c, alpha, beta = run.goal.min_steps, run.dollars_per_second * S, run.dollars_per_second * B
+    else:
+        if not st.power.known:
+            raise ValueError("the energy to train needs the device's power")
+        e_q, e_u = st.fed_energy_coefficients()
+        host = st.hosts * st.power.host_w
+        k_c = run.goal.min_steps * run.pue / 3.6e6
+        alpha, beta = st.devices * e_q + host * S, st.devices * e_u + host * B
+    c = run.goal.noise_batch / run.per_micro_batch
+    return k_c * alpha, k_c * (beta + alpha * c), k_c * beta * c
 
 
 def _first_cuts(ranges: list[tuple[int, int]], a: float, b: float, h: float) -> set[int]:

@@ -1,6 +1,6 @@
 """Part 3, the scaling wall: maximise MFU, a ratio, exactly (Dinkelbach) over a MILP - or
-minimise the dollars to train to the workload's budget over the same MILP (Kelley's cutting
-planes: :mod:`~trainwall.optimizer.cost_to_train`).
+minimise the dollars (or kWh) to train to the workload's budget over the same MILP (Kelley's
+cutting planes: :mod:`~trainwall.optimizer.cost_to_train`).
 
 Decisions: one *mode* k - a combination of the mission's listed choices (tensor,
 pipeline and data-parallel degrees, hence the device count N_k = t p d; micro-batch;
@@ -76,7 +76,7 @@ class ScalingProblem:
     walls: tuple[str, ...]           # the imposed walls (of :data:`WALLS`)
     target: float = 0.0              # the MFU target (with the mfu_target wall)
     max_data_wait: float = 0.0       # the share of a step serial loading may take (the starvation wall)
-    objective: str = "mfu"           # maximise MFU, or minimise the "dollars" to train to the goal
+    objective: str = "mfu"           # maximise MFU, or minimise the "dollars" or "energy_kwh" to train to the goal
     deadline_s: float | None = None  # the run's seconds to the goal (the deadline wall)
 
 
@@ -85,7 +85,7 @@ class ScalingSolution:
     status: Status
     mode: int | None
     micro_batches: int | None
-    value: float | None              # the objective's: MFU, or dollars to train
+    value: float | None              # the objective's: MFU, or dollars or kWh to train
     iterations: int
     solves: int
     seconds: float
@@ -95,7 +95,7 @@ class ScalingSolution:
 
 class ScalingWallModel:
     """The MILP of the module docstring, built once per problem, and its loop: Dinkelbach's for
-    MFU, Kelley's cutting planes for the dollars to train (:mod:`~trainwall.optimizer.cost_to_train`)."""
+    MFU, Kelley's cutting planes for the dollars or kWh to train (:mod:`~trainwall.optimizer.cost_to_train`)."""
 
     def __init__(self, problem: ScalingProblem):
         import pyomo.environ as pyo
@@ -133,7 +133,7 @@ class ScalingWallModel:
             self._build_ratio()
             self.cost = None
         else:
-            self.cost = CostObjective(self, TIE)
+            self.cost = CostObjective(self, TIE, problem.objective)
         self.solver = Solver(m, parameters_only=True)     # the cost's cuts announce themselves (constraints_added)
         self.build_s = time.perf_counter() - start
 
@@ -249,7 +249,7 @@ class ScalingWallModel:
         if found is None:
             return ScalingSolution(res.status, None, None, None, solves, solves, time.perf_counter() - start,
                                    self.build_s)
-        return ScalingSolution(Status.OPTIMAL, *found, self.cost.dollars(*found), solves, solves,
+        return ScalingSolution(Status.OPTIMAL, *found, self.cost.value(*found), solves, solves,
                                time.perf_counter() - start, self.build_s, res.mip_gap)
 
     def _solve_ratio(self, max_iterations: int) -> ScalingSolution:
@@ -316,9 +316,7 @@ def _power_rows(st) -> list[tuple[float, float]]:
     if p.budget_w is None:
         return []
     S, B = st.fed_per_micro_batch_s, st.fixed_s
-    exposed_q = st.tp_per_micro_batch_s + st.pp_per_micro_batch_s + st.dp_exposed_per_micro_batch_s
-    e_q = p.idle_w * S + (p.busy_w - p.idle_w) * st.t_stage + p.radio_w * exposed_q
-    e_u = p.idle_w * B + (p.busy_w - p.idle_w) * st.optimizer_s + p.radio_w * st.dp_exposed_fixed_s
+    e_q, e_u = st.fed_energy_coefficients()
     if p.samples_per_hour is None:
         rows = [(e_q - p.budget_w * S, e_u - p.budget_w * B)]
     else:

@@ -79,13 +79,15 @@ class Goal:
 class RunRate:
     """A part-3 mode's run to the goal as a function of m, its micro-batches per step: the
     global batch is g m in the goal's unit (g = data_parallel x micro_batch x the goal's
-    units per sample), the run takes S(g m) steps of step(m) seconds, and each of its seconds
+    units per sample), the run takes S(g m) steps of step(m) seconds, each of its seconds
     costs ``dollars_per_second`` (devices x the price per device-hour / 3600; None without a
-    price). Every method takes a number or a numpy array of m."""
+    price), and its energy is counted at the data centre's ``pue``. Every method takes a
+    number or a numpy array of m."""
 
     goal: Goal
     per_micro_batch: float
     dollars_per_second: float | None
+    pue: float = 1.0
 
     def steps(self, m):
         return self.goal.steps(self.per_micro_batch * m)
@@ -96,6 +98,14 @@ class RunRate:
 
     def dollars(self, structure, m):
         return self.seconds(structure, m) * self.dollars_per_second
+
+    def energy_kwh(self, structure, m):
+        """S(g m) x the system's joules per step x PUE, in kWh (TimeToTrain.energy_kwh's sum)."""
+        return self.steps(m) * structure.system_energy_j(m) * self.pue / 3.6e6
+
+    def objective(self, name: str, structure, m):
+        """A cost objective's value: "dollars" or "energy_kwh"."""
+        return self.dollars(structure, m) if name == "dollars" else self.energy_kwh(structure, m)
 
 
 @dataclass(frozen=True)

@@ -138,3 +138,35 @@ def test_the_readme_states_the_cloud_missions_optimum_as_solve_computes_it():
     most_mfu = solve(parse_mission(raw, "cloud/3 for MFU"))
     assert most_mfu.metrics.mfu > m.mfu and most_mfu.metrics.training.dollars > result.objective
     assert most_mfu.configuration["training"]["global_batch"] > result.configuration["training"]["global_batch"]
+
+
+def test_the_fewest_kwh_is_the_brute_forces():
+    """The energy objective: kWh to the goal (the devices busy at their power limit, idle while
+    they wait, the hosts' measured share, PUE), the same brute force through evaluate."""
+    raw = _cost_mission(decisions=SMALL).model_dump(exclude_none=True)
+    raw["objective"] = {"quantity": "energy_kwh", "sense": "minimize"}
+    mission = parse_mission(raw, "cloud/3 for the fewest kWh")
+    result = solve(mission)
+    best = math.inf
+    listed = {k: v for k, v in mission.decisions.items() if isinstance(v, list)}
+    for combo in itertools.product(*listed.values()):
+        for m in range(1, 97):
+            try:
+                config = plans.decided(mission, dict(zip(listed, combo)), m)
+            except InputError:
+                continue
+            if config.global_batch <= mission.limits.global_batch:
+                metrics = evaluate(config)
+                if not mission.violations(metrics):
+                    best = min(best, metrics.training.energy_kwh)
+    assert result.certified and result.objective == pytest.approx(best, rel=1e-12)
+    assert result.metrics.training.energy_kwh == pytest.approx(result.objective, rel=1e-12)
+
+
+def test_a_cost_objective_the_scenario_cannot_price_is_the_missions_error():
+    from trainwall.core.errors import MissionError
+
+    raw = _cost_mission(decisions=SMALL).model_dump(exclude_none=True)
+    raw["scenario"]["system"]["accelerator"] = "a100-sxm-80gb"       # no catalog price
+    with pytest.raises(MissionError, match="objective.quantity"):
+        parse_mission(raw, "an unpriced cost mission")

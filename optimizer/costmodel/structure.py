@@ -144,6 +144,19 @@ class StepStructure:
         p = self.power
         return p.idle_w * self.step_s(m) + (p.busy_w - p.idle_w) * self.compute_s(m) + p.radio_w * self.exposed_s(m)
 
+    def fed_energy_coefficients(self) -> tuple[float, float]:
+        """(e_q, e_u): one device's joules per step once the input pipeline keeps up, e_q m + e_u
+        (device_energy_j with the fed step: part 3's linear forms)."""
+        p = self.power
+        exposed_q = self.tp_per_micro_batch_s + self.pp_per_micro_batch_s + self.dp_exposed_per_micro_batch_s
+        e_q = p.idle_w * self.fed_per_micro_batch_s + (p.busy_w - p.idle_w) * self.t_stage + p.radio_w * exposed_q
+        e_u = p.idle_w * self.fixed_s + (p.busy_w - p.idle_w) * self.optimizer_s + p.radio_w * self.dp_exposed_fixed_s
+        return e_q, e_u
+
+    def system_energy_j(self, m):
+        """The whole system's joules per step: devices x E(m) + hosts x P_host x step(m)."""
+        return self.devices * self.device_energy_j(m) + self.hosts * self.power.host_w * self.step_s(m)
+
     def fresh_samples(self, m):
         """The fresh samples one step learns from, the group's: data_parallel x micro_batch x m / echo."""
         return self.data_parallel * self.micro_batch * m / self.echo
@@ -164,7 +177,7 @@ class StepStructure:
 
     def system_power_w(self, m):
         """Watts the whole system draws while it learns: devices x E / step + hosts x P_host."""
-        return self.devices * self.device_energy_j(m) / self.step_s(m) + self.hosts * self.power.host_w
+        return self.system_energy_j(m) / self.step_s(m)
 
     def stage_memory(self, m) -> list:
         """Bytes per device on each stage (rows): static + kept x in-flight micro-batches + transient."""
