@@ -206,7 +206,10 @@ class ScalingWallModel:
 
     def lifting_improves(self, wall: str, value: float | None) -> bool:
         """Does lifting ``wall`` admit a configuration - any at all when ``value`` is None (an
-        infeasible mission), else one whose objective beats ``value`` by more than TIE?"""
+        infeasible mission), else one whose objective beats ``value`` by more than TIE? A wall
+        that cuts no mode's range (no row of it in the model) cannot: nothing to solve."""
+        if not len(getattr(self.model, wall)):
+            return False
         if self.cost is not None:
             return self.cost.lifting_improves(wall, value)
         return self._ratio_lifting_improves(wall, value)
