@@ -152,3 +152,19 @@ def test_the_readme_states_the_hearables_power_as_solve_computes_it():
               f"{p.average_w * 1e3:.3f} mW on average (the best plan, on {best.devices} boards,\nwould need "
               f"{fewer.average_w * 1e3:.2f} mW each)")
     assert stated in Path("README.md").read_text(), stated
+
+
+def test_the_glasses_power_is_assumed_from_whole_glasses_figures_and_duty_cycles():
+    """No AR1-class SoC power is published: the catalog takes Qualcomm's 'less than 1 W' glasses
+    as its draw while training and the Ray-Ban Display's 960 mWh over 6 h while it waits, and
+    says so; learning from a stream, the glasses average sleep + duty x (learning - sleep)."""
+    glasses, ref = hw.device("ar-glasses-soc"), REFERENCE["ar_glasses"]
+    assert glasses.power_w == ref["whole_glasses_w_max"] and "ssumed" in glasses.power_source
+    assert glasses.idle_power_w == pytest.approx(ref["ray_ban_display_battery_mwh"] / 1000 / ref["ray_ban_display_hours"])
+    raw = tomllib.loads(Path("examples/mobile.toml").read_text())
+    raw.setdefault("data", {})["samples_per_hour"] = 600.0
+    m = evaluate(parse_config(raw, "glasses learning from 600 frames an hour"))
+    p, echo, batch = m.power, raw["data"].get("echo", 1), m.samples_per_s * m.time.step_s   # samples a step
+    duty = 600.0 * echo * m.time.step_s / (3600 * batch)
+    assert p.duty_cycle == pytest.approx(duty, rel=1e-12) and p.duty_cycle < 1
+    assert p.average_w == pytest.approx(p.sleep_w + duty * (p.learning_w - p.sleep_w), rel=1e-12)
