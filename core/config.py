@@ -199,6 +199,7 @@ class TrainingSection(_Strict):
     global_batch: Sized(MAX_BATCH) | None = None       # 1 to 2^40 (also when defaulted)
     tensor_parallel: Sized(MAX_DEVICES) = 1            # 1 to 2^14
     pipeline_parallel: Sized(MAX_DEVICES) = 1          # 1 to 2^14
+    virtual_stages: Annotated[int, Field(ge=1, le=1024)] = 1   # model chunks per pipeline rank (interleaved 1F1B)
     data_parallel: Sized(MAX_DEVICES) | None = None    # 1 to 2^14
     sequence_parallel: bool = True
     zero_stage: Annotated[int, Field(ge=0, le=3)] = 0

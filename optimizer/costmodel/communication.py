@@ -105,7 +105,8 @@ def envelope(links: list[tuple[float, float]]) -> tuple[tuple[float, float], ...
 def communication(plan: ResolvedPlan, stages: Stages, t_stage: float) -> Communication:
     """The step's communication (module docstring); ``t_stage`` the slowest stage's time."""
     tp, pp, dp = plan.tensor_parallel, plan.pipeline_parallel, plan.data_parallel
-    tp_groups, dp_groups, pp_pairs = parallel_groups(tp, dp, pp)
+    chunks = plan.schedule.chunks
+    tp_groups, dp_groups, pp_pairs = parallel_groups(tp, dp, pp, wrap=chunks > 1)
     layers = plan.network.layers
     act_elems = layers[1].input.elements if (plan.family == "transformer" and len(layers) > 2) else 0.0
     act_msg = act_elems * plan.micro_batch * plan.policy.activation_bytes
@@ -125,9 +126,10 @@ def communication(plan: ResolvedPlan, stages: Stages, t_stage: float) -> Communi
         coll = collectives.point_to_point(plan.topology, pp_pairs, plan.background)
         back = collectives.point_to_point(plan.topology, tuple((b, a) for a, b in pp_pairs), plan.background)
         algorithms.append(("pipeline", coll.algorithm))
-        pp_mb = coll.time(msg) + back.time(msg)     # activations forward, their gradients back
-        loads.add(coll, msg, per_micro_batch=True)
-        loads.add(back, msg, per_micro_batch=True)
+        # activations forward, their gradients back; once per model chunk (interleaving)
+        pp_mb = chunks * (coll.time(msg) + back.time(msg))
+        loads.add(coll, chunks * msg, per_micro_batch=True)
+        loads.add(back, chunks * msg, per_micro_batch=True)
         link = coll.bottleneck_link or link
     sync = _data_parallel(plan, dp_groups, stages, t_stage, loads)
     if sync is None:

@@ -34,6 +34,7 @@ def evaluate(config: Config, device: hw.Device | None = None) -> Metrics:
     plan = resolve(config, device)
     st = structure_of(plan)
     m, gb, N = config.micro_batches, config.global_batch, plan.devices
+    _check_interleaving(plan.schedule, m, gb)
     memory = _memory(st, m, plan, device_capacity(config, plan.device))
     time, busy = _step_time(st, m)
     step, compute_s, exposed = time.step_s, time.compute_s, time.exposed_communication_s
@@ -59,6 +60,16 @@ def evaluate(config: Config, device: hw.Device | None = None) -> Metrics:
         algorithms=dict(st.algorithms), loading_overlaps=st.loading_overlaps,
         training=_training(plan, config, time, power), power=power,
     )
+
+
+def _check_interleaving(schedule, m: int, global_batch: int) -> None:
+    """Megatron-LM's interleaved schedule runs the micro-batches in groups of p: m must be a
+    multiple of the pipeline stages."""
+    if schedule.chunks > 1 and m % schedule.stages:
+        raise InputError("training.global_batch", global_batch,
+                         f"gives {m} micro-batches per pipeline (global batch / (data parallel x micro-batch)); "
+                         f"the interleaved schedule (training.virtual_stages > 1) needs a multiple of the "
+                         f"{schedule.stages} pipeline stages")
 
 
 def _power(st: StepStructure, m: int) -> Power | None:

@@ -23,7 +23,7 @@ from trainwall.models.ir import Network
 from trainwall.optimizer.compute import Rates
 from trainwall.optimizer.costmodel.layout import stage_bounds
 from trainwall.optimizer.costmodel.power import PowerDraw, resolve_power
-from trainwall.optimizer.costmodel.schedule import OneFOneB, PipelineSchedule
+from trainwall.optimizer.costmodel.schedule import Interleaved, OneFOneB, PipelineSchedule
 from trainwall.optimizer.precision import POLICIES, PrecisionPolicy
 
 if TYPE_CHECKING:
@@ -112,7 +112,7 @@ def resolve(config: Config, device: hw.Device | None = None) -> ResolvedPlan:
         raise InputError("training.pipeline_parallel", t.pipeline_parallel,
                          f"must be at most the {len(network.layers)} layers of {network.name}")
     return ResolvedPlan(
-        network=network, family=work.family, topology=topology, schedule=OneFOneB(t.pipeline_parallel),
+        network=network, family=work.family, topology=topology, schedule=pipeline_schedule(config, work, network),
         tensor_parallel=t.tensor_parallel, data_parallel=config.data_parallel,
         sequence_parallel=t.sequence_parallel and t.tensor_parallel > 1, devices=s.devices,
         micro_batch=t.micro_batch, policy=policy, rates=rates, trainable=mask,
@@ -122,6 +122,26 @@ def resolve(config: Config, device: hw.Device | None = None) -> ResolvedPlan:
         runtime_reserve=device.runtime_reserve_bytes, reference_peak=device.reference_peak,
         inputs=resolve_inputs(config, work, device), power=_power(config, device, topology),
         workload=work, device=device)
+
+
+def pipeline_schedule(config: Config, work: Workload, network: Network) -> PipelineSchedule:
+    """1F1B, or Megatron-LM's interleaved 1F1B with ``training.virtual_stages`` = v >= 2 model
+    chunks per rank, under Megatron's rules: a transformer (its schedules interleave transformer
+    blocks), at least two pipeline stages, and blocks that split evenly into p x v chunks."""
+    t = config.training
+    p, v = t.pipeline_parallel, t.virtual_stages
+    if v == 1:
+        return OneFOneB(p)
+    if work.family != "transformer":
+        raise InputError("training.virtual_stages", v, f"interleaving splits transformer blocks; {work.name} is a "
+                         f"{work.family}: use 1")
+    if p < 2:
+        raise InputError("training.virtual_stages", v, "interleaving needs training.pipeline_parallel >= 2")
+    blocks = sum(1 for layer in network.layers if layer.name.startswith("block "))   # models/transformer.py
+    if blocks % (p * v):
+        raise InputError("training.virtual_stages", v, f"{work.name}'s {blocks} blocks must split evenly into "
+                         f"pipeline_parallel x virtual_stages = {p} x {v} chunks")
+    return Interleaved(p, v)
 
 
 def _power(config: Config, device: hw.Device, topology: topo.Topology) -> PowerDraw:

@@ -2,10 +2,9 @@
 
 A schedule answers two questions for the cost model: how long a step waits on the
 pipeline filling and draining (the bubble), and how many micro-batches' activations
-each stage holds at once (its memory). Today's schedule is 1F1B; an interleaved
-schedule (Narayanan et al. 2021, section 2.2.2: v model chunks per device shrink the
-bubble to (p - 1) t_stage / v at v times the point-to-point traffic) would be another
-subclass of :class:`PipelineSchedule`.
+each stage holds at once (its memory), and how many times a micro-batch crosses the
+pipeline (``chunks``: its point-to-point sends). 1F1B is :class:`OneFOneB`; Megatron's
+interleaved 1F1B, with v model chunks per pipeline rank, is :class:`Interleaved`.
 """
 
 from __future__ import annotations
@@ -20,6 +19,7 @@ class PipelineSchedule(ABC):
     """The pipeline terms of a step; each method takes a number or a numpy array of m."""
 
     stages: int
+    chunks: int = 1      # model chunks per pipeline rank: a micro-batch crosses the pipeline this many times
 
     @abstractmethod
     def in_flight(self, stage: int, m):
@@ -60,3 +60,37 @@ class OneFOneB(PipelineSchedule):
 
     def bubble_fraction(self, m):
         return (self.stages - 1) / (m + self.stages - 1)
+
+
+@dataclass(frozen=True)
+class Interleaved(PipelineSchedule):
+    """Interleaved 1F1B (Narayanan et al. 2021, section 2.2.2): each of the p pipeline ranks
+    holds v model chunks (``chunks``, v >= 2) of L / (p v) layers, so a micro-batch crosses
+    the pipeline v times:
+
+        bubble          = (p - 1) t_stage / v      (the paper's t_pb^int = (p - 1)(t_f + t_b) / v)
+        bubble fraction = ((p - 1) / v) / (m + (p - 1) / v)
+        sends           = v x 1F1B's, per micro-batch (and the last rank sends on to the first)
+        in flight on stage i = min(W_i + 1, m v) / v micro-batches' activations, with Megatron-LM's
+                          warm-up W_i = 2 (p - i - 1) + (v - 1) p chunk forwards (megatron/core/
+                          pipeline_parallel/schedules.py, forward_backward_pipelining_with_interleaving),
+                          each chunk holding 1/v of the stage's activations. On stage 0 that is
+                          p (1 + (p - 1)/(p v)): Korthikanti et al. 2022's interleaving factor.
+
+    Megatron requires m to be a multiple of p (checked where the configuration is resolved).
+    """
+
+    stages: int
+    chunks: int
+
+    def in_flight(self, stage: int, m):
+        p, v = self.stages, self.chunks
+        warmup = 2 * (p - stage - 1) + (v - 1) * p
+        return minimum(warmup + 1, m * v) / v
+
+    def bubble_s(self, t_stage: float) -> float:
+        return (self.stages - 1) * t_stage / self.chunks
+
+    def bubble_fraction(self, m):
+        fill = (self.stages - 1) / self.chunks
+        return fill / (m + fill)

@@ -1,0 +1,88 @@
+"""Megatron-LM's interleaved 1F1B (training.virtual_stages = v): the bubble over v, the
+point-to-point sends times v, the activations held by Megatron's warm-up rule, and
+Megatron's constraints as clear errors.
+
+The stage-0 activations are checked against Korthikanti et al. 2022 ("Reducing Activation
+Recomputation in Large Transformer Models", section 4.2.3): the interleaved schedule holds
+p (1 + (p - 1)/(p v)) micro-batches' activations on the first stage; the bubble against
+Narayanan et al. 2021, section 2.2.2: (p - 1)(t_f + t_b) / v.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from trainwall.core.config import parse_config
+from trainwall.core.errors import InputError
+from trainwall.optimizer.costmodel import evaluate
+from trainwall.optimizer.costmodel.resolve import resolve
+from trainwall.optimizer.costmodel.structure import structure_of
+
+CLOUD = tomllib.loads(Path("examples/cloud.toml").read_text())     # Llama-3-70B, TP 8 x PP 4 x DP 32
+
+
+def _config(**training):
+    raw = {section: dict(values) for section, values in CLOUD.items()}
+    raw["training"].update(training)
+    return parse_config(raw, f"cloud with {training}")
+
+
+@pytest.mark.parametrize("v", [2, 4, 5])
+def test_the_bubble_shrinks_by_v_and_the_sends_grow_by_v(v):
+    one, inter = evaluate(_config()), evaluate(_config(virtual_stages=v))
+    assert inter.time.bubble_s == pytest.approx(one.time.bubble_s / v, rel=1e-12)
+    assert inter.time.pipeline_p2p_s == pytest.approx(one.time.pipeline_p2p_s * v, rel=1e-12)
+    assert inter.time.compute_s == pytest.approx(one.time.compute_s, rel=1e-12)   # the same layers per rank
+
+
+@pytest.mark.parametrize("v", [2, 4, 5])
+def test_the_first_stage_holds_korthikantis_interleaved_activations(v):
+    """Stage 0's kept activations are 1F1B's p micro-batches times (1 + (p - 1)/(p v))."""
+    p, m = 4, 32
+    one = structure_of(resolve(_config()))
+    inter = structure_of(resolve(_config(virtual_stages=v)))
+    assert one.schedule.in_flight(0, m) == p
+    assert inter.schedule.in_flight(0, m) == pytest.approx(p * (1 + (p - 1) / (p * v)), rel=1e-12)
+    kept = one.stage_kept[0]
+    assert inter.stage_memory(m)[0] - one.stage_memory(m)[0] == pytest.approx(
+        kept * (inter.schedule.in_flight(0, m) - p), rel=1e-9)
+
+
+def test_the_last_stage_and_short_steps_follow_megatrons_warm_up():
+    """Megatron-LM's warm-up on rank i is 2 (p - i - 1) + (v - 1) p chunk forwards, at most all
+    m v of them; each chunk holds 1/v of the stage's activations."""
+    sched = structure_of(resolve(_config(virtual_stages=2))).schedule
+    p, v = 4, 2
+    assert sched.in_flight(p - 1, 32) == pytest.approx(((v - 1) * p + 1) / v)
+    assert sched.in_flight(0, p) == p                   # m = p: every chunk forward is warm-up
+
+
+@pytest.mark.parametrize("change, field, says", [
+    ({"virtual_stages": 2, "pipeline_parallel": 1, "data_parallel": 128}, "training.virtual_stages",
+     "pipeline_parallel >= 2"),
+    ({"virtual_stages": 3}, "training.virtual_stages", "80 blocks must split evenly"),
+    ({"virtual_stages": 2, "global_batch": 32 * 6}, "training.global_batch", "multiple of the 4 pipeline stages"),
+])
+def test_megatrons_constraints_are_clear_errors(change, field, says):
+    with pytest.raises(InputError) as caught:
+        evaluate(_config(**change))
+    assert caught.value.field == field and says in str(caught.value)
+
+
+def test_interleaving_splits_transformer_blocks_only():
+    raw = {"workload": {"model": "resnet-50"}, "system": {"accelerator": "h100-sxm", "devices": 2},
+           "training": {"pipeline_parallel": 2, "virtual_stages": 2, "global_batch": 8}}
+    with pytest.raises(InputError, match="interleaving splits transformer blocks"):
+        evaluate(parse_config(raw, "a CNN"))
+
+
+def test_a_mission_cannot_interleave_until_part_3_keeps_m_a_multiple_of_p():
+    from trainwall.challenges.mission import parse_mission
+
+    raw = tomllib.loads(Path("challenges/cloud/3.toml").read_text())
+    raw["scenario"]["training"]["virtual_stages"] = 2
+    with pytest.raises(InputError, match="scenario.training.virtual_stages"):
+        parse_mission(raw, "cloud/3 interleaved")
