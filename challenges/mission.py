@@ -39,7 +39,7 @@ DECISION_FIELDS = {
     1: ("training.optimizer", "training.precision", "training.recompute", "training.micro_batch",
         "training.zero_stage", "training.optimizer_state", "training.loss_scaling"),
     2: ("data.workers", "data.echo", "data.augmentation", "data.augmentation_on"),
-    3: ("training.tensor_parallel", "training.pipeline_parallel", "training.data_parallel",
+    3: ("training.tensor_parallel", "training.pipeline_parallel", "training.data_parallel", "training.virtual_stages",
         "training.micro_batch", "training.micro_batches", "training.recompute", "training.zero_stage",
         "training.precision", "training.loss_scaling", "training.gradient_clipping", "training.local_steps"),
 }
@@ -307,10 +307,6 @@ def _check_part_rules(mission: Mission, source: str) -> None:
     if ("power" in mission.constraints) != (mission.scenario.get("system", {}).get("power_budget_w") is not None):
         raise InputError("scenario.system.power_budget_w", mission.scenario.get("system", {}).get("power_budget_w"),
                          "give a budget exactly when \"power\" is among the constraints", source=source)
-    if mission.scenario.get("training", {}).get("virtual_stages", 1) != 1:
-        raise InputError("scenario.training.virtual_stages", mission.scenario["training"]["virtual_stages"],
-                         "1: part 3's search does not yet keep the micro-batches a multiple of the pipeline "
-                         "stages, which the interleaved schedule needs", source=source)
     if ("deadline" in mission.constraints) != (mission.limits.days is not None):
         raise InputError("limits.days", mission.limits.days,
                          "give a deadline exactly when \"deadline\" is among the constraints", source=source)

@@ -164,7 +164,7 @@ def scaling_wall(problem) -> ExhaustiveOptimum:
     count, candidates = 0, []
     sign = 1.0 if problem.objective == "mfu" else -1.0      # compared as "higher is better"
     for k, mode in enumerate(problem.modes):
-        m = np.arange(mode.m_lo, mode.m_hi + 1)
+        m = mode.counts()
         count += len(m)
         ok, value = _scaling_points(problem, mode, m)
         if ok.any():

@@ -140,6 +140,11 @@ class ScalingMode:
     capacity: float          # bytes per device (costmodel.device_capacity)
     run: RunRate | None = None           # the run to the workload's goal (None without a budget)
     m_deadline: tuple[int, int] | None = None   # the m whose run meets the deadline, (1, 0) when none does
+    m_step: int = 1                      # m must be a multiple of it (the interleaved schedule: p)
+
+    def counts(self):
+        """Every micro-batch count of the mode's range: m_lo, m_lo + step, .. m_hi."""
+        return np.arange(self.m_lo, self.m_hi + 1, self.m_step)
 
 
 def scaling_mode(config, choices: dict, m_lo: int, m_max: int, global_batch_limit: int,
@@ -155,7 +160,9 @@ def scaling_mode(config, choices: dict, m_lo: int, m_max: int, global_batch_limi
     plan = resolve(config)
     st = structure_of(plan)
     per_step = st.data_parallel * st.micro_batch
-    m_hi = min(m_max, global_batch_limit // per_step)
+    step = st.schedule.stages if st.schedule.chunks > 1 else 1     # interleaving: m a multiple of p
+    m_lo = -(-m_lo // step) * step
+    m_hi = min(m_max, global_batch_limit // per_step) // step * step
     if m_hi < m_lo:
         return None
     capacity = device_capacity(config, hw.device(config.system.accelerator))
@@ -174,7 +181,8 @@ def scaling_mode(config, choices: dict, m_lo: int, m_max: int, global_batch_limi
     m_stable = m_hi if t.gradient_clipping else int(critical // per_step)
     run = run_rate(config, plan, st)
     return ScalingMode(dict(choices), st, m_lo, m_hi, m_memory, m_stable, fmt.stable, capacity, run,
-                       None if deadline_s is None else deadline_range(run, st, m_lo, m_hi, deadline_s))
+                       None if deadline_s is None else deadline_range(run, st, np.arange(m_lo, m_hi + 1, step),
+                                                                      deadline_s), step)
 
 
 def run_rate(config, plan, st) -> RunRate | None:
@@ -190,13 +198,12 @@ def run_rate(config, plan, st) -> RunRate | None:
                    None if price is None else plan.devices * price / 3600.0, config.system.pue)
 
 
-def deadline_range(run: RunRate | None, st, m_lo: int, m_hi: int, deadline_s: float) -> tuple[int, int]:
-    """The micro-batch counts of m_lo..m_hi whose run to the goal takes at most ``deadline_s``,
+def deadline_range(run: RunRate | None, st, m: np.ndarray, deadline_s: float) -> tuple[int, int]:
+    """The micro-batch counts of ``m`` (the mode's) whose run to the goal takes at most ``deadline_s``,
     (lo, hi), or (1, 0) when none does. The run's seconds S(g m)(S m + B) are convex in m, so
     they form one interval; the step is part 3's linear one (its walls keep the pipeline fed)."""
     if run is None:
         raise InputError("limits.days", deadline_s / 86400, "a deadline needs a workload with a training budget")
-    m = np.arange(m_lo, m_hi + 1)
     seconds = run.steps(m) * st.fed_step_s(m)
     inside = m[WALLS["deadline"].holds(seconds / 86400.0, deadline_s / 86400.0)]
     return (int(inside.min()), int(inside.max())) if inside.size else (1, 0)

@@ -23,7 +23,8 @@ MFU is the ratio of two linear forms:
 
 (R the track's one reference peak). Walls, one row per mode, each a named list, lifted
 (its right-hand side raised to the row's largest value) to ask whether it binds:
-    range          m_lo u_k <= q_k <= m_hi u_k,  d_k b_k q_k <= B_max u_k
+    range          m_lo u_k <= q_k <= m_hi u_k,  d_k b_k q_k <= B_max u_k;  q_k = p_k z_k (z_k integer)
+                   where the mode interleaves (its m a multiple of its p pipeline stages)
     memory         q_k <= m_mem,k u_k   (m_mem,k: the most micro-batches in flight that fit;
                                          1F1B memory stops growing at m = p)
     stability      d_k b_k q_k <= B_crit u_k without clipping; modes whose number format
@@ -121,6 +122,10 @@ class ScalingWallModel:
         for k, md in enumerate(modes):
             m.range.add(m.q[k] >= md.m_lo * m.u[k])
             m.range.add(m.q[k] <= md.m_hi * m.u[k])
+        # the interleaved schedule's m, a multiple of p: q_k = p z_k, z_k integer
+        stepped = [k for k, md in enumerate(modes) if md.m_step > 1]
+        m.z = pyo.Var(stepped, domain=pyo.Integers, bounds=(0, M))
+        m.multiple = pyo.Constraint(stepped, rule=lambda _, k: m.q[k] == modes[k].m_step * m.z[k])
         # Each wall is a row c_q q_k + c_u u_k <= G_k r_wall per mode, G_k the row's largest
         # value on the box: r_wall = 0 holds the wall, r_wall = 1 lifts it. r's bounds are
         # all that changes between solves (the persistent solver's cheap path).

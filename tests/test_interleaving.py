@@ -79,10 +79,28 @@ def test_interleaving_splits_transformer_blocks_only():
         evaluate(parse_config(raw, "a CNN"))
 
 
-def test_a_mission_cannot_interleave_until_part_3_keeps_m_a_multiple_of_p():
+def test_part_3_searches_interleaving_with_m_a_multiple_of_p():
+    """cloud/3 for the fewest dollars with virtual_stages opened: every plan the search and the
+    certifier consider interleaves only at a multiple of its pipeline stages. On a free fabric
+    the halved bubble pays for the doubled sends: the certified optimum interleaves."""
     from trainwall.challenges.mission import parse_mission
+    from trainwall.challenges.problems import scaling_problem
+    from trainwall.challenges.solve import solve
 
     raw = tomllib.loads(Path("challenges/cloud/3.toml").read_text())
-    raw["scenario"]["training"]["virtual_stages"] = 2
-    with pytest.raises(InputError, match="scenario.training.virtual_stages"):
-        parse_mission(raw, "cloud/3 interleaved")
+    raw["scenario"]["system"]["background_network_load"] = 0.0
+    raw["decisions"] = {"training.tensor_parallel": [8], "training.pipeline_parallel": [8, 4],
+                        "training.data_parallel": [16, 32], "training.virtual_stages": [1, 2],
+                        "training.micro_batch": [1], "training.recompute": ["selective"], "training.zero_stage": [1],
+                        "training.micro_batches": {"min": 1, "max": 64}}
+    mission = parse_mission(raw, "cloud/3 with interleaving")
+    problem, _ = scaling_problem(mission)
+    for mode in problem.modes:
+        p = mode.structure.pipeline_parallel
+        assert mode.m_step == (p if mode.choices["training.virtual_stages"] == 2 else 1)
+        assert all(m % mode.m_step == 0 for m in mode.counts())
+    result = solve(mission)
+    assert result.certified
+    t = result.configuration["training"]
+    assert t["virtual_stages"] == 2
+    assert (t["global_batch"] // (t["data_parallel"] * t["micro_batch"])) % t["pipeline_parallel"] == 0
