@@ -193,6 +193,7 @@ class TrainingSection(_Strict):
     precision: Literal[PRECISIONS] = "bf16-mixed"  # type: ignore[valid-type]
     loss_scaling: Literal[LOSS_SCALING] = "none"  # type: ignore[valid-type]
     loss_scale: Annotated[float, Field(ge=1.0, le=2.0**32)] = 65536.0
+    gradient_dtype: Literal["param", "fp32"] = "param"   # gradients in the parameters' format, or fp32 (Megatron)
     recompute: Literal[RECOMPUTE] = "none"  # type: ignore[valid-type]
     attention: Literal[ATTENTION] = "flash"  # type: ignore[valid-type]
     micro_batch: Sized(MAX_BATCH) = 1                  # 1 to 2^40

@@ -69,7 +69,7 @@ def mode_table(config, all_layers, choices: dict) -> ModeTable:
     from trainwall.optimizer.costmodel import (_device_params, activation_case, check_stability, device_capacity,
                                                 resolve_workload, trainable_mask)
     from trainwall.optimizer.memory import model_state_bytes
-    from trainwall.optimizer.precision import POLICIES
+    from trainwall.optimizer.precision import training_policy
 
     s, t = all_layers.system, all_layers.training
     if t.pipeline_parallel != 1:
@@ -77,7 +77,7 @@ def mode_table(config, all_layers, choices: dict) -> ModeTable:
     device = hw.device(s.accelerator)
     work = resolve_workload(all_layers)
     network = work.network(all_layers.workload.seq_len, t.attention)
-    policy = POLICIES[t.precision]
+    policy = training_policy(t.precision, t.gradient_dtype)
     tp, dp = t.tensor_parallel, all_layers.data_parallel
     sp = t.sequence_parallel and tp > 1
     def coefficients(layer) -> tuple:

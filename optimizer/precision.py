@@ -8,7 +8,7 @@ variance 4). fp32 training keeps 4-byte weights and gradients and no master copy
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -72,3 +72,13 @@ MOMENT_BYTES = {"fp32": 4.0, "8bit": 1.0 + 4.0 / 2048}
 #: torch.optim.Adam keeps a ``step`` scalar (float32 tensor) per parameter tensor
 #: (torch/optim/adam.py); SGD keeps none. Counted so our bytes equal PyTorch's exactly.
 STEP_COUNTER_BYTES = {"sgd": 0, "momentum": 0, "adam": 4}
+
+
+def training_policy(precision: str, gradient_dtype: str = "param") -> PrecisionPolicy:
+    """``precision``'s policy, with the gradients kept in fp32 when ``gradient_dtype`` is
+    "fp32": Megatron-LM accumulates bf16 and fp16 training's gradients in an fp32 main_grad
+    buffer (and reduces them in fp32), and its distributed-optimizer table counts 18 bytes per
+    parameter for "bf16 param, fp32 grads" (6 + 12/d distributed) against ZeRO's 16
+    (megatron/core/distributed docs, "Distributed Optimizer")."""
+    policy = POLICIES[precision]
+    return replace(policy, grad_bytes=4) if gradient_dtype == "fp32" else policy

@@ -107,7 +107,7 @@ FIELDS = {
     "system.pricing": choice(["on-demand", "reserved"]),
     "training.optimizer": choice(cfg.OPTIMIZERS), "training.optimizer_state": choice(["fp32", "8bit"]),
     "training.precision": choice(cfg.PRECISIONS), "training.loss_scaling": choice(cfg.LOSS_SCALING),
-    "training.loss_scale": real(1.0, 2.0**32), "training.recompute": choice(cfg.RECOMPUTE),
+    "training.loss_scale": real(1.0, 2.0**32), "training.gradient_dtype": choice(["param", "fp32"]), "training.recompute": choice(cfg.RECOMPUTE),
     "training.attention": choice(cfg.ATTENTION), "training.micro_batch": size(cfg.MAX_BATCH),
     "training.global_batch": size(cfg.MAX_BATCH), "training.tensor_parallel": degree,
     "training.pipeline_parallel": degree, "training.virtual_stages": size(1024), "training.data_parallel": degree, "training.sequence_parallel": FLAG,

@@ -24,7 +24,7 @@ from trainwall.optimizer.compute import Rates
 from trainwall.optimizer.costmodel.layout import stage_bounds
 from trainwall.optimizer.costmodel.power import PowerDraw, resolve_power
 from trainwall.optimizer.costmodel.schedule import Interleaved, OneFOneB, PipelineSchedule
-from trainwall.optimizer.precision import POLICIES, PrecisionPolicy
+from trainwall.optimizer.precision import PrecisionPolicy, training_policy
 
 if TYPE_CHECKING:
     from trainwall.core.config import Config
@@ -106,7 +106,8 @@ def resolve(config: Config, device: hw.Device | None = None) -> ResolvedPlan:
     network = work.network(config.workload.seq_len, t.attention)
     check_tensor_parallel(work, t.tensor_parallel)
     topology = resolve_topology(config, device)
-    policy, rates = POLICIES[t.precision], precision_rates(device, t.precision, s.reserved_compute_fraction)
+    policy = training_policy(t.precision, t.gradient_dtype)
+    rates = precision_rates(device, policy, s.reserved_compute_fraction)
     mask = trainable_mask(t.trainable, network)
     if t.pipeline_parallel > len(network.layers):
         raise InputError("training.pipeline_parallel", t.pipeline_parallel,
@@ -209,13 +210,12 @@ def resolve_topology(config: Config, device: hw.Device) -> topo.Topology:
     return topo.cluster(s.devices, dpn, intra or inter, inter or intra, s.oversubscription)
 
 
-def precision_rates(device: hw.Device, precision: str, reserved: float) -> Rates:
+def precision_rates(device: hw.Device, policy: PrecisionPolicy, reserved: float) -> Rates:
     """The device's effective rates under a precision policy: peak x GEMM efficiency and
     bandwidth x bandwidth efficiency, each x (1 - the reserved compute fraction)."""
-    policy = POLICIES[precision]
     for need in {policy.gemm, policy.attention}:
         if need not in device.peak_flops:
-            raise InputError("training.precision", precision,
+            raise InputError("training.precision", policy.name,
                              f"{device.key} has no {need} peak; it supports {', '.join(device.peak_flops)}")
     keep = 1.0 - reserved
     return Rates(device.peak(policy.gemm) * device.gemm_efficiency * keep,
