@@ -1,7 +1,7 @@
 """Benchmark: each shipped mission's solve beside the exhaustive evaluator on the same
 mission, the whole ``solve`` warm in-process, and `trainwall solve` from a cold start.
 
-Goals: the whole ``solve`` of every mission (formulation, Dinkelbach or lexicographic
+Goals: the whole ``solve`` of every mission (formulation, Dinkelbach, cutting planes or lexicographic
 stages, every wall lifted by bounds to see whether it binds, the runner-up, the
 certificate) <= 0.5 s warm in-process (issue 11); the part-3 cloud mission covers at
 least 10^5 configurations; layer selection at least 2^40 (cloud/1: 2^82 per mode);
