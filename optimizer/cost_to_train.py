@@ -113,7 +113,7 @@ class CostObjective:
             return res, None, solves
         best = self.value(*found)
         m.level = best * (1 + self.tie) / self.unit
-        m.objective.set_value(owner._tie_break)
+        m.objective.set_value(owner.tie_break)
         try:
             while True:                         # a held point whose bound was below its cost is cut off
                 tie = owner.solver.solve()

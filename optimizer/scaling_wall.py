@@ -133,7 +133,7 @@ class ScalingWallModel:
         for wall in WALLS:
             self.lift(wall, False)
         self._wall_rows(M)
-        self._tie_break = sum((M + 1) * k * m.u[k] + m.q[k] for k in K)
+        self.tie_break = sum((M + 1) * k * m.u[k] + m.q[k] for k in K)
         if problem.objective == "mfu":
             self._build_ratio()
             self.cost = None
@@ -288,7 +288,7 @@ class ScalingWallModel:
         k, q, ratio = best
         m.level = ratio * (1 - TIE)
         m.hold_scale = 1.0 / (ratio * self._least_den) if ratio > 0 else 1.0
-        m.objective.set_value(self._tie_break)
+        m.objective.set_value(self.tie_break)
         m.objective.sense = pyo.minimize
         res = self.solver.solve()
         solves += 1
