@@ -133,7 +133,7 @@ class ScalingWallModel:
         for wall in WALLS:
             self.lift(wall, False)
         self._wall_rows(M)
-        self.tie_break = sum((M + 1) * k * m.u[k] + m.q[k] for k in K)
+        self.tie_break = sum((M + 1) * k * m.u[k] + m.q[k] for k in K)   # the earliest mode, then the fewest m
         if problem.objective == "mfu":
             self._build_ratio()
             self.cost = None
