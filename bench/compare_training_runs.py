@@ -5,14 +5,16 @@
 Prints one row per run (the figure the authors reported: HFU for Megatron-LM's
 Table 1, MFU for PaLM and MPT), the mean absolute error and the worst run; then each
 device's fitted ``gemm_efficiency`` beside the catalog's, and the leave-one-run-out
-errors (each run predicted with the constant fitted on the other runs of its device).
+errors (each run predicted with the constant fitted on the other runs of its device), and
+each run's step time split into its mechanisms (compute, recompute, optimizer, bubble,
+exposed tensor-, pipeline- and data-parallel communication, data stall) as shares of the step.
 tests/test_training_runs.py holds in-sample MAE <= 0.04 with no run off by more than
 0.08, and leave-one-out MAE <= 0.05.
 """
 
 from pathlib import Path
 
-from trainwall.calibration import compare, fit_gemm_efficiency, leave_one_out, load_runs
+from trainwall.calibration import MECHANISMS, compare, decomposition, fit_gemm_efficiency, leave_one_out, load_runs
 from trainwall.hardware.catalog import device
 
 RUNS = Path(__file__).resolve().parents[1] / "tests" / "reference" / "training_runs.toml"
@@ -38,6 +40,10 @@ def main() -> None:
         print(f"leave-one-out {name:<18} constant {eff:.3f}  error {err:+.3f}")
     print(f"leave-one-out: MAE {sum(abs(e) for *_, e in loo) / len(loo):.4f} over {len(loo)} runs; "
           f"worst {max(abs(e) for *_, e in loo):.3f}")
+    print(f"\nstep time by mechanism (share of the step)\n{'run':<18} {'step s':>8} "
+          + " ".join(f"{m:>10}" for m in MECHANISMS))
+    for name, step, shares in decomposition(RUNS):
+        print(f"{name:<18} {step:>8.3f} " + " ".join(f"{shares[m]:>10.1%}" for m in MECHANISMS))
 
 
 if __name__ == "__main__":

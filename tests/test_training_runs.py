@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from trainwall.calibration import compare, fit_gemm_efficiency, leave_one_out, load_runs
+from trainwall.calibration import MECHANISMS, compare, decomposition, fit_gemm_efficiency, leave_one_out, load_runs
 from trainwall.hardware.catalog import device
 
 RUNS = Path(__file__).resolve().parent / "reference" / "training_runs.toml"
@@ -52,3 +52,19 @@ def test_generalises_to_runs_left_out_of_the_fit():
     # Out of sample the MAE is 0.040 (bench/compare_training_runs.py); the bound leaves
     # room for model changes while still failing a model that does not generalise.
     assert sum(errors) / len(errors) <= 0.05
+
+
+def test_each_runs_step_splits_into_its_mechanisms():
+    """bench/compare_training_runs.py's decomposition: every mechanism's share is a part of
+    the step (none negative) and together they are the step; a run without pipeline
+    parallelism has no bubble, one without tensor parallelism no tensor-parallel traffic."""
+    runs = {run["name"]: run for run in load_runs(RUNS)}
+    for name, step, shares in decomposition(RUNS):
+        assert set(shares) == set(MECHANISMS) and step > 0
+        assert all(share >= -1e-12 for share in shares.values()), (name, shares)
+        assert sum(shares.values()) == pytest.approx(1.0, rel=1e-9), name
+        parallel = runs[name]["parallel"]
+        if parallel.get("pp", 1) == 1:
+            assert shares["bubble"] == 0.0, name
+        if parallel.get("tp", 1) == 1:
+            assert shares["exposed_tp"] == 0.0, name
