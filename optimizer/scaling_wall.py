@@ -195,7 +195,8 @@ class ScalingWallModel:
     def ranges(self, k: int) -> list[tuple[int, int]]:
         """Mode k's micro-batch counts that its walls allow, as (lo, hi): with every wall held,
         and with each wall lifted in turn (empty ranges left out)."""
-        md, bounds = self.modes[k], self.cuts_of[k]
+        md = self.modes[k]
+        bounds = [b for b in self.cuts_of[k] if b[0] in self.problem.walls]    # the imposed walls' bounds
         out = []
         for lifted in (None, *sorted({wall for wall, _, _ in bounds})):
             held = [(above, x) for wall, above, x in bounds if wall != lifted]
@@ -205,6 +206,21 @@ class ScalingWallModel:
                 out.append((lo, hi))
         return out
 
+    def _cuts_a_range(self, wall: str) -> bool:
+        """Could ``wall`` narrow some mode's range of micro-batch counts beyond what the other
+        imposed walls allow? Every part-3 wall is a bound on q per mode, so a wall whose bounds
+        all lie outside the others' range (by a margin far above the rows' tolerance) leaves
+        the feasible plans, hence the optimum, unchanged when lifted."""
+        for k, md in enumerate(self.modes):
+            held = [(w, above, x) for w, above, x in self.cuts_of[k] if w in self.problem.walls]
+            mine = [(above, x) for w, above, x in held if w == wall]
+            others = [(above, x) for w, above, x in held if w != wall]
+            lo = max([md.m_lo] + [x for above, x in others if above])
+            hi = min([md.m_hi] + [x for above, x in others if not above])
+            if lo <= hi and any((x > lo - 1e-6) if above else (x < hi + 1e-6) for above, x in mine):
+                return True
+        return False
+
     def lift(self, wall: str, lifted: bool = True) -> None:
         """Drop (or restore) one wall: to ask whether it binds."""
         pin_wall(self.model.relax, wall, lifted, self.problem.walls)
@@ -212,8 +228,8 @@ class ScalingWallModel:
     def lifting_improves(self, wall: str, value: float | None) -> bool:
         """Does lifting ``wall`` admit a configuration - any at all when ``value`` is None (an
         infeasible mission), else one whose objective beats ``value`` by more than TIE? A wall
-        that cuts no mode's range (no row of it in the model) cannot: nothing to solve."""
-        if not len(getattr(self.model, wall)):
+        that cuts no mode's range cannot: nothing to solve."""
+        if not self._cuts_a_range(wall):
             return False
         if self.cost is not None:
             return self.cost.lifting_improves(wall, value)
