@@ -322,19 +322,19 @@ def _check_plans(mission: Mission, source: str) -> None:
     from trainwall.challenges import plans
     from trainwall.optimizer.costmodel import evaluate
 
+    from trainwall.challenges.quantities import QUANTITIES, quantity
+
     for where, sections in (("scenario", None), ("naive", mission.naive)):
         try:
             metrics = evaluate(plans.written(mission, sections))
         except InputError as exc:
             raise MissionError.of(source, exc, where) from None
-    if mission.objective.quantity in ("dollars", "energy_kwh", "days"):
-        from trainwall.challenges.quantities import quantity
-
-        try:
-            quantity(mission.objective.quantity, metrics)
-        except ArithmeticError as exc:
-            raise MissionError("objective.quantity", mission.objective.quantity,
-                               f"undefined for this scenario: {exc}", source=source) from None
+        if where == "scenario" and mission.objective.quantity in QUANTITIES:   # a measured objective, not a decision
+            try:
+                quantity(mission.objective.quantity, metrics)
+            except ArithmeticError as exc:
+                raise MissionError("objective.quantity", mission.objective.quantity,
+                                   f"undefined for this scenario: {exc}", source=source) from None
     for i, question in enumerate(mission.lock):
         try:
             lock_answer(mission, question)

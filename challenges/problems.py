@@ -77,7 +77,6 @@ def scaling_problem(mission) -> tuple[ScalingProblem, int]:
     """Part 3: every valid mode with its step structure, and how many combinations were not valid."""
     _, span = mission.integer_decision
     limits = mission.limits
-    deadline_s = None if limits.days is None else limits.days * 86400.0
     modes, invalid = [], 0
     for choices in mission.modes():
         data = plans.decided_data(mission, choices)
@@ -86,7 +85,7 @@ def scaling_problem(mission) -> tuple[ScalingProblem, int]:
         if limits.min_devices <= tp * pp * dp <= limits.devices:
             try:
                 config = plans.decided(mission, choices, max(span.min, pp))
-                mode = scaling_mode(config, choices, span.min, span.max, limits.global_batch, deadline_s)
+                mode = scaling_mode(config, choices, span.min, span.max, limits.global_batch, limits.days)
             except InputError:
                 mode = None
         if mode is None:
@@ -94,7 +93,7 @@ def scaling_problem(mission) -> tuple[ScalingProblem, int]:
         else:
             modes.append(mode)
     return ScalingProblem(tuple(modes), tuple(mission.constraints), mission.objective.target or 0.0,
-                          mission.max_data_wait, mission.objective.quantity, deadline_s), invalid
+                          mission.max_data_wait, mission.objective.quantity, limits.days), invalid
 
 
 def modes_space(mission) -> int:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from trainwall.optimizer.state_audit import OBJECTIVE_UNIT
-from trainwall.optimizer.walls import TOLERANCE, WALLS, starvation_terms
+from trainwall.optimizer.walls import WALLS, keeps_up, starvation_terms
 
 #: Free layers up to which part-1 selections are enumerated (2^12 x modes); beyond, the Pareto DP.
 MAX_ENUMERATED_LAYERS = 12
@@ -197,9 +197,9 @@ def _scaling_points(problem, mode, m: np.ndarray) -> tuple[np.ndarray, np.ndarra
     if "network" in walls:
         ok &= WALLS["network"].holds(st.network_utilization(m), 1.0)
     if "power" in walls:   # the average power over the duty cycle, and a duty cycle of at most 1
-        ok &= WALLS["power"].holds(st.average_power_w(m), st.power.budget_w) & (st.duty_cycle(m) <= 1.0 + TOLERANCE)
+        ok &= WALLS["power"].holds(st.average_power_w(m), st.power.budget_w) & keeps_up(st.duty_cycle(m))
     if "deadline" in walls:
-        ok &= WALLS["deadline"].holds(mode.run.seconds(st, m) / 86400.0, problem.deadline_s / 86400.0)
+        ok &= WALLS["deadline"].holds(mode.run.days(st, m), problem.deadline_days)
     mfu = st.mfu(m)
     if "mfu_target" in walls:
         ok &= WALLS["mfu_target"].holds(mfu, problem.target)

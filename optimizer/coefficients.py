@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from trainwall.core.errors import InputError
-from trainwall.optimizer.training_run import RunRate
+from trainwall.optimizer.training_run import DAY, HOUR, RunRate
 from trainwall.optimizer.walls import WALLS
 
 #: A layer's four cases (trains, gradient flows in), in the order of :func:`case_index`.
@@ -148,7 +148,7 @@ class ScalingMode:
 
 
 def scaling_mode(config, choices: dict, m_lo: int, m_max: int, global_batch_limit: int,
-                 deadline_s: float | None = None) -> ScalingMode | None:
+                 deadline_days: float | None = None) -> ScalingMode | None:
     """Part 3: the mode of ``config`` (any micro-batch count), or None when not even ``m_lo``
     micro-batches fit under the global-batch limit."""
     from trainwall.hardware import catalog as hw
@@ -181,8 +181,8 @@ def scaling_mode(config, choices: dict, m_lo: int, m_max: int, global_batch_limi
     m_stable = m_hi if t.gradient_clipping else int(critical // per_step)
     run = run_rate(config, plan, st)
     return ScalingMode(dict(choices), st, m_lo, m_hi, m_memory, m_stable, fmt.stable, capacity, run,
-                       None if deadline_s is None else deadline_range(run, st, np.arange(m_lo, m_hi + 1, step),
-                                                                      deadline_s), step)
+                       None if deadline_days is None else deadline_range(run, st, np.arange(m_lo, m_hi + 1, step),
+                                                                         deadline_days), step)
 
 
 def run_rate(config, plan, st) -> RunRate | None:
@@ -195,15 +195,14 @@ def run_rate(config, plan, st) -> RunRate | None:
     goal, per_sample = found
     price, _ = device_hour_price(config, plan.device)
     return RunRate(goal, st.data_parallel * st.micro_batch * per_sample,
-                   None if price is None else plan.devices * price / 3600.0, config.system.pue)
+                   None if price is None else plan.devices * price / HOUR, config.system.pue)
 
 
-def deadline_range(run: RunRate | None, st, m: np.ndarray, deadline_s: float) -> tuple[int, int]:
-    """The micro-batch counts of ``m`` (the mode's) whose run to the goal takes at most ``deadline_s``,
+def deadline_range(run: RunRate | None, st, m: np.ndarray, deadline_days: float) -> tuple[int, int]:
+    """The micro-batch counts of ``m`` (the mode's) whose run to the goal takes at most ``deadline_days``,
     (lo, hi), or (1, 0) when none does. The run's seconds S(g m)(S m + B) are convex in m, so
     they form one interval; the step is part 3's linear one (its walls keep the pipeline fed)."""
     if run is None:
-        raise InputError("limits.days", deadline_s / 86400, "a deadline needs a workload with a training budget")
-    seconds = run.steps(m) * st.fed_step_s(m)
-    inside = m[WALLS["deadline"].holds(seconds / 86400.0, deadline_s / 86400.0)]
+        raise InputError("limits.days", deadline_days, "a deadline needs a workload with a training budget")
+    inside = m[WALLS["deadline"].holds(run.steps(m) * st.fed_step_s(m) / DAY, deadline_days)]
     return (int(inside.min()), int(inside.max())) if inside.size else (1, 0)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 
 from trainwall.optimizer.highs import Status
+from trainwall.optimizer.training_run import JOULES_PER_KWH
 
 #: Kelley iterations at most per question (each adds one cut; a mode's range bounds them).
 MAX_CUTS = 2000
@@ -158,7 +159,7 @@ def _cost_terms(md, objective: str) -> tuple[float, float, float]:
             raise ValueError("the energy to train needs the device's power")
         e_q, e_u = st.fed_energy_coefficients()
         host = st.hosts * st.power.host_w
-        k_c = run.goal.min_steps * run.pue / 3.6e6
+        k_c = run.goal.min_steps * run.pue / JOULES_PER_KWH
         alpha, beta = st.devices * e_q + host * S, st.devices * e_u + host * B
     c = run.goal.noise_batch / run.per_micro_batch
     return k_c * alpha, k_c * (beta + alpha * c), k_c * beta * c

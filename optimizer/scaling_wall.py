@@ -60,8 +60,8 @@ from dataclasses import dataclass
 
 from trainwall.optimizer.coefficients import ScalingMode
 from trainwall.optimizer.cost_to_train import CostObjective
-from trainwall.optimizer.costmodel.power import HOUR
 from trainwall.optimizer.highs import Solver, Status, pin_wall
+from trainwall.optimizer.training_run import HOUR
 from trainwall.optimizer.walls import starvation_terms
 
 #: Relative window within which two MFUs are a tie (then the fixed order decides).
@@ -78,7 +78,7 @@ class ScalingProblem:
     target: float = 0.0              # the MFU target (with the mfu_target wall)
     max_data_wait: float = 0.0       # the share of a step serial loading may take (the starvation wall)
     objective: str = "mfu"           # maximise MFU, or minimise the "dollars" or "energy_kwh" to train to the goal
-    deadline_s: float | None = None  # the run's seconds to the goal (the deadline wall)
+    deadline_days: float | None = None   # the most days the run to the goal may take (the deadline wall)
 
 
 @dataclass(frozen=True)
@@ -170,7 +170,7 @@ class ScalingWallModel:
 
         m, target = self.model, self.problem.target
         rows = {wall: [] for wall in WALLS}
-        self.cuts_of = [[] for _ in self.modes]   # per mode: (wall, q >= x or q <= x, x) where its walls cut its range
+        self.bounds = [[] for _ in self.modes]   # per mode: (wall, q >= x or q <= x, x) of its imposed walls
         for k, md in enumerate(self.modes):
             st = md.structure
             A, B, S = st.per_micro_batch_s, st.fixed_s, st.fed_per_micro_batch_s
@@ -189,34 +189,36 @@ class ScalingWallModel:
                 if not _implied_by_range(self.modes[k], cq, cu):
                     largest = max(0.0, cq) * M + max(0.0, cu)
                     block.add(cq * m.q[k] + cu * m.u[k] <= m.relax[wall] * largest)
-                    if cq:
-                        self.cuts_of[k].append((wall, cq < 0, -cu / cq))
+                    if cq and wall in self.problem.walls:
+                        self.bounds[k].append((wall, cq < 0, -cu / cq))
+
+    def _allowed(self, k: int, lifted: str | None = None) -> tuple[float, float]:
+        """Mode k's range of q (continuous) under its imposed walls, ``lifted`` left out: every
+        part-3 wall is a bound on q per mode."""
+        md = self.modes[k]
+        held = [(above, x) for wall, above, x in self.bounds[k] if wall != lifted]
+        return (max([md.m_lo] + [x for above, x in held if above]),
+                min([md.m_hi] + [x for above, x in held if not above]))
 
     def ranges(self, k: int) -> list[tuple[int, int]]:
         """Mode k's micro-batch counts that its walls allow, as (lo, hi): with every wall held,
         and with each wall lifted in turn (empty ranges left out)."""
-        md = self.modes[k]
-        bounds = [b for b in self.cuts_of[k] if b[0] in self.problem.walls]    # the imposed walls' bounds
         out = []
-        for lifted in (None, *sorted({wall for wall, _, _ in bounds})):
-            held = [(above, x) for wall, above, x in bounds if wall != lifted]
-            lo = max([md.m_lo] + [math.ceil(x - 1e-9) for above, x in held if above])
-            hi = min([md.m_hi] + [math.floor(x + 1e-9) for above, x in held if not above])
+        for lifted in (None, *sorted({wall for wall, _, _ in self.bounds[k]})):
+            lo, hi = self._allowed(k, lifted)
+            lo, hi = math.ceil(lo - 1e-9), math.floor(hi + 1e-9)
             if lo <= hi:
                 out.append((lo, hi))
         return out
 
     def _cuts_a_range(self, wall: str) -> bool:
         """Could ``wall`` narrow some mode's range of micro-batch counts beyond what the other
-        imposed walls allow? Every part-3 wall is a bound on q per mode, so a wall whose bounds
-        all lie outside the others' range (by a margin far above the rows' tolerance) leaves
-        the feasible plans, hence the optimum, unchanged when lifted."""
-        for k, md in enumerate(self.modes):
-            held = [(w, above, x) for w, above, x in self.cuts_of[k] if w in self.problem.walls]
-            mine = [(above, x) for w, above, x in held if w == wall]
-            others = [(above, x) for w, above, x in held if w != wall]
-            lo = max([md.m_lo] + [x for above, x in others if above])
-            hi = min([md.m_hi] + [x for above, x in others if not above])
+        imposed walls allow? A wall whose bounds all lie outside the others' range (by a margin
+        far above the rows' tolerance) leaves the feasible plans, hence the optimum, unchanged
+        when lifted."""
+        for k in range(len(self.modes)):
+            lo, hi = self._allowed(k, wall)
+            mine = [(above, x) for w, above, x in self.bounds[k] if w == wall]
             if lo <= hi and any((x > lo - 1e-6) if above else (x < hi + 1e-6) for above, x in mine):
                 return True
         return False

@@ -42,8 +42,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-HOUR = 3600.0
-DAY = 86400.0
+HOUR = 3600.0              # seconds
+DAY = 86400.0              # seconds
+JOULES_PER_KWH = 3.6e6
 
 
 @dataclass(frozen=True)
@@ -96,12 +97,15 @@ class RunRate:
         """S(g m) x step(m): the wall-clock seconds to the goal (``structure``: the mode's StepStructure)."""
         return self.steps(m) * structure.step_s(m)
 
+    def days(self, structure, m):
+        return self.seconds(structure, m) / DAY
+
     def dollars(self, structure, m):
         return self.seconds(structure, m) * self.dollars_per_second
 
     def energy_kwh(self, structure, m):
         """S(g m) x the system's joules per step x PUE, in kWh (TimeToTrain.energy_kwh's sum)."""
-        return self.steps(m) * structure.system_energy_j(m) * self.pue / 3.6e6
+        return self.steps(m) * structure.system_energy_j(m) * self.pue / JOULES_PER_KWH
 
     def objective(self, name: str, structure, m):
         """A cost objective's value: "dollars" or "energy_kwh"."""

@@ -93,11 +93,6 @@ WALLS: dict[str, Wall] = {wall.name: wall for wall in (
           ("training.pipeline_parallel", "another parallel layout"), ("training.recompute", "less recompute"))),
 )}
 
-#: The walls the cost model judges on every configuration (the others need a mission's demand or target;
-#: power needs the configuration's budget).
-INTRINSIC = ("memory", "flash", "network", "stability", "power")
-
-
 @dataclass(frozen=True)
 class Violation:
     """A wall a configuration breaks, as the cost model reports it."""
@@ -154,11 +149,17 @@ def intrinsic_violations(memory, network_utilization: float, background: float, 
     return tuple(found) + tuple(Violation("stability", 1.0, 0.0, reason) for reason in stability.reasons)
 
 
+def keeps_up(duty_cycle):
+    """The power wall's second rule: a duty cycle of at most 1 (the devices keep up with their
+    stream), with the walls' tolerance. Works on numbers and numpy arrays alike."""
+    return duty_cycle <= 1.0 + TOLERANCE
+
+
 def power_check(power) -> WallCheck:
     """Each device's average power over its duty cycle within the budget, and a duty cycle of
     at most 1 (:mod:`trainwall.optimizer.costmodel.power`)."""
     value, budget = power.average_w, power.budget_w
-    if power.duty_cycle > 1.0 + TOLERANCE:
+    if not keeps_up(power.duty_cycle):
         return WallCheck("power", value, budget, "W", False,
                          f"learning from {power.samples_per_hour:g} samples an hour needs "
                          f"{power.duty_cycle:.0%} of the time: it cannot keep up")

@@ -35,9 +35,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-#: Seconds per hour: the duty cycle's period.
-HOUR = 3600.0
-
 
 @dataclass(frozen=True)
 class PowerDraw:

@@ -11,16 +11,12 @@ from trainwall.hardware.collectives import CollectivePlan
 from trainwall.optimizer.costmodel.communication import communication
 from trainwall.optimizer.costmodel.elementwise import max_over_rows, positive_part
 from trainwall.optimizer.costmodel.inputs import accelerator_augmentation_s, input_rates
-from trainwall.optimizer.costmodel.power import HOUR, PowerDraw
+from trainwall.optimizer.costmodel.power import PowerDraw
 from trainwall.optimizer.costmodel.resolve import ResolvedPlan, resolve
 from trainwall.optimizer.costmodel.schedule import PipelineSchedule
-from trainwall.optimizer.costmodel.stages import (
-    StageStates,
-    gradient_flows,
-    layer_costs,
-    stages,
-)
+from trainwall.optimizer.costmodel.stages import StageStates, gradient_flows, layer_costs, stages
 from trainwall.optimizer.memory import model_state_bytes
+from trainwall.optimizer.training_run import HOUR   # the duty cycle's period
 
 if TYPE_CHECKING:
     from trainwall.core.config import Config
@@ -87,6 +83,11 @@ class StepStructure:
         return self.schedule.stages
 
     @property
+    def exposed_per_micro_batch_s(self) -> float:
+        """Seconds of communication each micro-batch adds that compute cannot hide."""
+        return self.tp_per_micro_batch_s + self.pp_per_micro_batch_s + self.dp_exposed_per_micro_batch_s
+
+    @property
     def per_micro_batch_s(self) -> float:
         """A: seconds each micro-batch adds to a step."""
         return self.t_stage + self.tp_per_micro_batch_s + self.pp_per_micro_batch_s + self.dp_exposed_per_micro_batch_s
@@ -135,8 +136,7 @@ class StepStructure:
 
     def exposed_s(self, m):
         """Seconds the step waits on communication it cannot hide."""
-        per = self.tp_per_micro_batch_s + self.pp_per_micro_batch_s + self.dp_exposed_per_micro_batch_s
-        return per * m + self.dp_exposed_fixed_s
+        return self.exposed_per_micro_batch_s * m + self.dp_exposed_fixed_s
 
     def device_energy_j(self, m):
         """One device's joules per step (:mod:`~trainwall.optimizer.costmodel.power`):
@@ -148,8 +148,8 @@ class StepStructure:
         """(e_q, e_u): one device's joules per step once the input pipeline keeps up, e_q m + e_u
         (device_energy_j with the fed step: part 3's linear forms)."""
         p = self.power
-        exposed_q = self.tp_per_micro_batch_s + self.pp_per_micro_batch_s + self.dp_exposed_per_micro_batch_s
-        e_q = p.idle_w * self.fed_per_micro_batch_s + (p.busy_w - p.idle_w) * self.t_stage + p.radio_w * exposed_q
+        e_q = (p.idle_w * self.fed_per_micro_batch_s + (p.busy_w - p.idle_w) * self.t_stage
+               + p.radio_w * self.exposed_per_micro_batch_s)
         e_u = p.idle_w * self.fixed_s + (p.busy_w - p.idle_w) * self.optimizer_s + p.radio_w * self.dp_exposed_fixed_s
         return e_q, e_u
 
