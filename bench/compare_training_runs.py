@@ -7,17 +7,36 @@ Table 1, MFU for PaLM and MPT), the mean absolute error and the worst run; then 
 device's fitted ``gemm_efficiency`` beside the catalog's, and the leave-one-run-out
 errors (each run predicted with the constant fitted on the other runs of its device), and
 each run's step time split into its mechanisms (compute, recompute, optimizer, bubble,
-exposed tensor-, pipeline- and data-parallel communication, data stall) as shares of the step.
-tests/test_training_runs.py holds in-sample MAE <= 0.04 with no run off by more than
-0.08, and leave-one-out MAE <= 0.05.
+exposed tensor-, pipeline- and data-parallel communication, data stall) as shares of the step,
+and what each mechanism a run uses (the interleaved schedule) adds to its prediction.
+tests/test_training_runs.py holds in-sample MAE <= 0.025 with no run off by more than
+0.085, and leave-one-out MAE <= 0.035.
+
+    python bench/compare_training_runs.py --readme
+
+also rewrites the README's table of predicted vs published (between its two markers).
 """
 
+import sys
 from pathlib import Path
 
-from trainwall.calibration import MECHANISMS, compare, decomposition, fit_gemm_efficiency, leave_one_out, load_runs
+from trainwall.calibration import (MECHANISMS, compare, contributions, decomposition, fit_gemm_efficiency,
+                                   leave_one_out, load_runs, readme_table)
+from trainwall.core.outputs import atomic_write
 from trainwall.hardware.catalog import device
 
-RUNS = Path(__file__).resolve().parents[1] / "tests" / "reference" / "training_runs.toml"
+ROOT = Path(__file__).resolve().parents[1]
+RUNS = ROOT / "tests" / "reference" / "training_runs.toml"
+BEGIN, END = "<!-- calibration table: python bench/compare_training_runs.py --readme -->", "<!-- end of the calibration table -->"
+
+
+def rewrite_readme(table: str) -> None:
+    """Put ``table`` between the README's two markers."""
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    head, rest = text.split(BEGIN)
+    _, tail = rest.split(END)
+    atomic_write(readme, f"{head}{BEGIN}\n{table}{END}{tail}")
 
 
 def main() -> None:
@@ -44,6 +63,12 @@ def main() -> None:
           + " ".join(f"{m:>10}" for m in MECHANISMS))
     for name, step, shares in decomposition(RUNS):
         print(f"{name:<18} {step:>8.3f} " + " ".join(f"{shares[m]:>10.1%}" for m in MECHANISMS))
+    print("\nwhat each mechanism adds to the predicted utilisation")
+    for name, mechanism, delta in contributions(RUNS):
+        print(f"{name:<18} {mechanism:<22} {delta:+.3f}")
+    if "--readme" in sys.argv[1:]:
+        rewrite_readme(readme_table(rows))
+        print("README.md: calibration table rewritten")
 
 
 if __name__ == "__main__":

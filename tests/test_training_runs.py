@@ -33,10 +33,12 @@ def test_architectures_give_the_published_parameter_counts(rows):
         assert r.params_ours == pytest.approx(r.params_published, rel=0.03), r.name
 
 
-def test_mean_absolute_error_at_most_4_points_and_no_run_off_by_8(rows):
+def test_mean_absolute_error_at_most_2_5_points_and_no_run_off_by_8_5(rows):
+    """Issue 17's goal in sample (0.025). The worst run is MPT-7B on A100, whose 64 % MFU is
+    above what the A100's one constant, shared with the ten Megatron-LM runs, gives."""
     errors = [abs(r.error) for r in rows]
-    assert sum(errors) / len(errors) <= 0.04
-    assert max(errors) <= 0.08, max(rows, key=lambda r: abs(r.error))
+    assert sum(errors) / len(errors) <= 0.025
+    assert max(errors) <= 0.085, max(rows, key=lambda r: abs(r.error))
 
 
 @pytest.mark.parametrize("accelerator", ["a100-sxm-80gb", "h100-sxm", "tpu-v4"])
@@ -49,9 +51,8 @@ def test_catalog_constant_is_the_fit(accelerator):
 def test_generalises_to_runs_left_out_of_the_fit():
     errors = [abs(err) for _, _, err in leave_one_out(RUNS)]
     assert len(errors) == 13  # every run but PaLM, the only TPU run
-    # Out of sample the MAE is 0.040 (bench/compare_training_runs.py); the bound leaves
-    # room for model changes while still failing a model that does not generalise.
-    assert sum(errors) / len(errors) <= 0.05
+    # Out of sample the MAE is 0.033 (bench/compare_training_runs.py); issue 17's goal.
+    assert sum(errors) / len(errors) <= 0.035
 
 
 def test_each_runs_step_splits_into_its_mechanisms():
@@ -68,3 +69,41 @@ def test_each_runs_step_splits_into_its_mechanisms():
             assert shares["bubble"] == 0.0, name
         if parallel.get("tp", 1) == 1:
             assert shares["exposed_tp"] == 0.0, name
+
+
+def test_every_run_states_its_mechanisms_and_is_replayed_with_them():
+    """The reference file says, per run, the schedule, virtual stages, context parallelism and
+    attention kernel (published or marked assumed), and the replayed configuration carries
+    exactly them. Megatron's interleaving needs the micro-batches per step to be a multiple
+    of the stages: every pipelined Table 1 run's published batch and parallelism give one."""
+    from trainwall.calibration import run_config
+
+    for run in load_runs(RUNS):
+        mech, training = run["mechanisms"], run_config(run)["training"]
+        assert mech["note"] and training["attention"] == mech["attention"], run["name"]
+        assert training.get("virtual_stages", 1) == mech["virtual_stages"], run["name"]
+        assert mech["context_parallel"] == 1
+        if mech["schedule"] == "interleaved-1f1b":
+            micro_batches = training["global_batch"] // (training["data_parallel"] * training["micro_batch"])
+            assert micro_batches % training["pipeline_parallel"] == 0, run["name"]
+            assert run["model"]["layers"] % (training["pipeline_parallel"] * mech["virtual_stages"]) == 0
+
+
+def test_interleaving_lifts_the_deep_pipelines_by_shrinking_their_bubble():
+    """bench/compare_training_runs.py's contributions: switched off, the interleaved runs fall
+    back to plain 1F1B. On the deep pipelines (16 stages and more) the bubble (p - 1)/m is
+    large and dividing it by v raises the prediction by at least 2 points."""
+    from trainwall.calibration import contributions
+
+    gains = {name: delta for name, mechanism, delta in contributions(RUNS) if mechanism == "interleaved schedule"}
+    assert set(gains) == {r["name"] for r in load_runs(RUNS) if r["mechanisms"]["schedule"] == "interleaved-1f1b"}
+    for run in load_runs(RUNS):
+        if run["name"] in gains and run["parallel"]["pp"] >= 16:
+            assert gains[run["name"]] >= 0.02, run["name"]
+
+
+def test_the_readmes_calibration_table_is_the_bench_scripts(rows):
+    from trainwall.calibration import readme_table
+
+    readme = (RUNS.parents[2] / "README.md").read_text()
+    assert readme_table(rows) in readme, "run: python bench/compare_training_runs.py --readme"
