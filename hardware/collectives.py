@@ -15,6 +15,8 @@ Per-algorithm message patterns (buffer of S bytes, group of n):
 * ring all-reduce: each member sends 2(n-1)/n * S to its ring successor, in 2(n-1)
   steps (Patarasuk & Yuan 2009; NCCL's ring algorithm);
 * ring all-gather / reduce-scatter: (n-1)/n * S to the successor in n-1 steps;
+* a group with g >= 2 members on each of several nodes runs g rings, one per NIC, each on
+  S/g (:func:`rings`), so its network traffic leaves each node through all g NICs;
 * hierarchical all-reduce over k nodes with g members each: reduce-scatter inside
   each node, g concurrent ring all-reduces of S/g across nodes (one per local rank,
   each on its own NIC), all-gather inside each node (as in NCCL/Horovod);
@@ -167,12 +169,39 @@ def _weights(groups: Groups, weights: Weights) -> tuple[float, ...]:
 
 
 def _ring_messages(topology: Topology, groups: Groups, share: float, weights: Weights) -> list:
+    """Each member's message to its ring successor, ``share`` x its group's weight in all; a
+    group spread over nodes runs one ring per NIC (:func:`rings`), each carrying its part."""
     devices = topology.devices
     out = []
     for group, weight in zip(groups, _weights(groups, weights)):
-        for i, rank in enumerate(group):
-            out.append((devices[rank], devices[group[(i + 1) % len(group)]], share * weight))
+        orders = rings(topology, group)
+        for order in orders:
+            part = share * weight / len(orders)
+            out += [(devices[rank], devices[order[(i + 1) % len(order)]], part) for i, rank in enumerate(order)]
     return out
+
+
+def rings(topology: Topology, group: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
+    """The rings a collective over ``group`` runs, each carrying an equal part of the buffer.
+
+    One ring in the group's order, unless the group has g >= 2 members on each of several
+    nodes: then g rings, as NCCL runs them. NCCL builds flat rings through each node's GPUs
+    and across nodes (Jeaugey, NVIDIA/nccl issue #471), runs several concurrently as
+    channels, each on its part of the buffer (NVIDIA/nccl issue #299; Jeaugey, GTC 2019
+    talk S9656), and each channel enters and leaves a node through its own NIC (the ring
+    dumps in NVIDIA/nccl issue #601: ``NET/1 GPU/4 ... GPU/7 NET/1``, ``NET/0 GPU/4 ...
+    NET/0``). Here ring j visits the nodes in order and, inside each, the members starting
+    from the j-th, so the g rings cross the network through all g members' NICs (one NIC
+    per device, :func:`~trainwall.hardware.topology.cluster`), not through one.
+    """
+    by_node: dict[int, list[int]] = defaultdict(list)
+    for rank in group:
+        by_node[topology.node_of(rank)].append(rank)
+    members = [sorted(by_node[k]) for k in sorted(by_node)]
+    g = len(members[0])
+    if len(members) < 2 or g < 2 or any(len(m) != g for m in members):
+        return (group,)
+    return tuple(tuple(m[(j + i) % g] for m in members for i in range(g)) for j in range(g))
 
 
 @bounded(PLANS_MAXSIZE)

@@ -20,12 +20,40 @@ def test_data_parallel_rings_each_use_their_own_nic():
     assert plan.seconds_per_byte == pytest.approx(2 * 7 / 8 / 50e9)
 
 
-def test_hierarchical_beats_flat_ring_across_nodes():
+def test_a_ring_across_nodes_runs_one_ring_per_nic_and_beats_the_hierarchical_all_reduce():
+    """4 nodes x 8 GPUs, one group of 32: NCCL's 8 flat rings, one per NIC, each on S/8. A
+    GPU sends 2 x 31/32 x S/8 per ring: 7 of its 8 rings over NVLink, 1 through its NIC, at
+    the same time, so the NIC (2 x 31/32 / 8 / 50 GB/s) sets the time. The hierarchical
+    all-reduce runs its phases one after the other: 2 x 7/8 / 450 GB/s + 2 x 3/4 / 8 / 50 GB/s."""
     topo = T.cluster(32, 8, "nvlink4", "ib-ndr")
     plan = C.all_reduce(topo, (tuple(range(32)),))
-    assert plan.algorithm == "hierarchical all-reduce"
-    expected = 2 * (7 / 8) / 450e9 + 2 * (3 / 4) / 50e9 / 8
-    assert plan.seconds_per_byte == pytest.approx(expected)
+    assert plan.algorithm == "ring all-reduce"
+    assert plan.seconds_per_byte == pytest.approx(2 * 31 / 32 / 8 / 50e9)
+    hierarchical = 2 * (7 / 8) / 450e9 + 2 * (3 / 4) / 50e9 / 8
+    assert plan.seconds_per_byte < hierarchical
+
+
+def test_an_all_gather_across_two_8_nic_nodes_spreads_over_all_16_nics():
+    """ZeRO-3's all-gather over 16 GPUs on 2 nodes, by hand: one ring through one NIC per node
+    would send (15/16) S out of that NIC; 8 rings send (15/16) S / 8 out of each of the 8, and
+    as much in. The bandwidth term is the NIC's, 8 x faster than one ring's."""
+    topo = T.cluster(16, 8, "nvlink4", "ib-ndr")
+    group = tuple(range(16))
+    assert C.rings(topo, group)[1] == (1, 2, 3, 4, 5, 6, 7, 0, 9, 10, 11, 12, 13, 14, 15, 8)
+    plan = C.all_gather(topo, (group,))
+    assert plan.bottleneck_link == "ib-ndr"
+    assert plan.seconds_per_byte == pytest.approx(15 / 16 / 8 / 50e9)
+    nic_up = {edge: share for edge, share in plan.network_shares if edge[0] in topo.devices}
+    assert len(nic_up) == 16                                  # every GPU's NIC sends
+    assert all(share == pytest.approx(15 / 16 / 8 / 50e9) for share in nic_up.values())
+    assert sum(nic_up.values()) * 50e9 == pytest.approx(2 * 15 / 16)   # each node's S x 15/16 out, both nodes
+
+
+def test_a_group_with_one_member_per_node_or_uneven_nodes_keeps_one_ring():
+    topo = T.cluster(32, 8, "nvlink4", "ib-ndr")
+    assert C.rings(topo, (0, 8, 16, 24)) == ((0, 8, 16, 24),)
+    assert C.rings(topo, (0, 1, 2, 8)) == ((0, 1, 2, 8),)
+    assert C.rings(topo, (0, 1, 2, 3)) == ((0, 1, 2, 3),)     # one node: NVSwitch, no NIC
 
 
 def test_background_load_leaves_only_the_headroom():
