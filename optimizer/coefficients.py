@@ -167,10 +167,11 @@ def scaling_mode(config, choices: dict, m_lo: int, m_max: int, global_batch_limi
         return None
     capacity = device_capacity(config, hw.device(config.system.accelerator))
     fits = WALLS["memory"].holds
-    if fits(float(st.memory_total(st.pipeline_parallel)), capacity):
+    saturation = st.schedule.saturation()      # memory grows with m up to it, flat beyond
+    if fits(float(st.memory_total(saturation)), capacity):
         m_memory = m_hi
     else:
-        counts = np.arange(1, st.pipeline_parallel)
+        counts = np.arange(1, saturation)
         fitting = counts[fits(st.memory_total(counts), capacity)]   # the same arithmetic, every m at once
         m_memory = int(fitting.max()) if fitting.size else 0
     t, work = config.training, resolve_workload(config)

@@ -26,7 +26,8 @@ MFU is the ratio of two linear forms:
     range          m_lo u_k <= q_k <= m_hi u_k,  d_k b_k q_k <= B_max u_k;  q_k = p_k z_k (z_k integer)
                    where the mode interleaves (its m a multiple of its p pipeline stages)
     memory         q_k <= m_mem,k u_k   (m_mem,k: the most micro-batches in flight that fit;
-                                         1F1B memory stops growing at m = p)
+                                         memory stops growing at the schedule's saturation:
+                                         p for 1F1B, above it when interleaved)
     stability      d_k b_k q_k <= B_crit u_k without clipping; modes whose number format
                    breaks (range, loss scaling) or whose local steps exceed the workload's
                    staleness limit fixed u_k = 0

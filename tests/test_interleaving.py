@@ -104,3 +104,40 @@ def test_part_3_searches_interleaving_with_m_a_multiple_of_p():
     t = result.configuration["training"]
     assert t["virtual_stages"] == 2
     assert (t["global_batch"] // (t["data_parallel"] * t["micro_batch"])) % t["pipeline_parallel"] == 0
+
+
+@pytest.mark.parametrize("v", [1, 2, 5])
+def test_memory_grows_up_to_the_schedules_saturation_and_is_flat_beyond(v):
+    """The part-3 search reads a mode's memory at the schedule's saturation to decide whether
+    any m can overflow it (under 1F1B stage 0 holds min(p, m); interleaved, min(W_0 + 1, m v) / v
+    chunks, which keeps growing past m = p). Checked on the arithmetic for every m to 64."""
+    st = structure_of(resolve(_config(pipeline_parallel=8, data_parallel=16, virtual_stages=v)))
+    sat = st.schedule.saturation()
+    assert sat == (8 if v == 1 else -(-(2 * 7 + (v - 1) * 8 + 1) // v))
+    memory = [st.memory_total(m) for m in range(1, 65)]
+    assert all(a <= b for a, b in zip(memory, memory[1:]))
+    assert memory[sat - 2] < memory[sat - 1] == memory[-1]
+
+
+def test_part_3_memory_limit_is_the_largest_m_that_fits_by_brute_force():
+    """The bug this catches: the search once judged an interleaved mode's memory at m = p, where
+    1F1B stops growing, and certified-looking plans overflowed (cloud/3 with virtual_stages
+    opened chose a 92 GiB plan on 80 GiB GPUs). Every mode's m_memory is the largest m of its
+    range whose memory fits, found here by evaluating every m."""
+    from trainwall.challenges.mission import parse_mission
+    from trainwall.challenges.problems import scaling_problem
+    from trainwall.optimizer.walls import WALLS
+
+    raw = tomllib.loads(Path("challenges/cloud/3.toml").read_text())
+    raw["decisions"] = {"training.tensor_parallel": [4, 8], "training.pipeline_parallel": [8, 4],
+                        "training.data_parallel": [32, 16], "training.virtual_stages": [1, 2, 5],
+                        "training.micro_batch": [1, 2], "training.recompute": ["selective"], "training.zero_stage": [1],
+                        "training.micro_batches": {"min": 1, "max": 96}}
+    problem, _ = scaling_problem(parse_mission(raw, "cloud/3 with interleaving"))
+    checked = 0
+    for mode in problem.modes:
+        fitting = [m for m in range(1, mode.m_hi + 1)
+                   if WALLS["memory"].holds(float(mode.structure.memory_total(m)), mode.capacity)]
+        assert min(mode.m_memory, mode.m_hi) == (max(fitting) if fitting else 0), mode.choices
+        checked += mode.choices["training.virtual_stages"] > 1 and 0 < len(fitting) < mode.m_hi
+    assert checked, "no interleaved mode where memory binds inside the range"

@@ -26,6 +26,11 @@ class PipelineSchedule(ABC):
         """Micro-batches whose activations stage ``stage`` (0 = first) holds at its peak."""
 
     @abstractmethod
+    def saturation(self) -> int:
+        """The fewest micro-batches per step at which every stage holds its most in flight:
+        memory grows with m up to it and is flat beyond."""
+
+    @abstractmethod
     def bubble_s(self, t_stage: float) -> float:
         """Seconds per step the pipeline spends filling and draining."""
 
@@ -54,6 +59,10 @@ class OneFOneB(PipelineSchedule):
 
     def in_flight(self, stage: int, m):
         return minimum(self.stages - stage, m)
+
+    def saturation(self) -> int:
+        """p: stage 0 holds min(p, m)."""
+        return self.stages
 
     def bubble_s(self, t_stage: float) -> float:
         return (self.stages - 1) * t_stage
@@ -84,9 +93,16 @@ class Interleaved(PipelineSchedule):
     chunks: int
 
     def in_flight(self, stage: int, m):
+        return minimum(self._warmup(stage) + 1, m * self.chunks) / self.chunks
+
+    def _warmup(self, stage: int) -> int:
         p, v = self.stages, self.chunks
-        warmup = 2 * (p - stage - 1) + (v - 1) * p
-        return minimum(warmup + 1, m * v) / v
+        return 2 * (p - stage - 1) + (v - 1) * p
+
+    def saturation(self) -> int:
+        """ceil((W_0 + 1) / v): stage 0, the longest warm-up, holds min(W_0 + 1, m v) chunks;
+        above p for v >= 2 (p = 8, v = 2: W_0 = 22, so 12 micro-batches)."""
+        return -(-(self._warmup(0) + 1) // self.chunks)
 
     def bubble_s(self, t_stage: float) -> float:
         return (self.stages - 1) * t_stage / self.chunks
