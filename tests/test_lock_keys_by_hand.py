@@ -436,7 +436,17 @@ def _cloud_3(at):
                                                      "pipeline sends only": rh["pp_load"] / link_s, "gradient ring only": rh["dp_load"] / link_s}),
             "naive_bubble_fraction": ((p - 1) / (b.m + p - 1), {
                 "over the whole step": llama_3d(b)["bubble_s"] / llama_3d(b)["step"],
-                "m = the global batch": (p - 1) / (b.t["global_batch"] + p - 1), "(p - 1) / m": (p - 1) / b.m})}
+                "m = the global batch": (p - 1) / (b.t["global_batch"] + p - 1), "(p - 1) / m": (p - 1) / b.m}),
+            "interleaved_bubble_fraction": _interleaved_bubble(at("interleaved_bubble_fraction"))}
+
+
+def _interleaved_bubble(i):
+    """Narayanan et al. 2021, section 2.2.2: the interleaved bubble is (p - 1) / v stage times,
+    the pipeline's time m + (p - 1) / v."""
+    p, v = i.t["pipeline_parallel"], i.t["virtual_stages"]
+    one_f_one_b = (p - 1) / (i.m + p - 1)
+    return ((p - 1) / v / (i.m + (p - 1) / v), {"not interleaved": one_f_one_b, "1F1B's share halved": one_f_one_b / v,
+                                                "(p - 1) / (v m)": (p - 1) / (v * i.m)})
 
 
 def _edge_1(at):
