@@ -7,7 +7,7 @@ Table 1, MFU for PaLM and MPT), the mean absolute error and the worst run; then 
 device's fitted ``gemm_efficiency`` beside the catalog's, and the leave-one-run-out
 errors (each run predicted with the constant fitted on the other runs of its device), and
 each run's step time split into its mechanisms (compute, recompute, optimizer, bubble,
-exposed tensor-, pipeline- and data-parallel communication, data stall) as shares of the step,
+exposed tensor-, pipeline-, context- and data-parallel communication, data stall) as shares of the step,
 and what each mechanism a run uses (the interleaved schedule) adds to its prediction.
 tests/test_training_runs.py holds in-sample MAE <= 0.025 with no run off by more than
 0.09, and leave-one-out MAE <= 0.035.

@@ -40,7 +40,7 @@ DECISION_FIELDS = {
         "training.zero_stage", "training.optimizer_state", "training.loss_scaling"),
     2: ("data.workers", "data.echo", "data.augmentation", "data.augmentation_on"),
     3: ("training.tensor_parallel", "training.pipeline_parallel", "training.data_parallel", "training.virtual_stages",
-        "training.micro_batch", "training.micro_batches", "training.recompute", "training.zero_stage",
+        "training.context_parallel", "training.micro_batch", "training.micro_batches", "training.recompute", "training.zero_stage",
         "training.precision", "training.loss_scaling", "training.gradient_clipping", "training.local_steps"),
 }
 #: Decisions that take an integer range ``{ min = .., max = .. }``: the MILP's integer variable.

@@ -17,6 +17,7 @@ is (the mission's author or the student).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from trainwall.core.config import Config, parse_config
@@ -45,18 +46,25 @@ def scenario_data(mission, sections: Sections | None = None, choices: dict[str, 
     return data
 
 
-def degrees(data: dict) -> tuple[int, int, int]:
-    """(tensor, pipeline, data)-parallel degrees of configuration data; data parallelism, when
-    not given, is what the devices leave (the config's own default)."""
+def degrees(data: dict) -> tuple[int, int, int, int]:
+    """(tensor, pipeline, data, context)-parallel degrees of configuration data; data
+    parallelism, when not given, is what the devices leave (the config's own default)."""
     training, system = data.get("training", {}), data.get("system", {})
     tp, pp = training.get("tensor_parallel", 1), training.get("pipeline_parallel", 1)
-    dp = training.get("data_parallel") or max(1, system.get("devices", 1) // (tp * pp))
-    return tp, pp, dp
+    cp = training.get("context_parallel", 1)
+    dp = training.get("data_parallel") or max(1, system.get("devices", 1) // (tp * pp * cp))
+    return tp, pp, dp, cp
 
 
-def set_layout(data: dict, tp: int, pp: int, dp: int) -> None:
-    """Part 3's rule: the parallel degrees set the device count (tp x pp x dp)."""
-    data.setdefault("system", {})["devices"] = tp * pp * dp
+def layout_devices(data: dict) -> int:
+    """Part 3's rule: the devices are the product of the parallel degrees, tp x pp x dp x cp."""
+    return math.prod(degrees(data))
+
+
+def set_layout(data: dict) -> None:
+    """Part 3's rule applied: the degrees written out and the device count set from them."""
+    tp, pp, dp, _ = degrees(data)
+    data.setdefault("system", {})["devices"] = layout_devices(data)
     data.setdefault("training", {}).update(tensor_parallel=tp, pipeline_parallel=pp, data_parallel=dp)
 
 
@@ -70,9 +78,9 @@ def decided_data(mission, choices: dict[str, Any], micro_batches: int | None = N
     """The data of :func:`decided` (for callers that check fields before validating)."""
     data = scenario_data(mission, base, choices)
     if mission.part == 3:
-        tp, pp, dp = degrees(data)
-        set_layout(data, tp, pp, dp)
+        set_layout(data)
         if micro_batches is not None:
+            dp = data["training"]["data_parallel"]
             data["training"]["global_batch"] = micro_batches * dp * data["training"].get("micro_batch", 1)
     return data
 

@@ -80,11 +80,10 @@ def scaling_problem(mission) -> tuple[ScalingProblem, int]:
     modes, invalid = [], 0
     for choices in mission.modes():
         data = plans.decided_data(mission, choices)
-        tp, pp, dp = plans.degrees(data)
         mode = None
-        if limits.min_devices <= tp * pp * dp <= limits.devices:
+        if limits.min_devices <= plans.layout_devices(data) <= limits.devices:
             try:
-                config = plans.decided(mission, choices, max(span.min, pp))
+                config = plans.decided(mission, choices, max(span.min, data["training"]["pipeline_parallel"]))
                 mode = scaling_mode(config, choices, span.min, span.max, limits.global_batch, limits.days)
             except InputError:
                 mode = None

@@ -156,14 +156,17 @@ def plan(mission, chosen: dict[str, object], source: str, where: str = "configur
 
 def _check_scale(mission, data: dict, where: str, source: str) -> None:
     """Part 3: the degrees set the device count, the global batch the micro-batch count; both in range."""
+    from trainwall.challenges import plans
+
     t = data["training"]
-    tp, pp, dp = t["tensor_parallel"], t["pipeline_parallel"], t["data_parallel"]
-    devices = tp * pp * dp
+    tp, pp, dp, cp = plans.degrees(data)
+    devices = plans.layout_devices(data)
     limits = mission.limits
     if not limits.min_devices <= devices <= limits.devices:
+        product = f"{tp} x {pp} x {dp}" + (f" x {cp}" if cp > 1 else "")
         raise InputError(f"{where}.training.data_parallel", dp,
-                         f"tensor x pipeline x data = {tp} x {pp} x {dp} = {devices} devices; {mission.reference} "
-                         f"uses {limits.min_devices} to {limits.devices}", source=source)
+                         f"tensor x pipeline x data{' x context' if cp > 1 else ''} = {product} = {devices} devices; "
+                         f"{mission.reference} uses {limits.min_devices} to {limits.devices}", source=source)
     mb = t.get("micro_batch", 1)
     gb = t.get("global_batch") or mb * dp      # null (JSON, YAML) means the config's default
     if gb > limits.global_batch:

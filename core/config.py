@@ -201,6 +201,7 @@ class TrainingSection(_Strict):
     tensor_parallel: Sized(MAX_DEVICES) = 1            # 1 to 2^14
     pipeline_parallel: Sized(MAX_DEVICES) = 1          # 1 to 2^14
     virtual_stages: Annotated[int, Field(ge=1, le=1024)] = 1   # model chunks per pipeline rank (interleaved 1F1B)
+    context_parallel: Sized(MAX_DEVICES) = 1           # ranks splitting each sequence, 1 to 2^14
     data_parallel: Sized(MAX_DEVICES) | None = None    # 1 to 2^14
     sequence_parallel: bool = True
     zero_stage: Annotated[int, Field(ge=0, le=3)] = 0
@@ -247,11 +248,14 @@ class Config(_Strict):
     @model_validator(mode="after")
     def _consistent(self):
         t, s = self.training, self.system
-        dp = t.data_parallel if t.data_parallel is not None else s.devices // (t.tensor_parallel * t.pipeline_parallel)
-        if t.tensor_parallel * t.pipeline_parallel * dp != s.devices:
+        model = t.tensor_parallel * t.pipeline_parallel * t.context_parallel
+        dp = t.data_parallel if t.data_parallel is not None else s.devices // model
+        if model * dp != s.devices:
+            cp = f" x {t.context_parallel}" if t.context_parallel > 1 else ""
             raise _FieldError("training.data_parallel", t.data_parallel,
-                              f"tensor_parallel x pipeline_parallel x data_parallel = "
-                              f"{t.tensor_parallel} x {t.pipeline_parallel} x {dp} must equal "
+                              f"tensor_parallel x pipeline_parallel x data_parallel"
+                              f"{' x context_parallel' if cp else ''} = "
+                              f"{t.tensor_parallel} x {t.pipeline_parallel} x {dp}{cp} must equal "
                               f"system.devices = {s.devices}")
         gb = t.global_batch if t.global_batch is not None else t.micro_batch * dp
         if gb > MAX_BATCH:
@@ -269,7 +273,7 @@ class Config(_Strict):
     @property
     def data_parallel(self) -> int:
         t = self.training
-        return t.data_parallel or self.system.devices // (t.tensor_parallel * t.pipeline_parallel)
+        return t.data_parallel or self.system.devices // (t.tensor_parallel * t.pipeline_parallel * t.context_parallel)
 
     @property
     def global_batch(self) -> int:

@@ -36,7 +36,7 @@ class ModeTable:
     frozen: tuple[float, ...]         # W_l: its weights if frozen
     kept: tuple[tuple[float, ...], ...]       # A_l per case (bytes per sample)
     transient: tuple[tuple[float, ...], ...]  # R_l per case (bytes per sample)
-    micro_batch: int
+    micro_batch: float       # samples per device: micro_batch / context_parallel (a rank holds s / cp tokens)
     other: float
     capacity: float
     flash_capacity: float
@@ -78,7 +78,7 @@ def mode_table(config, all_layers, choices: dict) -> ModeTable:
     work = resolve_workload(all_layers)
     network = work.network(all_layers.workload.seq_len, t.attention)
     policy = training_policy(t.precision, t.gradient_dtype)
-    tp, dp = t.tensor_parallel, all_layers.data_parallel
+    tp, dp = t.tensor_parallel, all_layers.data_parallel * t.context_parallel   # ZeRO shards over data x context
     sp = t.sequence_parallel and tp > 1
     def coefficients(layer) -> tuple:
         p = _device_params(layer, tp)
@@ -96,7 +96,7 @@ def mode_table(config, all_layers, choices: dict) -> ModeTable:
     mcu = device.kind == "mcu"
     return ModeTable(
         params=params, trained=trained, frozen=frozen, kept=kept,
-        transient=transient, micro_batch=t.micro_batch, other=device.runtime_reserve_bytes,
+        transient=transient, micro_batch=t.micro_batch / t.context_parallel, other=device.runtime_reserve_bytes,
         capacity=device_capacity(all_layers, device), flash_capacity=device.flash_bytes if mcu else 0.0, mcu=mcu,
         stable=check_stability(all_layers, work).stable,
         configured=trainable_mask(config.training.trainable, network), choices=dict(choices))

@@ -49,28 +49,36 @@ class LayerCost:
     recompute_s: float
     model_flops: float
     hardware_flops: float
+    attention_s: float = 0.0   # of forward + backward, the attention matmuls' (what context parallelism's exchange hides behind)
 
 
 def layer_cost(layer: Layer, trainable: bool, grad_flows: bool, micro_batch: int, rates: Rates,
-               recompute: str, tp: int = 1, sequence_parallel: bool = False) -> LayerCost:
+               recompute: str, tp: int = 1, sequence_parallel: bool = False, cp: int = 1) -> LayerCost:
     """The roofline time and FLOPs of ``layer`` for one micro-batch on one device.
 
     ``grad_flows``: an earlier layer trains, so this layer computes input gradients.
+    ``cp``: context parallelism, each sequence split over ``cp`` ranks. A rank holds s / cp
+    of every sample's tokens, so every op's FLOPs and activations are 1 / cp of the sample's;
+    the attention matmuls too, for each rank's queries meet the whole sequence's keys, and
+    the load-balanced split (each rank one early and one late chunk of the causal mask) gives
+    every rank 1 / cp of the scores (Megatron-LM / Transformer Engine context parallelism;
+    Liu et al. 2023, "Ring Attention"). Weights are whole on every rank.
     Cached on what the cost depends on: the layer's ops (not the layer object), and the
     tensor-parallel split only where the layer has split ops.
     """
     sharded = tp > 1 and layer.tensor_parallel
-    return _ops_cost(layer.ops, trainable, grad_flows, micro_batch, rates, recompute, tp if sharded else 1,
+    return _ops_cost(layer.ops, trainable, grad_flows, micro_batch / cp, rates, recompute, tp if sharded else 1,
                      sequence_parallel and sharded)
 
 
 @bounded(8192)
-def _ops_cost(ops: tuple[Op, ...], trainable: bool, grad_flows: bool, micro_batch: int, rates: Rates,
+def _ops_cost(ops: tuple[Op, ...], trainable: bool, grad_flows: bool, samples: float, rates: Rates,
               recompute: str, tp: int, sequence_parallel: bool) -> LayerCost:
-    """:func:`layer_cost` of a layer's ops (``tp`` > 1 only for a layer with split ops)."""
+    """:func:`layer_cost` of a layer's ops for ``samples`` samples' worth of tokens (the
+    micro-batch / cp); ``tp`` > 1 only for a layer with split ops."""
     sharded = tp > 1
-    mb = micro_batch
-    fwd = bwd = core_fwd = 0.0
+    mb = samples
+    fwd = bwd = core_fwd = attention = 0.0
     model = hardware = core_flops = 0.0
     upstream = grad_flows
     for op in ops:
@@ -81,6 +89,7 @@ def _ops_cost(ops: tuple[Op, ...], trainable: bool, grad_flows: bool, micro_batc
         f = op.flops * mb / split
         t_f = max(f / peak, ((op.reads + op.writes) * act + w_bytes) / rates.bandwidth)
         fwd += t_f
+        attention += t_f if op.kind == "attention" else 0.0
         model += f
         if op.core:
             core_fwd += t_f
@@ -91,7 +100,9 @@ def _ops_cost(ops: tuple[Op, ...], trainable: bool, grad_flows: bool, micro_batc
             fb = (op.wgrad_flops * needs_w + op.igrad_flops * needs_x) * mb / split
             extra = op.recompute_flops * mb / split
             b_bytes = (2 * op.reads + op.writes) * act + w_bytes * (1 + needs_w * rates.grad_bytes / max(1, rates.weight_bytes))
-            bwd += max((fb + extra) / peak, b_bytes / rates.bandwidth)
+            t_b = max((fb + extra) / peak, b_bytes / rates.bandwidth)
+            bwd += t_b
+            attention += t_b if op.kind == "attention" else 0.0
             model += fb
             hardware += extra
         if trainable and op.params:
@@ -103,4 +114,4 @@ def _ops_cost(ops: tuple[Op, ...], trainable: bool, grad_flows: bool, micro_batc
         rec_s, rec_f = core_fwd, core_flops
     else:
         rec_s, rec_f = fwd, sum(op.flops for op in ops) * mb / (tp if sharded else 1)
-    return LayerCost(fwd, bwd, rec_s, model, model + hardware + rec_f)
+    return LayerCost(fwd, bwd, rec_s, model, model + hardware + rec_f, attention)

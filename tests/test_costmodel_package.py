@@ -183,7 +183,7 @@ def test_network_traffic_is_the_busiest_single_link(tp, pp, dp, zero):
                                         "global_batch": 4 * dp, "recompute": "full"}})
     plan = resolve(config)
     st = structure_of(plan)
-    tp_groups, dp_groups, pp_pairs = parallel_groups(tp, dp, pp)
+    tp_groups, dp_groups, pp_pairs, _ = parallel_groups(tp, dp, pp)
     plans = [collectives.all_reduce(plan.topology, tp_groups), collectives.point_to_point(plan.topology, pp_pairs),
              (collectives.all_gather if zero >= 3 else collectives.all_reduce)(plan.topology, dp_groups)]
     crossing = [p for p in plans if p.network_shares]

@@ -137,13 +137,15 @@ def compare(path: Path) -> list[RunComparison]:
 
 
 #: The mechanisms a step's time is made of, in the order the decomposition prints them.
-MECHANISMS = ("compute", "recompute", "optimizer", "bubble", "exposed_tp", "exposed_pp", "exposed_dp", "data_stall")
+MECHANISMS = ("compute", "recompute", "optimizer", "bubble", "exposed_tp", "exposed_pp", "exposed_cp", "exposed_dp",
+              "data_stall")
 
 
 def decomposition(path: Path) -> list[tuple[str, float, dict[str, float]]]:
     """Each run's step and its parts' shares of it (catalog constants): the forward and
     backward compute without recompute and the optimizer update, the recompute, the
-    pipeline bubble, each parallelism's exposed communication, the data stall. The shares
+    pipeline bubble, each parallelism's exposed communication (tensor, pipeline, context,
+    data), the data stall. The shares
     sum to 1 (:func:`trainwall.optimizer.costmodel.evaluate`'s StepTime)."""
     from trainwall.core.config import parse_config
     from trainwall.optimizer.costmodel import evaluate
@@ -151,10 +153,12 @@ def decomposition(path: Path) -> list[tuple[str, float, dict[str, float]]]:
     out = []
     for run in load_runs(path):
         t = evaluate(parse_config(run_config(run), f"{path}:{run['name']}")).time
-        exposed_dp = t.exposed_communication_s - t.tensor_parallel_s - t.pipeline_p2p_s
+        exposed_dp = (t.exposed_communication_s - t.tensor_parallel_s - t.pipeline_p2p_s
+                      - t.context_parallel_exposed_s)
         parts = {"compute": t.compute_s - t.recompute_s - t.optimizer_s, "recompute": t.recompute_s,
                  "optimizer": t.optimizer_s, "bubble": t.bubble_s, "exposed_tp": t.tensor_parallel_s,
-                 "exposed_pp": t.pipeline_p2p_s, "exposed_dp": exposed_dp, "data_stall": t.data_stall_s}
+                 "exposed_pp": t.pipeline_p2p_s, "exposed_cp": t.context_parallel_exposed_s,
+                 "exposed_dp": exposed_dp, "data_stall": t.data_stall_s}
         out.append((run["name"], t.step_s, {k: v / t.step_s for k, v in parts.items()}))
     return out
 

@@ -90,7 +90,8 @@ def text_report(config: Config, m: Metrics, source: str = "") -> str:
     lines = [f"trainwall evaluate {source}".rstrip(),
              f"  {config.workload.model or 'inline architecture'} on {m.devices} x {config.system.accelerator}; "
              f"{t.optimizer} {t.precision}, recompute {t.recompute}, TP {t.tensor_parallel} x PP "
-             f"{t.pipeline_parallel} x DP {config.data_parallel}, micro-batch {t.micro_batch}, "
+             f"{t.pipeline_parallel} x DP {config.data_parallel}"
+             + (f" x CP {t.context_parallel}" if t.context_parallel > 1 else "") + f", micro-batch {t.micro_batch}, "
              f"global batch {config.global_batch}, ZeRO {t.zero_stage}", ""]
     lines += memory_table(m)
     lines += ["", f"  {'step time':<22}{fmt_seconds(tm.step_s):>14}",
@@ -99,7 +100,9 @@ def text_report(config: Config, m: Metrics, source: str = "") -> str:
               f"  {'  pipeline bubble':<22}{fmt_seconds(tm.bubble_s):>14}",
               f"  {'  exposed comm.':<22}{fmt_seconds(tm.exposed_communication_s):>14}  of "
               f"{fmt_seconds(tm.communication_s)} (TP {fmt_seconds(tm.tensor_parallel_s)}, PP "
-              f"{fmt_seconds(tm.pipeline_p2p_s)}, DP {fmt_seconds(tm.data_parallel_s)})",
+              f"{fmt_seconds(tm.pipeline_p2p_s)}, "
+              + (f"CP {fmt_seconds(tm.context_parallel_s)}, " if tm.context_parallel_s else "")
+              + f"DP {fmt_seconds(tm.data_parallel_s)})",
               f"  {'  data stall':<22}{fmt_seconds(tm.data_stall_s):>14}", "",
               f"  MFU {m.mfu:.1%}   HFU {m.hfu:.1%}   (reference peak {m.reference_peak / 1e12:.4g} TFLOP/s per device)",
               f"  throughput {m.samples_per_s:.4g} samples/s" + (f", {m.tokens_per_s:.4g} tokens/s" if m.tokens_per_s else ""),
@@ -142,10 +145,9 @@ def solution_report(result) -> str:
         else:
             chosen[name] = config[section][name]
     if m.part == 3:
-        from trainwall.challenges.plans import degrees
+        from trainwall.challenges.plans import layout_devices
 
-        tp, pp, dp = degrees(config)        # part 3's rule: the degrees set the device count
-        chosen["devices"] = tp * pp * dp
+        chosen["devices"] = layout_devices(config)        # part 3's rule: the degrees set the device count
     lines.append("  choose: " + ", ".join(f"{k} = {v}" for k, v in chosen.items()))
     if m.select_layers:
         lines.append(f"  train layers {_ranges(config['training']['trainable'])} (layer indices)")

@@ -10,6 +10,10 @@ state of one micro-batch (tokens x hidden x activation bytes):
   stage with the most split blocks;
 * pipeline: S_act (/ tp under sequence parallelism) sent forward and its gradient back
   (the reverse direction of each link: a first stage's NIC sends one, a middle stage's two);
+* context parallel: each attention layer's K/V all-gathered forward and backward and its
+  gradients reduce-scattered over the ranks sharing a sequence, hidden behind the attention
+  matmuls (:func:`_context_parallel`); the tensor- and pipeline-parallel messages carry a
+  rank's s / cp tokens;
 * data parallel, ZeRO 0-2: one all-reduce of the trainable gradients per step (per
   ``local_steps`` steps), hidden behind the backward pass up to
   ``OVERLAP_EFFICIENCY`` x the shortest stage's backward;
@@ -34,6 +38,7 @@ from dataclasses import dataclass
 from trainwall.core.caches import bounded
 from trainwall.hardware import collectives
 from trainwall.hardware.collectives import CollectivePlan
+from trainwall.models.transformer import TransformerSpec
 from trainwall.optimizer.costmodel.layout import parallel_groups
 from trainwall.optimizer.costmodel.resolve import ResolvedPlan
 from trainwall.optimizer.costmodel.stages import Stages
@@ -50,6 +55,8 @@ class Communication:
 
     tp_per_micro_batch_s: float
     pp_per_micro_batch_s: float
+    cp_per_micro_batch_s: float = 0.0          # context parallelism's K/V exchange, all of it
+    cp_exposed_per_micro_batch_s: float = 0.0  # of which the attention matmuls do not hide
     dp_fixed_s: float = 0.0
     dp_per_micro_batch_s: float = 0.0
     dp_exposed_fixed_s: float = 0.0
@@ -104,12 +111,12 @@ def envelope(links: list[tuple[float, float]]) -> tuple[tuple[float, float], ...
 
 def communication(plan: ResolvedPlan, stages: Stages, t_stage: float) -> Communication:
     """The step's communication (module docstring); ``t_stage`` the slowest stage's time."""
-    tp, pp, dp = plan.tensor_parallel, plan.pipeline_parallel, plan.data_parallel
+    tp, pp, dp, cp = plan.tensor_parallel, plan.pipeline_parallel, plan.data_parallel, plan.context_parallel
     chunks = plan.schedule.chunks
-    tp_groups, dp_groups, pp_pairs = parallel_groups(tp, dp, pp, wrap=chunks > 1)
+    tp_groups, dp_groups, pp_pairs, cp_groups = parallel_groups(tp, dp, pp, wrap=chunks > 1, cp=cp)
     layers = plan.network.layers
     act_elems = layers[1].input.elements if (plan.family == "transformer" and len(layers) > 2) else 0.0
-    act_msg = act_elems * plan.micro_batch * plan.policy.activation_bytes
+    act_msg = act_elems * plan.micro_batch / cp * plan.policy.activation_bytes    # a rank's s / cp tokens
     algorithms: list[tuple[str, str]] = []
     loads = _LinkLoads()
     tp_mb, pp_mb, link = 0.0, 0.0, ""
@@ -131,16 +138,51 @@ def communication(plan: ResolvedPlan, stages: Stages, t_stage: float) -> Communi
         loads.add(coll, chunks * msg, per_micro_batch=True)
         loads.add(back, chunks * msg, per_micro_batch=True)
         link = coll.bottleneck_link or link
+    cp_mb, cp_exposed = 0.0, 0.0
+    if cp > 1:
+        coll, cp_mb, cp_exposed = _context_parallel(plan, cp_groups, stages, loads)
+        algorithms.append(("context_parallel", coll.algorithm))
+        link = link or coll.bottleneck_link
     sync = _data_parallel(plan, dp_groups, stages, t_stage, loads)
     if sync is None:
-        return Communication(tp_mb, pp_mb, network_links=loads.links(), algorithms=tuple(algorithms),
-                             bottleneck_link=link)
+        return Communication(tp_mb, pp_mb, cp_mb, cp_exposed, network_links=loads.links(),
+                             algorithms=tuple(algorithms), bottleneck_link=link)
     coll = sync.data_parallel_plan
     if coll.network_shares or not link:
         link = coll.bottleneck_link or link
-    return Communication(tp_mb, pp_mb, sync.dp_fixed_s, sync.dp_per_micro_batch_s, sync.dp_exposed_fixed_s,
-                         sync.dp_exposed_per_micro_batch_s, loads.links(), sync.data_parallel_bytes, coll,
-                         (*algorithms, ("data_parallel", coll.algorithm)), link)
+    return Communication(tp_mb, pp_mb, cp_mb, cp_exposed, sync.dp_fixed_s, sync.dp_per_micro_batch_s,
+                         sync.dp_exposed_fixed_s, sync.dp_exposed_per_micro_batch_s, loads.links(),
+                         sync.data_parallel_bytes, coll, (*algorithms, ("data_parallel", coll.algorithm)), link)
+
+
+def kv_exchange_bytes(plan: ResolvedPlan) -> float:
+    """The K/V buffer one attention layer's context-parallel group exchanges per micro-batch:
+    the whole sequence's keys and values of this tensor-parallel rank's KV heads,
+    2 s (KV heads / min(tp, KV heads)) head_dim x micro-batch x activation bytes (GQA's KV heads
+    are split over tp, and replicated where tp exceeds them)."""
+    spec = TransformerSpec(**plan.workload.arch)
+    kv_per_rank = spec.kv * spec.hd / min(plan.tensor_parallel, spec.kv)
+    return 2 * plan.network.tokens_per_sample * kv_per_rank * plan.micro_batch * plan.policy.activation_bytes
+
+
+def _context_parallel(plan: ResolvedPlan, cp_groups, stages: Stages, loads: _LinkLoads):
+    """Context parallelism's K/V exchange per micro-batch: (plan, seconds, exposed seconds).
+
+    Each attention layer all-gathers the sequence's K and V around the group for the forward
+    and again for the backward, and reduce-scatters their gradients, (n - 1)/n of the buffer
+    each (Transformer Engine's ring exchange: every rank sends its chunk n - 1 times; Liu et al.
+    2023), one more all-gather where the attention is recomputed: 3 or 4 x per layer. The ring
+    runs beside the attention of the chunk already received, so only what exceeds the stage's
+    attention matmuls is exposed, for the stage where that is most."""
+    coll = collectives.all_gather(plan.topology, cp_groups, plan.background)
+    passes = 3 + (plan.recompute in ("selective", "full"))
+    per_layer = passes * coll.time(kv_exchange_bytes(plan))
+    layers = plan.network.layers
+    attention_layers = [sum(1 for layer in layers[a:b] if any(op.kind == "attention" for op in layer.ops))
+                        for a, b in plan.bounds]
+    loads.add(coll, max(attention_layers) * passes * kv_exchange_bytes(plan), per_micro_batch=True)
+    exposed = max(max(0.0, n * per_layer - hidden) for n, hidden in zip(attention_layers, stages.attention))
+    return coll, max(attention_layers) * per_layer, exposed
 
 
 def _data_parallel(plan: ResolvedPlan, dp_groups, stages: Stages, t_stage: float,
@@ -148,7 +190,7 @@ def _data_parallel(plan: ResolvedPlan, dp_groups, stages: Stages, t_stage: float
     """The data-parallel collective of the step (None without data parallelism or training);
     its network traffic is added to ``loads``."""
     trainable = max(s.trainable for s in stages.states)
-    if plan.data_parallel <= 1 or not trainable > 0:
+    if plan.data_parallel * plan.context_parallel <= 1 or not trainable > 0:
         return None
     if plan.zero_stage >= 3:
         wbytes = max(s.params for s in stages.states) * plan.policy.weight_bytes

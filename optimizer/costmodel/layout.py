@@ -53,13 +53,19 @@ def _linear_partition(costs: tuple[float, ...], parts: int) -> tuple[tuple[int, 
 
 
 @bounded(64)   # one 4,096-GPU layout is ~720 kB of rank tuples; cloud/3 has 34 layouts
-def parallel_groups(tp: int, dp: int, pp: int, wrap: bool = False):
-    """Rank layout t + tp (d + dp p) (Megatron-LM: tensor fastest, then data, then pipeline).
+def parallel_groups(tp: int, dp: int, pp: int, wrap: bool = False, cp: int = 1):
+    """Rank layout t + tp (c + cp (d + dp p)) (Megatron-LM's order: tensor fastest, then
+    context, then data, then pipeline). Returns the tensor-parallel groups, the gradient groups
+    (every rank of a stage holding the same weights: data x context), the pipeline pairs and the
+    context-parallel groups (the ranks sharing each sequence).
     ``wrap``: the last stage also sends to the first (interleaving: a micro-batch's next chunk)."""
-    rank = lambda t, d, p: t + tp * (d + dp * p)  # noqa: E731
-    tp_groups = tuple(tuple(rank(t, d, p) for t in range(tp)) for p in range(pp) for d in range(dp))
-    dp_groups = tuple(tuple(rank(t, d, p) for d in range(dp)) for p in range(pp) for t in range(tp))
-    pp_pairs = tuple((rank(t, d, p), rank(t, d, p + 1)) for p in range(pp - 1) for d in range(dp) for t in range(tp))
+    rank = lambda t, c, d, p: t + tp * (c + cp * (d + dp * p))  # noqa: E731
+    replicas = [(d, c) for d in range(dp) for c in range(cp)]
+    tp_groups = tuple(tuple(rank(t, c, d, p) for t in range(tp)) for p in range(pp) for d, c in replicas)
+    dp_groups = tuple(tuple(rank(t, c, d, p) for d, c in replicas) for p in range(pp) for t in range(tp))
+    cp_groups = tuple(tuple(rank(t, c, d, p) for c in range(cp)) for p in range(pp) for d in range(dp) for t in range(tp))
+    pp_pairs = tuple((rank(t, c, d, p), rank(t, c, d, p + 1)) for p in range(pp - 1) for d, c in replicas
+                     for t in range(tp))
     if wrap and pp > 1:
-        pp_pairs += tuple((rank(t, d, pp - 1), rank(t, d, 0)) for d in range(dp) for t in range(tp))
-    return tp_groups, dp_groups, pp_pairs
+        pp_pairs += tuple((rank(t, c, d, pp - 1), rank(t, c, d, 0)) for d, c in replicas for t in range(tp))
+    return tp_groups, dp_groups, pp_pairs, cp_groups

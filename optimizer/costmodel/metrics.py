@@ -63,6 +63,8 @@ class StepTime:
     pipeline_p2p_s: float
     data_parallel_s: float
     loading_s: float = 0.0     # seconds of loading the step needs per host (hidden behind compute when it overlaps)
+    context_parallel_s: float = 0.0    # context parallelism's K/V exchange, all of it
+    context_parallel_exposed_s: float = 0.0   # of which the attention does not hide
 
 
 @dataclass(frozen=True)

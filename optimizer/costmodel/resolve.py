@@ -6,8 +6,8 @@ the pipeline stages, the parallel degrees and the input pipeline's figures. Ever
 :class:`~trainwall.core.errors.InputError` a configuration can raise past the schema
 (a tensor-parallel degree that does not divide the heads, a peak the device lacks, a
 pipeline longer than the network, a topology that cannot be built) is raised by
-:func:`resolve`, in this order: sequence length, tensor parallelism, topology,
-precision, trainable layers, pipeline stages.
+:func:`resolve`, in this order: sequence length, tensor parallelism, context
+parallelism, topology, precision, trainable layers, pipeline stages.
 """
 
 from __future__ import annotations
@@ -72,6 +72,7 @@ class ResolvedPlan:
     schedule: PipelineSchedule
     tensor_parallel: int
     data_parallel: int
+    context_parallel: int        # ranks sharing each sequence (1: none)
     sequence_parallel: bool      # effective: asked for and tensor_parallel > 1
     devices: int
     micro_batch: int
@@ -105,6 +106,7 @@ def resolve(config: Config, device: hw.Device | None = None) -> ResolvedPlan:
     work = resolve_workload(config)
     network = work.network(config.workload.seq_len, t.attention)
     check_tensor_parallel(work, t.tensor_parallel)
+    check_context_parallel(work, network, t.context_parallel)
     topology = resolve_topology(config, device)
     policy = training_policy(t.precision, t.gradient_dtype)
     rates = precision_rates(device, policy, s.reserved_compute_fraction)
@@ -114,7 +116,7 @@ def resolve(config: Config, device: hw.Device | None = None) -> ResolvedPlan:
                          f"must be at most the {len(network.layers)} layers of {network.name}")
     return ResolvedPlan(
         network=network, family=work.family, topology=topology, schedule=pipeline_schedule(config, work, network),
-        tensor_parallel=t.tensor_parallel, data_parallel=config.data_parallel,
+        tensor_parallel=t.tensor_parallel, data_parallel=config.data_parallel, context_parallel=t.context_parallel,
         sequence_parallel=t.sequence_parallel and t.tensor_parallel > 1, devices=s.devices,
         micro_batch=t.micro_batch, policy=policy, rates=rates, trainable=mask,
         bounds=stage_bounds(network, t.pipeline_parallel), recompute=t.recompute, optimizer=t.optimizer,
@@ -183,6 +185,22 @@ def check_tensor_parallel(work: Workload, tp: int) -> None:
     elif tp > 1:
         raise InputError("training.tensor_parallel", tp,
                          f"tensor parallelism applies to transformers; {work.name} is a {work.family}")
+
+
+def check_context_parallel(work: Workload, network: Network, cp: int) -> None:
+    """Context parallelism splits each sequence over ``cp`` ranks (Megatron-LM / Transformer
+    Engine): a transformer's sequence only, cut into 2 cp chunks so that each rank holds one
+    early and one late chunk and the causal attention work is balanced, so the sequence
+    length must be a multiple of 2 cp (Megatron-LM's ``get_batch_on_this_cp_rank``)."""
+    if cp == 1:
+        return
+    if work.family != "transformer":
+        raise InputError("training.context_parallel", cp,
+                         f"context parallelism splits a transformer's sequence; {work.name} is a {work.family}: use 1")
+    if network.tokens_per_sample % (2 * cp):
+        raise InputError("training.context_parallel", cp,
+                         f"the sequence of {network.tokens_per_sample} tokens must split into 2 x context_parallel "
+                         f"= {2 * cp} equal chunks")
 
 
 def resolve_topology(config: Config, device: hw.Device) -> topo.Topology:

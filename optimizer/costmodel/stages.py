@@ -4,13 +4,14 @@ Each layer is costed by :func:`trainwall.optimizer.compute.layer_cost` (roofline
 and its activations by :func:`activation_case`; a run of identical layers (a stack of
 equal transformer blocks is one layer object repeated) is costed once and its values
 repeated, so every sum below still adds one term per layer, in layer order. A stage
-i holds its layers' model states (ZeRO, :func:`trainwall.optimizer.memory.model_state_bytes`)
-plus activations
+i holds its layers' model states (ZeRO, :func:`trainwall.optimizer.memory.model_state_bytes`,
+sharded over the data x context-parallel ranks) plus activations
 
     kept_i x micro-batches in flight + transient_i
 
 with kept_i the bytes its layers keep per micro-batch until the backward and
-transient_i the largest transient of any of its layers (see :func:`activation_case`).
+transient_i the largest transient of any of its layers (see :func:`activation_case`),
+both 1 / cp of a micro-batch's under context parallelism (a rank holds s / cp tokens).
 """
 
 from __future__ import annotations
@@ -78,11 +79,11 @@ def per_layer(plan: ResolvedPlan, flows: tuple[bool, ...], fn: Callable[[Layer, 
 
 
 def layer_costs(plan: ResolvedPlan, flows: tuple[bool, ...], split: bool = True) -> list[LayerCost]:
-    """Each layer's cost for one micro-batch: tensor-parallel split as planned, or (``split``
-    False) whole on one device."""
-    tp, sp = (plan.tensor_parallel, plan.sequence_parallel) if split else (1, False)
+    """Each layer's cost for one micro-batch: tensor- and context-parallel split as planned,
+    or (``split`` False) whole on one device."""
+    tp, sp, cp = (plan.tensor_parallel, plan.sequence_parallel, plan.context_parallel) if split else (1, False, 1)
     return per_layer(plan, flows, lambda layer, trains, flow: layer_cost(
-        layer, trains, flow, plan.micro_batch, plan.rates, plan.recompute, tp, sp))
+        layer, trains, flow, plan.micro_batch, plan.rates, plan.recompute, tp, sp, cp))
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,7 @@ class Stages:
     states: tuple[StageStates, ...]
     kept: tuple[float, ...]       # activation bytes kept per micro-batch in flight
     transient: tuple[float, ...]  # the largest transient activation
+    attention: tuple[float, ...]  # of time, the attention matmuls' (forward + backward)
 
 
 def stages(plan: ResolvedPlan, costs: list[LayerCost], flows: tuple[bool, ...], augment: float) -> Stages:
@@ -121,14 +123,15 @@ def stages(plan: ResolvedPlan, costs: list[LayerCost], flows: tuple[bool, ...], 
         layer, trains, flow, plan.recompute, plan.policy.activation_bytes, plan.tensor_parallel,
         plan.sequence_parallel))
     params = per_layer(plan, flows, lambda layer, trains, flow: device_params(layer, plan.tensor_parallel))
-    mb, out = plan.micro_batch, []
+    per_rank, out = plan.micro_batch / plan.context_parallel, []    # a rank holds s / cp of each sample
     for i, (a, b) in enumerate(plan.bounds):
         kept = transient = 0.0
         for k, live in acts[a:b]:
             kept += k
             transient = max(transient, live)
         out.append((sum(total[a:b]) + (augment if i == 0 else 0.0), sum(backward[a:b]),
-                    _stage_states(plan, params, a, b), kept * mb, transient * mb))
+                    _stage_states(plan, params, a, b), kept * per_rank, transient * per_rank,
+                    sum(c.attention_s for c in costs[a:b])))
     return Stages(*(tuple(column) for column in zip(*out)))
 
 
@@ -138,7 +141,9 @@ def _stage_states(plan: ResolvedPlan, params: list[float], a: int, b: int) -> St
     held = sum(params[a:b])
     trainable = sum(p for p, tr in zip(params[a:b], mask) if tr)
     tensors = sum(layer.param_tensors for layer, tr in zip(layers, mask) if tr)
+    # ZeRO shards over every rank holding the same weights: data x context parallel (Megatron-LM's
+    # distributed optimizer shards over its data-parallel group with context parallelism)
     states = model_state_bytes(held, trainable, tensors, plan.optimizer, plan.policy, plan.zero_stage,
-                               plan.data_parallel, plan.optimizer_state)
+                               plan.data_parallel * plan.context_parallel, plan.optimizer_state)
     weights = states.weights + (0.0 if plan.mcu else states.frozen_weights)
     return StageStates(states, weights, held, trainable, plan.runtime_reserve)

@@ -52,6 +52,8 @@ class StepStructure:
     optimizer_s: float
     tp_per_micro_batch_s: float
     pp_per_micro_batch_s: float
+    cp_per_micro_batch_s: float         # context parallelism's K/V exchange
+    cp_exposed_per_micro_batch_s: float  # of which the attention does not hide
     dp_fixed_s: float                   # gradient all-reduce (ZeRO 0-2)
     dp_per_micro_batch_s: float         # ZeRO-3 gathers and reduce-scatters
     dp_exposed_fixed_s: float
@@ -85,12 +87,13 @@ class StepStructure:
     @property
     def exposed_per_micro_batch_s(self) -> float:
         """Seconds of communication each micro-batch adds that compute cannot hide."""
-        return self.tp_per_micro_batch_s + self.pp_per_micro_batch_s + self.dp_exposed_per_micro_batch_s
+        return (self.tp_per_micro_batch_s + self.pp_per_micro_batch_s + self.cp_exposed_per_micro_batch_s
+                + self.dp_exposed_per_micro_batch_s)
 
     @property
     def per_micro_batch_s(self) -> float:
         """A: seconds each micro-batch adds to a step."""
-        return self.t_stage + self.tp_per_micro_batch_s + self.pp_per_micro_batch_s + self.dp_exposed_per_micro_batch_s
+        return self.t_stage + self.exposed_per_micro_batch_s
 
     @property
     def fixed_s(self) -> float:
@@ -222,6 +225,7 @@ def structure_of(plan: ResolvedPlan) -> StepStructure:
         recompute_per_micro_batch_s=sum(c.recompute_s for c in costs[first_a:first_b]),
         optimizer_s=opt_bytes / plan.rates.bandwidth if trains else 0.0,
         tp_per_micro_batch_s=comm.tp_per_micro_batch_s, pp_per_micro_batch_s=comm.pp_per_micro_batch_s,
+        cp_per_micro_batch_s=comm.cp_per_micro_batch_s, cp_exposed_per_micro_batch_s=comm.cp_exposed_per_micro_batch_s,
         dp_fixed_s=comm.dp_fixed_s, dp_per_micro_batch_s=comm.dp_per_micro_batch_s,
         dp_exposed_fixed_s=comm.dp_exposed_fixed_s, dp_exposed_per_micro_batch_s=comm.dp_exposed_per_micro_batch_s,
         network_links=comm.network_links,
