@@ -137,3 +137,14 @@ def test_part_3_searches_context_parallelism_and_the_devices_are_the_four_degree
     assert t["context_parallel"] > 1
     assert result.metrics.devices == t["tensor_parallel"] * t["pipeline_parallel"] * t["data_parallel"] * t["context_parallel"]
     assert result.metrics.memory.total <= result.metrics.memory.capacity
+
+
+def test_the_scaling_figure_grows_data_parallelism_around_the_context_split():
+    """The weak-scaling figure keeps tensor, pipeline and context degrees and doubles the data-
+    parallel replicas: every point's devices are a multiple of tp x pp x cp, and the plan's own
+    device count is one of them (the figure once left the context split out of the count)."""
+    from trainwall.figures import scaling
+
+    series = scaling(parse_config(_raw(2), "cp = 2"), max_devices=4096)
+    assert series.devices and all(n % (8 * 4 * 2) == 0 for n in series.devices)
+    assert 2048 in series.devices

@@ -120,22 +120,22 @@ def _doublings(low: int, high: int) -> list[int]:
 
 
 def scaling(config: Config, label: str = "", max_devices: int | None = None) -> ScalingSeries:
-    """Weak scaling in data parallelism (tensor and pipeline degrees and micro-batches per step
+    """Weak scaling in data parallelism (tensor, pipeline and context degrees and micro-batches per step
     fixed), and the global-batch sweep at this device count; points the configuration rules
     refuse (a node size that does not divide) are left out."""
     t = config.training
-    tp, pp, dp, mb, m = t.tensor_parallel, t.pipeline_parallel, config.data_parallel, t.micro_batch, \
-        config.micro_batches
-    top = max_devices or max(config.system.devices * 4, tp * pp * 16)
+    model = t.tensor_parallel * t.pipeline_parallel * t.context_parallel    # devices per data-parallel replica
+    dp, mb, m = config.data_parallel, t.micro_batch, config.micro_batches
+    top = max_devices or max(config.system.devices * 4, model * 16)
     rows, runs = [], []
-    for d in _doublings(1, top // (tp * pp)):
+    for d in _doublings(1, top // model):
         try:
-            variant = _with(config, system={"devices": tp * pp * d},
+            variant = _with(config, system={"devices": model * d},
                             training={"data_parallel": d, "global_batch": m * d * mb})
             metrics = _evaluate(variant)
         except InputError:
             continue
-        rows.append((tp * pp * d, metrics.mfu, metrics.scaling_efficiency, metrics.comm_to_compute,
+        rows.append((model * d, metrics.mfu, metrics.scaling_efficiency, metrics.comm_to_compute,
                      metrics.network_utilization))
         runs.append(_run_figures(metrics))
     batches, batch_runs = [], []
