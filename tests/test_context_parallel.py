@@ -148,3 +148,12 @@ def test_the_scaling_figure_grows_data_parallelism_around_the_context_split():
     series = scaling(parse_config(_raw(2), "cp = 2"), max_devices=4096)
     assert series.devices and all(n % (8 * 4 * 2) == 0 for n in series.devices)
     assert 2048 in series.devices
+
+
+def test_the_math_peeks_gradient_ring_spans_data_and_context_ranks():
+    """The gradient all-reduce runs over every rank holding the same weights: 32 data x 2 context
+    = 64 (the Math Peek once said n = 32 beside the cost model's ring of 64)."""
+    from trainwall.explain import as_text, math_peek
+
+    text = as_text(math_peek(parse_config(_raw(2), "cp = 2")))
+    assert "all-reduce (ring, n = 64)" in text and "2*63/64" in text

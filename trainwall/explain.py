@@ -109,7 +109,8 @@ def _bytes_per_param(m) -> Term:
 
 
 def _all_reduce(config, st) -> Term:
-    n, plan, S = config.data_parallel, st.data_parallel_plan, st.data_parallel_bytes
+    # the ranks holding the same weights: data x context parallel
+    n, plan, S = config.data_parallel * config.training.context_parallel, st.data_parallel_plan, st.data_parallel_bytes
     title = "Data-parallel gradient all-reduce"
     if plan is None or S == 0:
         return Term(title, r"$t_{AR} = 0$", rf"$n = {n}$: no gradient to exchange", "0 s",
