@@ -19,20 +19,23 @@ import csv
 import io
 import os
 import stat
+from array import array
+from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from trainwall.challenges import answers, grading
+from trainwall.challenges import answers, grading, ledger
 from trainwall.challenges.results import SUFFIX, render
 from trainwall.core.errors import InputError
-from trainwall.core.outputs import atomic_write, check_target, csv_cell, unique_names
+from trainwall.core.outputs import atomic_write, atomic_write_chunks, check_target, csv_cell, unique_names
 
 SUMMARY_COLUMNS = ("file", "student", "mission", "gradable", "feasible", "score", "max_score", "objective",
                    "optimum", "gap", "moves_to_balance", "locks_right", "walls_broken", "not_gradable", "error",
                    "results")
 #: Names the class outputs take besides the results files.
-RESERVED = ("summary.csv", "scores.png", "checks.png", "gradebook.csv")
+RESERVED = ("summary.csv", "scores.png", "checks.png", "gradebook.csv", ledger.FOLDER)
 
 
 @dataclass(frozen=True)
@@ -107,16 +110,47 @@ def results_names(names: list[str], suffix: str) -> list[str]:
     return unique_names(names, suffix, RESERVED)
 
 
+@dataclass
+class ClassTotals:
+    """What the class outputs need of all the grades, gathered record by record: counts, the
+    gradable scores (for the histogram), per Lock and wall (hits, asked) and each student's
+    best score per mission (for the gradebook)."""
+
+    submissions: int = 0
+    internal_failures: int = 0
+    score_sum: float = 0.0
+    top: float = 0.0
+    scores: array = field(default_factory=lambda: array("d"))      # the gradable submissions'
+    rates: "CheckRates" = field(default_factory=lambda: CheckRates())
+    best: dict = field(default_factory=dict)                        # student -> mission -> best score
+
+    def add(self, rec: dict) -> None:
+        from trainwall.challenges.mission import mission_id
+
+        self.submissions += 1
+        self.internal_failures += rec["internal_error"]
+        self.score_sum += rec["score"]
+        self.top = max(self.top, rec["max_score"])
+        if rec["gradable"]:
+            self.scores.append(rec["score"])
+        self.rates.add(rec["verdicts"])
+        if rec["student"] is not None:
+            per_mission = self.best.setdefault(rec["student"], {})
+            mission = mission_id(rec["mission"] or "")
+            per_mission[mission] = max(per_mission.get(mission, 0.0), rec["score"])
+
+
 @dataclass(frozen=True)
 class ClassResult:
-    grades: tuple
+    totals: ClassTotals
     results_dir: Path
     summary_csv: Path
     skipped: tuple = ()            # (name, reason) per entry not graded
+    kept: int = 0                  # results current from an earlier run, not graded again
 
     @property
     def internal_failures(self) -> int:
-        return sum(1 for g in self.grades if g.internal_error)
+        return self.totals.internal_failures
 
 
 def _referenced_missions(files: list[Path]) -> set[str]:
@@ -137,17 +171,21 @@ def _referenced_missions(files: list[Path]) -> set[str]:
 
 
 _SOURCE: grading.MissionSource | None = None
+_FORMAT = "text"
+_FINGERPRINT = ""
 
 
-def _init_worker(source: grading.MissionSource, optima: list) -> None:
-    global _SOURCE
-    _SOURCE = source
+def _init_worker(source: grading.MissionSource, optima: list, fmt: str, fingerprint: str) -> None:
+    global _SOURCE, _FORMAT, _FINGERPRINT
+    _SOURCE, _FORMAT, _FINGERPRINT = source, fmt, fingerprint
     for mission, best in optima:
         answers.remember(mission, best)
 
 
-def _grade_one(path: Path):
-    return grading.grade_file(path, _SOURCE)
+def _grade_one(path: Path) -> tuple[str, dict]:
+    """One submission's results file and record (the worker renders: no Grade crosses back)."""
+    g = grading.grade_file(path, _SOURCE)
+    return render(g, _FORMAT), ledger.record(g, ledger.submission_key(path, _FINGERPRINT))
 
 
 def check_output(folder: Path, out: Path, inputs=()) -> Path:
@@ -171,25 +209,47 @@ def _optima(source: grading.MissionSource, files: list[Path]) -> list:
     return optima
 
 
-def grade_all(files: list[Path], source: grading.MissionSource, jobs: int, progress: bool | None) -> list:
+def graded_in_order(files: list[Path], source: grading.MissionSource, fmt: str, fingerprint: str, jobs: int,
+                    progress: bool | None) -> Iterator[tuple[str, dict]]:
+    """Each file's (results text, record), in the order of ``files``, as they are graded. The
+    workers take chunks of files, and at most ``WINDOW`` chunks per worker are in flight, so
+    what waits in memory is bounded whatever the class size."""
     from tqdm import tqdm
 
     optima = _optima(source, files)
     workers = max(1, min(jobs or os.cpu_count() or 1, len(files) or 1))
-    bar = tqdm(total=len(files), desc="grading", unit="submission", disable=progress is False or None)
-    grades = []
-    if workers == 1:
-        _init_worker(source, optima)
-        for path in files:
-            grades.append(_grade_one(path))
-            bar.update()
-    else:
-        with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(source, optima)) as pool:
-            for g in pool.map(_grade_one, files, chunksize=max(1, len(files) // (8 * workers))):
-                grades.append(g)
+    with tqdm(total=len(files), desc="grading", unit="submission", disable=progress is False or None) as bar:
+        if workers == 1:
+            _init_worker(source, optima, fmt, fingerprint)
+            for path in files:
+                yield _grade_one(path)
                 bar.update()
-    bar.close()
-    return grades
+            return
+        size = max(1, min(CHUNK, len(files) // (8 * workers)))
+        chunks = (files[i:i + size] for i in range(0, len(files), size))
+        with ProcessPoolExecutor(workers, initializer=_init_worker,
+                                 initargs=(source, optima, fmt, fingerprint)) as pool:
+            pending: deque = deque()
+            for chunk in chunks:
+                pending.append(pool.submit(_grade_chunk, chunk))
+                if len(pending) >= WINDOW * workers:
+                    yield from _drained(pending.popleft(), bar)
+            while pending:
+                yield from _drained(pending.popleft(), bar)
+
+
+#: Files per task sent to a worker, and tasks in flight per worker (bounded memory).
+CHUNK, WINDOW = 64, 4
+
+
+def _grade_chunk(paths: list[Path]) -> list[tuple[str, dict]]:
+    return [_grade_one(path) for path in paths]
+
+
+def _drained(future, bar) -> Iterator[tuple[str, dict]]:
+    done = future.result()
+    yield from done
+    bar.update(len(done))
 
 
 def grade_folder(folder: str | Path, source: grading.MissionSource, fmt: str, out: str | Path,
@@ -199,7 +259,9 @@ def grade_folder(folder: str | Path, source: grading.MissionSource, fmt: str, ou
     ``summary.csv``.
 
     The output folder is checked first (:func:`check_output`; ``inputs`` are the other
-    input paths, such as the --mission file or folder): nothing is graded when it is refused."""
+    input paths, such as the --mission file or folder): nothing is graded when it is refused.
+    Results are written as they are graded, each with its record (:mod:`~trainwall.challenges.ledger`);
+    an entry whose results are current from an earlier run into ``out`` is not graded again."""
     folder, out = Path(folder), Path(out)
     check_output(folder, out, inputs)
     entries = class_entries(folder)
@@ -208,71 +270,53 @@ def grade_folder(folder: str | Path, source: grading.MissionSource, fmt: str, ou
     clash = [n for n in names.values() if (out / n).resolve() in protected]
     if clash:
         raise InputError("--output", str(out), f"a results file would overwrite an input ({clash[0]})")
+    fingerprint = ledger.grading_fingerprint(source, fmt)
     graded = [e for e in entries if e.skipped is None]
-    grades = grade_all([e.path for e in graded], source, jobs, progress)
+    todo = [e for e in graded
+            if not ledger.current(out, names[e.name], ledger.submission_key(e.path, fingerprint))]
     out.mkdir(parents=True, exist_ok=True)
-    for entry, g in zip(graded, grades):
-        atomic_write(out / names[entry.name], render(g, fmt))
-    by_name = {e.name: g for e, g in zip(graded, grades)}
-    rows = [(e, by_name.get(e.name), names[e.name] if e.skipped is None else "") for e in entries]
-    summary = atomic_write(out / "summary.csv", summary_csv(rows, source.max_score, roster))
+    for entry, (text, rec) in zip(todo, graded_in_order([e.path for e in todo], source, fmt, fingerprint,
+                                                        jobs, progress)):
+        atomic_write(out / names[entry.name], text)
+        ledger.store(out, names[entry.name], rec)
+    totals = ClassTotals()
+    for entry in graded:
+        totals.add(ledger.load(out, names[entry.name]))
+    rows = ((e, ledger.load(out, names[e.name]) if e.skipped is None else None,
+             names[e.name] if e.skipped is None else "") for e in entries)
+    summary = atomic_write_chunks(out / "summary.csv", summary_lines(rows, totals, source.max_score, roster))
     skipped = tuple((e.name, e.skipped) for e in entries if e.skipped is not None)
-    return ClassResult(tuple(grades), out, summary, skipped)
+    return ClassResult(totals, out, summary, skipped, len(graded) - len(todo))
 
 
-def _number(value, spec: str) -> str:
-    return "" if value is None else format(value, spec)
-
-
-def _class_view(g) -> tuple[str, str, str]:
-    """(Lock predictions right of asked, the walls the plan breaks, why it is not gradable: malformed | grader)."""
-    if not g.gradable:
-        return "", "", "grader" if g.internal_error else "malformed"
-    locks = [c for c in g.checks if c.lock is not None]
-    right = f"{sum(c.passed for c in locks)}/{len(locks)}" if locks else ""
-    return right, " ".join(w.wall for w in g.walls if not w.satisfied), ""
-
-
-def detail_columns(grades) -> list[str]:
-    """One column per Lock and per wall any graded submission of the class has, sorted."""
-    locks = {c.lock for g in grades if g is not None and g.gradable for c in g.checks if c.lock is not None}
-    walls = {w.wall for g in grades if g is not None and g.gradable for w in g.walls}
-    return [f"lock:{x}" for x in sorted(locks)] + [f"wall:{x}" for x in sorted(walls)]
-
-
-def detail_cells(g, columns: list[str]) -> list[str]:
+def detail_cells(verdicts: dict[str, str], columns: list[str]) -> list[str]:
     """Per Lock: right | wrong; per wall: held | broken; empty where the submission has no such check."""
-    if g is None or not g.gradable:
-        return [""] * len(columns)
-    cells = {f"lock:{c.lock}": "right" if c.passed else "wrong" for c in g.checks if c.lock is not None}
-    cells.update({f"wall:{w.wall}": "held" if w.satisfied else "broken" for w in g.walls})
-    return [cells.get(column, "") for column in columns]
+    return [verdicts.get(column, "") for column in columns]
 
 
-def summary_csv(rows, max_score: float = 1.0, roster=None) -> str:
-    """``summary.csv``: one row per entry of the folder, ``(entry, grade or None, results name)``;
-    a skipped entry is a row with gradable False and the reason. After the fixed columns, one
-    per Lock and per wall of the class (:func:`detail_columns`), then, with a ``roster``,
-    its columns (``roster:<name>``; ``roster:<n>`` for a roster without a header), filled
-    where the submission's student is a roster id."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    details = detail_columns([g for _, g, _ in rows])
+def summary_lines(rows, totals: ClassTotals, max_score: float = 1.0, roster=None) -> Iterator[str]:
+    """``summary.csv``, line by line: one row per entry of the folder, ``(entry, record or None,
+    results name)``; a skipped entry is a row with gradable False and the reason. After the
+    fixed columns, one per Lock and per wall any graded submission of the class has (sorted),
+    then, with a ``roster``, its columns (``roster:<name>``; ``roster:<n>`` for a roster
+    without a header), filled where the submission's student is a roster id."""
+    details = totals.rates.columns()
     names, by_student = roster_columns(roster)
-    writer.writerow([*SUMMARY_COLUMNS, *(csv_cell(c) for c in details), *(csv_cell(n) for n in names)])
-    for entry, g, results in rows:
-        extra = [*detail_cells(g, details), *(csv_cell(c) for c in by_student.get(getattr(g, "student", None),
-                                                                               [""] * len(names)))]
-        if g is None:
-            writer.writerow([csv_cell(entry.name), "", "", False, "", "0", f"{max_score:g}", "", "", "", "",
+    yield _csv_line([*SUMMARY_COLUMNS, *(csv_cell(c) for c in details), *(csv_cell(n) for n in names)])
+    for entry, rec, results in rows:
+        student = rec["student"] if rec is not None else None
+        extra = [*detail_cells(rec["verdicts"] if rec is not None else {}, details),
+                 *(csv_cell(c) for c in by_student.get(student, [""] * len(names)))]
+        if rec is None:
+            yield _csv_line([csv_cell(entry.name), "", "", False, "", "0", f"{max_score:g}", "", "", "", "",
                              "", "", "skipped", csv_cell(f"skipped: {entry.skipped}"), "", *extra])
-            continue
-        error = g.internal_error or "; ".join(g.format_errors)
-        writer.writerow([csv_cell(entry.name), csv_cell(g.student), csv_cell(g.mission), g.gradable,
-                         "" if g.feasible is None else g.feasible, f"{g.score:.6g}", f"{g.max_score:g}",
-                         _number(g.objective, ".6g"), _number(g.optimum, ".6g"), _number(g.gap, ".6g"),
-                         "" if g.moves_to_balance is None else g.moves_to_balance, *_class_view(g),
-                         csv_cell(error), csv_cell(results), *extra])
+        else:
+            yield _csv_line([csv_cell(entry.name), *rec["cells"], csv_cell(results), *extra])
+
+
+def _csv_line(cells: list) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow(cells)
     return buf.getvalue()
 
 
@@ -294,41 +338,52 @@ def _padded(header: list[str] | None, roster: list[tuple[str, list[str]]]):
     return columns + [""] * (width - len(columns)), [(sid, list(row) + [""] * (width - len(row))) for sid, row in roster]
 
 
-def check_rates(grades) -> tuple[dict[str, tuple[int, int]], dict[str, tuple[int, int]]]:
-    """Over the gradable submissions, per Lock (right, asked) and per wall (broken, judged):
-    :func:`detail_cells`' verdicts, counted for the class chart."""
-    columns = detail_columns(grades)
-    rows = [detail_cells(g, columns) for g in grades]
-    locks: dict[str, tuple[int, int]] = {}
-    walls: dict[str, tuple[int, int]] = {}
-    for i, column in enumerate(columns):
-        kind, _, name = column.partition(":")
-        marks = [row[i] for row in rows]
-        hit, miss = ("right", "wrong") if kind == "lock" else ("broken", "held")
-        (locks if kind == "lock" else walls)[name] = (marks.count(hit), marks.count(hit) + marks.count(miss))
-    return locks, walls
+class CheckRates:
+    """Per Lock (right, asked) and per wall (broken, judged), counted over verdicts
+    (:func:`~trainwall.challenges.ledger.verdicts`): the class chart's bars and summary.csv's
+    detail columns."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, tuple[int, int]] = {}
+
+    def add(self, verdicts: dict[str, str]) -> None:
+        for column, mark in verdicts.items():
+            hits, asked = self.counts.get(column, (0, 0))
+            self.counts[column] = (hits + (mark in ("right", "broken")), asked + 1)
+
+    def columns(self) -> list[str]:
+        """``lock:<id>`` columns, then ``wall:<name>``, each sorted."""
+        return sorted(c for c in self.counts if c.startswith("lock:")) + \
+            sorted(c for c in self.counts if c.startswith("wall:"))
+
+    def result(self) -> tuple[dict[str, tuple[int, int]], dict[str, tuple[int, int]]]:
+        """(per Lock, per wall), each by name, sorted."""
+        split = {"lock": {}, "wall": {}}
+        for column in self.columns():
+            kind, _, name = column.partition(":")
+            split[kind][name] = self.counts[column]
+        return split["lock"], split["wall"]
 
 
-def gradebook_csv(header: list[str] | None, roster: list[tuple[str, list[str]]], grades, assignment: str) -> str:
+def check_rates(verdicts) -> tuple[dict[str, tuple[int, int]], dict[str, tuple[int, int]]]:
+    """:class:`CheckRates` over an iterable of verdicts."""
+    rates = CheckRates()
+    for cells in verdicts:
+        rates.add(cells)
+    return rates.result()
+
+
+def gradebook_lines(header: list[str] | None, roster: list[tuple[str, list[str]]], best: dict,
+                    assignment: str) -> Iterator[str]:
     """``gradebook.csv``, for an LMS's grade import (Canvas, Moodle: match the students by the
     roster's own id column, email or SIS id, and map the one grade column): the roster's rows
     as given, in its order, plus one column, ``assignment``, of points. A student's points are
-    the sum over missions of their best file's score for that mission; a student who
-    submitted nothing has an empty cell (no grade, for the instructor to decide), one whose
-    files were not gradable 0. A roster without a header gets the column ``student``."""
-    from trainwall.challenges.mission import mission_id
-
-    best: dict[str, dict[str, float]] = {}
-    for g in grades:
-        if g.student is not None:
-            per_mission = best.setdefault(g.student, {})
-            mission = mission_id(g.mission or "")
-            per_mission[mission] = max(per_mission.get(mission, 0.0), g.score)
+    the sum over missions of their best file's score for that mission (``best``:
+    :attr:`ClassTotals.best`); a student who submitted nothing has an empty cell (no grade, for
+    the instructor to decide), one whose files were not gradable 0. A roster without a header
+    gets the column ``student``."""
     columns, rows = _padded(header, roster)
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow([csv_cell(c) for c in columns] + [csv_cell(assignment)])
+    yield _csv_line([csv_cell(c) for c in columns] + [csv_cell(assignment)])
     for sid, cells in rows:
         points = best.get(sid)
-        writer.writerow([csv_cell(c) for c in cells] + ["" if points is None else f"{sum(points.values()):.6g}"])
-    return buf.getvalue()
+        yield _csv_line([csv_cell(c) for c in cells] + ["" if points is None else f"{sum(points.values()):.6g}"])

@@ -54,22 +54,21 @@ def read_summary(results: Path) -> dict[str, dict]:
 
 def regrade(folder: Path, source, results: Path, jobs: int = 0) -> list[Change]:
     """Every file of ``folder`` whose verdict changes under ``source`` (a MissionSource)."""
-    from trainwall.challenges.classroom import detail_columns, detail_cells, grade_all, class_entries
+    from trainwall.challenges.classroom import SUMMARY_COLUMNS, class_entries, graded_in_order
+    from trainwall.challenges.ledger import grading_fingerprint
 
     old = read_summary(results)
     entries = [e for e in class_entries(folder) if e.skipped is None]
-    grades = grade_all([e.path for e in entries], source, jobs, progress=False)
-    columns = detail_columns(grades)
+    graded = graded_in_order([e.path for e in entries], source, "json", grading_fingerprint(source, "json"), jobs,
+                             progress=False)
     changes = []
-    for entry, grade in zip(entries, grades):
+    for entry, (_, rec) in zip(entries, graded):
+        row = dict(zip(SUMMARY_COLUMNS[1:-1], rec["cells"]))       # the summary's cells, student to error
         before = old.get(entry.name)
-        now = {"score": f"{grade.score:.6g}", "gradable": str(grade.gradable),
-               "feasible": "" if grade.feasible is None else str(grade.feasible),
-               "optimum": "" if grade.optimum is None else f"{grade.optimum:.6g}",
-               **dict(zip(columns, detail_cells(grade, columns)))}
+        now = {field: row[field] for field in ("score", "gradable", "feasible", "optimum")} | rec["verdicts"]
         why = _why(before, now)
         if why:
-            changes.append(Change(entry.name, grade.student or "", grade.mission or "",
+            changes.append(Change(entry.name, rec["student"] or "", rec["mission"] or "",
                                   "" if before is None else before["score"], now["score"], why))
     return changes
 

@@ -71,9 +71,10 @@ def csv_text(cell: str) -> str:
 
 # --- atomic files ----------------------------------------------------------------------------------
 
-def _write(handle, payload: bytes) -> None:
-    """Write every byte (a test replaces this to inject a crash half-way)."""
-    handle.write(payload)
+def _write(handle, chunks: Iterable[bytes]) -> None:
+    """Write every byte of one file, chunk by chunk (a test replaces this to inject a crash half-way)."""
+    for chunk in chunks:
+        handle.write(chunk)
 
 
 def _default_mode() -> int:
@@ -86,8 +87,13 @@ def atomic_write(path: str | Path, data: str | bytes, *, mode: int | None = None
     """Write ``data`` (text as UTF-8) to ``path`` atomically: a temporary file in the same
     folder, flushed and fsynced, renamed over ``path``. ``mode`` defaults to the mode of the
     file replaced, else what the umask gives a new file."""
+    return atomic_write_chunks(path, (data,), mode=mode)
+
+
+def atomic_write_chunks(path: str | Path, chunks: Iterable[str | bytes], *, mode: int | None = None) -> Path:
+    """:func:`atomic_write` of the concatenation of ``chunks``, written as they come (a large
+    file, such as a class's ``summary.csv``, is never held whole)."""
     path = Path(path)
-    payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
     if mode is None:
         try:
             mode = stat.S_IMODE(path.stat().st_mode)
@@ -96,7 +102,7 @@ def atomic_write(path: str | Path, data: str | bytes, *, mode: int | None = None
     fd, temporary = tempfile.mkstemp(prefix=f".{path.name[:64]}.", suffix=".part", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            _write(handle, payload)
+            _write(handle, (chunk.encode("utf-8") if isinstance(chunk, str) else bytes(chunk) for chunk in chunks))
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(temporary, mode)

@@ -48,7 +48,7 @@ def test_a_class_is_graded_into_files_a_summary_and_a_histogram(tmp_path, class_
     files = sorted(p.name for p in out.iterdir())
     assert files == sorted([f"{safe_name(n)}.json" for n in ("=cmd|calc.toml", "alice.toml", "bob.toml",
                                                                "carol.json", "dave.toml")]
-                           + ["summary.csv", "scores.png", "checks.png"])
+                           + ["summary.csv", "scores.png", "checks.png", ".trainwall"])
     for name in files:
         if name.endswith(".json"):
             jsonschema.validate(json.loads((out / name).read_text()), GRADESCOPE)
@@ -389,6 +389,7 @@ def test_a_roster_gives_an_lms_gradebook(tmp_path, class_folder):
 def test_lock_and_wall_rates_count_the_summarys_verdicts(tmp_path, class_folder):
     """checks.png's counts are summary.csv's right / wrong and held / broken cells, tallied."""
     from trainwall.challenges.classroom import check_rates
+    from trainwall.challenges.ledger import verdicts
 
     out = tmp_path / "results"
     assert main(["grade", str(class_folder), "--output", str(out), "--jobs", "1"]) == 0
@@ -396,7 +397,7 @@ def test_lock_and_wall_rates_count_the_summarys_verdicts(tmp_path, class_folder)
     from trainwall.challenges import grading
 
     files = sorted(p for p in class_folder.iterdir() if not p.name.startswith("."))
-    locks, walls = check_rates([grading.grade_file(p, grading.MissionSource.open(None)) for p in files])
+    locks, walls = check_rates([verdicts(grading.grade_file(p, grading.MissionSource.open(None))) for p in files])
     for name, (right, asked) in locks.items():
         cells = [r[f"lock:{name}"] for r in rows]
         assert (right, asked) == (cells.count("right"), cells.count("right") + cells.count("wrong"))

@@ -71,13 +71,14 @@ def crash_at(monkeypatch, number: int) -> dict:
     calls = {"n": 0}
     real = outputs._write
 
-    def half_then_crash(handle, payload):
+    def half_then_crash(handle, chunks):
         calls["n"] += 1
         if calls["n"] == number:
+            payload = b"".join(chunks)
             handle.write(payload[: len(payload) // 2])
             handle.flush()
             raise Crash(f"injected crash in write {number}")
-        real(handle, payload)
+        real(handle, chunks)
 
     monkeypatch.setattr(outputs, "_write", half_then_crash)
     monkeypatch.delenv("TRAINWALL_DEBUG", raising=False)
@@ -121,18 +122,21 @@ def small_class(tmp_path):
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_a_crash_in_any_class_write_leaves_the_previous_outputs_whole(tmp_path, monkeypatch, small_class, fmt):
-    """Every write of a class run (each results file, summary.csv, scores.png, checks.png) crashed in turn:
-    each output is the previous run's or the new run's, complete; nothing is truncated."""
+    """Every write of a class run (each results file and its record, summary.csv, scores.png,
+    checks.png) crashed in turn: each output is the previous run's or the new run's, complete;
+    nothing is truncated. Alice's submission did not change: her results are current, kept."""
     out, fresh = tmp_path / "out", tmp_path / "fresh"
     assert main(["grade", str(small_class), "--format", fmt, "--output", str(out), "--jobs", "1"]) == 0
     before = tree(out)
     (small_class / "bob.toml").write_text(optimal_submission("mobile/1"))    # the class changes
     assert main(["grade", str(small_class), "--format", fmt, "--output", str(fresh), "--jobs", "1"]) == 0
     after = tree(fresh)
+    alice, bob, records = f"alice.toml{SUFFIX[fmt]}", f"bob.toml{SUFFIX[fmt]}", ".trainwall/records/"
     assert before != after and set(before) == set(after) == {
-        f"alice.toml{SUFFIX[fmt]}", f"bob.toml{SUFFIX[fmt]}", "summary.csv", "scores.png", "checks.png"}
-    order = [f"alice.toml{SUFFIX[fmt]}", f"bob.toml{SUFFIX[fmt]}", "summary.csv", "scores.png",
-             "checks.png"]   # as written
+        alice, bob, f"{records}{alice}.json", f"{records}{bob}.json", "summary.csv", "scores.png", "checks.png"}
+    kept = [alice, f"{records}{alice}.json"]
+    assert all(before[name] == after[name] for name in kept)
+    order = [bob, f"{records}{bob}.json", "summary.csv", "scores.png", "checks.png"]   # as written
     for number in range(1, len(order) + 1):
         restore(out, before)
         calls = crash_at(monkeypatch, number)
@@ -315,7 +319,7 @@ def test_adversarial_names_get_one_results_file_each(tmp_path):
     assert len({m.casefold() for m in made}) == len(names)                   # distinct, even ignoring case
     for row in rows:
         assert json.loads((out / row["results"]).read_text())["source"] == str(folder / row["file"])
-    assert len(list(out.iterdir())) == len(names) + 3          # plus summary.csv, scores.png and checks.png
+    assert len(list(out.iterdir())) == len(names) + 4          # plus summary.csv, scores.png, checks.png, .trainwall
 
 
 def test_unique_names_never_repeat_or_take_a_reserved_name():

@@ -422,9 +422,9 @@ def _grade_folder(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from trainwall.challenges import grading
-    from trainwall.challenges.classroom import check_output, check_rates, gradebook_csv, grade_folder
+    from trainwall.challenges.classroom import check_output, gradebook_lines, grade_folder
     from trainwall.challenges.variants import read_roster_table
-    from trainwall.core.outputs import atomic_write
+    from trainwall.core.outputs import atomic_write_chunks
     from trainwall.core.outputs import clean
     from trainwall.plotting import draw_check_rates, draw_score_histogram
 
@@ -435,18 +435,20 @@ def _grade_folder(args: argparse.Namespace) -> int:
     roster = read_roster_table(args.roster) if args.roster else None
     result = grade_folder(args.submission, grading.MissionSource.open(args.mission), args.format, args.output,
                           args.jobs, inputs=inputs, roster=roster)
+    totals = result.totals
     if roster is not None:
-        atomic_write(result.results_dir / "gradebook.csv", gradebook_csv(*roster, result.grades, args.assignment))
+        atomic_write_chunks(result.results_dir / "gradebook.csv", gradebook_lines(*roster, totals.best, args.assignment))
     histogram = result.results_dir / "scores.png"
     title = clean(Path(args.submission).name, 80)
-    draw_score_histogram(result.grades, histogram, title)
-    draw_check_rates(*check_rates(result.grades), result.results_dir / "checks.png", title)
-    gradable = [g for g in result.grades if g.gradable]
-    mean = sum(g.score for g in gradable) / len(gradable) if gradable else 0.0
-    everyone = sum(g.score for g in result.grades) / len(result.grades) if result.grades else 0.0
-    print(clean(f"graded {len(result.grades)} submissions ({len(result.grades) - len(gradable)} not gradable, "
-                f"{len(result.skipped)} entries skipped: see summary.csv), mean score {mean:.3g} over the gradable "
-                f"ones, {everyone:.3g} over all (a not-gradable file scores 0); results in "
+    draw_score_histogram(totals.scores, totals.submissions, totals.top or 1.0, histogram, title)
+    draw_check_rates(*totals.rates.result(), result.results_dir / "checks.png", title)
+    gradable = len(totals.scores)
+    mean = sum(totals.scores) / gradable if gradable else 0.0
+    everyone = totals.score_sum / totals.submissions if totals.submissions else 0.0
+    kept = f"; {result.kept} current from an earlier run kept" if result.kept else ""
+    print(clean(f"graded {totals.submissions} submissions ({totals.submissions - gradable} not gradable, "
+                f"{len(result.skipped)} entries skipped: see summary.csv{kept}), mean score {mean:.3g} over the "
+                f"gradable ones, {everyone:.3g} over all (a not-gradable file scores 0); results in "
                 f"{result.results_dir}, summary {result.summary_csv}, histogram {histogram}, Lock and wall rates "
                 f"{result.results_dir / 'checks.png'}", 8000))
     return EXIT_INTERNAL if result.internal_failures else EXIT_OK

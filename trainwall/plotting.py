@@ -263,18 +263,17 @@ def draw_pipeline(gauges, path: str | Path, title: str) -> None:
 
 # --- a class's scores ------------------------------------------------------------------------------
 
-def draw_score_histogram(grades, path: str | Path, title: str) -> None:
-    """Scores of the class, with malformed submissions counted apart (deterministic PNG).
+def draw_score_histogram(scores, submissions: int, top: float, path: str | Path, title: str) -> None:
+    """The gradable submissions' ``scores`` (of ``top``), out of ``submissions`` graded: the
+    others, not gradable, counted apart (deterministic PNG).
 
     ``title`` is shown as given: the caller cleans what came from file names."""
-    top = max((g.max_score for g in grades), default=1.0)
-    scores = [g.score for g in grades if g.gradable]
     with pyplot_style() as plt:
         fig, ax = plt.subplots(figsize=(6, 3.5))
         ax.hist(scores, bins=10, range=(0.0, top), color=OKABE_ITO[0], edgecolor="black", hatch="//")
         ax.set_xlabel(f"score (of {top:g})")
         ax.set_ylabel("submissions")
-        ax.set_title(f"{title}: {len(grades)} submissions ({len(grades) - len(scores)} not gradable)")
+        ax.set_title(f"{title}: {submissions} submissions ({submissions - len(scores)} not gradable)")
         ax.set_xlim(0.0, top)
         fig.tight_layout()
         save(fig, path)

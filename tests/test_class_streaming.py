@@ -1,0 +1,129 @@
+"""Class grading streams (issue 18): results are written as grades arrive, memory does not
+hold the class's grades, and an interrupted run resumes without losing or rewriting anything.
+
+The runs here are real ``trainwall grade`` runs in a fresh Python process (the memory figure
+is that process's own peak RSS; its grading workers are children and are not counted), with
+fsync turned off in that process: durability is not what these tests measure, and thousands
+of fsyncs would only make them slow.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+SUBMISSION = '''mission = "mobile/1"
+student = "s{n:06d}"
+[configuration.training]
+optimizer = "{optimizer}"
+recompute = "{recompute}"
+trainable = "last:{layers}"
+'''
+
+RUNNER = textwrap.dedent('''
+    import json, os, resource, sys
+    os.fsync = lambda fd: None                      # durability is not under test here
+    from trainwall.challenges import ledger
+    crash_after = int(os.environ.get("CRASH_AFTER_RECORDS", "0"))
+    if crash_after:
+        real_store, stored = ledger.store, [0]
+        def store(out, name, entry):
+            real_store(out, name, entry)
+            stored[0] += 1
+            if stored[0] == crash_after:             # the job killed, workers and all: no cleanup, no summary
+                os.killpg(os.getpgid(0), 9)
+        ledger.store = store
+    from trainwall.cli import main
+    code = main(sys.argv[1:])
+    print(json.dumps({"code": code, "max_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+''')
+
+
+def _class(folder: Path, count: int) -> Path:
+    folder.mkdir()
+    for n in range(count):
+        (folder / f"s{n:06d}.toml").write_text(SUBMISSION.format(
+            n=n, optimizer=("sgd", "adam")[n % 2], recompute=("none", "full")[n // 2 % 2], layers=1 + n % 7))
+    return folder
+
+
+def _grade(folder: Path, out: Path, crash_after: int = 0) -> subprocess.CompletedProcess:
+    env = {**os.environ, "CRASH_AFTER_RECORDS": str(crash_after)}
+    return subprocess.run([sys.executable, "-c", RUNNER, "grade", str(folder), "--output", str(out), "--format",
+                           "json", "--jobs", "2"], capture_output=True, text=True, env=env, timeout=900,
+                          start_new_session=True)
+
+
+def _report(run: subprocess.CompletedProcess) -> dict:
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def _outputs(out: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and p.suffix in (".json", ".csv")}
+
+
+def test_peak_memory_does_not_grow_with_the_class(tmp_path):
+    """1,000 and 10,000 submissions: the grading process's peak grows by the file listing alone
+    (a path and a results name per submission, well under 1 kB), not by the grades (about
+    6.5 kB each when they were all held to the end)."""
+    small = _report(_grade(_class(tmp_path / "small", 1_000), tmp_path / "small-out"))
+    large = _report(_grade(_class(tmp_path / "large", 10_000), tmp_path / "large-out"))
+    growth_per_submission = (large["max_rss_kb"] - small["max_rss_kb"]) * 1024 / 9_000
+    assert growth_per_submission < 1024, f"{growth_per_submission:.0f} bytes per submission"
+    assert sum(1 for _ in (tmp_path / "large-out" / "summary.csv").open()) == 10_001
+
+
+def test_a_killed_run_resumes_losing_nothing_and_rewriting_nothing_current(tmp_path):
+    folder = _class(tmp_path / "class", 300)
+    clean, out = tmp_path / "clean", tmp_path / "out"
+    _report(_grade(folder, clean))
+    killed = _grade(folder, out, crash_after=137)
+    assert killed.returncode == -9 and not (out / "summary.csv").exists()
+    records = sorted((out / ".trainwall" / "records").iterdir())
+    assert len(records) == 137
+    for name in (p.name for p in out.iterdir() if p.suffix == ".json"):
+        json.loads((out / name).read_text())                       # every results file there is complete
+    before = {r.stem: (out / r.stem).stat() for r in records}
+    resumed = _grade(folder, out)
+    _report(resumed)
+    assert "137 current from an earlier run kept" in resumed.stdout
+    after = _outputs(out)
+    assert after == _outputs(clean)                                 # the same bytes as a run never interrupted
+    for name, st in before.items():                                 # a current results file is not rewritten
+        now = (out / name).stat()
+        assert (now.st_ino, now.st_mtime_ns) == (st.st_ino, st.st_mtime_ns), name
+
+
+def test_only_a_changed_submission_is_graded_again(tmp_path, capsys):
+    from trainwall.cli import main
+
+    folder, out = _class(tmp_path / "class", 12), tmp_path / "out"
+    assert main(["grade", str(folder), "--output", str(out), "--format", "json", "--jobs", "1"]) == 0
+    stamps = {p.name: p.stat().st_mtime_ns for p in out.glob("*.json")}
+    changed = folder / "s000003.toml"
+    changed.write_text(changed.read_text().replace('optimizer = "adam"', 'optimizer = "sgd"'))
+    capsys.readouterr()
+    assert main(["grade", str(folder), "--output", str(out), "--format", "json", "--jobs", "1"]) == 0
+    assert "11 current from an earlier run kept" in capsys.readouterr().out
+    rewritten = {p.name for p in out.glob("*.json") if p.stat().st_mtime_ns != stamps[p.name]}
+    assert rewritten == {"s000003.toml.json"}
+    assert json.loads((out / "s000003.toml.json").read_text())["score"] is not None
+
+
+@pytest.mark.parametrize("other", [{"fmt": "text"}, {"mission": "mobile/1"}])
+def test_a_different_grading_makes_every_record_stale(other):
+    """The key of a record holds the grading's fingerprint: another results format or another
+    mission source is another grading."""
+    from trainwall.challenges import grading
+    from trainwall.challenges.ledger import grading_fingerprint
+
+    base = grading_fingerprint(grading.MissionSource.open(None), "json")
+    assert grading_fingerprint(grading.MissionSource.open(other.get("mission")), other.get("fmt", "json")) != base
+    assert grading_fingerprint(grading.MissionSource.open(None), "json") == base
