@@ -253,7 +253,8 @@ def _drained(future, bar) -> Iterator[tuple[str, dict]]:
 
 
 def grade_folder(folder: str | Path, source: grading.MissionSource, fmt: str, out: str | Path,
-                 jobs: int = 0, progress: bool | None = None, inputs=(), roster=None) -> ClassResult:
+                 jobs: int = 0, progress: bool | None = None, inputs=(), roster=None,
+                 shard: tuple[int, int] | None = None) -> ClassResult | None:
     """Grade every regular file in ``folder`` into ``out``; ``jobs = 0`` uses every core;
     ``roster`` (:func:`trainwall.challenges.variants.read_roster_table`) adds its columns to
     ``summary.csv``.
@@ -261,7 +262,9 @@ def grade_folder(folder: str | Path, source: grading.MissionSource, fmt: str, ou
     The output folder is checked first (:func:`check_output`; ``inputs`` are the other
     input paths, such as the --mission file or folder): nothing is graded when it is refused.
     Results are written as they are graded, each with its record (:mod:`~trainwall.challenges.ledger`);
-    an entry whose results are current from an earlier run into ``out`` is not graded again."""
+    an entry whose results are current from an earlier run into ``out`` is not graded again.
+    ``shard`` (k, n): grade only the entries :func:`in_shard` gives shard k of n, and write no
+    class outputs (None is returned: :func:`merge_shards` joins the shards)."""
     folder, out = Path(folder), Path(out)
     check_output(folder, out, inputs)
     entries = class_entries(folder)
@@ -272,21 +275,74 @@ def grade_folder(folder: str | Path, source: grading.MissionSource, fmt: str, ou
         raise InputError("--output", str(out), f"a results file would overwrite an input ({clash[0]})")
     fingerprint = ledger.grading_fingerprint(source, fmt)
     graded = [e for e in entries if e.skipped is None]
-    todo = [e for e in graded
-            if not ledger.current(out, names[e.name], ledger.submission_key(e.path, fingerprint))]
+    mine = graded if shard is None else in_shard(graded, *shard)
+    todo = [e for e in mine if not ledger.current(out, names[e.name], ledger.submission_key(e.path, fingerprint))]
     out.mkdir(parents=True, exist_ok=True)
     for entry, (text, rec) in zip(todo, graded_in_order([e.path for e in todo], source, fmt, fingerprint,
                                                         jobs, progress)):
         atomic_write(out / names[entry.name], text)
         ledger.store(out, names[entry.name], rec)
+    if shard is not None:
+        return None
+    return class_outputs(out, entries, names, source.max_score, roster, len(graded) - len(todo))
+
+
+def in_shard(entries: list, k: int, n: int) -> list:
+    """Shard k of n (1 <= k <= n) of the graded entries, in the folder's order: every n-th from
+    the k-th, so the shards are disjoint, cover the class, and differ in size by at most one."""
+    return entries[k - 1::n]
+
+
+def class_outputs(out: Path, entries: list, names: dict, max_score: float, roster, kept: int) -> ClassResult:
+    """``summary.csv`` and the totals the CLI draws and prints, from the records in ``out``
+    (every graded entry must have one)."""
     totals = ClassTotals()
+    graded = [e for e in entries if e.skipped is None]
     for entry in graded:
         totals.add(ledger.load(out, names[entry.name]))
     rows = ((e, ledger.load(out, names[e.name]) if e.skipped is None else None,
              names[e.name] if e.skipped is None else "") for e in entries)
-    summary = atomic_write_chunks(out / "summary.csv", summary_lines(rows, totals, source.max_score, roster))
+    summary = atomic_write_chunks(out / "summary.csv", summary_lines(rows, totals, max_score, roster))
     skipped = tuple((e.name, e.skipped) for e in entries if e.skipped is not None)
-    return ClassResult(totals, out, summary, skipped, len(graded) - len(todo))
+    return ClassResult(totals, out, summary, skipped, kept)
+
+
+def merge_shards(shards: list[Path], folder: str | Path, source: grading.MissionSource, fmt: str, out: str | Path,
+                 inputs=(), roster=None) -> ClassResult:
+    """The class outputs of ``folder`` in ``out`` from the shard folders ``grade --shard`` wrote:
+    each shard's results files and records are copied into ``out`` (a file two shards both hold
+    must be the same bytes), then ``summary.csv`` is built as an unsharded run builds it, so the
+    merged outputs are the same bytes. Every submission needs a current record in some shard
+    (the same --mission and --format as the shards'): else nothing is built (InputError)."""
+    folder, out = Path(folder), Path(out)
+    check_output(folder, out, [*inputs, *shards])
+    entries = class_entries(folder)
+    names = dict(zip((e.name for e in entries), results_names([e.name for e in entries], SUFFIX[fmt])))
+    fingerprint = ledger.grading_fingerprint(source, fmt)
+    missing = []
+    for entry in (e for e in entries if e.skipped is None):
+        name, key = names[entry.name], ledger.submission_key(entry.path, fingerprint)
+        found = [s for s in shards if ledger.current(s, name, key)]
+        if not found:
+            missing.append(entry.name)
+            continue
+        _copy_result(found, name, out)
+    if missing:
+        raise InputError("SHARD", str(shards[0]), f"no shard holds a current result for {len(missing)} "
+                         f"submission{'s' * (len(missing) != 1)} (the first: {missing[0]}): grade the missing shard, "
+                         "with the same --mission and --format")
+    return class_outputs(out, entries, names, source.max_score, roster, 0)
+
+
+def _copy_result(shards: list[Path], name: str, out: Path) -> None:
+    """One submission's results file and record from the shards that hold it, into ``out``."""
+    for relative in (Path(name), ledger.record_path(Path(), name)):
+        copies = {(shard / relative).read_bytes() for shard in shards}
+        if len(copies) > 1:
+            raise InputError("SHARD", str(shards[0] / relative), "two shards hold different results for this "
+                             "submission: they were graded differently")
+        (out / relative).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(out / relative, copies.pop())
 
 
 def detail_cells(verdicts: dict[str, str], columns: list[str]) -> list[str]:

@@ -110,16 +110,19 @@ def record(g, key: str) -> dict:
             "max_score": g.max_score, "cells": cells, "verdicts": verdicts(g)}
 
 
+def record_path(out: Path, results_name: str) -> Path:
+    return records_folder(out) / f"{results_name}.json"
+
+
 def store(out: Path, results_name: str, entry: dict) -> None:
-    folder = records_folder(out)
-    folder.mkdir(parents=True, exist_ok=True)
-    atomic_write(folder / f"{results_name}.json", json.dumps(entry, sort_keys=True))
+    records_folder(out).mkdir(parents=True, exist_ok=True)
+    atomic_write(record_path(out, results_name), json.dumps(entry, sort_keys=True))
 
 
 def load(out: Path, results_name: str) -> dict | None:
     """The record of ``results_name``, or None (missing, unreadable, or of another version)."""
     try:
-        found = json.loads((records_folder(out) / f"{results_name}.json").read_text())
+        found = json.loads(record_path(out, results_name).read_text())
     except (OSError, ValueError):
         return None
     return found if isinstance(found, dict) and found.get("version") == RECORD_VERSION else None

@@ -132,3 +132,47 @@ def test_a_different_grading_makes_every_record_stale(other):
     base = grading_fingerprint(grading.MissionSource.open(None), "json")
     assert grading_fingerprint(grading.MissionSource.open(other.get("mission")), other.get("fmt", "json")) != base
     assert grading_fingerprint(grading.MissionSource.open(None), "json") == base
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_shards_merged_are_the_unsharded_bytes(tmp_path, capsys):
+    """grade --shard 1/3, 2/3, 3/3 into three folders (three machines of a Slurm array or a CI
+    matrix), then merge: every results file, record, summary.csv, chart and the gradebook are
+    the bytes one unsharded run writes. A malformed file and a skipped entry are in the class."""
+    from trainwall.cli import main
+
+    folder = _class(tmp_path / "class", 31)
+    (folder / "broken.toml").write_text("{not toml")
+    (folder / "a folder").mkdir()
+    roster = tmp_path / "roster.csv"
+    roster.write_text("student,email\n" + "".join(f"s{n:06d},s{n}@uni.edu\n" for n in range(0, 40, 3)))
+    whole = tmp_path / "whole"
+    assert main(["grade", str(folder), "--output", str(whole), "--format", "json", "--jobs", "1",
+                 "--roster", str(roster)]) == 0
+    shards = [tmp_path / f"shard{k}" for k in (1, 2, 3)]
+    for k, shard in enumerate(shards, 1):
+        assert main(["grade", str(folder), "--output", str(shard), "--format", "json", "--jobs", "1",
+                     "--shard", f"{k}/3"]) == 0
+        assert not (shard / "summary.csv").exists()
+    assert {len(list(s.glob("*.json"))) for s in shards} == {11, 10}            # 32 graded: 11 + 11 + 10
+    merged = tmp_path / "merged"
+    capsys.readouterr()
+    assert main(["merge", *map(str, shards), "--submissions", str(folder), "--output", str(merged), "--format",
+                 "json", "--roster", str(roster)]) == 0
+    assert _tree(merged) == _tree(whole)
+    assert main(["merge", *map(str, shards[:2]), "--submissions", str(folder), "--output",
+                 str(tmp_path / "partial"), "--format", "json"]) == 2
+    assert "no shard holds a current result for 10 submissions" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad", ["0/3", "4/3", "3", "a/b", "1/0"])
+def test_a_shard_is_k_of_n(tmp_path, bad):
+    from trainwall.cli import main
+
+    folder = _class(tmp_path / "class", 2)
+    with pytest.raises(SystemExit) as exit_:
+        main(["grade", str(folder), "--output", str(tmp_path / "out"), "--shard", bad])
+    assert exit_.value.code == 2

@@ -598,6 +598,24 @@ produces("regrade", 2)(lambda ctx: one_line_error(
 produces("regrade", 1)(internal_error("regrade", "unused", "--results", "unused", "--mission", "mobile/1"))
 
 
+# merge
+@produces("merge", 0)
+def _(ctx):
+    folder, shard, merged = ctx.tmp_path / "class", ctx.tmp_path / "shard", ctx.tmp_path / "merged"
+    folder.mkdir()
+    (folder / "a.toml").write_bytes(ctx.submissions["optimal"].read_bytes())
+    assert run_cli("grade", folder, "--format", "json", "--output", shard, "--jobs", 1, "--shard", "1/1").code == 0
+    run = run_cli("merge", shard, "--submissions", folder, "--output", merged, "--format", "json")
+    assert (merged / "summary.csv").is_file() and (merged / "scores.png").is_file()
+    return run
+
+
+produces("merge", 2)(lambda ctx: one_line_error(
+    run_cli("merge", ctx.tmp_path / "nowhere", "--submissions", ctx.tmp_path, "--output", ctx.tmp_path / "m"),
+    "not a folder"))
+produces("merge", 1)(internal_error("merge", "unused", "--submissions", "unused", "--output", "unused"))
+
+
 # autograder
 @produces("autograder", 0)
 def _(ctx):

@@ -51,6 +51,20 @@ def _instructor_commands(sub) -> None:
     gr.add_argument("--assignment", default="trainwall", help="gradebook.csv's points column (default: trainwall)")
     gr.add_argument("--fail-under", type=float, metavar="S", help="exit 3 when the score is below S")
     gr.add_argument("--jobs", type=int, default=0, help="worker processes for a folder (default: every core)")
+    gr.add_argument("--shard", type=_shard, metavar="K/N",
+                    help="a folder: grade only shard K of N (results and records, no class outputs: "
+                         "trainwall merge joins the shards)")
+    mg = sub.add_parser("merge", help="join the shards of a class graded with grade --shard K/N",
+                        description="Copy the shards' results into --output and write summary.csv, the charts and "
+                                    "the gradebook as one unsharded run would, byte for byte.")
+    mg.add_argument("shards", nargs="+", help="the shards' --output folders")
+    mg.add_argument("--submissions", required=True, help="the class folder the shards graded")
+    mg.add_argument("--output", required=True, help="the merged results folder")
+    mg.add_argument("--mission", help="as given to the shards")
+    mg.add_argument("--format", default="text", choices=("text", "json", "gradescope", "prairielearn", "junit"),
+                    help="as given to the shards")
+    mg.add_argument("--roster", help="the roster CSV: gradebook.csv for an LMS import")
+    mg.add_argument("--assignment", default="trainwall", help="gradebook.csv's points column (default: trainwall)")
     ge = sub.add_parser("generate", help="per-student variants of a mission: handouts apart from answer keys")
     ge.add_argument("mission", help="a mission id (cloud/3) or a mission file with [variants.perturb]")
     who = ge.add_mutually_exclusive_group(required=True)
@@ -384,6 +398,8 @@ def _grade(args: argparse.Namespace) -> int:
         return _grade_folder(args)
     if args.roster:
         raise _usage("--roster makes a class's gradebook.csv: grade a folder, not one file")
+    if args.shard:
+        raise _usage("--shard K/N grades a slice of a class folder: grade a folder, not one file")
     target = _grade_target(args)
     setup_error = None
     try:
@@ -422,11 +438,9 @@ def _grade_folder(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from trainwall.challenges import grading
-    from trainwall.challenges.classroom import check_output, gradebook_lines, grade_folder
+    from trainwall.challenges.classroom import check_output, grade_folder
     from trainwall.challenges.variants import read_roster_table
-    from trainwall.core.outputs import atomic_write_chunks
     from trainwall.core.outputs import clean
-    from trainwall.plotting import draw_check_rates, draw_score_histogram
 
     if not args.output:
         raise _usage("grading a folder writes one results file per student: give --output DIR")
@@ -434,12 +448,45 @@ def _grade_folder(args: argparse.Namespace) -> int:
     check_output(Path(args.submission), Path(args.output), inputs)     # before the --mission is solved
     roster = read_roster_table(args.roster) if args.roster else None
     result = grade_folder(args.submission, grading.MissionSource.open(args.mission), args.format, args.output,
-                          args.jobs, inputs=inputs, roster=roster)
+                          args.jobs, inputs=inputs, roster=roster, shard=args.shard)
+    if result is None:
+        k, n = args.shard
+        print(clean(f"shard {k}/{n} of {args.submission} graded into {args.output}: results and records only; "
+                    f"when every shard is done, trainwall merge SHARD... --submissions {args.submission} "
+                    f"--output DIR writes the class outputs", 8000))
+        return EXIT_OK
+    return _class_report(result, Path(args.submission), roster, args.assignment)
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from trainwall.challenges import grading
+    from trainwall.challenges.classroom import merge_shards
+    from trainwall.challenges.variants import read_roster_table
+
+    for shard in args.shards:
+        _nonempty(shard, "SHARD")
+        if not os.path.isdir(shard):
+            raise _usage(f"{shard!r} is not a folder: give the shards' --output folders")
+    inputs = _mission_inputs(args.mission) + ([args.roster] if args.roster else [])
+    roster = read_roster_table(args.roster) if args.roster else None
+    result = merge_shards([Path(s) for s in args.shards], args.submissions, grading.MissionSource.open(args.mission),
+                          args.format, args.output, inputs, roster)
+    return _class_report(result, Path(args.submissions), roster, args.assignment)
+
+
+def _class_report(result, folder, roster, assignment: str) -> int:
+    """A class's gradebook (with a roster), charts and one-line summary; the exit code."""
+    from trainwall.challenges.classroom import gradebook_lines
+    from trainwall.core.outputs import atomic_write_chunks, clean
+    from trainwall.plotting import draw_check_rates, draw_score_histogram
+
     totals = result.totals
     if roster is not None:
-        atomic_write_chunks(result.results_dir / "gradebook.csv", gradebook_lines(*roster, totals.best, args.assignment))
+        atomic_write_chunks(result.results_dir / "gradebook.csv", gradebook_lines(*roster, totals.best, assignment))
     histogram = result.results_dir / "scores.png"
-    title = clean(Path(args.submission).name, 80)
+    title = clean(folder.name, 80)
     draw_score_histogram(totals.scores, totals.submissions, totals.top or 1.0, histogram, title)
     draw_check_rates(*totals.rates.result(), result.results_dir / "checks.png", title)
     gradable = len(totals.scores)
@@ -452,6 +499,14 @@ def _grade_folder(args: argparse.Namespace) -> int:
                 f"{result.results_dir}, summary {result.summary_csv}, histogram {histogram}, Lock and wall rates "
                 f"{result.results_dir / 'checks.png'}", 8000))
     return EXIT_INTERNAL if result.internal_failures else EXIT_OK
+
+
+def _shard(text: str) -> tuple[int, int]:
+    """K/N with 1 <= K <= N."""
+    k, slash, n = text.partition("/")
+    if not slash or not (k.isascii() and k.isdigit() and n.isascii() and n.isdigit()) or not 1 <= int(k) <= int(n):
+        raise argparse.ArgumentTypeError(f"{text!r} is not K/N with 1 <= K <= N (e.g. 2/8)")
+    return int(k), int(n)
 
 
 def _usage(message: str):
@@ -582,7 +637,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code = {"evaluate": _evaluate, "missions": _missions, "show": _show, "start": _start, "solve": _solve, "grade": _grade,
                 "generate": _generate, "schema": _schema,
-                "autograder": _autograder, "regrade": _regrade, "lab": _lab, "plot": _plot, "explain": _explain}[args.command](args)
+                "autograder": _autograder, "regrade": _regrade, "merge": _merge, "lab": _lab, "plot": _plot, "explain": _explain}[args.command](args)
         sys.stdout.flush()          # a closed pipe shows here, inside the handler, not at exit
         return code
     except TrainwallError as exc:
