@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from functools import lru_cache
 from pathlib import Path
 
+from trainwall.core.caches import bounded
 from trainwall.core.outputs import atomic_write, csv_cell
 
 FOLDER = ".trainwall"
@@ -39,7 +39,7 @@ PACKAGES = ("trainwall", "trainwall.lab", "trainwall.hardware", "trainwall.model
             "trainwall.optimizer.costmodel", "trainwall.challenges", "trainwall.core")
 
 
-@lru_cache(maxsize=1)
+@bounded(1)   # one 64-character digest
 def code_digest() -> str:
     """SHA-256 of trainwall's own modules and data files, wherever the packages are installed
     from: a grade depends on the code that computed it, so any change to it makes every

@@ -37,7 +37,8 @@ class Host:
 
 @dataclass(frozen=True)
 class Link:
-    """A link: ``bandwidth`` bytes/s per direction, ``latency`` seconds per hop."""
+    """A link: ``bandwidth`` bytes/s per direction, ``latency`` seconds per hop, and the share
+    of the line rate NCCL's collectives achieve on it (``achievable``, 1 where none is sourced)."""
 
     key: str
     name: str
@@ -46,6 +47,7 @@ class Link:
     scope: str
     shared_medium: bool
     source: str
+    achievable: float = 1.0
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,11 @@ per byte of the buffer), routed over the graph with :meth:`Topology.route`. Load
 add up per directed edge across all concurrent groups, so the bottleneck link and
 its load come from the graph, not from a constant. Time is the alpha-beta model:
 
-    t = max_e (load_e / capacity_e) * S  +  steps * alpha
+    t = max_e (load_e / rate_e) * S  +  steps * alpha
 
-where alpha is the slowest link latency on any message's path (the per-message
+with rate_e the edge's line rate x its link's ``achievable`` share (the bus bandwidth
+NCCL's ring collectives reach; hardware/data/links.toml gives each figure's source), and
+alpha the slowest link latency on any message's path (the per-message
 software and switch latency is paid once per step, not once per switch hop).
 
 Per-algorithm message patterns (buffer of S bytes, group of n):
@@ -107,19 +109,22 @@ def _edge_order(item: tuple) -> str:
 NO_COMMUNICATION = CollectivePlan("none", 0.0, 0.0)
 
 
-def _capacity(data: dict, background: float) -> float:
-    return data["capacity"] * ((1.0 - background) if data["network"] else 1.0)
+def _rate(data: dict, background: float) -> float:
+    """Bytes/s a collective moves over an edge: NCCL's achievable share of its line rate, less
+    the background's share on a network edge."""
+    return data["rate"] * ((1.0 - background) if data["network"] else 1.0)
 
 
 @dataclass(frozen=True)
 class _Routed:
     """Messages routed on a topology, before any background load: what does not depend on it.
 
-    ``local`` is the worst (load / capacity, edge) over edges outside the network (their
+    ``local`` is the worst (load / rate, edge) over edges outside the network (their
     capacity is all ours), ``network`` the worst (load / capacity, edge, load) over
     network edges, whose capacity the background shrinks by the same factor for all,
-    so the worst network edge is the same at every background; ``shares`` every network
-    edge's (edge, load / capacity), sorted."""
+    so the worst network edge is the same at every background (the network's edges are
+    of one link, hence one achievable share); ``shares`` every network edge's (edge,
+    load / capacity: link-seconds at the line rate), sorted."""
 
     hop_latency: float
     local: tuple | None
@@ -140,7 +145,7 @@ def _route(topology: Topology, messages: list[tuple[object, object, float]]) -> 
             load[edge] += share
     if not load:
         return None
-    local = [(ld / edges[e]["capacity"], e) for e, ld in load.items() if not edges[e]["network"]]
+    local = [(ld / edges[e]["rate"], e) for e, ld in load.items() if not edges[e]["network"]]
     network = [(ld / edges[e]["capacity"], e, ld) for e, ld in load.items() if edges[e]["network"]]
     shares = tuple(sorted(((e, share) for share, e, _ in network), key=_edge_order))
     return _Routed(hop_latency, max(local) if local else None, max(network) if network else None, shares)
@@ -155,7 +160,7 @@ def _cost(topology: Topology, routed: _Routed | None, steps: int, algorithm: str
     candidates = [routed.local] if routed.local else []
     if routed.network:
         _, edge, net_load = routed.network
-        candidates.append((net_load / _capacity(edges[edge], background), edge))
+        candidates.append((net_load / _rate(edges[edge], background), edge))
     seconds, bottleneck = max(candidates)
     return CollectivePlan(algorithm, seconds, steps * routed.hop_latency, bottleneck,
                           edges[bottleneck]["link"], routed.shares)

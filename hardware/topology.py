@@ -15,7 +15,8 @@ Three shapes cover the lab's four tracks:
   uplink per vehicle) gives each device its own edges to the aggregator.
 
 The graphs are directed (a full-duplex link is two edges, one per direction), so
-loads add up per direction. Edges carry ``capacity`` (bytes/s per direction), ``latency`` (s), ``link`` (catalog
+loads add up per direction. Edges carry ``capacity`` (bytes/s per direction, the line rate),
+``rate`` (what NCCL's collectives achieve of it: the link's ``achievable`` share), ``latency`` (s), ``link`` (catalog
 key) and ``network`` (True for edges other jobs also use: NICs and fabric, radio),
 which is where a mission's background load applies.
 
@@ -205,9 +206,10 @@ def _routing(topology: Topology) -> _Routing:
 
 def _add(edges: dict, u, v, lk: Link, capacity: float, network: bool,
          both_ways: bool = True) -> None:
-    """A link from u to v (and back, unless ``both_ways`` is False) of ``capacity`` each way."""
-    attrs = dict(capacity=capacity, latency=lk.latency, link=lk.key, network=network,
-                 cost=1.0 / capacity)
+    """A link from u to v (and back, unless ``both_ways`` is False) of ``capacity`` each way
+    (the line rate), of which collectives move ``rate`` = capacity x the link's ``achievable``."""
+    attrs = dict(capacity=capacity, rate=capacity * lk.achievable, latency=lk.latency, link=lk.key,
+                 network=network, cost=1.0 / capacity)
     edges[u, v] = attrs
     if both_ways:
         edges[v, u] = attrs

@@ -1,15 +1,31 @@
-"""Collective costs on the topology, checked by hand with the alpha-beta formulas."""
+"""Collective costs on the topology, checked by hand with the alpha-beta formulas.
+
+A collective moves bytes at the bus bandwidth NCCL reaches, not the line rate: NVLink 4 at
+370 of 450 GB/s, an NDR NIC at 48 of 50 GB/s (hardware/data/links.toml, with the NCCL team's
+statements as sources). NV and IB below are those rates.
+"""
 
 import pytest
 
 from trainwall.hardware import collectives as C, topology as T
+from trainwall.hardware.catalog import link
+
+NV = 450e9 * link("nvlink4").achievable
+IB = 50e9 * link("ib-ndr").achievable
+
+
+def test_the_achievable_shares_are_the_nccl_teams_figures():
+    assert NV == pytest.approx(370e9, rel=0.01) and IB == pytest.approx(48e9, rel=1e-9)
+    assert 300e9 * link("nvlink3").achievable == pytest.approx(230e9, rel=0.01)
+    assert 25e9 * link("ib-hdr").achievable == pytest.approx(24e9, rel=1e-9)
+    assert link("10gbe").achievable == 1.0                     # no figure: the line rate
 
 
 def test_ring_all_reduce_inside_a_node_uses_nvlink():
     topo = T.cluster(8, 8, "nvlink4", "ib-ndr")
     plan = C.all_reduce(topo, (tuple(range(8)),))
     assert plan.bottleneck_link == "nvlink4"
-    assert plan.seconds_per_byte == pytest.approx(2 * 7 / 8 / 450e9)
+    assert plan.seconds_per_byte == pytest.approx(2 * 7 / 8 / NV)
 
 
 def test_data_parallel_rings_each_use_their_own_nic():
@@ -17,19 +33,19 @@ def test_data_parallel_rings_each_use_their_own_nic():
     groups = tuple(tuple(t + 8 * d for d in range(8)) for t in range(8))  # one member per node
     plan = C.all_reduce(topo, groups)
     assert plan.bottleneck_link == "ib-ndr"
-    assert plan.seconds_per_byte == pytest.approx(2 * 7 / 8 / 50e9)
+    assert plan.seconds_per_byte == pytest.approx(2 * 7 / 8 / IB)
 
 
 def test_a_ring_across_nodes_runs_one_ring_per_nic_and_beats_the_hierarchical_all_reduce():
     """4 nodes x 8 GPUs, one group of 32: NCCL's 8 flat rings, one per NIC, each on S/8. A
     GPU sends 2 x 31/32 x S/8 per ring: 7 of its 8 rings over NVLink, 1 through its NIC, at
     the same time, so the NIC (2 x 31/32 / 8 / 50 GB/s) sets the time. The hierarchical
-    all-reduce runs its phases one after the other: 2 x 7/8 / 450 GB/s + 2 x 3/4 / 8 / 50 GB/s."""
+    all-reduce runs its phases one after the other: 2 x 7/8 / NV + 2 x 3/4 / 8 / IB."""
     topo = T.cluster(32, 8, "nvlink4", "ib-ndr")
     plan = C.all_reduce(topo, (tuple(range(32)),))
     assert plan.algorithm == "ring all-reduce"
-    assert plan.seconds_per_byte == pytest.approx(2 * 31 / 32 / 8 / 50e9)
-    hierarchical = 2 * (7 / 8) / 450e9 + 2 * (3 / 4) / 50e9 / 8
+    assert plan.seconds_per_byte == pytest.approx(2 * 31 / 32 / 8 / IB)
+    hierarchical = 2 * (7 / 8) / NV + 2 * (3 / 4) / IB / 8
     assert plan.seconds_per_byte < hierarchical
 
 
@@ -42,10 +58,10 @@ def test_an_all_gather_across_two_8_nic_nodes_spreads_over_all_16_nics():
     assert C.rings(topo, group)[1] == (1, 2, 3, 4, 5, 6, 7, 0, 9, 10, 11, 12, 13, 14, 15, 8)
     plan = C.all_gather(topo, (group,))
     assert plan.bottleneck_link == "ib-ndr"
-    assert plan.seconds_per_byte == pytest.approx(15 / 16 / 8 / 50e9)
+    assert plan.seconds_per_byte == pytest.approx(15 / 16 / 8 / IB)
     nic_up = {edge: share for edge, share in plan.network_shares if edge[0] in topo.devices}
     assert len(nic_up) == 16                                  # every GPU's NIC sends
-    assert all(share == pytest.approx(15 / 16 / 8 / 50e9) for share in nic_up.values())
+    assert all(share == pytest.approx(15 / 16 / 8 / 50e9) for share in nic_up.values())   # link-seconds: line rate
     assert sum(nic_up.values()) * 50e9 == pytest.approx(2 * 15 / 16)   # each node's S x 15/16 out, both nodes
 
 
@@ -70,7 +86,7 @@ def test_oversubscribed_spine_becomes_the_bottleneck():
     groups = tuple(tuple(r + 16 * k for k in range(4)) for r in range(16))
     plan = C.all_reduce(topo, groups)
     assert plan.bottleneck[0] in (("spine",), ) or plan.bottleneck[1] == ("spine",)
-    assert plan.seconds_per_byte == pytest.approx(16 * 2 * 3 / 4 / (16 * 50e9 / 4))
+    assert plan.seconds_per_byte == pytest.approx(16 * 2 * 3 / 4 / (16 * IB / 4))
 
 
 def test_shared_radio_is_one_channel():

@@ -276,6 +276,13 @@ def input_rates(sc: Scenario) -> dict[str, float]:
             / sc.io["device_bytes"]}
 
 
+def bus(link: dict) -> float:
+    """The bytes/s a collective moves over a link: NCCL's achievable share of its line rate
+    (hardware/data/links.toml's ``achievable``: NVLink 4 370 of 450 GB/s, NDR 48 of 50 GB/s,
+    per the NCCL team; the line rate where no figure is given)."""
+    return link["bandwidth"] * link.get("achievable", 1.0)
+
+
 def ring_s(n: int, size: float, bandwidth: float, latency: float) -> float:
     """Ring all-reduce (docs/DESIGN.md): 2(n-1)/n x bytes / bandwidth + 2(n-1) latency steps."""
     return 2 * (n - 1) / n * size / bandwidth + 2 * (n - 1) * latency
@@ -290,9 +297,9 @@ def sync_s(sc: Scenario, trained: float, shape: str = "best") -> float:
     size, n = trained * sc.gb, sc.dp
     if sc.dev["kind"] == "gpu":
         nv = LINKS[sc.dev["intra_node_link"]]
-        return ring_s(n, size, nv["bandwidth"], nv["latency"]) / sc.t["local_steps"]
+        return ring_s(n, size, bus(nv), nv["latency"]) / sc.t["local_steps"]
     link = LINKS[sc.dev["inter_node_link"]]
-    free, shared = link["bandwidth"] * (1 - sc.sys["background_network_load"]), link["shared_medium"]
+    free, shared = bus(link) * (1 - sc.sys["background_network_load"]), link["shared_medium"]
     ring = ((n if shared else 1) * 2 * (n - 1) / n * size / free, 2 * (n - 1) * link["latency"])
     agg = ((2 * n if shared else 1) * size / free, 2 * link["latency"])
     pick = {"ring": ring, "aggregator": agg, "best": min(ring, agg)}[shape]
@@ -356,21 +363,23 @@ def llama_3d(sc: Scenario) -> dict[str, float]:
     80 blocks and a head worth 1.06 blocks leave 21 blocks on the slowest (the first, with the
     embedding), 17 and the head on the last. Exposed per micro-batch: 4 tensor-parallel all-reduces
     of s h bytes per block (Megatron-LM) over NVLink; a stage's boundary activation (s h / t bytes)
-    sent forward and its gradient back over InfiniBand. Per step: the bubble (p - 1) t_stage; the
+    sent forward and its gradient back over InfiniBand; every transfer at the link's bus bandwidth
+    (:func:`bus`), the headroom in link-seconds at its line rate. Per step: the bubble (p - 1) t_stage; the
     gradient ring over the d GPUs (one per node) hidden behind the last stage's backward up to the
     overlap efficiency; the update (ZeRO-1 shards the optimizer state by d)."""
     net, t, p, s = Llama.of(sc.model["arch"]), sc.t["tensor_parallel"], sc.t["pipeline_parallel"], sc.seq
     ib, nv = LINKS[sc.dev["inter_node_link"]], LINKS[sc.dev["intra_node_link"]]
-    free = ib["bandwidth"] * (1 - sc.sys["background_network_load"])
+    free = ib["bandwidth"] * (1 - sc.sys["background_network_load"])      # link-seconds: the line rate
+    moving = bus(ib) * (1 - sc.sys["background_network_load"])            # time: NCCL's bus bandwidth
     gemm, attn = 2 * s * net.block / t / sc.flops, 4 * s * s * net.H / t / sc.flops
     fwd_mem, bwd_mem = (n * s * sc.ab / t / sc.bw for n in net.memory_bound())
     t_stage = 21 * (3 * gemm + 3.5 * attn + fwd_mem + bwd_mem)
     last_backward = 17 * (2 * gemm + 2.5 * attn + bwd_mem) + 2 * (2 * s * net.h * net.V / t) / sc.flops
-    tp = 21 * 4 * ring_s(t, s * net.h * sc.ab, nv["bandwidth"], nv["latency"])
+    tp = 21 * 4 * ring_s(t, s * net.h * sc.ab, bus(nv), nv["latency"])
     msg = s * net.h * sc.ab / t
-    pp = 2 * (msg / free + ib["latency"])
+    pp = 2 * (msg / moving + ib["latency"])
     first, middle = (21 * net.block + net.V * net.h) / t, 21 * net.block / t   # trained params per GPU
-    sync = ring_s(sc.dp, first * sc.gb, free, ib["latency"])
+    sync = ring_s(sc.dp, first * sc.gb, moving, ib["latency"])
     step = (sc.m + p - 1) * t_stage + sc.m * (tp + pp) + max(0.0, sync - OVERLAP * last_backward) + \
         update_s(sc, first, sc.dp)
     flops = sc.t["global_batch"] * s * (6 * (net.L * net.block + net.V * net.h) + 12 * net.L * s * net.H)

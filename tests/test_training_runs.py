@@ -33,13 +33,13 @@ def test_architectures_give_the_published_parameter_counts(rows):
         assert r.params_ours == pytest.approx(r.params_published, rel=0.03), r.name
 
 
-def test_mean_absolute_error_at_most_2_5_points_and_no_run_off_by_9(rows):
-    """Issue 17's goal in sample (0.025). The worst run is MPT-7B on A100 (-0.086), whose
-    64 % MFU is above what the A100's one constant, shared with the ten Megatron-LM runs,
-    gives: each mechanism that lifts a Megatron run lowers the shared fit, and that run with it."""
+def test_mean_absolute_error_at_most_2_5_points_and_no_run_off_by_8(rows):
+    """Issue 17's goal in sample (0.025; 0.021 with the interleaved schedule, per-NIC rings and
+    NCCL's achievable bandwidths). The worst run is MPT-7B on A100 (-0.064), whose 64 % MFU is
+    above what the A100's one constant, shared with the ten Megatron-LM runs, gives."""
     errors = [abs(r.error) for r in rows]
     assert sum(errors) / len(errors) <= 0.025
-    assert max(errors) <= 0.09, max(rows, key=lambda r: abs(r.error))
+    assert max(errors) <= 0.08, max(rows, key=lambda r: abs(r.error))
 
 
 @pytest.mark.parametrize("accelerator", ["a100-sxm-80gb", "h100-sxm", "tpu-v4"])
@@ -52,7 +52,7 @@ def test_catalog_constant_is_the_fit(accelerator):
 def test_generalises_to_runs_left_out_of_the_fit():
     errors = [abs(err) for _, _, err in leave_one_out(RUNS)]
     assert len(errors) == 13  # every run but PaLM, the only TPU run
-    # Out of sample the MAE is 0.033 (bench/compare_training_runs.py); issue 17's goal.
+    # Out of sample the MAE is 0.029 (bench/compare_training_runs.py); issue 17's goal.
     assert sum(errors) / len(errors) <= 0.035
 
 
