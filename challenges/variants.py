@@ -279,56 +279,116 @@ def check_out(out: str | Path, force: bool = False, inputs=()) -> Path:
     return out
 
 
-def write(variants: list[Variant], mission, seed: int, out: str | Path, force: bool = False, inputs=()) -> Path:
+def write(variants: list[Variant], mission, seed: int, out: str | Path, force: bool = False, inputs=(),
+          roster: list[str] | None = None) -> Path:
     """Handouts and answer keys in separate folders under ``out`` (deterministic bytes).
 
-    Refused as :func:`check_out` says. The set is written aside (a hidden folder in ``out``),
-    then put in place of any earlier ``handouts/`` and ``keys/`` (``force``): a crash leaves
-    the earlier set whole, and two runs never mix."""
+    ``roster``: the whole class, when ``variants`` are one shard of it (``generate --shard``):
+    folder names and each key's position come from the whole roster, so shards merged
+    (:func:`merge_shards`) are the bytes of one unsharded run. Refused as :func:`check_out`
+    says. The set is written aside (a hidden folder in ``out``), then put in place of any
+    earlier ``handouts/`` and ``keys/`` (``force``): a crash leaves the earlier set whole, and
+    two runs never mix."""
+    out = check_out(out, force, inputs)
+    roster = roster if roster is not None else [v.student for v in variants]
+    _replace_set(out, lambda stage: _write_set(variants, mission, seed, stage, roster))
+    return out
+
+
+def _replace_set(out: Path, fill) -> None:
+    """``fill(stage)`` writes a set aside; its ``handouts/`` and ``keys/`` then replace ``out``'s."""
     from trainwall.core.outputs import remove_staging, replace_folder, staging_folder
 
-    out = check_out(out, force, inputs)
     out.mkdir(parents=True, exist_ok=True)
     stage = staging_folder(out, "generate")
     try:
-        _write_set(variants, mission, seed, stage)
+        fill(stage)
         for name in ("handouts", "keys"):
             replace_folder(stage / name, out / name, stage / f"replaced-{name}")
     finally:
         remove_staging(stage)
-    return out
 
 
-def _write_set(variants: list[Variant], mission, seed: int, out: Path) -> None:
+def _write_set(variants: list[Variant], mission, seed: int, out: Path, roster: list[str]) -> None:
     """``out/handouts/<student>/`` and ``out/keys/`` (with ``index.csv``), every file atomically."""
     from trainwall.challenges.mission import Mission
-    from trainwall.core.outputs import atomic_write, csv_cell, unique_names
+    from trainwall.core import VERSION
+    from trainwall.core.outputs import atomic_write, unique_names
 
     handouts, keys = out / "handouts", out / "keys"
     handouts.mkdir(parents=True, exist_ok=True)
     keys.mkdir(parents=True, exist_ok=True)
-    index = io.StringIO()
-    rows = csv.writer(index, lineterminator="\n")
-    rows.writerow(("student", "folder", "mission", "objective", "binding", "attempts"))
-    from trainwall.core import VERSION
-
+    names, position = dict(zip(roster, unique_names(roster))), {s: i for i, s in enumerate(roster)}
     solved_by = f"trainwall {VERSION}"          # which cost model and solver made these keys
-    for v, name in zip(variants, unique_names([v.student for v in variants])):
+    written = []
+    for v in variants:
+        name = names[v.student]
         folder = handouts / name
         if folder.resolve().parent != handouts.resolve():   # belt and braces: never outside DIR
             raise InputError("student", v.student, "a student id must not name a path outside the output folder")
         folder.mkdir(exist_ok=True)
-        reference = v.optimum["reference"]
         atomic_write(folder / "mission.toml", handout_text(v.mission, v.student))
         atomic_write(folder / "submission.toml",
-                     submission_template(Mission.model_validate(v.mission), reference, v.student))
+                     submission_template(Mission.model_validate(v.mission), v.optimum["reference"], v.student))
         key = {"student": v.student, "seed": seed, "attempt": v.attempt, "rejected_draws": list(v.rejected),
                "mission": v.mission, "optimum": v.optimum, "solved_by": solved_by,
-               "mission_sha256": hashlib.sha256(json.dumps(v.mission, sort_keys=True).encode()).hexdigest()}
+               "mission_sha256": hashlib.sha256(json.dumps(v.mission, sort_keys=True).encode()).hexdigest(),
+               "position": position[v.student], "roster_size": len(roster)}
         atomic_write(keys / f"{name}.json", json.dumps(key, indent=2, sort_keys=True, ensure_ascii=True) + "\n")
-        rows.writerow((csv_cell(v.student), csv_cell(name), csv_cell(reference), repr(v.optimum["objective"]),
-                       csv_cell(" ".join(v.optimum["binding"])), v.attempt + 1))
-    atomic_write(keys / "index.csv", index.getvalue())
+        written.append((name, key))
+    atomic_write(keys / "index.csv", index_text(written))
+
+
+def index_text(keys: list[tuple[str, dict]]) -> str:
+    """``keys/index.csv`` of (folder name, answer key) pairs, in roster order."""
+    from trainwall.core.outputs import csv_cell
+
+    index = io.StringIO()
+    rows = csv.writer(index, lineterminator="\n")
+    rows.writerow(("student", "folder", "mission", "objective", "binding", "attempts"))
+    for name, key in sorted(keys, key=lambda item: item[1]["position"]):
+        best = key["optimum"]
+        rows.writerow((csv_cell(key["student"]), csv_cell(name), csv_cell(best["reference"]), repr(best["objective"]),
+                       csv_cell(" ".join(best["binding"])), key["attempt"] + 1))
+    return index.getvalue()
+
+
+def merge_shards(shards: list[Path], out: str | Path) -> Path:
+    """One ``generate`` output in ``out`` from shard outputs (``generate --shard K/N``): every
+    handout and key copied, ``index.csv`` rebuilt in roster order: the bytes of one unsharded
+    run. Refused (InputError) when a shard is missing (some roster position has no key), when
+    two shards hold one student, or as :func:`check_out` refuses ``out``."""
+    out = check_out(out, False, shards)
+    found: dict[int, tuple[Path, str, dict]] = {}
+    sizes = set()
+    for shard in shards:
+        for path in sorted((Path(shard) / "keys").glob("*.json")):
+            key = json.loads(path.read_text())
+            if not isinstance(key, dict) or "position" not in key:
+                raise InputError("SHARD", str(path), "not an answer key of trainwall generate (no roster position)")
+            if key["position"] in found:
+                raise InputError("SHARD", str(path), f"a second key for student {key['student']!r}: the shards overlap")
+            found[key["position"]] = (Path(shard), path.stem, key)
+            sizes.add(key["roster_size"])
+    missing = sorted(set(range(max(sizes, default=0))) - set(found))
+    if len(sizes) != 1 or missing:
+        raise InputError("SHARD", str(shards[0]), f"the shards hold {len(found)} of {max(sizes, default=0)} students' "
+                         f"keys (roster positions {missing[:5]} missing): merge every shard of one roster")
+    _replace_set(out, lambda stage: _copy_set(found.values(), stage))
+    return out
+
+
+def _copy_set(entries, stage: Path) -> None:
+    """Each (shard, folder name, key)'s handout files and key into ``stage``, then the index."""
+    from trainwall.core.outputs import atomic_write
+
+    (stage / "keys").mkdir(parents=True, exist_ok=True)
+    for shard, name, _ in entries:
+        (stage / "handouts" / name).mkdir(parents=True, exist_ok=True)
+        for file in ("mission.toml", "submission.toml"):
+            atomic_write(stage / "handouts" / name / file, (shard / "handouts" / name / file).read_bytes())
+        atomic_write(stage / "keys" / f"{name}.json", (shard / "keys" / f"{name}.json").read_bytes())
+    atomic_write(stage / "keys" / "index.csv", index_text([(name, key) for _, name, key in entries]))
 
 
 def handout_text(mission_data: dict, student: str) -> str:

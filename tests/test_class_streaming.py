@@ -176,3 +176,21 @@ def test_a_shard_is_k_of_n(tmp_path, bad):
     with pytest.raises(SystemExit) as exit_:
         main(["grade", str(folder), "--output", str(tmp_path / "out"), "--shard", bad])
     assert exit_.value.code == 2
+
+
+def test_generated_shards_merged_are_the_unsharded_bytes(tmp_path, capsys):
+    """generate --shard 1/3, 2/3, 3/3 (a Slurm array), then merge: the handouts, the keys and
+    index.csv are the bytes of one unsharded run; merging without a shard is refused."""
+    from trainwall.cli import main
+
+    args = ["generate", "mobile/2", "--count", "7", "--seed", "5", "--jobs", "1"]
+    assert main([*args, "--out", str(tmp_path / "whole")]) == 0
+    shards = [tmp_path / f"shard{k}" for k in (1, 2, 3)]
+    for k, shard in enumerate(shards, 1):
+        assert main([*args, "--out", str(shard), "--shard", f"{k}/3"]) == 0
+    assert [len(list((s / "keys").glob("*.json"))) for s in shards] == [3, 2, 2]
+    assert main(["merge", *map(str, shards), "--output", str(tmp_path / "merged")]) == 0
+    assert _tree(tmp_path / "merged") == _tree(tmp_path / "whole")
+    capsys.readouterr()
+    assert main(["merge", *map(str, shards[1:]), "--output", str(tmp_path / "partial")]) == 2
+    assert "the shards hold 4 of 7 students' keys" in capsys.readouterr().err

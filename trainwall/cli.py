@@ -31,6 +31,21 @@ def _student_commands(sub) -> None:
     st.add_argument("--force", action="store_true", help="replace an existing file")
 
 
+def _merge_command(sub) -> None:
+    mg = sub.add_parser("merge", help="join the shards of grade --shard K/N (or of generate --shard K/N)",
+                        description="Graded shards (with --submissions): copy their results into --output and write "
+                                    "summary.csv, the charts and the gradebook as one unsharded run would, byte for "
+                                    "byte. Generated shards (without): one handouts/ and keys/ with index.csv.")
+    mg.add_argument("shards", nargs="+", help="the shards' --output (grade) or --out (generate) folders")
+    mg.add_argument("--submissions", help="the class folder the shards graded (grade shards only)")
+    mg.add_argument("--output", required=True, help="the merged results folder")
+    mg.add_argument("--mission", help="as given to the shards")
+    mg.add_argument("--format", default="text", choices=("text", "json", "gradescope", "prairielearn", "junit"),
+                    help="as given to the shards")
+    mg.add_argument("--roster", help="the roster CSV: gradebook.csv for an LMS import")
+    mg.add_argument("--assignment", default="trainwall", help="gradebook.csv's points column (default: trainwall)")
+
+
 def _instructor_commands(sub) -> None:
     """grade, generate and autograder: what a course runs."""
     gr = sub.add_parser("grade", help="grade a submission, or a folder of them",
@@ -54,17 +69,7 @@ def _instructor_commands(sub) -> None:
     gr.add_argument("--shard", type=_shard, metavar="K/N",
                     help="a folder: grade only shard K of N (results and records, no class outputs: "
                          "trainwall merge joins the shards)")
-    mg = sub.add_parser("merge", help="join the shards of a class graded with grade --shard K/N",
-                        description="Copy the shards' results into --output and write summary.csv, the charts and "
-                                    "the gradebook as one unsharded run would, byte for byte.")
-    mg.add_argument("shards", nargs="+", help="the shards' --output folders")
-    mg.add_argument("--submissions", required=True, help="the class folder the shards graded")
-    mg.add_argument("--output", required=True, help="the merged results folder")
-    mg.add_argument("--mission", help="as given to the shards")
-    mg.add_argument("--format", default="text", choices=("text", "json", "gradescope", "prairielearn", "junit"),
-                    help="as given to the shards")
-    mg.add_argument("--roster", help="the roster CSV: gradebook.csv for an LMS import")
-    mg.add_argument("--assignment", default="trainwall", help="gradebook.csv's points column (default: trainwall)")
+    _merge_command(sub)
     ge = sub.add_parser("generate", help="per-student variants of a mission: handouts apart from answer keys")
     ge.add_argument("mission", help="a mission id (cloud/3) or a mission file with [variants.perturb]")
     who = ge.add_mutually_exclusive_group(required=True)
@@ -74,6 +79,9 @@ def _instructor_commands(sub) -> None:
                     help="the same seed and roster give the same files (0 to 2^63 - 1)")
     ge.add_argument("--out", required=True, help="folder for handouts/ and keys/")
     ge.add_argument("--jobs", type=int, default=0, help="worker processes (default: every core)")
+    ge.add_argument("--shard", type=_shard, metavar="K/N",
+                    help="only shard K of N of the roster (every N-th student from the K-th): "
+                         "trainwall merge joins the shards")
     ge.add_argument("--force", action="store_true",
                     help="replace the handouts/ and keys/ an earlier run left in --out (refused without it)")
     au = sub.add_parser("autograder", help="write an autograder bundle: Gradescope (setup.sh, run_autograder, "
@@ -200,11 +208,13 @@ def _generate(args: argparse.Namespace) -> int:
     check_out(args.out, args.force, inputs)       # before any work: a wrong --out costs nothing
     mission = resolve(args.mission)
     students = read_roster(args.roster) if args.roster else numbered_students(args.count)
-    variants = generate(mission, args.seed, students, args.jobs)
-    out = write(variants, mission, args.seed, args.out, args.force, inputs)
+    mine = students[args.shard[0] - 1::args.shard[1]] if args.shard else students
+    variants = generate(mission, args.seed, mine, args.jobs)
+    out = write(variants, mission, args.seed, args.out, args.force, inputs, roster=students)
     redrawn = sum(1 for v in variants if v.attempt)
     distinct = distinct_optima(variants)
-    print(clean(f"{len(variants)} variants of {mission.id} ({redrawn} redrawn to stay good exercises), "
+    shard = f"shard {args.shard[0]}/{args.shard[1]} of {len(students)} students: " if args.shard else ""
+    print(clean(f"{shard}{len(variants)} variants of {mission.id} ({redrawn} redrawn to stay good exercises), "
                 f"{distinct} distinct optimal configuration{'' if distinct == 1 else 's'} "
                 f"({distinct / len(variants):.0%} of the roster): "
                 f"handouts in {out / 'handouts'}, answer keys in {out / 'keys'}", 8000))
@@ -469,11 +479,28 @@ def _merge(args: argparse.Namespace) -> int:
         _nonempty(shard, "SHARD")
         if not os.path.isdir(shard):
             raise _usage(f"{shard!r} is not a folder: give the shards' --output folders")
+    if args.submissions is None:
+        return _merge_generated(args)
     inputs = _mission_inputs(args.mission) + ([args.roster] if args.roster else [])
     roster = read_roster_table(args.roster) if args.roster else None
     result = merge_shards([Path(s) for s in args.shards], args.submissions, grading.MissionSource.open(args.mission),
                           args.format, args.output, inputs, roster)
     return _class_report(result, Path(args.submissions), roster, args.assignment)
+
+
+def _merge_generated(args: argparse.Namespace) -> int:
+    """``generate --shard`` outputs joined into one set of handouts and keys."""
+    from pathlib import Path
+
+    from trainwall.challenges.variants import merge_shards
+    from trainwall.core.outputs import clean
+
+    for shard in args.shards:
+        if not os.path.isdir(os.path.join(shard, "keys")):
+            raise _usage(f"{shard!r} holds no keys/ of trainwall generate: merging graded shards needs --submissions")
+    out = merge_shards([Path(s) for s in args.shards], args.output)
+    print(clean(f"merged {len(args.shards)} shards: handouts in {out / 'handouts'}, answer keys in {out / 'keys'}", 8000))
+    return EXIT_OK
 
 
 def _class_report(result, folder, roster, assignment: str) -> int:
