@@ -204,6 +204,12 @@ class TrainingSection(_Strict):
     context_parallel: Sized(MAX_DEVICES) = 1           # ranks splitting each sequence, 1 to 2^14
     data_parallel: Sized(MAX_DEVICES) | None = None    # 1 to 2^14
     sequence_parallel: bool = True
+    # Megatron-LM's tensor-parallel backward collective overlapped with the weight-gradient GEMM
+    # (on by default since Sep 2021: false replays earlier runs)
+    tp_backward_overlap: bool = True
+    # Transformer Engine's userbuffers overlap of the tensor-parallel all-gathers and reduce-scatters
+    # with the GEMMs, forward and backward (NeMo's tp_comm_overlap; needs sequence parallelism)
+    tp_comm_overlap: bool = False
     zero_stage: Annotated[int, Field(ge=0, le=3)] = 0
     gradient_clipping: bool = False
     # "all", "none", "last:N", "first:N" (N: 1 to 7 ASCII digits), or the indices of the

@@ -50,6 +50,9 @@ class LayerCost:
     model_flops: float
     hardware_flops: float
     attention_s: float = 0.0   # of forward + backward, the attention matmuls' (what context parallelism's exchange hides behind)
+    gemm_forward_s: float = 0.0   # of the forward, the GEMMs' (what Transformer Engine's TP overlap hides behind)
+    gemm_backward_s: float = 0.0  # of the backward, the GEMMs' (input and weight gradients)
+    wgrad_s: float = 0.0          # of which the weight gradients' (what Megatron's async TP collective hides behind)
 
 
 def layer_cost(layer: Layer, trainable: bool, grad_flows: bool, micro_batch: int, rates: Rates,
@@ -79,6 +82,7 @@ def _ops_cost(ops: tuple[Op, ...], trainable: bool, grad_flows: bool, samples: f
     sharded = tp > 1
     mb = samples
     fwd = bwd = core_fwd = attention = 0.0
+    gemm = [0.0, 0.0, 0.0]                  # forward, backward, weight-gradient seconds of the GEMMs
     model = hardware = core_flops = 0.0
     upstream = grad_flows
     for op in ops:
@@ -90,6 +94,7 @@ def _ops_cost(ops: tuple[Op, ...], trainable: bool, grad_flows: bool, samples: f
         t_f = max(f / peak, ((op.reads + op.writes) * act + w_bytes) / rates.bandwidth)
         fwd += t_f
         attention += t_f if op.kind == "attention" else 0.0
+        gemm[0] += t_f if op.kind == "gemm" else 0.0
         model += f
         if op.core:
             core_fwd += t_f
@@ -103,6 +108,9 @@ def _ops_cost(ops: tuple[Op, ...], trainable: bool, grad_flows: bool, samples: f
             t_b = max((fb + extra) / peak, b_bytes / rates.bandwidth)
             bwd += t_b
             attention += t_b if op.kind == "attention" else 0.0
+            if op.kind == "gemm":
+                gemm[1] += t_b
+                gemm[2] += op.wgrad_flops * needs_w * mb / split / peak
             model += fb
             hardware += extra
         if trainable and op.params:
@@ -114,4 +122,4 @@ def _ops_cost(ops: tuple[Op, ...], trainable: bool, grad_flows: bool, samples: f
         rec_s, rec_f = core_fwd, core_flops
     else:
         rec_s, rec_f = fwd, sum(op.flops for op in ops) * mb / (tp if sharded else 1)
-    return LayerCost(fwd, bwd, rec_s, model, model + hardware + rec_f, attention)
+    return LayerCost(fwd, bwd, rec_s, model, model + hardware + rec_f, attention, *gemm)

@@ -362,7 +362,8 @@ def llama_3d(sc: Scenario) -> dict[str, float]:
     memory-bound kernels at bandwidth, split by t (sequence parallelism). Stages balance FLOPs:
     80 blocks and a head worth 1.06 blocks leave 21 blocks on the slowest (the first, with the
     embedding), 17 and the head on the last. Exposed per micro-batch: 4 tensor-parallel all-reduces
-    of s h bytes per block (Megatron-LM) over NVLink; a stage's boundary activation (s h / t bytes)
+    of s h bytes per block (Megatron-LM) over NVLink, of which the 2 backward ones hide behind the
+    block's weight-gradient GEMMs (Megatron-LM's default overlap); a stage's boundary activation (s h / t bytes)
     sent forward and its gradient back over InfiniBand; every transfer at the link's bus bandwidth
     (:func:`bus`), the headroom in link-seconds at its line rate. Per step: the bubble (p - 1) t_stage; the
     gradient ring over the d GPUs (one per node) hidden behind the last stage's backward up to the
@@ -375,7 +376,9 @@ def llama_3d(sc: Scenario) -> dict[str, float]:
     fwd_mem, bwd_mem = (n * s * sc.ab / t / sc.bw for n in net.memory_bound())
     t_stage = 21 * (3 * gemm + 3.5 * attn + fwd_mem + bwd_mem)
     last_backward = 17 * (2 * gemm + 2.5 * attn + bwd_mem) + 2 * (2 * s * net.h * net.V / t) / sc.flops
-    tp = 21 * 4 * ring_s(t, s * net.h * sc.ab, bus(nv), nv["latency"])
+    pair = 2 * ring_s(t, s * net.h * sc.ab, bus(nv), nv["latency"])
+    assert gemm > pair              # a block's weight gradients (one GEMM pass) outlast its 2 backward all-reduces
+    tp = 21 * pair                  # exposed: the 2 forward all-reduces; the backward ones hide behind the weight gradients
     msg = s * net.h * sc.ab / t
     pp = 2 * (msg / moving + ib["latency"])
     first, middle = (21 * net.block + net.V * net.h) / t, 21 * net.block / t   # trained params per GPU

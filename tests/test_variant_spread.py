@@ -21,9 +21,11 @@ be one of a few configurations, whatever the scenario, so a roster of 30 must re
 The part-3 missions (edge/3, mobile/3, tiny/3) reach 24 largely through the batch limit:
 the optimum fills each step or round to the limit, so neighbouring limits are different
 answers whose MFU can differ by less than the full-credit band. cloud/3, which asks for the
-fewest dollars, reaches 20: below its cheapest global batch the limit binds and 1,024-GPU
+fewest dollars, reaches 16: below its cheapest global batch the limit binds and 1,024-GPU
 layouts round it down to a multiple of 16, so neighbouring limits share an answer; the
-deadline's draws add 512-GPU answers (multiples of 8). Integrity
+deadline's draws add 512-GPU answers (multiples of 8). It reached 20 before the tensor-
+parallel backward overlap and NCCL's achievable bandwidths made communication cheaper: the
+cheapest batch grew past more of the drawn limits. Integrity
 there rests also on the per-variant Lock answers and on each variant being bound to its
 student (docs/THREAT_MODEL.md).
 """
@@ -39,7 +41,7 @@ from trainwall.challenges.variants import distinct_optima, generate, numbered_st
 
 GOAL = 24
 #: mission -> distinct optimal configurations of 30 students at seed 1 (at least)
-REACHED = {"cloud/1": 24, "cloud/2": 24, "cloud/3": 20, "edge/1": 3, "edge/2": 1, "edge/3": 24, "mobile/1": 14,
+REACHED = {"cloud/1": 24, "cloud/2": 24, "cloud/3": 16, "edge/1": 3, "edge/2": 1, "edge/3": 24, "mobile/1": 14,
            "mobile/2": 2, "mobile/3": 25, "tiny/1": 3, "tiny/2": 1, "tiny/3": 27}
 
 

@@ -98,6 +98,7 @@ def _mechanisms(run: dict) -> dict:
     if mech["context_parallel"] != 1:
         raise ValueError(f"run {run['name']!r}: context parallelism is not modelled")
     keys = {"attention": mech["attention"]}
+    keys |= {k: mech[k] for k in ("tp_backward_overlap",) if k in mech}
     if mech["schedule"] == "interleaved-1f1b":
         keys["virtual_stages"] = mech["virtual_stages"]
     elif mech["schedule"] != "none" and mech["schedule"] != "1f1b":
@@ -153,10 +154,10 @@ def decomposition(path: Path) -> list[tuple[str, float, dict[str, float]]]:
     out = []
     for run in load_runs(path):
         t = evaluate(parse_config(run_config(run), f"{path}:{run['name']}")).time
-        exposed_dp = (t.exposed_communication_s - t.tensor_parallel_s - t.pipeline_p2p_s
+        exposed_dp = (t.exposed_communication_s - t.tensor_parallel_exposed_s - t.pipeline_p2p_s
                       - t.context_parallel_exposed_s)
         parts = {"compute": t.compute_s - t.recompute_s - t.optimizer_s, "recompute": t.recompute_s,
-                 "optimizer": t.optimizer_s, "bubble": t.bubble_s, "exposed_tp": t.tensor_parallel_s,
+                 "optimizer": t.optimizer_s, "bubble": t.bubble_s, "exposed_tp": t.tensor_parallel_exposed_s,
                  "exposed_pp": t.pipeline_p2p_s, "exposed_cp": t.context_parallel_exposed_s,
                  "exposed_dp": exposed_dp, "data_stall": t.data_stall_s}
         out.append((run["name"], t.step_s, {k: v / t.step_s for k, v in parts.items()}))

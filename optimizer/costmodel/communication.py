@@ -7,7 +7,9 @@ state of one micro-batch (tokens x hidden x activation bytes):
 
 * tensor parallel (Megatron-LM, Shoeybi et al. 2019): per block 2 all-reduces of S_act
   forward and 2 backward (+2 recomputing the forward under full recompute), for the
-  stage with the most split blocks;
+  stage with the most split blocks; the backward ones hidden behind the weight-gradient
+  GEMMs (Megatron's default), and with Transformer Engine's overlap all of them behind
+  the GEMMs but a chunk (:func:`_tensor_parallel`);
 * pipeline: S_act (/ tp under sequence parallelism) sent forward and its gradient back
   (the reverse direction of each link: a first stage's NIC sends one, a middle stage's two);
 * context parallel: each attention layer's K/V all-gathered forward and backward and its
@@ -66,6 +68,7 @@ class Communication:
     data_parallel_plan: CollectivePlan | None = None
     algorithms: tuple[tuple[str, str], ...] = ()
     bottleneck_link: str = ""
+    tp_all_per_micro_batch_s: float = 0.0     # the tensor-parallel collectives, all of them (tp_per_...: exposed)
 
 
 class _LinkLoads:
@@ -119,14 +122,12 @@ def communication(plan: ResolvedPlan, stages: Stages, t_stage: float) -> Communi
     act_msg = act_elems * plan.micro_batch / cp * plan.policy.activation_bytes    # a rank's s / cp tokens
     algorithms: list[tuple[str, str]] = []
     loads = _LinkLoads()
-    tp_mb, pp_mb, link = 0.0, 0.0, ""
+    tp_all, tp_mb, pp_mb, link = 0.0, 0.0, 0.0, ""
     if tp > 1:
         coll = collectives.all_reduce(plan.topology, tp_groups, plan.background)
         algorithms.append(("tensor_parallel", coll.algorithm))
-        per_layer = (2 + 2 + (2 if plan.recompute == "full" else 0))
-        n_blocks = max(sum(1 for layer in layers[a:b] if any(op.tp for op in layer.ops)) for a, b in plan.bounds)
-        tp_mb = n_blocks * per_layer * coll.time(act_msg)
-        loads.add(coll, n_blocks * per_layer * act_msg, per_micro_batch=True)
+        tp_all, tp_mb, traffic = _tensor_parallel(plan, stages, coll.time(act_msg))
+        loads.add(coll, traffic * act_msg, per_micro_batch=True)
         link = coll.bottleneck_link
     if pp > 1:
         msg = act_msg / (tp if plan.sequence_parallel else 1)
@@ -146,13 +147,50 @@ def communication(plan: ResolvedPlan, stages: Stages, t_stage: float) -> Communi
     sync = _data_parallel(plan, dp_groups, stages, t_stage, loads)
     if sync is None:
         return Communication(tp_mb, pp_mb, cp_mb, cp_exposed, network_links=loads.links(),
-                             algorithms=tuple(algorithms), bottleneck_link=link)
+                             algorithms=tuple(algorithms), bottleneck_link=link, tp_all_per_micro_batch_s=tp_all)
     coll = sync.data_parallel_plan
     if coll.network_shares or not link:
         link = coll.bottleneck_link or link
     return Communication(tp_mb, pp_mb, cp_mb, cp_exposed, sync.dp_fixed_s, sync.dp_per_micro_batch_s,
                          sync.dp_exposed_fixed_s, sync.dp_exposed_per_micro_batch_s, loads.links(),
-                         sync.data_parallel_bytes, coll, (*algorithms, ("data_parallel", coll.algorithm)), link)
+                         sync.data_parallel_bytes, coll, (*algorithms, ("data_parallel", coll.algorithm)), link,
+                         tp_all)
+
+
+#: Transformer Engine's pipelined overlap splits each GEMM's reduce-scatter into 4 chunks and
+#: exposes one (``num_splits`` default 4; NeMo docs, "Communication Overlap": "which exposes one
+#: reduce-scatter chunk").
+EXPOSED_CHUNK = 1 / 4
+
+
+def _tensor_parallel(plan: ResolvedPlan, stages: Stages, collective_s: float) -> tuple[float, float, float]:
+    """Per micro-batch: (all the tensor-parallel collectives' seconds, the exposed ones, their
+    count on the busiest stage), each collective of ``collective_s`` (Megatron-LM: per block 2
+    forward, 2 more recomputing the forward under full recompute, 2 backward; Shoeybi et al. 2019).
+
+    Hidden behind the same block's GEMMs, per pipeline stage (its blocks alike):
+    * backward: Megatron-LM overlaps the input gradient's collective with the weight-gradient
+      GEMM (``tp_backward_overlap``, its default since Sep 2021: commit cf7efd4f; Korthikanti et
+      al. 2022, section 6.2); Transformer Engine (``tp_comm_overlap``) hides both behind the
+      backward GEMMs (all-gather with dgrad, reduce-scatter with wgrad);
+    * forward: only Transformer Engine's overlap, split into ring steps with the GEMMs, one
+      reduce-scatter chunk of :data:`EXPOSED_CHUNK` exposed per collective."""
+    engine, megatron = plan.tp_overlap
+    forward_passes = 2 if plan.recompute == "full" else 1
+    worst_all = worst_exposed = worst_count = 0.0
+    for (a, b), (gemm_fwd, gemm_bwd, wgrad) in zip(plan.bounds, stages.gemm):
+        blocks = sum(1 for layer in plan.network.layers[a:b] if layer.tensor_parallel)
+        if not blocks:
+            continue
+        pair = 2 * collective_s
+        hide_fwd, hide_bwd = (gemm_fwd / blocks if engine else 0.0), \
+            (gemm_bwd if engine else wgrad if megatron else 0.0) / blocks
+        forward = max(0.0, pair - hide_fwd) + (2 * EXPOSED_CHUNK * collective_s if engine else 0.0)
+        exposed = blocks * (forward_passes * min(pair, forward) + max(0.0, pair - hide_bwd))
+        worst_exposed = max(worst_exposed, exposed)
+        worst_all = max(worst_all, blocks * (forward_passes + 1) * pair)
+        worst_count = max(worst_count, blocks * 2 * (forward_passes + 1))
+    return worst_all, worst_exposed, worst_count
 
 
 def kv_exchange_bytes(plan: ResolvedPlan) -> float:

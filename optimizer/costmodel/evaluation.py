@@ -140,16 +140,16 @@ def _memory(st: StepStructure, m: int, plan: ResolvedPlan, capacity: float) -> M
 def _step_time(st: StepStructure, m: int) -> tuple[StepTime, float]:
     """The step's seconds and their parts, and the busy seconds (compute and exposed
     communication, without the data stall)."""
-    tp_s = m * st.tp_per_micro_batch_s
+    tp_s, tp_exposed = m * st.tp_all_per_micro_batch_s, m * st.tp_per_micro_batch_s
     pp_s = m * st.pp_per_micro_batch_s
     cp_s, cp_exposed = m * st.cp_per_micro_batch_s, m * st.cp_exposed_per_micro_batch_s
     dp_s = st.dp_fixed_s + m * st.dp_per_micro_batch_s
-    exposed = tp_s + pp_s + cp_exposed + st.dp_exposed_fixed_s + m * st.dp_exposed_per_micro_batch_s
+    exposed = tp_exposed + pp_s + cp_exposed + st.dp_exposed_fixed_s + m * st.dp_exposed_per_micro_batch_s
     busy = float(st.busy_s(m))
     stall = float(st.stall_s(m))
     time = StepTime(busy + stall, m * st.t_stage + st.optimizer_s, tp_s + pp_s + cp_s + dp_s, exposed,
                     st.schedule.bubble_s(st.t_stage), stall, m * st.recompute_per_micro_batch_s, st.optimizer_s,
-                    tp_s, pp_s, dp_s, st.load_per_micro_batch_s * m, cp_s, cp_exposed)
+                    tp_s, pp_s, dp_s, st.load_per_micro_batch_s * m, cp_s, cp_exposed, tp_exposed)
     return time, busy
 
 

@@ -65,6 +65,7 @@ class StepTime:
     loading_s: float = 0.0     # seconds of loading the step needs per host (hidden behind compute when it overlaps)
     context_parallel_s: float = 0.0    # context parallelism's K/V exchange, all of it
     context_parallel_exposed_s: float = 0.0   # of which the attention does not hide
+    tensor_parallel_exposed_s: float = 0.0    # of tensor_parallel_s, what the GEMMs do not hide
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,7 @@ class ResolvedPlan:
     data_parallel: int
     context_parallel: int        # ranks sharing each sequence (1: none)
     sequence_parallel: bool      # effective: asked for and tensor_parallel > 1
+    tp_overlap: tuple[bool, bool]  # (Transformer Engine's forward and backward overlap, Megatron's backward one)
     devices: int
     micro_batch: int
     policy: PrecisionPolicy
@@ -117,7 +118,8 @@ def resolve(config: Config, device: hw.Device | None = None) -> ResolvedPlan:
     return ResolvedPlan(
         network=network, family=work.family, topology=topology, schedule=pipeline_schedule(config, work, network),
         tensor_parallel=t.tensor_parallel, data_parallel=config.data_parallel, context_parallel=t.context_parallel,
-        sequence_parallel=t.sequence_parallel and t.tensor_parallel > 1, devices=s.devices,
+        sequence_parallel=t.sequence_parallel and t.tensor_parallel > 1, tp_overlap=tp_overlap(config),
+        devices=s.devices,
         micro_batch=t.micro_batch, policy=policy, rates=rates, trainable=mask,
         bounds=stage_bounds(network, t.pipeline_parallel), recompute=t.recompute, optimizer=t.optimizer,
         optimizer_state=t.optimizer_state, zero_stage=t.zero_stage, local_steps=t.local_steps,
@@ -185,6 +187,17 @@ def check_tensor_parallel(work: Workload, tp: int) -> None:
     elif tp > 1:
         raise InputError("training.tensor_parallel", tp,
                          f"tensor parallelism applies to transformers; {work.name} is a {work.family}")
+
+
+def tp_overlap(config: Config) -> tuple[bool, bool]:
+    """(``tp_comm_overlap``, ``tp_backward_overlap``). Transformer Engine overlaps only all-gathers
+    and reduce-scatters with GEMMs, so its overlap needs sequence parallelism (TE issue 746: "we
+    currently only support AllGather/ReduceScatter overlapping with GEMM")."""
+    t = config.training
+    if t.tp_comm_overlap and t.tensor_parallel > 1 and not t.sequence_parallel:
+        raise InputError("training.tp_comm_overlap", True, "overlaps the all-gathers and reduce-scatters of "
+                         "sequence parallelism: set training.sequence_parallel = true")
+    return t.tp_comm_overlap, t.tp_backward_overlap
 
 
 def check_context_parallel(work: Workload, network: Network, cp: int) -> None:

@@ -112,6 +112,7 @@ class Stages:
     kept: tuple[float, ...]       # activation bytes kept per micro-batch in flight
     transient: tuple[float, ...]  # the largest transient activation
     attention: tuple[float, ...]  # of time, the attention matmuls' (forward + backward)
+    gemm: tuple[tuple[float, float, float], ...] = ()   # the GEMMs' forward, backward and weight-gradient seconds
 
 
 def stages(plan: ResolvedPlan, costs: list[LayerCost], flows: tuple[bool, ...], augment: float) -> Stages:
@@ -131,7 +132,9 @@ def stages(plan: ResolvedPlan, costs: list[LayerCost], flows: tuple[bool, ...], 
             transient = max(transient, live)
         out.append((sum(total[a:b]) + (augment if i == 0 else 0.0), sum(backward[a:b]),
                     _stage_states(plan, params, a, b), kept * per_rank, transient * per_rank,
-                    sum(c.attention_s for c in costs[a:b])))
+                    sum(c.attention_s for c in costs[a:b]),
+                    tuple(sum(getattr(c, f) for c in costs[a:b]) for f in ("gemm_forward_s", "gemm_backward_s",
+                                                                          "wgrad_s"))))
     return Stages(*(tuple(column) for column in zip(*out)))
 
 

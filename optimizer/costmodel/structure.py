@@ -50,7 +50,8 @@ class StepStructure:
     t_stage: float                      # slowest stage, forward + backward (+ recompute) of one micro-batch
     recompute_per_micro_batch_s: float  # recompute time of the first stage, per micro-batch
     optimizer_s: float
-    tp_per_micro_batch_s: float
+    tp_per_micro_batch_s: float         # tensor-parallel collectives compute does not hide
+    tp_all_per_micro_batch_s: float     # all of them
     pp_per_micro_batch_s: float
     cp_per_micro_batch_s: float         # context parallelism's K/V exchange
     cp_exposed_per_micro_batch_s: float  # of which the attention does not hide
@@ -224,7 +225,8 @@ def structure_of(plan: ResolvedPlan) -> StepStructure:
         reference_peak=plan.reference_peak, t_stage=t_stage,
         recompute_per_micro_batch_s=sum(c.recompute_s for c in costs[first_a:first_b]),
         optimizer_s=opt_bytes / plan.rates.bandwidth if trains else 0.0,
-        tp_per_micro_batch_s=comm.tp_per_micro_batch_s, pp_per_micro_batch_s=comm.pp_per_micro_batch_s,
+        tp_per_micro_batch_s=comm.tp_per_micro_batch_s, tp_all_per_micro_batch_s=comm.tp_all_per_micro_batch_s,
+        pp_per_micro_batch_s=comm.pp_per_micro_batch_s,
         cp_per_micro_batch_s=comm.cp_per_micro_batch_s, cp_exposed_per_micro_batch_s=comm.cp_exposed_per_micro_batch_s,
         dp_fixed_s=comm.dp_fixed_s, dp_per_micro_batch_s=comm.dp_per_micro_batch_s,
         dp_exposed_fixed_s=comm.dp_exposed_fixed_s, dp_exposed_per_micro_batch_s=comm.dp_exposed_per_micro_batch_s,
