@@ -82,3 +82,13 @@ def test_transformer_engines_overlap_needs_sequence_parallelism():
 
 def _raw_cloud() -> dict:
     return tomllib.loads(Path("examples/cloud.toml").read_text())
+
+
+def test_the_text_report_says_how_much_of_the_tensor_parallel_traffic_is_exposed():
+    from trainwall.report import fmt_seconds, text_report
+
+    config = parse_config(_raw_cloud(), "cloud")
+    m = evaluate(config)
+    assert 0 < m.time.tensor_parallel_exposed_s < m.time.tensor_parallel_s
+    assert (f"TP {fmt_seconds(m.time.tensor_parallel_s)} of which {fmt_seconds(m.time.tensor_parallel_exposed_s)} "
+            f"exposed") in text_report(config, m)

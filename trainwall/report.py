@@ -99,7 +99,9 @@ def text_report(config: Config, m: Metrics, source: str = "") -> str:
               f"optimizer {fmt_seconds(tm.optimizer_s)})",
               f"  {'  pipeline bubble':<22}{fmt_seconds(tm.bubble_s):>14}",
               f"  {'  exposed comm.':<22}{fmt_seconds(tm.exposed_communication_s):>14}  of "
-              f"{fmt_seconds(tm.communication_s)} (TP {fmt_seconds(tm.tensor_parallel_s)}, PP "
+              f"{fmt_seconds(tm.communication_s)} (TP {fmt_seconds(tm.tensor_parallel_s)}"
+              + (f" of which {fmt_seconds(tm.tensor_parallel_exposed_s)} exposed"
+                 if tm.tensor_parallel_exposed_s < tm.tensor_parallel_s else "") + ", PP "
               f"{fmt_seconds(tm.pipeline_p2p_s)}, "
               + (f"CP {fmt_seconds(tm.context_parallel_s)}, " if tm.context_parallel_s else "")
               + f"DP {fmt_seconds(tm.data_parallel_s)})",
