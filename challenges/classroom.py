@@ -276,7 +276,7 @@ def grade_folder(folder: str | Path, source: grading.MissionSource, fmt: str, ou
     fingerprint = ledger.grading_fingerprint(source, fmt)
     graded = [e for e in entries if e.skipped is None]
     mine = graded if shard is None else in_shard(graded, *shard)
-    todo = [e for e in mine if not ledger.current(out, names[e.name], ledger.submission_key(e.path, fingerprint))]
+    todo = [e for e in mine if not ledger.current(out, names[e.name], e.path, fingerprint)]
     out.mkdir(parents=True, exist_ok=True)
     for entry, (text, rec) in zip(todo, graded_in_order([e.path for e in todo], source, fmt, fingerprint,
                                                         jobs, progress)):
@@ -288,8 +288,9 @@ def grade_folder(folder: str | Path, source: grading.MissionSource, fmt: str, ou
 
 
 def in_shard(entries: list, k: int, n: int) -> list:
-    """Shard k of n (1 <= k <= n) of the graded entries, in the folder's order: every n-th from
-    the k-th, so the shards are disjoint, cover the class, and differ in size by at most one."""
+    """Shard k of n (1 <= k <= n) of ``entries`` (a class folder's graded entries, a roster's
+    students), in their order: every n-th from the k-th, so the shards are disjoint, cover
+    them all, and differ in size by at most one."""
     return entries[k - 1::n]
 
 
@@ -321,8 +322,8 @@ def merge_shards(shards: list[Path], folder: str | Path, source: grading.Mission
     fingerprint = ledger.grading_fingerprint(source, fmt)
     missing = []
     for entry in (e for e in entries if e.skipped is None):
-        name, key = names[entry.name], ledger.submission_key(entry.path, fingerprint)
-        found = [s for s in shards if ledger.current(s, name, key)]
+        name = names[entry.name]
+        found = [s for s in shards if ledger.current(s, name, entry.path, fingerprint)]
         if not found:
             missing.append(entry.name)
             continue

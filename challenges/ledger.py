@@ -128,7 +128,10 @@ def load(out: Path, results_name: str) -> dict | None:
     return found if isinstance(found, dict) and found.get("version") == RECORD_VERSION else None
 
 
-def current(out: Path, results_name: str, key: str) -> bool:
-    """Is the results file there, with a record of this very submission and grading?"""
+def current(out: Path, results_name: str, submission: Path, fingerprint: str) -> bool:
+    """Is the results file there, with a record of this very submission and grading? The
+    submission is read and hashed only where a record stands: a first run hashes each file
+    once, in the worker that grades it."""
     found = load(out, results_name)
-    return found is not None and found.get("key") == key and (Path(out) / results_name).is_file()
+    return (found is not None and (Path(out) / results_name).is_file()
+            and found.get("key") == submission_key(submission, fingerprint))

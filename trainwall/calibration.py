@@ -92,16 +92,18 @@ def run_config(run: dict) -> dict:
 
 
 def _mechanisms(run: dict) -> dict:
-    """The training keys of the run's ``mechanisms`` table: its attention kernel and, on the
-    interleaved schedule, its virtual stages."""
+    """The training keys of the run's ``mechanisms`` table: its attention kernel, its
+    tensor-parallel backward overlap where stated and, on the interleaved schedule, its
+    virtual stages."""
     mech = run["mechanisms"]
     if mech["context_parallel"] != 1:
         raise ValueError(f"run {run['name']!r}: context parallelism is not modelled")
     keys = {"attention": mech["attention"]}
-    keys |= {k: mech[k] for k in ("tp_backward_overlap",) if k in mech}
+    if "tp_backward_overlap" in mech:
+        keys["tp_backward_overlap"] = mech["tp_backward_overlap"]
     if mech["schedule"] == "interleaved-1f1b":
         keys["virtual_stages"] = mech["virtual_stages"]
-    elif mech["schedule"] != "none" and mech["schedule"] != "1f1b":
+    elif mech["schedule"] not in ("none", "1f1b"):
         raise ValueError(f"run {run['name']!r}: unknown schedule {mech['schedule']!r}")
     return keys
 
@@ -179,12 +181,12 @@ def contributions(path: Path) -> list[tuple[str, str, float]]:
     out = []
     for run in load_runs(path):
         raw, (metric, _) = run_config(run), _published(run)
-        for mechanism, off in _SWITCHED_OFF.items():
-            without = {**raw, "training": off(raw["training"])}
-            if without["training"] == raw["training"]:
-                continue
+        used = [(mechanism, {**raw, "training": off(raw["training"])}) for mechanism, off in _SWITCHED_OFF.items()]
+        used = [(mechanism, without) for mechanism, without in used if without["training"] != raw["training"]]
+        if used:
             with_it = _predict(parse_config(raw, run["name"]), metric)
-            out.append((run["name"], mechanism, with_it - _predict(parse_config(without, run["name"]), metric)))
+            out += [(run["name"], mechanism, with_it - _predict(parse_config(without, run["name"]), metric))
+                    for mechanism, without in used]
     return out
 
 

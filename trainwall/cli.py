@@ -197,6 +197,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _generate(args: argparse.Namespace) -> int:
+    from trainwall.challenges.classroom import in_shard
     from trainwall.challenges.mission import resolve
     from trainwall.challenges.variants import (check_out, distinct_optima, generate, numbered_students, read_roster,
                                                write)
@@ -208,7 +209,7 @@ def _generate(args: argparse.Namespace) -> int:
     check_out(args.out, args.force, inputs)       # before any work: a wrong --out costs nothing
     mission = resolve(args.mission)
     students = read_roster(args.roster) if args.roster else numbered_students(args.count)
-    mine = students[args.shard[0] - 1::args.shard[1]] if args.shard else students
+    mine = in_shard(students, *args.shard) if args.shard else students
     variants = generate(mission, args.seed, mine, args.jobs)
     out = write(variants, mission, args.seed, args.out, args.force, inputs, roster=students)
     redrawn = sum(1 for v in variants if v.attempt)

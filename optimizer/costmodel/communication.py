@@ -177,20 +177,18 @@ def _tensor_parallel(plan: ResolvedPlan, stages: Stages, collective_s: float) ->
       reduce-scatter chunk of :data:`EXPOSED_CHUNK` exposed per collective."""
     engine, megatron = plan.tp_overlap
     forward_passes = 2 if plan.recompute == "full" else 1
-    worst_all = worst_exposed = worst_count = 0.0
+    pair = 2 * collective_s
+    worst_exposed = worst_count = 0.0
     for (a, b), (gemm_fwd, gemm_bwd, wgrad) in zip(plan.bounds, stages.gemm):
         blocks = sum(1 for layer in plan.network.layers[a:b] if layer.tensor_parallel)
         if not blocks:
             continue
-        pair = 2 * collective_s
         hide_fwd, hide_bwd = (gemm_fwd / blocks if engine else 0.0), \
             (gemm_bwd if engine else wgrad if megatron else 0.0) / blocks
         forward = max(0.0, pair - hide_fwd) + (2 * EXPOSED_CHUNK * collective_s if engine else 0.0)
-        exposed = blocks * (forward_passes * min(pair, forward) + max(0.0, pair - hide_bwd))
-        worst_exposed = max(worst_exposed, exposed)
-        worst_all = max(worst_all, blocks * (forward_passes + 1) * pair)
+        worst_exposed = max(worst_exposed, blocks * (forward_passes * min(pair, forward) + max(0.0, pair - hide_bwd)))
         worst_count = max(worst_count, blocks * 2 * (forward_passes + 1))
-    return worst_all, worst_exposed, worst_count
+    return worst_count * collective_s, worst_exposed, worst_count
 
 
 def kv_exchange_bytes(plan: ResolvedPlan) -> float:
@@ -213,12 +211,12 @@ def _context_parallel(plan: ResolvedPlan, cp_groups, stages: Stages, loads: _Lin
     runs beside the attention of the chunk already received, so only what exceeds the stage's
     attention matmuls is exposed, for the stage where that is most."""
     coll = collectives.all_gather(plan.topology, cp_groups, plan.background)
-    passes = 3 + (plan.recompute in ("selective", "full"))
-    per_layer = passes * coll.time(kv_exchange_bytes(plan))
+    passes, kv = 3 + (plan.recompute in ("selective", "full")), kv_exchange_bytes(plan)
+    per_layer = passes * coll.time(kv)
     layers = plan.network.layers
     attention_layers = [sum(1 for layer in layers[a:b] if any(op.kind == "attention" for op in layer.ops))
                         for a, b in plan.bounds]
-    loads.add(coll, max(attention_layers) * passes * kv_exchange_bytes(plan), per_micro_batch=True)
+    loads.add(coll, max(attention_layers) * passes * kv, per_micro_batch=True)
     exposed = max(max(0.0, n * per_layer - hidden) for n, hidden in zip(attention_layers, stages.attention))
     return coll, max(attention_layers) * per_layer, exposed
 

@@ -112,7 +112,7 @@ class Stages:
     kept: tuple[float, ...]       # activation bytes kept per micro-batch in flight
     transient: tuple[float, ...]  # the largest transient activation
     attention: tuple[float, ...]  # of time, the attention matmuls' (forward + backward)
-    gemm: tuple[tuple[float, float, float], ...] = ()   # the GEMMs' forward, backward and weight-gradient seconds
+    gemm: tuple[tuple[float, float, float], ...]   # the GEMMs' forward, backward and weight-gradient seconds
 
 
 def stages(plan: ResolvedPlan, costs: list[LayerCost], flows: tuple[bool, ...], augment: float) -> Stages:
