@@ -59,14 +59,14 @@ def wall_slack(wall: str, value: float, limit: float) -> dict:
 
 @contextmanager
 def excluding(model, *modes: int):
-    """The formulation with ``modes`` forbidden (their binaries' upper bounds 0), for the runner-up."""
+    """The formulation with ``modes`` forbidden (each formulation's ``allow``), for the runner-up."""
     for mode in modes:
-        model.u[mode].setub(0)
+        model.allow(mode, False)
     try:
         yield
     finally:
         for mode in modes:
-            model.u[mode].setub(1)
+            model.allow(mode)
 
 
 #: Two objectives this close (relative) tie: the plans differ only in choices the objective
@@ -86,7 +86,7 @@ def alternatives(mission, model, best_mode: int, best: dict, best_value: float, 
     than :data:`MAX_TIED_MODES` modes tie (the search stopped)."""
     excluded, first, next_best = [best_mode], None, None
     while True:
-        with excluding(model.model, *excluded):
+        with excluding(model, *excluded):
             found = solve_once()
         if found is None:
             break

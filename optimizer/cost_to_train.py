@@ -36,45 +36,42 @@ from trainwall.optimizer.training_run import JOULES_PER_KWH
 MAX_CUTS = 2000
 #: An incumbent is exact when w_k q_k reaches 1 within this (the solver's feasibility tolerance scale).
 EXACT = 1e-12
-#: The hold row's level when no tie-break runs: HiGHS reads 1e20 and above as no bound.
-NO_LEVEL = 1e20
 
 
 class CostObjective:
     """A cost-to-train objective ("dollars" or "energy_kwh") attached to a built :class:`ScalingWallModel`."""
 
     def __init__(self, owner, tie: float, objective: str):
-        import pyomo.environ as pyo
-
-        self.owner, self.tie, self.objective, m, modes = owner, tie, objective, owner.model, owner.modes
-        K = range(len(modes))
+        self.owner, self.tie, self.objective, modes, lp = owner, tie, objective, owner.modes, owner.lp
         terms = [_cost_terms(md, objective) for md in modes]
         self.unit = min(a * md.m_lo + b + h / md.m_lo for (a, b, h), md in zip(terms, modes))
         self.terms = [(a / self.unit, b / self.unit, h / self.unit) for a, b, h in terms]
-        m.w = pyo.Var(K, bounds=(0, 1))          # 1 / q_k for q_k >= 1
-        m.cuts = pyo.ConstraintList()
+        self.w = lp.add_columns(len(modes), 0, 1)          # 1 / q_k for q_k >= 1
+        self.cost = int(lp.add_columns(1, 0, float("inf"))[0])
         self.cut_at: set[tuple[int, int]] = set()
-        for k, md in enumerate(modes):
-            for j in _first_cuts(owner.ranges(k), *terms[k]):
-                self._cut(k, j)
-        m.cost = pyo.Var(bounds=(0, None))
-        m.define_cost = pyo.Constraint(expr=m.cost == sum(a * m.q[k] + b * m.u[k] + h * m.w[k]
-                                                          for k, (a, b, h) in zip(K, self.terms)))
-        m.level = pyo.Param(mutable=True, initialize=NO_LEVEL)
-        m.hold = pyo.Constraint(expr=m.cost <= m.level)
-        m.objective = pyo.Objective(expr=m.cost, sense=pyo.minimize)
+        self._cut([(k, j) for k in range(len(modes)) for j in sorted(_first_cuts(owner.ranges(k), *terms[k]))])
+        columns = [self.cost, *(int(c) for c in owner.q), *(int(c) for c in owner.u), *(int(c) for c in self.w)]
+        lp.add_rows([(0.0, 0.0, columns, [1.0, *(-a for a, _, _ in self.terms), *(-b for _, b, _ in self.terms),
+                                          *(-h for _, _, h in self.terms)])])     # cost = sum a q + b u + h w
+        self.hold = int(lp.add_rows([(-float("inf"), float("inf"), (self.cost,), (1.0,))])[0])   # cost <= level
+        self._minimise_cost()
 
-    def _cut(self, k: int, j: int) -> None:
-        """The tangent of 1/q at q = j for mode k: w_k >= 2 u_k / j - q_k / j^2."""
-        m = self.owner.model
-        self.cut_at.add((k, j))
-        m.cuts.add(m.w[k] >= 2.0 * m.u[k] / j - m.q[k] / j ** 2)
+    def _minimise_cost(self) -> None:
+        """The objective: the cost, with no hold on it."""
+        self.owner.lp.set_row_bounds(self.hold, -float("inf"), float("inf"))
+        self.owner.lp.set_objective({self.cost: 1.0})
+
+    def _cut(self, points: list[tuple[int, int]]) -> None:
+        """The tangent of 1/q at q = j for each mode k and j of ``points``: w_k >= 2 u_k / j - q_k / j^2."""
+        owner = self.owner
+        self.cut_at.update(points)
+        owner.lp.add_rows([(0.0, float("inf"), (int(self.w[k]), int(owner.u[k]), int(owner.q[k])),
+                            (1.0, -2.0 / j, 1.0 / j ** 2)) for k, j in points])
 
     def add_cut(self, k: int, j: int) -> None:
-        """A cut between solves, announced to the persistent solver."""
+        """A cut between solves (none where one stands)."""
         if (k, j) not in self.cut_at:
-            self._cut(k, j)
-            self.owner.solver.constraints_added()
+            self._cut([(k, j)])
 
     def value(self, k: int, q: int) -> float:
         """The cost model's own cost to train (dollars or kWh) at mode k and q micro-batches."""
@@ -83,10 +80,8 @@ class CostObjective:
 
     def _exact(self) -> tuple[int, int] | None:
         """The loaded incumbent when its bound is its cost; else cut there and return None."""
-        import pyomo.environ as pyo
-
         k, q = self.owner.current()
-        if pyo.value(self.owner.model.w[k]) * q >= 1.0 - EXACT or (k, q) in self.cut_at:
+        if self.owner.lp.values[self.w[k]] * q >= 1.0 - EXACT or (k, q) in self.cut_at:
             return k, q
         self.add_cut(k, q)
         return None
@@ -95,7 +90,7 @@ class CostObjective:
         """Kelley's loop under the current objective and walls: (the last solve, the exact
         optimum's (mode, q) or None, the solves it took)."""
         for solves in range(1, MAX_CUTS + 1):
-            res = self.owner.solver.solve()
+            res = self.owner.lp.solve()
             if res.status is not Status.OPTIMAL:
                 return res, None, solves
             found = self._exact()
@@ -106,18 +101,16 @@ class CostObjective:
     def solve(self) -> tuple[object, tuple[int, int] | None, int]:
         """The cheapest plan, then the fixed tie-break among plans within the tie window of its
         cost: (the last solve, its (mode, q) or None, the solves it took)."""
-        import pyomo.environ as pyo
-
-        m, owner = self.owner.model, self.owner
+        owner = self.owner
         res, found, solves = self.minimise()
         if found is None:
             return res, None, solves
         best = self.value(*found)
-        m.level = best * (1 + self.tie) / self.unit
-        m.objective.set_value(owner.tie_break)
+        owner.lp.set_row_bounds(self.hold, -float("inf"), best * (1 + self.tie) / self.unit)
+        owner.lp.set_objective(owner.tie_break)
         try:
             while True:                         # a held point whose bound was below its cost is cut off
-                tie = owner.solver.solve()
+                tie = owner.lp.solve()
                 solves += 1
                 if tie.status is not Status.OPTIMAL:
                     break
@@ -127,9 +120,7 @@ class CostObjective:
                     break
                 self.add_cut(k, q)
         finally:
-            m.level = NO_LEVEL
-            m.objective.set_value(m.cost)
-            m.objective.sense = pyo.minimize
+            self._minimise_cost()
         return res, found, solves
 
     def lifting_improves(self, wall: str, cost: float | None) -> bool:

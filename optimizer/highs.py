@@ -1,12 +1,20 @@
-"""Our adapter over Pyomo's persistent HiGHS interface (``pyomo.contrib.solver``).
+"""Our two ways to HiGHS, with one set of options and one vocabulary of outcomes.
 
-A formulation builds its Pyomo model once and re-solves it through :class:`Solver`
-after changing mutable parameters or fixing variables; the adapter maps every
-termination condition Pyomo reports to our :class:`Status`, so callers never see a
-bare "it failed". Reference solves are deterministic: one thread, zero relative and
-absolute MIP gap, HiGHS's fixed random seed (docs/DESIGN.md, "Optimisation").
+* :class:`Solver`, over Pyomo's persistent HiGHS interface (``pyomo.contrib.solver``): a
+  formulation builds its Pyomo model once and re-solves it after changing mutable
+  parameters or bounds (parts 1 and 2, whose models are a few hundred rows).
+* :class:`MatrixModel`, over highspy directly: a formulation states its columns and rows
+  as numbers, in batches, and changes costs, bounds and coefficients in place between
+  solves. Part 3 has a row per wall and mode - thousands, rebuilt for every variant - and
+  Pyomo's persistent interface spent most of a variant's CPU walking their expressions
+  (issue 18: 0.45 of 0.9 CPU-seconds for a cloud/3 variant).
 
-Pyomo is imported lazily (on the first solve): the CLI's other commands stay fast.
+Both map every way a solve can end to our :class:`Status`, so callers never see a bare "it
+failed". Reference solves are deterministic: one thread, zero relative and absolute MIP
+gap, HiGHS's fixed random seed, the walls' feasibility tolerance (docs/DESIGN.md,
+"Optimisation").
+
+Pyomo and highspy are imported lazily (on the first model): the CLI's other commands stay fast.
 """
 
 from __future__ import annotations
@@ -14,7 +22,10 @@ from __future__ import annotations
 import enum
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from trainwall.optimizer.walls import TOLERANCE
 
@@ -45,6 +56,24 @@ _TERMINATION = {
     "licensingProblems": Status.ERROR,
     "emptyModel": Status.ERROR,
     "unknown": Status.ERROR,
+}
+
+
+#: HiGHS's own model status (``HighsModelStatus``) -> our status; any other (a load, presolve,
+#: solve or postsolve error, an empty model, a memory limit, unknown) is an ERROR. Pyomo's
+#: interface reads the same statuses into the names of :data:`_TERMINATION`.
+_MODEL_STATUS = {
+    "kOptimal": Status.OPTIMAL,
+    "kInfeasible": Status.INFEASIBLE,
+    "kUnboundedOrInfeasible": Status.INFEASIBLE,   # our models are bounded
+    "kUnbounded": Status.UNBOUNDED,
+    "kTimeLimit": Status.LIMIT,
+    "kIterationLimit": Status.LIMIT,
+    "kObjectiveBound": Status.LIMIT,
+    "kObjectiveTarget": Status.LIMIT,
+    "kSolutionLimit": Status.LIMIT,
+    "kInterrupt": Status.LIMIT,
+    "kHighsInterrupt": Status.LIMIT,
 }
 
 
@@ -95,6 +124,14 @@ def presolve_rules_off(*rules: str) -> int:
     return sum(1 << PRESOLVE_RULE_BITS[rule] for rule in sorted(set(rules) | set(ALWAYS_OFF)))
 
 
+def reference_options(options: Mapping | None = None) -> dict:
+    """HiGHS's options for a reference solve: the fixed seed, no log, the rules every solve
+    switches off, a formulation's own speed ``options``, and :data:`TOLERANCES` last (no
+    formulation loosens them)."""
+    return {"random_seed": 0, "output_flag": False, "presolve_rule_off": presolve_rules_off(),
+            **(options or {}), **TOLERANCES}
+
+
 class Solver:
     """One persistent HiGHS instance bound to one Pyomo model."""
 
@@ -111,8 +148,7 @@ class Solver:
         self.model = model
         self._highs = Highs()
         self._time_limit = time_limit
-        self._options = {"random_seed": 0, "output_flag": False, "presolve_rule_off": presolve_rules_off(),
-                         **(options or {}), **TOLERANCES}
+        self._options = reference_options(options)
         self._updates = ({"check_for_new_or_removed_constraints": False, "check_for_new_or_removed_vars": False,
                           "check_for_new_or_removed_params": False, "update_constraints": False,
                           "update_vars": True, "update_named_expressions": False, "update_parameters": True,
@@ -145,10 +181,106 @@ class Solver:
                            time.perf_counter() - start, name)
 
 
+def wall_pin(wall: str, lifted: bool, imposed) -> float:
+    """The value wall ``wall``'s relaxation variable r_w is pinned to: 1 (lifted) when asked or
+    when the problem does not impose the wall, else 0 (held)."""
+    return float(lifted or wall not in imposed)
+
+
 def pin_wall(relax, wall: str, lifted: bool, imposed) -> None:
-    """Pin wall ``wall``'s relaxation variable r_w by its bounds: 1 (lifted) when asked or when the
-    problem does not impose the wall, else 0 (held). Only bounds move, so a persistent solver
-    re-solves without rebuilding."""
-    value = float(lifted or wall not in imposed)
+    """Pin the Pyomo variable r_w by its bounds (:func:`wall_pin`). Only bounds move, so a
+    persistent solver re-solves without rebuilding."""
+    value = wall_pin(wall, lifted, imposed)
     relax[wall].setlb(value)
     relax[wall].setub(value)
+
+
+#: A row: (lower, upper, its columns, their coefficients); +-inf for a side without a bound.
+Row = tuple[float, float, Sequence[int], Sequence[float]]
+
+
+class MatrixModel:
+    """A MILP in matrix form, built and re-solved through highspy directly.
+
+    Columns and rows are added in batches (:meth:`add_columns`, :meth:`add_rows`); between
+    solves a formulation changes the objective, column and row bounds and single coefficients
+    in place, and may add rows (cuts). HiGHS re-solves a MILP from scratch either way; what
+    the matrix form saves is the modelling layer. ``values`` holds the last incumbent.
+
+    highspy's ``_Highs`` (the binding it exports, which ``highspy.Highs`` extends with Python
+    callbacks and a solver thread) is used: it prints no banner and runs in this thread.
+    """
+
+    def __init__(self, time_limit: float = 60.0, options: Mapping | None = None):
+        import highspy
+
+        self._highspy = highspy
+        self._highs = highspy._Highs()
+        settings = {**reference_options(options), "threads": 1, "mip_rel_gap": 0.0, "mip_abs_gap": 0.0,
+                    "time_limit": float(time_limit)}
+        for name, value in settings.items():
+            self._highs.setOptionValue(name, value)
+        self.columns = 0
+        self.rows = 0
+        self.values = np.zeros(0)
+
+    def add_columns(self, count: int, lower: float, upper: float, integer: bool = False) -> np.ndarray:
+        """``count`` new columns with these bounds (integers when ``integer``): their indices."""
+        index = np.arange(self.columns, self.columns + count, dtype=np.int32)
+        if count:
+            self._highs.addVars(count, np.full(count, float(lower)), np.full(count, float(upper)))
+            if integer:
+                kind = np.full(count, self._highspy.HighsVarType.kInteger.value, dtype=np.uint8)
+                self._highs.changeColsIntegrality(count, index, kind)
+        self.columns += count
+        return index
+
+    def add_rows(self, rows: Sequence[Row]) -> np.ndarray:
+        """New rows lower <= sum_j a_j x_j <= upper, one call to HiGHS: their indices."""
+        index = np.arange(self.rows, self.rows + len(rows), dtype=np.int32)
+        if rows:
+            lower = np.array([r[0] for r in rows], dtype=float)
+            upper = np.array([r[1] for r in rows], dtype=float)
+            sizes = np.array([len(r[2]) for r in rows], dtype=np.int32)
+            starts = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.int32)
+            columns = np.fromiter((j for r in rows for j in r[2]), dtype=np.int32, count=int(sizes.sum()))
+            values = np.fromiter((a for r in rows for a in r[3]), dtype=float, count=int(sizes.sum()))
+            self._highs.addRows(len(rows), lower, upper, int(sizes.sum()), starts, columns, values)
+        self.rows += len(rows)
+        return index
+
+    def set_bounds(self, column: int, lower: float, upper: float) -> None:
+        self._highs.changeColBounds(int(column), float(lower), float(upper))
+
+    def set_row_bounds(self, row: int, lower: float, upper: float) -> None:
+        self._highs.changeRowBounds(int(row), float(lower), float(upper))
+
+    def set_coefficient(self, row: int, column: int, value: float) -> None:
+        self._highs.changeCoeff(int(row), int(column), float(value))
+
+    def set_objective(self, costs: Mapping[int, float], maximise: bool = False) -> None:
+        """The objective sum_j costs[j] x_j (every other column's cost 0), to maximise or minimise."""
+        full = np.zeros(self.columns)
+        for column, cost in costs.items():
+            full[column] += cost
+        self._highs.changeColsCost(self.columns, np.arange(self.columns, dtype=np.int32), full)
+        sense = self._highspy.ObjSense.kMaximize if maximise else self._highspy.ObjSense.kMinimize
+        self._highs.changeObjectiveSense(sense)
+
+    def solve(self) -> SolveResult:
+        """Solve (or re-solve) the model; on OPTIMAL / LIMIT with an incumbent, keep it in ``values``."""
+        start = time.perf_counter()
+        try:
+            self._highs.run()
+            name = self._highs.getModelStatus().name
+            info = self._highs.getInfo()
+            feasible = info.primal_solution_status == self._highspy.SolutionStatus.kSolutionStatusFeasible.value
+        except Exception as exc:  # HiGHS raised: report it, never crash the caller
+            return SolveResult(Status.ERROR, None, None, time.perf_counter() - start, f"error: {exc}")
+        status = _MODEL_STATUS.get(name, Status.ERROR)
+        objective = info.objective_function_value if feasible else None
+        if objective is not None and status in (Status.OPTIMAL, Status.LIMIT):
+            self.values = np.array(self._highs.getSolution().col_value)
+        bound = info.mip_dual_bound
+        return SolveResult(status, objective, bound if abs(bound) < float("inf") else None,
+                           time.perf_counter() - start, name)

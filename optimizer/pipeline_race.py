@@ -124,6 +124,10 @@ class PipelineRaceModel:
         """Drop (or restore) one wall by the bounds of its r_w; a wall not imposed stays lifted."""
         pin_wall(self.model.relax, wall, lifted, self.problem.walls)
 
+    def allow(self, mode: int, allowed: bool = True) -> None:
+        """Forbid (or allow again) one mode, by its binary's upper bound: for the runner-up."""
+        self.model.u[mode].setub(int(allowed))
+
     def _coefficient(self, rate: float) -> float:
         """Fresh samples/s in units of the largest demand (capped: beyond twice the demand a
         capacity never binds)."""

@@ -59,9 +59,11 @@ import math
 import time
 from dataclasses import dataclass
 
+import numpy as np
+
 from trainwall.optimizer.coefficients import ScalingMode
 from trainwall.optimizer.cost_to_train import CostObjective
-from trainwall.optimizer.highs import Solver, Status, pin_wall
+from trainwall.optimizer.highs import MatrixModel, Status, wall_pin
 from trainwall.optimizer.training_run import HOUR
 from trainwall.optimizer.walls import starvation_terms
 
@@ -96,80 +98,82 @@ class ScalingSolution:
 
 
 class ScalingWallModel:
-    """The MILP of the module docstring, built once per problem, and its loop: Dinkelbach's for
-    MFU, Kelley's cutting planes for the dollars or kWh to train (:mod:`~trainwall.optimizer.cost_to_train`)."""
+    """The MILP of the module docstring, built once per problem in matrix form
+    (:class:`~trainwall.optimizer.highs.MatrixModel`), and its loop: Dinkelbach's for MFU,
+    Kelley's cutting planes for the dollars or kWh to train (:mod:`~trainwall.optimizer.cost_to_train`).
+
+    Columns: ``u`` and ``q`` (one of each per mode), ``z`` (per interleaved mode), ``relax``
+    (per wall), then the objective's own (N and D here; w and the cost in
+    :class:`~trainwall.optimizer.cost_to_train.CostObjective`)."""
 
     def __init__(self, problem: ScalingProblem):
-        import pyomo.environ as pyo
-
         start = time.perf_counter()
         self.problem = problem
         self.modes = modes = problem.modes
-        K = range(len(modes))
+        K = len(modes)
         M = max(md.m_hi for md in modes)
-        m = self.model = pyo.ConcreteModel()
-        m.u = pyo.Var(K, domain=pyo.Binary)
-        m.q = pyo.Var(K, domain=pyo.Integers, bounds=(0, M))
-        m.one_mode = pyo.Constraint(expr=sum(m.u[k] for k in K) == 1)
+        lp = self.lp = MatrixModel()
+        self.u = lp.add_columns(K, 0, 1, integer=True)
+        self.q = lp.add_columns(K, 0, M, integer=True)
+        lp.add_rows([(1.0, 1.0, self.u, np.ones(K))])                    # one mode
         # O(1) scaling: MFU's forms in units of the largest per-micro-batch denominator.
-        unit = max(md.structure.devices * md.structure.reference_peak * md.structure.fed_per_micro_batch_s
-                   for md in modes)
-        self._num = {k: md.structure.model_flops_per_micro_batch / unit for k, md in enumerate(modes)}
-        self._den_q = {k: md.structure.devices * md.structure.reference_peak * md.structure.fed_per_micro_batch_s
-                       / unit for k, md in enumerate(modes)}
-        self._den_u = {k: md.structure.devices * md.structure.reference_peak * md.structure.fixed_s / unit
-                       for k, md in enumerate(modes)}
-        m.range = pyo.ConstraintList()
+        den = [md.structure.devices * md.structure.reference_peak for md in modes]
+        unit = max(d * md.structure.fed_per_micro_batch_s for d, md in zip(den, modes))
+        self._num = [md.structure.model_flops_per_micro_batch / unit for md in modes]
+        self._den_q = [d * md.structure.fed_per_micro_batch_s / unit for d, md in zip(den, modes)]
+        self._den_u = [d * md.structure.fixed_s / unit for d, md in zip(den, modes)]
+        inf = float("inf")
+        rows = []
         for k, md in enumerate(modes):
-            m.range.add(m.q[k] >= md.m_lo * m.u[k])
-            m.range.add(m.q[k] <= md.m_hi * m.u[k])
+            uk, qk = int(self.u[k]), int(self.q[k])
+            rows += [(0.0, inf, (qk, uk), (1.0, -md.m_lo)), (-inf, 0.0, (qk, uk), (1.0, -md.m_hi))]
         # the interleaved schedule's m, a multiple of p: q_k = p z_k, z_k integer
         stepped = [k for k, md in enumerate(modes) if md.m_step > 1]
-        m.z = pyo.Var(stepped, domain=pyo.Integers, bounds=(0, M))
-        m.multiple = pyo.Constraint(stepped, rule=lambda _, k: m.q[k] == modes[k].m_step * m.z[k])
+        z = lp.add_columns(len(stepped), 0, M, integer=True)
+        rows += [(0.0, 0.0, (int(self.q[k]), int(zk)), (1.0, -modes[k].m_step)) for k, zk in zip(stepped, z)]
         # Each wall is a row c_q q_k + c_u u_k <= G_k r_wall per mode, G_k the row's largest
         # value on the box: r_wall = 0 holds the wall, r_wall = 1 lifts it. r's bounds are
-        # all that changes between solves (the persistent solver's cheap path).
-        m.relax = pyo.Var(WALLS, bounds=(0, 1))
+        # all that changes between solves.
+        self.relax = dict(zip(WALLS, lp.add_columns(len(WALLS), 0, 1)))
         for wall in WALLS:
             self.lift(wall, False)
-        self._wall_rows(M)
-        self.tie_break = sum((M + 1) * k * m.u[k] + m.q[k] for k in K)   # the earliest mode, then the fewest m
+        lp.add_rows(rows + self._wall_rows(M))
+        self.tie_break = {**{int(self.u[k]): (M + 1) * k for k in range(K)}, **{int(qk): 1.0 for qk in self.q}}
         if problem.objective == "mfu":
             self._build_ratio()
             self.cost = None
         else:
             self.cost = CostObjective(self, TIE, problem.objective)
-        self.solver = Solver(m, parameters_only=True)     # the cost's cuts announce themselves (constraints_added)
         self.build_s = time.perf_counter() - start
 
     def _build_ratio(self) -> None:
-        """MFU = N / D: N and D as two variables, so lambda (and the tie-break's level) each
+        """MFU = N / D: N and D as two columns, so lambda (and the tie-break's level) each
         multiply one column: a re-solve changes two coefficients, not one per mode."""
-        import pyomo.environ as pyo
-
-        m, K = self.model, range(len(self.modes))
-        m.N = pyo.Var(bounds=(0, None))
-        m.D = pyo.Var(bounds=(0, None))
-        m.define_N = pyo.Constraint(expr=m.N == sum(self._num[k] * m.q[k] for k in K))
-        m.define_D = pyo.Constraint(expr=m.D == sum(self._den_q[k] * m.q[k] + self._den_u[k] * m.u[k] for k in K))
-        m.lam = pyo.Param(mutable=True, initialize=0.0)
-        m.level = pyo.Param(mutable=True, initialize=0.0)
-        # The hold row in units of the level times the least denominator any configuration
-        # has: a violation then bounds the relative MFU shortfall (<= the solver's 1e-9),
-        # so the tolerance cannot admit a configuration outside the TIE window.
+        lp, K = self.lp, range(len(self.modes))
+        self.N, self.D = (int(c) for c in lp.add_columns(2, 0, float("inf")))
+        q, u = [int(c) for c in self.q], [int(c) for c in self.u]
+        lp.add_rows([(0.0, 0.0, [self.N, *q], [1.0, *(-self._num[k] for k in K)]),
+                     (0.0, 0.0, [self.D, *q, *u], [1.0, *(-self._den_q[k] for k in K), *(-self._den_u[k] for k in K)])])
+        # The hold row, s N - s level D >= 0, in units s of the level times the least denominator
+        # any configuration has: a violation then bounds the relative MFU shortfall (<= the
+        # solver's 1e-9), so the tolerance cannot admit a configuration outside the TIE window.
         self._least_den = min(self._den_q[k] * md.m_lo + self._den_u[k] for k, md in enumerate(self.modes))
-        m.hold_scale = pyo.Param(mutable=True, initialize=1.0)
-        m.hold = pyo.Constraint(expr=m.hold_scale * m.N - m.hold_scale * m.level * m.D >= 0)
-        self._parametric = m.N - m.lam * m.D
-        m.objective = pyo.Objective(expr=self._parametric, sense=pyo.maximize)
+        self.hold = int(lp.add_rows([(0.0, float("inf"), (self.N, self.D), (1.0, 0.0))])[0])
+        self._hold_at(0.0, 1.0)
 
-    def _wall_rows(self, M: int) -> None:
-        """One row per wall and mode (the network: per mode and link): c_q q_k + c_u u_k <= G r_wall
+    def _hold_at(self, level: float, scale: float) -> None:
+        """The hold row s N - s level D >= 0 (level 0: it holds everywhere)."""
+        self.lp.set_coefficient(self.hold, self.N, scale)
+        self.lp.set_coefficient(self.hold, self.D, -scale * level)
+
+    def _maximise_ratio_at(self, lam: float) -> None:
+        """The Dinkelbach objective: maximise N - lambda D."""
+        self.lp.set_objective({self.N: 1.0, self.D: -lam}, maximise=True)
+
+    def _wall_rows(self, M: int) -> list:
+        """One row per wall and mode (the network: per mode and link): c_q q_k + c_u u_k - G r_wall <= 0
         (G the row's largest value)."""
-        import pyomo.environ as pyo
-
-        m, target = self.model, self.problem.target
+        target = self.problem.target
         rows = {wall: [] for wall in WALLS}
         self.bounds = [[] for _ in self.modes]   # per mode: (wall, q >= x or q <= x, x) of its imposed walls
         for k, md in enumerate(self.modes):
@@ -183,15 +187,16 @@ class ScalingWallModel:
             rows["power"] += [(k, cq, cu) for cq, cu in _power_rows(st)]
             rows["deadline"] += _deadline_rows(k, md)
             rows["mfu_target"].append((k, target * self._den_q[k] - self._num[k], target * self._den_u[k]))
+        out = []
         for wall in WALLS:
-            block = pyo.ConstraintList()
-            setattr(m, wall, block)
             for k, cq, cu in rows[wall]:
                 if not _implied_by_range(self.modes[k], cq, cu):
                     largest = max(0.0, cq) * M + max(0.0, cu)
-                    block.add(cq * m.q[k] + cu * m.u[k] <= m.relax[wall] * largest)
+                    out.append((-float("inf"), 0.0, (int(self.q[k]), int(self.u[k]), int(self.relax[wall])),
+                                (cq, cu, -largest)))
                     if cq and wall in self.problem.walls:
                         self.bounds[k].append((wall, cq < 0, -cu / cq))
+        return out
 
     def _allowed(self, k: int, lifted: str | None = None) -> tuple[float, float]:
         """Mode k's range of q (continuous) under its imposed walls, ``lifted`` left out: every
@@ -226,7 +231,12 @@ class ScalingWallModel:
 
     def lift(self, wall: str, lifted: bool = True) -> None:
         """Drop (or restore) one wall: to ask whether it binds."""
-        pin_wall(self.model.relax, wall, lifted, self.problem.walls)
+        value = wall_pin(wall, lifted, self.problem.walls)
+        self.lp.set_bounds(self.relax[wall], value, value)
+
+    def allow(self, mode: int, allowed: bool = True) -> None:
+        """Forbid (or allow again) one mode, by its binary's upper bound: for the runner-up."""
+        self.lp.set_bounds(self.u[mode], 0, int(allowed))
 
     def lifting_improves(self, wall: str, value: float | None) -> bool:
         """Does lifting ``wall`` admit a configuration - any at all when ``value`` is None (an
@@ -241,15 +251,10 @@ class ScalingWallModel:
     def _ratio_lifting_improves(self, wall: str, mfu: float | None) -> bool:
         """One MILP solve: max N - lambda D at lambda = mfu (1 + TIE) is positive exactly when
         such a configuration exists, and the point it returns is checked with the cost model."""
-        import pyomo.environ as pyo
-
-        m = self.model
         self.lift(wall)
         try:
-            m.lam = 0.0 if mfu is None else mfu * (1 + TIE)
-            m.objective.set_value(self._parametric)
-            m.objective.sense = pyo.maximize
-            res = self.solver.solve()
+            self._maximise_ratio_at(0.0 if mfu is None else mfu * (1 + TIE))
+            res = self.lp.solve()
             if res.status is not Status.OPTIMAL:
                 return False
             if mfu is None:
@@ -258,14 +263,12 @@ class ScalingWallModel:
             return float(self.modes[k].structure.mfu(q)) > mfu * (1 + TIE)
         finally:
             self.lift(wall, lifted=False)
-            m.lam = 0.0
 
     def current(self) -> tuple[int, int]:
         """The loaded solution's (mode, micro-batch count)."""
-        import pyomo.environ as pyo
-
-        k = next(k for k in range(len(self.modes)) if pyo.value(self.model.u[k]) > 0.5)
-        return k, round(pyo.value(self.model.q[k]))
+        values = self.lp.values
+        k = next(k for k, column in enumerate(self.u) if values[column] > 0.5)
+        return k, round(values[self.q[k]])
 
     def solve(self, max_iterations: int = 50) -> ScalingSolution:
         """The optimum of the problem's objective, then the fixed tie-break among plans within TIE of it."""
@@ -280,16 +283,12 @@ class ScalingWallModel:
                                time.perf_counter() - start, self.build_s, res.mip_gap)
 
     def _solve_ratio(self, max_iterations: int) -> ScalingSolution:
-        import pyomo.environ as pyo
-
-        m, start, solves = self.model, time.perf_counter(), 0
-        m.level = 0.0
-        m.objective.set_value(self._parametric)
-        m.objective.sense = pyo.maximize
+        start, solves = time.perf_counter(), 0
+        self._hold_at(0.0, 1.0)
         lam, best = 0.0, None
         for iteration in range(1, max_iterations + 1):
-            m.lam = lam
-            res = self.solver.solve()
+            self._maximise_ratio_at(lam)
+            res = self.lp.solve()
             solves += 1
             if res.status is not Status.OPTIMAL:
                 return ScalingSolution(res.status, None, None, None, iteration, solves,
@@ -305,13 +304,11 @@ class ScalingWallModel:
                                    time.perf_counter() - start, self.build_s)
         # the fixed tie-break among configurations within TIE of the best MFU
         k, q, ratio = best
-        m.level = ratio * (1 - TIE)
-        m.hold_scale = 1.0 / (ratio * self._least_den) if ratio > 0 else 1.0
-        m.objective.set_value(self.tie_break)
-        m.objective.sense = pyo.minimize
-        res = self.solver.solve()
+        self._hold_at(ratio * (1 - TIE), 1.0 / (ratio * self._least_den) if ratio > 0 else 1.0)
+        self.lp.set_objective(self.tie_break)
+        res = self.lp.solve()
         solves += 1
-        m.level, m.hold_scale = 0.0, 1.0
+        self._hold_at(0.0, 1.0)
         if res.status is Status.OPTIMAL:
             k, q = self.current()
             ratio, gap = float(self.modes[k].structure.mfu(q)), res.mip_gap

@@ -127,6 +127,10 @@ class StateAuditModel:
         """Drop (or restore) one wall by the bounds of its r_w; a wall not imposed stays lifted."""
         pin_wall(self.model.relax, wall, lifted, self.problem.walls)
 
+    def allow(self, mode: int, allowed: bool = True) -> None:
+        """Forbid (or allow again) one mode, by its binary's upper bound: for the runner-up."""
+        self.model.u[mode].setub(int(allowed))
+
     def _fix_layers(self) -> None:
         """Pin x_l by its bounds (0 for a layer without parameters; the configuration's own
         layers when the solver does not select): a bound keeps every row's coefficients
