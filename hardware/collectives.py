@@ -53,10 +53,13 @@ Groups = tuple[tuple[int, ...], ...]
 #: well under 1 kB (a routed set a few kB), but its key holds the groups, shared with the
 #: cost model's layout cache and between these caches: from under 1 kB (one node) to
 #: about 400 kB (the pipeline pairs of a 4,096-GPU layout). Solving cloud/3, the largest
-#: mission, fills at most 120 entries of one cache; 128 hold that, or a devices slider's
-#: last 40 or so positions (about 3 plans each), in at worst about 50 MB per cache
-#: (every key a distinct 4,096-GPU layout), typically a few MB.
-PLANS_MAXSIZE = 128
+#: mission, routes 216 distinct ring sets (its 96 layouts' groups, and their intra- and
+#: inter-node halves) and, at each of its variants' three fabric loads, about 75 all-reduce
+#: plans: 256 hold a whole variant family, so a variant after the first routes nothing
+#: (with 128 the family cycled through the cache and every ring was routed again: a third
+#: of a variant's CPU). Typically a few MB per cache; at worst (every key a distinct
+#: 4,096-GPU layout) about 100 MB.
+PLANS_MAXSIZE = 256
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,10 @@ elsewhere, 0 when u_k = 0), so sum_k a_k q_k + b_k u_k + h_k w_k bounds every pl
 below. Kelley (1960): solve; while the incumbent's w_k is below 1 / q_k, add the tangent at
 q_k and solve again. The loop ends (q is an integer in a finite range, and a cut makes its
 point exact), and when the incumbent is exact its cost equals the bound: it is the optimum.
-The first cuts sit where each mode's optimum can lie with every wall held or any one lifted
-(the ends of the range its walls allow, and the integers around its unconstrained minimiser
-sqrt(h_k / a_k) inside that range), so the loop rarely needs a second solve. The fixed tie-break then holds the cost within TIE of the best
+The first cuts sit where each mode's optimum can lie under the question's walls (every wall
+held, or one lifted: each question is its own MILP, :mod:`~trainwall.optimizer.scaling_milp`):
+the ends of the range those walls allow, and the integers around its unconstrained minimiser
+sqrt(h_k / a_k) inside that range, so the loop rarely needs a second solve. The fixed tie-break then holds the cost within TIE of the best
 and minimises (M + 1) sum_k k u_k + sum_k q_k (the earliest mode, the fewest micro-batches),
 cutting again wherever the held point's bound was below its cost.
 """
@@ -39,20 +40,22 @@ EXACT = 1e-12
 
 
 class CostObjective:
-    """A cost-to-train objective ("dollars" or "energy_kwh") attached to a built :class:`ScalingWallModel`."""
+    """A cost-to-train objective ("dollars" or "energy_kwh") attached to one question's MILP
+    (:class:`~trainwall.optimizer.scaling_milp.ScalingMILP`, its ``owner``)."""
 
     def __init__(self, owner, tie: float, objective: str):
         self.owner, self.tie, self.objective, modes, lp = owner, tie, objective, owner.modes, owner.lp
         terms = [_cost_terms(md, objective) for md in modes]
         self.unit = min(a * md.m_lo + b + h / md.m_lo for (a, b, h), md in zip(terms, modes))
         self.terms = [(a / self.unit, b / self.unit, h / self.unit) for a, b, h in terms]
-        self.w = lp.add_columns(len(modes), 0, 1)          # 1 / q_k for q_k >= 1
+        kept = owner.kept
+        self.w = dict(zip(kept, (int(c) for c in lp.add_columns(len(kept), 0, 1))))   # 1 / q_k for q_k >= 1
         self.cost = int(lp.add_columns(1, 0, float("inf"))[0])
         self.cut_at: set[tuple[int, int]] = set()
-        self._cut([(k, j) for k in range(len(modes)) for j in sorted(_first_cuts(owner.ranges(k), *terms[k]))])
-        columns = [self.cost, *(int(c) for c in owner.q), *(int(c) for c in owner.u), *(int(c) for c in self.w)]
-        lp.add_rows([(0.0, 0.0, columns, [1.0, *(-a for a, _, _ in self.terms), *(-b for _, b, _ in self.terms),
-                                          *(-h for _, _, h in self.terms)])])     # cost = sum a q + b u + h w
+        self._cut([(k, j) for k in kept for j in sorted(_first_cuts(owner.ranges(k), *terms[k]))])
+        columns = [self.cost, *(owner.q[k] for k in kept), *(owner.u[k] for k in kept), *(self.w[k] for k in kept)]
+        lp.add_rows([(0.0, 0.0, columns, [1.0, *(-self.terms[k][0] for k in kept), *(-self.terms[k][1] for k in kept),
+                                          *(-self.terms[k][2] for k in kept)])])     # cost = sum a q + b u + h w
         self.hold = int(lp.add_rows([(-float("inf"), float("inf"), (self.cost,), (1.0,))])[0])   # cost <= level
         self._minimise_cost()
 
@@ -65,7 +68,7 @@ class CostObjective:
         """The tangent of 1/q at q = j for each mode k and j of ``points``: w_k >= 2 u_k / j - q_k / j^2."""
         owner = self.owner
         self.cut_at.update(points)
-        owner.lp.add_rows([(0.0, float("inf"), (int(self.w[k]), int(owner.u[k]), int(owner.q[k])),
+        owner.lp.add_rows([(0.0, float("inf"), (self.w[k], owner.u[k], owner.q[k]),
                             (1.0, -2.0 / j, 1.0 / j ** 2)) for k, j in points])
 
     def add_cut(self, k: int, j: int) -> None:
@@ -123,18 +126,6 @@ class CostObjective:
             self._minimise_cost()
         return res, found, solves
 
-    def lifting_improves(self, wall: str, cost: float | None) -> bool:
-        """Does lifting ``wall`` admit a plan - any at all when ``cost`` is None - or one
-        cheaper than ``cost`` by more than the tie window? The exact optimum with the wall
-        lifted answers it."""
-        self.owner.lift(wall)
-        try:
-            _, found, _ = self.minimise()
-        finally:
-            self.owner.lift(wall, lifted=False)
-        return found is not None and (cost is None or self.value(*found) < cost * (1 - self.tie))
-
-
 def _cost_terms(md, objective: str) -> tuple[float, float, float]:
     """(a, b, h) of the module docstring: cost(q) = a q + b + h / q."""
     run, st = md.run, md.structure
@@ -157,8 +148,7 @@ def _cost_terms(md, objective: str) -> tuple[float, float, float]:
 
 
 def _first_cuts(ranges: list[tuple[int, int]], a: float, b: float, h: float) -> set[int]:
-    """Where a mode's optimum can lie, with every wall held or any one lifted: over each of its
-    allowed ranges, the integer minimum of a q + b + h / q (convex) is the range's end or an
+    """Where a mode's optimum can lie: over each of its allowed ranges, the integer minimum of a q + b + h / q (convex) is the range's end or an
     integer next to sqrt(h / a) inside it."""
     centre = math.sqrt(h / a) if a > 0 else math.inf
     points = set()

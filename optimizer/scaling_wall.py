@@ -21,8 +21,9 @@ MFU is the ratio of two linear forms:
 
     MFU = N(q) / D(q, u),  N = sum_k F_k q_k,  D = sum_k N_k R (S_k q_k + B_k u_k)
 
-(R the track's one reference peak). Walls, one row per mode, each a named list, lifted
-(its right-hand side raised to the row's largest value) to ask whether it binds:
+(R the track's one reference peak). Walls, one row per mode (c_q q_k + c_u u_k <= 0); to ask
+whether a wall binds, the question with it lifted is a MILP without its rows
+(:mod:`~trainwall.optimizer.scaling_milp`):
     range          m_lo u_k <= q_k <= m_hi u_k,  d_k b_k q_k <= B_max u_k;  q_k = p_k z_k (z_k integer)
                    where the mode interleaves (its m a multiple of its p pipeline stages)
     memory         q_k <= m_mem,k u_k   (m_mem,k: the most micro-batches in flight that fit;
@@ -59,11 +60,10 @@ import math
 import time
 from dataclasses import dataclass
 
-import numpy as np
-
 from trainwall.optimizer.coefficients import ScalingMode
 from trainwall.optimizer.cost_to_train import CostObjective
-from trainwall.optimizer.highs import MatrixModel, Status, wall_pin
+from trainwall.optimizer.highs import Status
+from trainwall.optimizer.scaling_milp import ScalingMILP
 from trainwall.optimizer.training_run import HOUR
 from trainwall.optimizer.walls import starvation_terms
 
@@ -98,81 +98,50 @@ class ScalingSolution:
 
 
 class ScalingWallModel:
-    """The MILP of the module docstring, built once per problem in matrix form
-    (:class:`~trainwall.optimizer.highs.MatrixModel`), and its loop: Dinkelbach's for MFU,
-    Kelley's cutting planes for the dollars or kWh to train (:mod:`~trainwall.optimizer.cost_to_train`).
+    """The MILP of the module docstring and its loops: Dinkelbach's for MFU, Kelley's cutting
+    planes for the dollars or kWh to train (:mod:`~trainwall.optimizer.cost_to_train`).
 
-    Columns: ``u`` and ``q`` (one of each per mode), ``z`` (per interleaved mode), ``relax``
-    (per wall), then the objective's own (N and D here; w and the cost in
-    :class:`~trainwall.optimizer.cost_to_train.CostObjective`)."""
+    The walls' rows are computed once per problem (:attr:`wall_rows`, and each as a bound on q
+    per mode: :attr:`bounds`); each question - every imposed wall held, or one lifted to ask
+    whether it binds - is a :class:`~trainwall.optimizer.scaling_milp.ScalingMILP` of its own,
+    built when first asked."""
 
     def __init__(self, problem: ScalingProblem):
         start = time.perf_counter()
         self.problem = problem
         self.modes = modes = problem.modes
-        K = len(modes)
-        M = max(md.m_hi for md in modes)
-        lp = self.lp = MatrixModel()
-        self.u = lp.add_columns(K, 0, 1, integer=True)
-        self.q = lp.add_columns(K, 0, M, integer=True)
-        lp.add_rows([(1.0, 1.0, self.u, np.ones(K))])                    # one mode
+        self.most_micro_batches = max(md.m_hi for md in modes)
         # O(1) scaling: MFU's forms in units of the largest per-micro-batch denominator.
         den = [md.structure.devices * md.structure.reference_peak for md in modes]
         unit = max(d * md.structure.fed_per_micro_batch_s for d, md in zip(den, modes))
         self._num = [md.structure.model_flops_per_micro_batch / unit for md in modes]
         self._den_q = [d * md.structure.fed_per_micro_batch_s / unit for d, md in zip(den, modes)]
         self._den_u = [d * md.structure.fixed_s / unit for d, md in zip(den, modes)]
-        inf = float("inf")
-        rows = []
-        for k, md in enumerate(modes):
-            uk, qk = int(self.u[k]), int(self.q[k])
-            rows += [(0.0, inf, (qk, uk), (1.0, -md.m_lo)), (-inf, 0.0, (qk, uk), (1.0, -md.m_hi))]
-        # the interleaved schedule's m, a multiple of p: q_k = p z_k, z_k integer
-        stepped = [k for k, md in enumerate(modes) if md.m_step > 1]
-        z = lp.add_columns(len(stepped), 0, M, integer=True)
-        rows += [(0.0, 0.0, (int(self.q[k]), int(zk)), (1.0, -modes[k].m_step)) for k, zk in zip(stepped, z)]
-        # Each wall is a row c_q q_k + c_u u_k <= G_k r_wall per mode, G_k the row's largest
-        # value on the box: r_wall = 0 holds the wall, r_wall = 1 lifts it. r's bounds are
-        # all that changes between solves.
-        self.relax = dict(zip(WALLS, lp.add_columns(len(WALLS), 0, 1)))
-        for wall in WALLS:
-            self.lift(wall, False)
-        lp.add_rows(rows + self._wall_rows(M))
-        self.tie_break = {**{int(self.u[k]): (M + 1) * k for k in range(K)}, **{int(qk): 1.0 for qk in self.q}}
-        if problem.objective == "mfu":
-            self._build_ratio()
-            self.cost = None
-        else:
-            self.cost = CostObjective(self, TIE, problem.objective)
+        # The tie-break's hold row in units of the level times the least denominator any
+        # configuration has: a violation then bounds the relative MFU shortfall (<= the
+        # solver's 1e-9), so the tolerance cannot admit a configuration outside the TIE window.
+        self._least_den = min(self._den_q[k] * md.m_lo + self._den_u[k] for k, md in enumerate(modes))
+        self.wall_rows = self._wall_coefficients()
+        self.forbidden: set[int] = set()
+        self._questions: dict[str | None, ScalingMILP] = {}
+        self.held = self.question(None)
         self.build_s = time.perf_counter() - start
 
-    def _build_ratio(self) -> None:
-        """MFU = N / D: N and D as two columns, so lambda (and the tie-break's level) each
-        multiply one column: a re-solve changes two coefficients, not one per mode."""
-        lp, K = self.lp, range(len(self.modes))
-        self.N, self.D = (int(c) for c in lp.add_columns(2, 0, float("inf")))
-        q, u = [int(c) for c in self.q], [int(c) for c in self.u]
-        lp.add_rows([(0.0, 0.0, [self.N, *q], [1.0, *(-self._num[k] for k in K)]),
-                     (0.0, 0.0, [self.D, *q, *u], [1.0, *(-self._den_q[k] for k in K), *(-self._den_u[k] for k in K)])])
-        # The hold row, s N - s level D >= 0, in units s of the level times the least denominator
-        # any configuration has: a violation then bounds the relative MFU shortfall (<= the
-        # solver's 1e-9), so the tolerance cannot admit a configuration outside the TIE window.
-        self._least_den = min(self._den_q[k] * md.m_lo + self._den_u[k] for k, md in enumerate(self.modes))
-        self.hold = int(lp.add_rows([(0.0, float("inf"), (self.N, self.D), (1.0, 0.0))])[0])
-        self._hold_at(0.0, 1.0)
+    def question(self, lifted: str | None) -> ScalingMILP:
+        """The MILP with every imposed wall held but ``lifted``, built on first use."""
+        if lifted not in self._questions:
+            milp = ScalingMILP(self, lifted)
+            if self.problem.objective == "mfu":
+                milp.add_ratio(self._num, self._den_q, self._den_u)
+            else:
+                milp.cost = CostObjective(milp, TIE, self.problem.objective)
+            self._questions[lifted] = milp
+        return self._questions[lifted]
 
-    def _hold_at(self, level: float, scale: float) -> None:
-        """The hold row s N - s level D >= 0 (level 0: it holds everywhere)."""
-        self.lp.set_coefficient(self.hold, self.N, scale)
-        self.lp.set_coefficient(self.hold, self.D, -scale * level)
-
-    def _maximise_ratio_at(self, lam: float) -> None:
-        """The Dinkelbach objective: maximise N - lambda D."""
-        self.lp.set_objective({self.N: 1.0, self.D: -lam}, maximise=True)
-
-    def _wall_rows(self, M: int) -> list:
-        """One row per wall and mode (the network: per mode and link): c_q q_k + c_u u_k - G r_wall <= 0
-        (G the row's largest value)."""
+    def _wall_coefficients(self) -> list[tuple[str, int, float, float]]:
+        """Each wall's rows as (wall, mode k, c_q, c_u): c_q q_k + c_u u_k <= 0 (the network: one
+        per mode and link), left out where the mode's range implies them; and each mode's
+        imposed walls as bounds on q (``self.bounds``)."""
         target = self.problem.target
         rows = {wall: [] for wall in WALLS}
         self.bounds = [[] for _ in self.modes]   # per mode: (wall, q >= x or q <= x, x) of its imposed walls
@@ -191,9 +160,7 @@ class ScalingWallModel:
         for wall in WALLS:
             for k, cq, cu in rows[wall]:
                 if not _implied_by_range(self.modes[k], cq, cu):
-                    largest = max(0.0, cq) * M + max(0.0, cu)
-                    out.append((-float("inf"), 0.0, (int(self.q[k]), int(self.u[k]), int(self.relax[wall])),
-                                (cq, cu, -largest)))
+                    out.append((wall, k, cq, cu))
                     if cq and wall in self.problem.walls:
                         self.bounds[k].append((wall, cq < 0, -cu / cq))
         return out
@@ -206,16 +173,18 @@ class ScalingWallModel:
         return (max([md.m_lo] + [x for above, x in held if above]),
                 min([md.m_hi] + [x for above, x in held if not above]))
 
-    def ranges(self, k: int) -> list[tuple[int, int]]:
-        """Mode k's micro-batch counts that its walls allow, as (lo, hi): with every wall held,
-        and with each wall lifted in turn (empty ranges left out)."""
-        out = []
-        for lifted in (None, *sorted({wall for wall, _, _ in self.bounds[k]})):
-            lo, hi = self._allowed(k, lifted)
-            lo, hi = math.ceil(lo - 1e-9), math.floor(hi + 1e-9)
-            if lo <= hi:
-                out.append((lo, hi))
-        return out
+    def integer_range(self, k: int, lifted: str | None = None) -> list[tuple[int, int]]:
+        """Mode k's micro-batch counts its walls (``lifted`` left out) allow, as [(lo, hi)], or []."""
+        lo, hi = self._allowed(k, lifted)
+        lo, hi = math.ceil(lo - 1e-9), math.floor(hi + 1e-9)
+        return [(lo, hi)] if lo <= hi else []
+
+    def can_be_feasible(self, k: int, lifted: str | None = None) -> bool:
+        """Do mode k's walls (``lifted`` left out) leave it a micro-batch count? Loose by a
+        millionth, so a mode on a wall's edge stays in its question's MILP and the rows decide it."""
+        lo, hi = self._allowed(k, lifted)
+        margin = 1e-6 * max(1.0, abs(lo), abs(hi))
+        return math.ceil(lo - margin) <= math.floor(hi + margin)
 
     def _cuts_a_range(self, wall: str) -> bool:
         """Could ``wall`` narrow some mode's range of micro-batch counts beyond what the other
@@ -229,71 +198,61 @@ class ScalingWallModel:
                 return True
         return False
 
-    def lift(self, wall: str, lifted: bool = True) -> None:
-        """Drop (or restore) one wall: to ask whether it binds."""
-        value = wall_pin(wall, lifted, self.problem.walls)
-        self.lp.set_bounds(self.relax[wall], value, value)
-
     def allow(self, mode: int, allowed: bool = True) -> None:
-        """Forbid (or allow again) one mode, by its binary's upper bound: for the runner-up."""
-        self.lp.set_bounds(self.u[mode], 0, int(allowed))
+        """Forbid (or allow again) one mode in every question: for the runner-up."""
+        (self.forbidden.discard if allowed else self.forbidden.add)(mode)
+        for milp in self._questions.values():
+            milp.allow(mode, allowed)
 
     def lifting_improves(self, wall: str, value: float | None) -> bool:
         """Does lifting ``wall`` admit a configuration - any at all when ``value`` is None (an
         infeasible mission), else one whose objective beats ``value`` by more than TIE? A wall
-        that cuts no mode's range cannot: nothing to solve."""
+        that cuts no mode's range cannot: nothing to solve. For a cost, the exact optimum with
+        the wall lifted answers it; for MFU, :meth:`_ratio_lifting_improves`."""
         if not self._cuts_a_range(wall):
             return False
-        if self.cost is not None:
-            return self.cost.lifting_improves(wall, value)
-        return self._ratio_lifting_improves(wall, value)
+        milp = self.question(wall)
+        if self.problem.objective == "mfu":
+            return self._ratio_lifting_improves(milp, value)
+        _, found, _ = milp.cost.minimise()
+        return found is not None and (value is None or milp.cost.value(*found) < value * (1 - TIE))
 
-    def _ratio_lifting_improves(self, wall: str, mfu: float | None) -> bool:
+    def _ratio_lifting_improves(self, milp: ScalingMILP, mfu: float | None) -> bool:
         """One MILP solve: max N - lambda D at lambda = mfu (1 + TIE) is positive exactly when
         such a configuration exists, and the point it returns is checked with the cost model."""
-        self.lift(wall)
-        try:
-            self._maximise_ratio_at(0.0 if mfu is None else mfu * (1 + TIE))
-            res = self.lp.solve()
-            if res.status is not Status.OPTIMAL:
-                return False
-            if mfu is None:
-                return True
-            k, q = self.current()
-            return float(self.modes[k].structure.mfu(q)) > mfu * (1 + TIE)
-        finally:
-            self.lift(wall, lifted=False)
-
-    def current(self) -> tuple[int, int]:
-        """The loaded solution's (mode, micro-batch count)."""
-        values = self.lp.values
-        k = next(k for k, column in enumerate(self.u) if values[column] > 0.5)
-        return k, round(values[self.q[k]])
+        milp.maximise_ratio_at(0.0 if mfu is None else mfu * (1 + TIE))
+        res = milp.lp.solve()
+        if res.status is not Status.OPTIMAL:
+            return False
+        if mfu is None:
+            return True
+        k, q = milp.current()
+        return float(self.modes[k].structure.mfu(q)) > mfu * (1 + TIE)
 
     def solve(self, max_iterations: int = 50) -> ScalingSolution:
-        """The optimum of the problem's objective, then the fixed tie-break among plans within TIE of it."""
-        if self.cost is None:
-            return self._solve_ratio(max_iterations)
+        """The optimum of the problem's objective with every wall held, then the fixed tie-break
+        among plans within TIE of it."""
+        if self.problem.objective == "mfu":
+            return self._solve_ratio(self.held, max_iterations)
         start = time.perf_counter()
-        res, found, solves = self.cost.solve()
+        res, found, solves = self.held.cost.solve()
         if found is None:
             return ScalingSolution(res.status, None, None, None, solves, solves, time.perf_counter() - start,
                                    self.build_s)
-        return ScalingSolution(Status.OPTIMAL, *found, self.cost.value(*found), solves, solves,
+        return ScalingSolution(Status.OPTIMAL, *found, self.held.cost.value(*found), solves, solves,
                                time.perf_counter() - start, self.build_s, res.mip_gap)
 
-    def _solve_ratio(self, max_iterations: int) -> ScalingSolution:
+    def _solve_ratio(self, milp: ScalingMILP, max_iterations: int) -> ScalingSolution:
         start, solves = time.perf_counter(), 0
-        self._hold_at(0.0, 1.0)
         lam, best = 0.0, None
         for iteration in range(1, max_iterations + 1):
-            self._maximise_ratio_at(lam)
-            res = self.lp.solve()
+            milp.maximise_ratio_at(lam)
+            res = milp.lp.solve()
             solves += 1
             if res.status is not Status.OPTIMAL:
                 return ScalingSolution(res.status, None, None, None, iteration, solves,
                                        time.perf_counter() - start, self.build_s)
-            k, q = self.current()
+            k, q = milp.current()
             ratio = float(self.modes[k].structure.mfu(q))  # the cost model's own MFU at this point
             best, gap = (k, q, ratio), res.mip_gap
             if res.objective <= 1e-12 * max(1.0, abs(lam)) or ratio <= lam * (1 + 1e-15):
@@ -304,13 +263,13 @@ class ScalingWallModel:
                                    time.perf_counter() - start, self.build_s)
         # the fixed tie-break among configurations within TIE of the best MFU
         k, q, ratio = best
-        self._hold_at(ratio * (1 - TIE), 1.0 / (ratio * self._least_den) if ratio > 0 else 1.0)
-        self.lp.set_objective(self.tie_break)
-        res = self.lp.solve()
+        milp.hold_at(ratio * (1 - TIE), 1.0 / (ratio * self._least_den) if ratio > 0 else 1.0)
+        milp.lp.set_objective(milp.tie_break)
+        res = milp.lp.solve()
         solves += 1
-        self._hold_at(0.0, 1.0)
+        milp.hold_at(0.0, 1.0)
         if res.status is Status.OPTIMAL:
-            k, q = self.current()
+            k, q = milp.current()
             ratio, gap = float(self.modes[k].structure.mfu(q)), res.mip_gap
         return ScalingSolution(Status.OPTIMAL, k, q, ratio, iteration, solves, time.perf_counter() - start,
                                self.build_s, gap)

@@ -87,17 +87,23 @@ class _LinkLoads:
         over the few distinct signatures, not the thousands of links."""
         if not self.entries:
             return ()
-        signatures = _signatures(tuple(plan for plan, _, _ in self.entries))
+        signatures = _signatures(tuple(plan.network_shares for plan, _, _ in self.entries))
         return envelope([(sum(n * s for (_, n, mb), s in zip(self.entries, sig) if mb),
                           sum(n * s for (_, n, mb), s in zip(self.entries, sig) if not mb)) for sig in signatures])
 
 
-@bounded(256)
-def _signatures(plans: tuple[CollectivePlan, ...]) -> tuple[tuple[float, ...], ...]:
-    """The distinct tuples (share of plan 1, share of plan 2, ...) over the network links any plan crosses."""
-    per_edge: dict = defaultdict(lambda: [0.0] * len(plans))
-    for k, plan in enumerate(plans):
-        for edge, share in plan.network_shares:
+#: Bound of the signature cache: keyed by the collectives' link shares, which do not depend on
+#: the fabric's background load, so a cloud/3 variant family (about 190 distinct sets) fits.
+SIGNATURES_MAXSIZE = 512
+
+
+@bounded(SIGNATURES_MAXSIZE)
+def _signatures(shares: tuple[tuple[tuple[tuple, float], ...], ...]) -> tuple[tuple[float, ...], ...]:
+    """The distinct tuples (share of collective 1, share of collective 2, ...) over the network
+    links any collective crosses (``shares``: each collective's ``network_shares``)."""
+    per_edge: dict = defaultdict(lambda: [0.0] * len(shares))
+    for k, plan_shares in enumerate(shares):
+        for edge, share in plan_shares:
             per_edge[edge][k] += share
     return tuple(sorted({tuple(v) for v in per_edge.values()}))
 
