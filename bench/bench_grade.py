@@ -14,6 +14,7 @@ Run: python bench/bench_grade.py [--students 1000] [--variants 100]
 import argparse
 import json
 import random
+import resource
 import subprocess
 import sys
 import tempfile
@@ -24,6 +25,8 @@ from trainwall.challenges import grading
 from trainwall.challenges.mission import IntRange, mission
 
 MISSIONS = ("cloud/3", "cloud/2", "mobile/1", "tiny/3")
+#: Draws that warm a process (cloud/3's variants draw three fabric loads).
+WARM_DRAWS = 6
 #: `trainwall grade`, then its process's own peak RSS (Linux's VmHWM, which, unlike ru_maxrss,
 #: does not carry the forking parent's peak over exec).
 PEAK = ("import sys\nfrom trainwall.cli import main\ncode = main(sys.argv[1:])\n"
@@ -79,18 +82,45 @@ def bench_grading(students: int) -> None:
                   f"(streaming: flat with the class size; try --students 100000)")
 
 
+def children_cpu_s() -> float:
+    """CPU-seconds (user + system) of every finished child process and its children so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def bench_variants(count: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), children_cpu_s()
         done = subprocess.run([sys.executable, "-m", "trainwall.cli", "generate", "cloud/3", "--count", str(count),
                                "--seed", "1", "--out", str(Path(tmp) / "v")], capture_output=True, text=True)
-        wall = time.perf_counter() - start
+        wall, cpu = time.perf_counter() - start, children_cpu_s() - cpu
         assert done.returncode == 0, done.stderr
         keys = [json.loads(p.read_text()) for p in (Path(tmp) / "v" / "keys").glob("*.json")]
         distinct = len({json.dumps(k["mission"]["scenario"], sort_keys=True) + json.dumps(k["mission"]["limits"])
                         + json.dumps(k["mission"]["objective"]) for k in keys})
         print(f"trainwall generate cloud/3 --count {count}: {wall:.1f} s wall, {count / wall:.2f} variants/s "
               f"({distinct} distinct scenarios solved and certified; {done.stdout.strip()}) (target < 60 s)")
+        print(f"  CPU: {cpu:.1f} s in all processes = {cpu / count:.2f} CPU-s per variant delivered "
+              f"(start-up, each worker's warm-up and the redrawn variants included)")
+
+
+def bench_variant_cpu(draws: int) -> None:
+    """CPU-seconds per certified cloud/3 variant in one process (issue 18's goal: under 0.3): the
+    first draws, which compute every mode's structure at each fabric load the variants draw, then
+    ``draws`` more (solved, certified, assessed: :func:`~trainwall.challenges.variants.solve_draw`)."""
+    from trainwall.challenges import variants
+
+    m = mission("cloud/3")
+    start = time.process_time()
+    for i in range(WARM_DRAWS):
+        variants.solve_draw(variants.draw(m, 1, f"warm-{i}", 0))
+    first = (time.process_time() - start) / WARM_DRAWS
+    start = time.process_time()
+    for i in range(draws):
+        variants.solve_draw(variants.draw(m, 2, f"student-{i}", 0))
+    steady = (time.process_time() - start) / draws
+    print(f"one certified cloud/3 variant: {first:.2f} CPU-s each for a process's first {WARM_DRAWS}, then "
+          f"{steady:.3f} CPU-s each over {draws} (target < 0.3; {BEFORE})")
 
 
 if __name__ == "__main__":
@@ -100,4 +130,5 @@ if __name__ == "__main__":
     args = parser.parse_args()
     bench_grading(args.students)
     if args.variants:
+        bench_variant_cpu(args.variants)
         bench_variants(args.variants)

@@ -80,9 +80,15 @@ def decided_data(mission, choices: dict[str, Any], micro_batches: int | None = N
     if mission.part == 3:
         set_layout(data)
         if micro_batches is not None:
-            dp = data["training"]["data_parallel"]
-            data["training"]["global_batch"] = micro_batches * dp * data["training"].get("micro_batch", 1)
+            set_micro_batches(data, micro_batches)
     return data
+
+
+def set_micro_batches(data: dict, micro_batches: int) -> None:
+    """Part 3's global batch for ``micro_batches`` per pipeline per step: m x data parallel x micro-batch
+    (of data laid out by :func:`set_layout`)."""
+    training = data["training"]
+    training["global_batch"] = micro_batches * training["data_parallel"] * training.get("micro_batch", 1)
 
 
 def decided(mission, choices: dict[str, Any], micro_batches: int | None = None, base: Sections | None = None,

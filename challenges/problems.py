@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 
 from trainwall.challenges import plans
+from trainwall.core.config import parse_config
 from trainwall.core.errors import InputError, MissionError
 from trainwall.optimizer.coefficients import mode_table, pipeline_rates, scaling_mode
 from trainwall.optimizer.pipeline_race import MODE_WALLS, PipelineMode, PipelineRaceProblem
@@ -82,8 +83,10 @@ def scaling_problem(mission) -> tuple[ScalingProblem, int]:
         data = plans.decided_data(mission, choices)
         mode = None
         if limits.min_devices <= plans.layout_devices(data) <= limits.devices:
+            # the mode at the least micro-batch count its schedule takes, validated
+            plans.set_micro_batches(data, max(span.min, data["training"]["pipeline_parallel"]))
             try:
-                config = plans.decided(mission, choices, max(span.min, data["training"]["pipeline_parallel"]))
+                config = parse_config(data, f"{mission.reference} with {choices}")
                 mode = scaling_mode(config, choices, span.min, span.max, limits.global_batch, limits.days)
             except InputError:
                 mode = None

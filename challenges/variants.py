@@ -155,7 +155,7 @@ def assess(mission, solution, min_margin: float) -> str | None:
     return None
 
 
-def _solve_draw(data: dict) -> tuple[str | None, dict | None]:
+def solve_draw(data: dict) -> tuple[str | None, dict | None]:
     """Solve one drawn variant: (rejection reason, optimum) - run in a worker."""
     from trainwall.challenges.answers import Optimum
     from trainwall.challenges.mission import parse_mission
@@ -201,7 +201,7 @@ def generate(mission, seed: int, students: list[str], jobs: int = 0, progress: b
             draws = {s: draw(mission, seed, s, attempt[s]) for s in pending}
             keys = {s: _content_key(d) for s, d in draws.items()}
             new = sorted({k: d for s, d in draws.items() if (k := keys[s]) not in solved}.items())
-            results = (pool.map(_solve_draw, [d for _, d in new]) if pool else map(_solve_draw, [d for _, d in new]))
+            results = (pool.map(solve_draw, [d for _, d in new]) if pool else map(solve_draw, [d for _, d in new]))
             for (key, _), result in zip(new, results):
                 solved[key] = result
             retry = []

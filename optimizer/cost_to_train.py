@@ -20,8 +20,8 @@ q_k and solve again. The loop ends (q is an integer in a finite range, and a cut
 point exact), and when the incumbent is exact its cost equals the bound: it is the optimum.
 The first cuts sit where each mode's optimum can lie under the question's walls (every wall
 held, or one lifted: each question is its own MILP, :mod:`~trainwall.optimizer.scaling_milp`):
-the ends of the range those walls allow, and the integers around its unconstrained minimiser
-sqrt(h_k / a_k) inside that range, so the loop rarely needs a second solve. The fixed tie-break then holds the cost within TIE of the best
+the integers around its unconstrained minimiser sqrt(h_k / a_k) clipped into the range those
+walls allow, so the loop rarely needs a second solve. The fixed tie-break then holds the cost within TIE of the best
 and minimises (M + 1) sum_k k u_k + sum_k q_k (the earliest mode, the fewest micro-batches),
 cutting again wherever the held point's bound was below its cost.
 """
@@ -43,9 +43,9 @@ class CostObjective:
     """A cost-to-train objective ("dollars" or "energy_kwh") attached to one question's MILP
     (:class:`~trainwall.optimizer.scaling_milp.ScalingMILP`, its ``owner``)."""
 
-    def __init__(self, owner, tie: float, objective: str):
+    def __init__(self, owner, tie: float, objective: str, terms: list[tuple[float, float, float]]):
+        """``terms``: every mode's (a, b, h) (:func:`cost_terms`), shared by the questions' MILPs."""
         self.owner, self.tie, self.objective, modes, lp = owner, tie, objective, owner.modes, owner.lp
-        terms = [_cost_terms(md, objective) for md in modes]
         self.unit = min(a * md.m_lo + b + h / md.m_lo for (a, b, h), md in zip(terms, modes))
         self.terms = [(a / self.unit, b / self.unit, h / self.unit) for a, b, h in terms]
         kept = owner.kept
@@ -126,7 +126,7 @@ class CostObjective:
             self._minimise_cost()
         return res, found, solves
 
-def _cost_terms(md, objective: str) -> tuple[float, float, float]:
+def cost_terms(md, objective: str) -> tuple[float, float, float]:
     """(a, b, h) of the module docstring: cost(q) = a q + b + h / q."""
     run, st = md.run, md.structure
     S, B = st.fed_per_micro_batch_s, st.fixed_s
@@ -148,11 +148,12 @@ def _cost_terms(md, objective: str) -> tuple[float, float, float]:
 
 
 def _first_cuts(ranges: list[tuple[int, int]], a: float, b: float, h: float) -> set[int]:
-    """Where a mode's optimum can lie: over each of its allowed ranges, the integer minimum of a q + b + h / q (convex) is the range's end or an
-    integer next to sqrt(h / a) inside it."""
+    """Where a mode's optimum can lie: over each of its allowed ranges [lo, hi], the integer
+    minimum of a q + b + h / q (convex) is next to its unconstrained minimiser sqrt(h / a)
+    clipped into the range (the range's end when the minimiser lies outside it)."""
     centre = math.sqrt(h / a) if a > 0 else math.inf
     points = set()
     for lo, hi in ranges:
         inside = min(hi, max(lo, centre))
-        points |= {lo, hi, min(hi, max(lo, math.floor(inside))), min(hi, max(lo, math.ceil(inside)))}
+        points |= {min(hi, max(lo, math.floor(inside))), min(hi, max(lo, math.ceil(inside)))}
     return points

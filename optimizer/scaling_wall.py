@@ -61,7 +61,7 @@ import time
 from dataclasses import dataclass
 
 from trainwall.optimizer.coefficients import ScalingMode
-from trainwall.optimizer.cost_to_train import CostObjective
+from trainwall.optimizer.cost_to_train import CostObjective, cost_terms
 from trainwall.optimizer.highs import Status
 from trainwall.optimizer.scaling_milp import ScalingMILP
 from trainwall.optimizer.training_run import HOUR
@@ -124,6 +124,7 @@ class ScalingWallModel:
         self.wall_rows = self._wall_coefficients()
         self.forbidden: set[int] = set()
         self._questions: dict[str | None, ScalingMILP] = {}
+        self._cost_terms: list[tuple[float, float, float]] | None = None
         self.held = self.question(None)
         self.build_s = time.perf_counter() - start
 
@@ -134,7 +135,9 @@ class ScalingWallModel:
             if self.problem.objective == "mfu":
                 milp.add_ratio(self._num, self._den_q, self._den_u)
             else:
-                milp.cost = CostObjective(milp, TIE, self.problem.objective)
+                if self._cost_terms is None:
+                    self._cost_terms = [cost_terms(md, self.problem.objective) for md in self.modes]
+                milp.cost = CostObjective(milp, TIE, self.problem.objective, self._cost_terms)
             self._questions[lifted] = milp
         return self._questions[lifted]
 
@@ -145,6 +148,7 @@ class ScalingWallModel:
         target = self.problem.target
         rows = {wall: [] for wall in WALLS}
         self.bounds = [[] for _ in self.modes]   # per mode: (wall, q >= x or q <= x, x) of its imposed walls
+        self._ranges: dict[tuple[int, str | None], tuple[float, float]] = {}   # _allowed's, per (mode, lifted)
         for k, md in enumerate(self.modes):
             st = md.structure
             A, B, S = st.per_micro_batch_s, st.fixed_s, st.fed_per_micro_batch_s
@@ -168,10 +172,13 @@ class ScalingWallModel:
     def _allowed(self, k: int, lifted: str | None = None) -> tuple[float, float]:
         """Mode k's range of q (continuous) under its imposed walls, ``lifted`` left out: every
         part-3 wall is a bound on q per mode."""
-        md = self.modes[k]
-        held = [(above, x) for wall, above, x in self.bounds[k] if wall != lifted]
-        return (max([md.m_lo] + [x for above, x in held if above]),
-                min([md.m_hi] + [x for above, x in held if not above]))
+        found = self._ranges.get((k, lifted))
+        if found is None:
+            md = self.modes[k]
+            held = [(above, x) for wall, above, x in self.bounds[k] if wall != lifted]
+            found = self._ranges[k, lifted] = (max([md.m_lo] + [x for above, x in held if above]),
+                                               min([md.m_hi] + [x for above, x in held if not above]))
+        return found
 
     def integer_range(self, k: int, lifted: str | None = None) -> list[tuple[int, int]]:
         """Mode k's micro-batch counts its walls (``lifted`` left out) allow, as [(lo, hi)], or []."""
@@ -207,8 +214,9 @@ class ScalingWallModel:
     def lifting_improves(self, wall: str, value: float | None) -> bool:
         """Does lifting ``wall`` admit a configuration - any at all when ``value`` is None (an
         infeasible mission), else one whose objective beats ``value`` by more than TIE? A wall
-        that cuts no mode's range cannot: nothing to solve. For a cost, the exact optimum with
-        the wall lifted answers it; for MFU, :meth:`_ratio_lifting_improves`."""
+        that cuts no mode's range cannot: nothing to solve. For a cost,
+        the exact optimum with the wall lifted answers it; for MFU,
+        :meth:`_ratio_lifting_improves`."""
         if not self._cuts_a_range(wall):
             return False
         milp = self.question(wall)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from trainwall.core.caches import bounded
@@ -14,7 +14,7 @@ from trainwall.optimizer.costmodel.inputs import accelerator_augmentation_s, inp
 from trainwall.optimizer.costmodel.power import PowerDraw
 from trainwall.optimizer.costmodel.resolve import ResolvedPlan, resolve
 from trainwall.optimizer.costmodel.schedule import PipelineSchedule
-from trainwall.optimizer.costmodel.stages import StageStates, gradient_flows, layer_costs, stages
+from trainwall.optimizer.costmodel.stages import Stages, StageStates, gradient_flows, layer_costs, stages
 from trainwall.optimizer.memory import model_state_bytes
 from trainwall.optimizer.training_run import HOUR   # the duty cycle's period
 
@@ -183,11 +183,20 @@ class StepStructure:
         """Watts the whole system draws while it learns: devices x E / step + hosts x P_host."""
         return self.system_energy_j(m) / self.step_s(m)
 
-    def stage_memory(self, m) -> list:
-        """Bytes per device on each stage (rows): static + kept x in-flight micro-batches + transient."""
-        return [static + kept * self.schedule.in_flight(i, m) + transient
-                for i, (static, kept, transient) in enumerate(zip(self.stage_static, self.stage_kept,
-                                                                   self.stage_transient))]
+    def stage_memory(self, m):
+        """Bytes per device on each stage (rows): static + kept x in-flight micro-batches + transient;
+        a list for one m, a (stages x len(m)) array for an array of m (every stage at once: the
+        certifier's and the memory wall's every m)."""
+        if isinstance(m, (int, float)):
+            return [static + kept * self.schedule.in_flight(i, m) + transient
+                    for i, (static, kept, transient) in enumerate(zip(self.stage_static, self.stage_kept,
+                                                                       self.stage_transient))]
+        import numpy as np
+
+        column = lambda values: np.asarray(values, dtype=float)[:, None]   # noqa: E731
+        stage = np.arange(len(self.stage_static))[:, None]
+        return (column(self.stage_static) + column(self.stage_kept) * self.schedule.in_flight(stage, np.asarray(m))
+                + column(self.stage_transient))
 
     def memory_total(self, m):
         return max_over_rows(self.stage_memory(m))
@@ -199,16 +208,35 @@ def step_structure(config: Config, device: hw.Device | None = None) -> StepStruc
     return structure_of(resolve(config, device))
 
 
+@dataclass(frozen=True)
+class _Computation:
+    """What a plan's devices compute and hold: its stages, split and unsplit layer costs and
+    accelerator augmentation. The fabric's background load does not enter it."""
+
+    costs: tuple
+    single: tuple
+    stages: Stages
+    augment: float
+
+
+@bounded(4096, key=lambda plan: replace(plan, background=0.0))
+def _computation(plan: ResolvedPlan) -> _Computation:
+    """The plan's :class:`_Computation`, cached without its background load: a mission whose
+    variants draw the fabric's load (cloud/3) computes each mode's stages once, not once per load."""
+    flows = gradient_flows(plan)
+    augment = accelerator_augmentation_s(plan.inputs, plan.rates, plan.micro_batch)
+    costs = layer_costs(plan, flows)
+    return _Computation(tuple(costs), tuple(layer_costs(plan, flows, split=False)),
+                        stages(plan, costs, flows, augment), augment)
+
+
 @bounded(4096)
 def structure_of(plan: ResolvedPlan) -> StepStructure:
     """Build the step structure of a resolved plan (module docstrings of
     :mod:`~trainwall.optimizer.costmodel.stages`, :mod:`~trainwall.optimizer.costmodel.communication`
     and :mod:`~trainwall.optimizer.costmodel.inputs` give the terms)."""
-    flows = gradient_flows(plan)
-    augment = accelerator_augmentation_s(plan.inputs, plan.rates, plan.micro_batch)
-    costs = layer_costs(plan, flows)
-    single = layer_costs(plan, flows, split=False)
-    st = stages(plan, costs, flows, augment)
+    done = _computation(plan)
+    costs, single, st, augment = done.costs, done.single, done.stages, done.augment
     t_stage = max(st.time)
     comm = communication(plan, st, t_stage)
     # Optimizer update: a memory-bound pass over each stage's states; the slowest stage sets it.
