@@ -9,7 +9,7 @@ Targets, on the project's 2-core machine:
 
 The class mixes four missions (cloud/3, cloud/2, mobile/1, tiny/3), random plans drawn
 from each mission's decisions (feasible, infeasible and malformed ones) and 5 % garbage.
-Run: python bench/bench_grade.py [--students 1000] [--variants 100]
+Run: python bench/bench_grade.py [--students 1000] [--variants 100] [--ray]
 """
 
 import argparse
@@ -92,20 +92,25 @@ def children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def bench_variants(count: int) -> None:
+def bench_variants(count: int, backend: str = "local") -> float:
+    """``trainwall generate cloud/3 --count COUNT`` on ``backend``: its wall seconds."""
     with tempfile.TemporaryDirectory() as tmp:
         start, cpu = time.perf_counter(), children_cpu_s()
         done = subprocess.run([sys.executable, "-m", "trainwall.cli", "generate", "cloud/3", "--count", str(count),
-                               "--seed", "1", "--out", str(Path(tmp) / "v")], capture_output=True, text=True)
+                               "--seed", "1", "--out", str(Path(tmp) / "v"), "--backend", backend],
+                              capture_output=True, text=True)
         wall, cpu = time.perf_counter() - start, children_cpu_s() - cpu
         assert done.returncode == 0, done.stderr
         keys = [json.loads(p.read_text()) for p in (Path(tmp) / "v" / "keys").glob("*.json")]
         distinct = len({json.dumps(k["mission"]["scenario"], sort_keys=True) + json.dumps(k["mission"]["limits"])
                         + json.dumps(k["mission"]["objective"]) for k in keys})
-        print(f"trainwall generate cloud/3 --count {count}: {wall:.1f} s wall, {count / wall:.2f} variants/s "
+        print(f"trainwall generate cloud/3 --count {count} --backend {backend}: {wall:.1f} s wall, "
+              f"{count / wall:.2f} variants/s "
               f"({distinct} distinct scenarios solved and certified; {done.stdout.strip()}) (target < 60 s)")
-        print(f"  CPU: {cpu:.1f} s in all processes = {cpu / count:.2f} CPU-s per variant delivered "
-              f"(start-up, each worker's warm-up and the redrawn variants included)")
+        if backend == "local":         # a Ray instance's workers are not this process's children
+            print(f"  CPU: {cpu:.1f} s in all processes = {cpu / count:.2f} CPU-s per variant delivered "
+                  f"(start-up, each worker's warm-up and the redrawn variants included)")
+    return wall
 
 
 def bench_variant_cpu(draws: int) -> None:
@@ -131,8 +136,15 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--students", type=int, default=1000)
     parser.add_argument("--variants", type=int, default=100)
+    parser.add_argument("--ray", action="store_true",
+                        help="also generate the variants with --backend ray on a local Ray instance, and compare")
     args = parser.parse_args()
-    bench_grading(args.students)
+    if args.students:
+        bench_grading(args.students)
     if args.variants:
         bench_variant_cpu(args.variants)
-        bench_variants(args.variants)
+        local = bench_variants(args.variants)
+        if args.ray:
+            ray = bench_variants(args.variants, "ray")
+            print(f"Ray local / process pool: {ray / local:.2f} x the wall time (the same files; a local Ray "
+                  f"instance's start, about 3 s, included)")

@@ -29,6 +29,7 @@ from pathlib import Path
 from trainwall.challenges import answers, grading, ledger
 from trainwall.challenges.results import SUFFIX, render
 from trainwall.core.errors import InputError
+from trainwall.core.fileformats import Contents
 from trainwall.core.outputs import atomic_write, atomic_write_chunks, check_target, csv_cell, unique_names
 
 SUMMARY_COLUMNS = ("file", "student", "mission", "gradable", "feasible", "score", "max_score", "objective",
@@ -188,6 +189,28 @@ def _grade_one(path: Path) -> tuple[str, dict]:
     return render(g, _FORMAT), ledger.record(g, ledger.submission_key(path, _FINGERPRINT))
 
 
+def _shipped(path: Path, fingerprint: str) -> tuple[str, Contents, str]:
+    """What a remote grader needs of one submission: its path as named here, its contents, its
+    record's key (the bytes' hash, taken here as :func:`_grade_one` takes it)."""
+    contents = Contents.of(path)
+    return str(path), contents, ledger.submission_key(path, fingerprint, contents.raw)
+
+
+class ChunkGrader:
+    """A worker of ``--backend ray``: one actor grading chunks of shipped submissions, warm with
+    the class's missions and their optima."""
+
+    def __init__(self, args: tuple) -> None:
+        _init_worker(*args)
+
+    def grade(self, chunk: list[tuple[str, Contents, str]]) -> list[tuple[str, dict]]:
+        out = []
+        for path, contents, key in chunk:
+            g = grading.grade_file(path, _SOURCE, contents)
+            out.append((render(g, _FORMAT), ledger.record(g, key)))
+        return out
+
+
 def check_output(folder: Path, out: Path, inputs=()) -> Path:
     """Refuse (InputError, before any grading) an output folder that is a file, or that is,
     is inside or holds the submissions folder or an input folder (``inputs``: the --mission
@@ -210,15 +233,20 @@ def _optima(source: grading.MissionSource, files: list[Path]) -> list:
 
 
 def graded_in_order(files: list[Path], source: grading.MissionSource, fmt: str, fingerprint: str, jobs: int,
-                    progress: bool | None) -> Iterator[tuple[str, dict]]:
+                    progress: bool | None, backend: str = "local",
+                    address: str | None = None) -> Iterator[tuple[str, dict]]:
     """Each file's (results text, record), in the order of ``files``, as they are graded. The
     workers take chunks of files, and at most ``WINDOW`` chunks per worker are in flight, so
-    what waits in memory is bounded whatever the class size."""
+    what waits in memory is bounded whatever the class size. ``backend`` "ray": the chunks go,
+    as contents, to a Ray cluster's actors (:mod:`~trainwall.challenges.ray_backend`)."""
     from tqdm import tqdm
 
     optima = _optima(source, files)
     workers = max(1, min(jobs or os.cpu_count() or 1, len(files) or 1))
     with tqdm(total=len(files), desc="grading", unit="submission", disable=progress is False or None) as bar:
+        if backend == "ray":
+            yield from _graded_on_ray(files, (source, optima, fmt, fingerprint), jobs, address, bar)
+            return
         if workers == 1:
             _init_worker(source, optima, fmt, fingerprint)
             for path in files:
@@ -242,6 +270,19 @@ def graded_in_order(files: list[Path], source: grading.MissionSource, fmt: str, 
 CHUNK, WINDOW = 64, 4
 
 
+def _graded_on_ray(files: list[Path], state: tuple, jobs: int, address: str | None, bar) -> Iterator[tuple[str, dict]]:
+    """:func:`graded_in_order` on Ray: chunks of :data:`CHUNK` shipped submissions, read here as
+    the actors ask for them (the pool keeps at most its window in flight)."""
+    from trainwall.challenges.ray_backend import RayPool
+
+    fingerprint = state[3]
+    chunks = ([_shipped(path, fingerprint) for path in files[i:i + CHUNK]] for i in range(0, len(files), CHUNK))
+    with RayPool(ChunkGrader, state, address, jobs) as pool:
+        for done in pool.map("grade", chunks):
+            yield from done
+            bar.update(len(done))
+
+
 def _grade_chunk(paths: list[Path]) -> list[tuple[str, dict]]:
     return [_grade_one(path) for path in paths]
 
@@ -254,7 +295,8 @@ def _drained(future, bar) -> Iterator[tuple[str, dict]]:
 
 def grade_folder(folder: str | Path, source: grading.MissionSource, fmt: str, out: str | Path,
                  jobs: int = 0, progress: bool | None = None, inputs=(), roster=None,
-                 shard: tuple[int, int] | None = None) -> ClassResult | None:
+                 shard: tuple[int, int] | None = None, backend: str = "local",
+                 address: str | None = None) -> ClassResult | None:
     """Grade every regular file in ``folder`` into ``out``; ``jobs = 0`` uses every core;
     ``roster`` (:func:`trainwall.challenges.variants.read_roster_table`) adds its columns to
     ``summary.csv``.
@@ -264,7 +306,8 @@ def grade_folder(folder: str | Path, source: grading.MissionSource, fmt: str, ou
     Results are written as they are graded, each with its record (:mod:`~trainwall.challenges.ledger`);
     an entry whose results are current from an earlier run into ``out`` is not graded again.
     ``shard`` (k, n): grade only the entries :func:`in_shard` gives shard k of n, and write no
-    class outputs (None is returned: :func:`merge_shards` joins the shards)."""
+    class outputs (None is returned: :func:`merge_shards` joins the shards). ``backend`` "ray"
+    grades on a Ray cluster (``address``, else a local one): the same files."""
     folder, out = Path(folder), Path(out)
     check_output(folder, out, inputs)
     entries = class_entries(folder)
@@ -279,7 +322,7 @@ def grade_folder(folder: str | Path, source: grading.MissionSource, fmt: str, ou
     todo = [e for e in mine if not ledger.current(out, names[e.name], e.path, fingerprint)]
     out.mkdir(parents=True, exist_ok=True)
     for entry, (text, rec) in zip(todo, graded_in_order([e.path for e in todo], source, fmt, fingerprint,
-                                                        jobs, progress)):
+                                                        jobs, progress, backend, address)):
         atomic_write(out / names[entry.name], text)
         ledger.store(out, names[entry.name], rec)
     if shard is not None:

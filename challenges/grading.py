@@ -329,8 +329,10 @@ def _five_move_rule(mission, submission, best: Optimum, source: str, submitted) 
 
 
 
-def grade_file(path: str | Path, missions: "MissionSource") -> Grade:
+def grade_file(path: str | Path, missions: "MissionSource", contents=None) -> Grade:
     """Grade one submission file; never raises (malformed and internal failures are Grades too).
+    ``contents``: the file as read on another machine (:class:`~trainwall.core.fileformats.Contents`),
+    graded as if read here.
 
     A mistake in the submission is the student's (``format_errors``: fix and submit again);
     a mission, variant or answer key that cannot be solved or graded, and any failure of
@@ -340,7 +342,7 @@ def grade_file(path: str | Path, missions: "MissionSource") -> Grade:
     source = str(path)
     submission = None
     try:
-        submission = load_submission(path)
+        submission = load_submission(path, contents)
         mission, best = missions.find(submission.mission, source)
         missions.check_owner(submission, source)
         return grade_submission(mission, submission, best, source)

@@ -70,9 +70,10 @@ def grading_fingerprint(source, fmt: str) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def submission_key(path: Path, fingerprint: str) -> str:
-    """The key of one submission under one grading: its bytes' SHA-256 and the fingerprint."""
-    return f"{hashlib.sha256(Path(path).read_bytes()).hexdigest()}:{fingerprint}"
+def submission_key(path: Path, fingerprint: str, raw: bytes | None = None) -> str:
+    """The key of one submission under one grading: its bytes' SHA-256 (``raw``: the bytes as
+    already read) and the fingerprint."""
+    return f"{hashlib.sha256(Path(path).read_bytes() if raw is None else raw).hexdigest()}:{fingerprint}"
 
 
 def _number(value, spec: str) -> str:

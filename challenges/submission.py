@@ -77,10 +77,12 @@ def parse_submission(data: object, source: str) -> Submission:
         raise first_error(exc, Submission).with_source(source) from None
 
 
-def load_submission(path: str | Path) -> Submission:
+def load_submission(path: str | Path, contents=None) -> Submission:
+    """The submission at ``path`` (``contents``: its file as read elsewhere, a
+    :class:`~trainwall.core.fileformats.Contents`)."""
     from trainwall.core.fileformats import read_document
 
-    return parse_submission(read_document(path), str(path))
+    return parse_submission(read_document(path, contents), str(path))
 
 
 def check_against(mission, submission: Submission, source: str) -> None:

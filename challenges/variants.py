@@ -33,6 +33,7 @@ import json
 import os
 import random
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -178,31 +179,56 @@ def _init(margin: float) -> None:
     _MARGIN = margin
 
 
-def generate(mission, seed: int, students: list[str], jobs: int = 0, progress: bool | None = None) -> list[Variant]:
-    """One good variant per student (InputError when a student's draws all fail)."""
-    import os
+class DrawSolver:
+    """A worker of ``--backend ray``: one actor solving a variant family's draws, warm across them."""
 
+    def __init__(self, args: tuple) -> None:
+        (margin,) = args
+        _init(margin)
+
+    def solve(self, data: dict) -> tuple[str | None, dict | None]:
+        return solve_draw(data)
+
+
+@contextmanager
+def _solver(margin: float, jobs: int, backend: str, address: str | None):
+    """A function mapping a list of draws to their (reason, optimum) in order: this process
+    (one job), a process pool, or a Ray cluster's actors (:mod:`~trainwall.challenges.ray_backend`)."""
+    _init(margin)
+    if backend == "ray":
+        from trainwall.challenges.ray_backend import RayPool
+
+        with RayPool(DrawSolver, (margin,), address, jobs) as pool:
+            yield lambda draws: pool.map("solve", draws)
+        return
+    workers = max(1, jobs or os.cpu_count() or 1)
+    if workers == 1:
+        yield lambda draws: map(solve_draw, draws)
+        return
+    with ProcessPoolExecutor(workers, initializer=_init, initargs=(margin,)) as pool:
+        yield lambda draws: pool.map(solve_draw, draws)
+
+
+def generate(mission, seed: int, students: list[str], jobs: int = 0, progress: bool | None = None,
+             backend: str = "local", address: str | None = None) -> list[Variant]:
+    """One good variant per student (InputError when a student's draws all fail); ``backend``
+    "ray" solves the draws on a Ray cluster (``address``, else a local one): the same variants."""
     from tqdm import tqdm
 
     if mission.variants is None:
         raise InputError("variants", None, f"{mission.id} has no [variants.perturb] table: nothing to vary")
-    margin = mission.variants.min_margin
     attempt = {s: 0 for s in students}
     reasons: dict[str, list[str]] = {s: [] for s in students}
     done: dict[str, Variant] = {}
     solved: dict[str, tuple] = {}         # draw content (without its id) -> (reason, optimum)
-    workers = max(1, jobs or os.cpu_count() or 1)
     bar = tqdm(total=len(students), desc="variants", unit="variant", disable=progress is False or None)
-    pool = ProcessPoolExecutor(workers, initializer=_init, initargs=(margin,)) if workers > 1 else None
-    _init(margin)
-    try:
+    with bar, _solver(mission.variants.min_margin, jobs, backend, address) as solve_all:
         pending = list(students)
         while pending:
             draws = {s: draw(mission, seed, s, attempt[s]) for s in pending}
             keys = {s: _content_key(d) for s, d in draws.items()}
             new = sorted({k: d for s, d in draws.items() if (k := keys[s]) not in solved}.items())
-            results = (pool.map(solve_draw, [d for _, d in new]) if pool else map(solve_draw, [d for _, d in new]))
-            for (key, _), result in zip(new, results):
+            for (key, _), result in zip(new, solve_all([d for _, d in new])):
                 solved[key] = result
             retry = []
             for s in pending:
@@ -219,10 +245,6 @@ def generate(mission, seed: int, students: list[str], jobs: int = 0, progress: b
                                      f"was rejected because {reason}: widen or shift the perturbation ranges")
                 retry.append(s)
             pending = retry
-    finally:
-        bar.close()
-        if pool:
-            pool.shutdown()
     return [done[s] for s in students]
 
 

@@ -28,6 +28,7 @@ import os
 import re
 import stat
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 
 from trainwall.core.errors import InputError
@@ -110,15 +111,47 @@ def _read_bytes(source: str, what: str) -> bytes:
     return b"".join(chunks)
 
 
-def read_text(path: str | Path, what: str = "file") -> str:
-    """The text of a user's file (a roster, a key, a document), read with every refusal of
-    the module docstring: a regular UTF-8 text file of at most :data:`MAX_BYTES` bytes,
-    without NUL bytes; a leading byte-order mark is dropped. ``what`` names the kind of
-    file in the message for a missing one (``no such roster``). The text may be empty."""
+def read_bytes(path: str | Path, what: str = "file") -> bytes:
+    """The bytes of a user's file, read with the module docstring's refusals of the path (a
+    regular file of at most :data:`MAX_BYTES` bytes). ``what`` names the kind of file in the
+    message for a missing one (``no such roster``)."""
     source = str(path)
     if source == "":
         raise InputError("", "", f"an empty path names no {what}")
-    raw = _read_bytes(source, what)
+    return _read_bytes(source, what)
+
+
+@dataclass(frozen=True)
+class Contents:
+    """A file as read on one machine, to be parsed on another (the Ray backend ships submissions
+    this way): its bytes, or the InputError reading them raised, as its parts (an exception does
+    not travel between processes); :meth:`bytes` gives the one or raises the other."""
+
+    raw: bytes | None
+    error: tuple[str, object, str, str] | None = None
+
+    @classmethod
+    def of(cls, path: str | Path) -> "Contents":
+        try:
+            return cls(read_bytes(path))
+        except InputError as exc:
+            return cls(None, (exc.field, exc.value, exc.allowed, exc.source))
+
+    def bytes(self) -> bytes:
+        if self.error is not None:
+            field, value, allowed, source = self.error
+            raise InputError(field, value, allowed, source=source)
+        return self.raw if self.raw is not None else b""
+
+
+def read_text(path: str | Path, what: str = "file", contents: Contents | None = None) -> str:
+    """The text of a user's file (a roster, a key, a document), read with every refusal of
+    the module docstring: a regular UTF-8 text file of at most :data:`MAX_BYTES` bytes,
+    without NUL bytes; a leading byte-order mark is dropped. ``what`` names the kind of
+    file in the message for a missing one (``no such roster``). The text may be empty.
+    ``contents``: the file as already read (elsewhere) instead of reading ``path``."""
+    source = str(path)
+    raw = contents.bytes() if contents is not None else read_bytes(source, what)
     if b"\x00" in raw:
         raise InputError("", "<binary>", "the file is binary, not text", source=source)
     try:
@@ -287,8 +320,10 @@ def parse_document(text: str, fmt: str, source: str) -> object:
     return data
 
 
-def read_document(path: str | Path) -> object:
-    """Read a TOML / JSON / YAML file chosen by its suffix (see the module docstring)."""
+def read_document(path: str | Path, contents: Contents | None = None) -> object:
+    """Read a TOML / JSON / YAML file chosen by its suffix (see the module docstring);
+    ``contents``: the file as already read elsewhere (:class:`Contents`), checked and parsed
+    here as if read here."""
     source = str(path)
     if source == "":
         raise InputError("", "", "an empty path names no file")
@@ -296,7 +331,7 @@ def read_document(path: str | Path) -> object:
     if fmt is None:
         raise InputError("", Path(source).suffix or source, "file type must be .toml, .json, .yaml or .yml",
                          source=source)
-    text = read_text(source)
+    text = read_text(source, contents=contents)
     if not text.strip():
         raise InputError("", "<empty>", "the file is empty", source=source)
     return parse_document(text, fmt, source)

@@ -46,6 +46,15 @@ def _merge_command(sub) -> None:
     mg.add_argument("--assignment", default="trainwall", help="gradebook.csv's points column (default: trainwall)")
 
 
+def _backend_options(parser, scope: str) -> None:
+    """--backend and --ray-address: where the work runs (challenges/ray_backend.py)."""
+    parser.add_argument("--backend", choices=("local", "ray"), default="local",
+                        help=f"{scope}where the work runs: this machine's processes (default) or a Ray cluster "
+                             "(pip install 'trainwall[ray]'); the same files either way")
+    parser.add_argument("--ray-address", metavar="ADDRESS",
+                        help="the Ray cluster for --backend ray (default: RAY_ADDRESS, else a local instance)")
+
+
 def _instructor_commands(sub) -> None:
     """grade, generate and autograder: what a course runs."""
     gr = sub.add_parser("grade", help="grade a submission, or a folder of them",
@@ -69,6 +78,7 @@ def _instructor_commands(sub) -> None:
     gr.add_argument("--shard", type=_shard, metavar="K/N",
                     help="a folder: grade only shard K of N (results and records, no class outputs: "
                          "trainwall merge joins the shards)")
+    _backend_options(gr, "a folder: ")
     _merge_command(sub)
     ge = sub.add_parser("generate", help="per-student variants of a mission: handouts apart from answer keys")
     ge.add_argument("mission", help="a mission id (cloud/3) or a mission file with [variants.perturb]")
@@ -82,6 +92,7 @@ def _instructor_commands(sub) -> None:
     ge.add_argument("--shard", type=_shard, metavar="K/N",
                     help="only shard K of N of the roster (every N-th student from the K-th): "
                          "trainwall merge joins the shards")
+    _backend_options(ge, "")
     ge.add_argument("--force", action="store_true",
                     help="replace the handouts/ and keys/ an earlier run left in --out (refused without it)")
     au = sub.add_parser("autograder", help="write an autograder bundle: Gradescope (setup.sh, run_autograder, "
@@ -196,6 +207,15 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _ray_address(args: argparse.Namespace) -> str | None:
+    """--ray-address, which only --backend ray reads."""
+    if args.ray_address is not None and args.backend != "ray":
+        raise _usage("--ray-address names the cluster of --backend ray")
+    if args.ray_address is not None and not args.ray_address.strip():
+        raise _usage("--ray-address must name a Ray cluster (host:port, ray://host:port or auto), not an empty string")
+    return args.ray_address
+
+
 def _generate(args: argparse.Namespace) -> int:
     from trainwall.challenges.classroom import in_shard
     from trainwall.challenges.mission import resolve
@@ -210,7 +230,7 @@ def _generate(args: argparse.Namespace) -> int:
     mission = resolve(args.mission)
     students = read_roster(args.roster) if args.roster else numbered_students(args.count)
     mine = in_shard(students, *args.shard) if args.shard else students
-    variants = generate(mission, args.seed, mine, args.jobs)
+    variants = generate(mission, args.seed, mine, args.jobs, backend=args.backend, address=_ray_address(args))
     out = write(variants, mission, args.seed, args.out, args.force, inputs, roster=students)
     redrawn = sum(1 for v in variants if v.attempt)
     distinct = distinct_optima(variants)
@@ -411,6 +431,8 @@ def _grade(args: argparse.Namespace) -> int:
         raise _usage("--roster makes a class's gradebook.csv: grade a folder, not one file")
     if args.shard:
         raise _usage("--shard K/N grades a slice of a class folder: grade a folder, not one file")
+    if args.backend != "local" or args.ray_address:
+        raise _usage("--backend and --ray-address spread a class folder's grading: grade a folder, not one file")
     target = _grade_target(args)
     setup_error = None
     try:
@@ -459,7 +481,8 @@ def _grade_folder(args: argparse.Namespace) -> int:
     check_output(Path(args.submission), Path(args.output), inputs)     # before the --mission is solved
     roster = read_roster_table(args.roster) if args.roster else None
     result = grade_folder(args.submission, grading.MissionSource.open(args.mission), args.format, args.output,
-                          args.jobs, inputs=inputs, roster=roster, shard=args.shard)
+                          args.jobs, inputs=inputs, roster=roster, shard=args.shard, backend=args.backend,
+                          address=_ray_address(args))
     if result is None:
         k, n = args.shard
         print(clean(f"shard {k}/{n} of {args.submission} graded into {args.output}: results and records only; "
