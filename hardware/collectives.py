@@ -41,8 +41,9 @@ topology as the small value it is (its graph lives in the topology module's cach
 
 from __future__ import annotations
 
+from array import array
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from trainwall.core.caches import bounded
 from trainwall.hardware.topology import Topology
@@ -62,6 +63,57 @@ Groups = tuple[tuple[int, ...], ...]
 PLANS_MAXSIZE = 256
 
 
+@dataclass(frozen=True, eq=False)
+class LinkShares:
+    """A collective's load on the network: each network edge it crosses (directed) and its
+    link-seconds per byte of S at the edge's line rate. Edges are kept as their numbers in the
+    topology's wiring order (:attr:`~trainwall.hardware.topology.Topology.edge_list`), ascending,
+    beside the shares: two arrays, 12 bytes an edge. A 4,096-GPU layout's per-NIC rings cross
+    thousands of edges and each routed set is cached; as (edge, float) pairs they had held over
+    100 MB in ``bench/bench_memory.py``. Iterating gives (edge, share) pairs."""
+
+    topology: Topology | None
+    index: array = field(default_factory=lambda: array("i"))
+    share: array = field(default_factory=lambda: array("d"))
+
+    @classmethod
+    def of(cls, topology: Topology, shares: dict) -> "LinkShares":
+        """From {edge: share}."""
+        numbered = sorted((topology.edge_index[e], share) for e, share in shares.items())
+        return cls(topology, array("i", (i for i, _ in numbered)), array("d", (x for _, x in numbered)))
+
+    def numbered(self):
+        """(edge number, share) pairs, in edge order."""
+        return zip(self.index, self.share)
+
+    def merged(self, other: "LinkShares", scale: float = 1.0) -> "LinkShares":
+        """This load and ``other`` x ``scale`` together (on one topology)."""
+        total: dict[int, float] = defaultdict(float)
+        for i, x in self.numbered():
+            total[i] += x
+        for i, x in other.numbered():
+            total[i] += x * scale
+        keys = sorted(total)
+        return LinkShares(self.topology or other.topology, array("i", keys), array("d", (total[i] for i in keys)))
+
+    def __iter__(self):
+        edges = self.topology.edge_list if self.topology is not None else ()
+        return ((edges[i], x) for i, x in self.numbered())
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, LinkShares) and self.topology == other.topology and self.index == other.index
+                and self.share == other.share)
+
+    def __hash__(self) -> int:
+        return hash((self.topology, self.index.tobytes(), self.share.tobytes()))
+
+
+NO_SHARES = LinkShares(None)
+
+
 @dataclass(frozen=True)
 class CollectivePlan:
     """The cost of one collective, linear in the buffer size S (bytes).
@@ -79,7 +131,7 @@ class CollectivePlan:
     latency: float
     bottleneck: tuple | None = None
     bottleneck_link: str = ""
-    network_shares: tuple[tuple[tuple, float], ...] = ()
+    network_shares: LinkShares = NO_SHARES
 
     def time(self, nbytes: float) -> float:
         """Seconds to run this collective on a buffer of ``nbytes``."""
@@ -90,23 +142,9 @@ class CollectivePlan:
         mine = (self.seconds_per_byte, self.bottleneck, self.bottleneck_link)
         theirs = (other.seconds_per_byte * scale, other.bottleneck, other.bottleneck_link)
         slow = max(mine, theirs, key=lambda t: t[0])
-        shares = merge_shares(self.network_shares, other.network_shares, scale)
+        shares = self.network_shares.merged(other.network_shares, scale)
         return CollectivePlan(algorithm, self.seconds_per_byte + other.seconds_per_byte * scale,
                               self.latency + other.latency, slow[1], slow[2], shares)
-
-
-def merge_shares(first, second, scale: float = 1.0) -> tuple[tuple[tuple, float], ...]:
-    """Per-edge link-seconds of two traffics together (``second`` scaled), edges sorted."""
-    total: dict[tuple, float] = defaultdict(float)
-    for edge, share in first:
-        total[edge] += share
-    for edge, share in second:
-        total[edge] += share * scale
-    return tuple(sorted(total.items(), key=_edge_order))
-
-
-def _edge_order(item: tuple) -> str:
-    return repr(item[0])
 
 
 NO_COMMUNICATION = CollectivePlan("none", 0.0, 0.0)
@@ -126,13 +164,13 @@ class _Routed:
     capacity is all ours), ``network`` the worst (load / capacity, edge, load) over
     network edges, whose capacity the background shrinks by the same factor for all,
     so the worst network edge is the same at every background (the network's edges are
-    of one link, hence one achievable share); ``shares`` every network edge's (edge,
-    load / capacity: link-seconds at the line rate), sorted."""
+    of one link, hence one achievable share); ``shares`` every network edge's load /
+    capacity (link-seconds at the line rate)."""
 
     hop_latency: float
     local: tuple | None
     network: tuple | None
-    shares: tuple[tuple[tuple, float], ...] = ()
+    shares: LinkShares = NO_SHARES
 
 
 def _route(topology: Topology, messages: list[tuple[object, object, float]]) -> _Routed | None:
@@ -150,7 +188,7 @@ def _route(topology: Topology, messages: list[tuple[object, object, float]]) -> 
         return None
     local = [(ld / edges[e]["rate"], e) for e, ld in load.items() if not edges[e]["network"]]
     network = [(ld / edges[e]["capacity"], e, ld) for e, ld in load.items() if edges[e]["network"]]
-    shares = tuple(sorted(((e, share) for share, e, _ in network), key=_edge_order))
+    shares = LinkShares.of(topology, {e: share for share, e, _ in network}) if network else NO_SHARES
     return _Routed(hop_latency, max(local) if local else None, max(network) if network else None, shares)
 
 

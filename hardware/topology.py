@@ -84,6 +84,16 @@ class Topology:
         return _wiring(self).devices
 
     @property
+    def edge_list(self) -> tuple:
+        """Every directed edge (u, v), in wiring order: edge number i is ``edge_list[i]``."""
+        return _wiring(self).edge_list
+
+    @property
+    def edge_index(self) -> dict:
+        """Each directed edge's number (its place in :attr:`edge_list`)."""
+        return _wiring(self).edge_index
+
+    @property
     def edge_data(self) -> dict:
         """Each directed edge's attributes by (u, v), in wiring order (read-only: the two
         directions of a link share one dict); cheaper to read than networkx's edge views."""
@@ -149,11 +159,14 @@ class Topology:
 
 @dataclass(frozen=True)
 class _Wiring:
-    """A topology's devices (as a tuple in rank order and as a set) and its edge table."""
+    """A topology's devices (as a tuple in rank order and as a set), its edge table, and its
+    edges numbered in wiring order (a collective's link shares name edges by number)."""
 
     devices: tuple
     device_set: frozenset
     edges: dict
+    edge_list: tuple
+    edge_index: dict
 
 
 @bounded(WIRINGS_MAXSIZE)
@@ -166,7 +179,8 @@ def _wiring(topology: Topology) -> _Wiring:
         _wire_cluster(edges, devices, per_node, intra, inter, oversubscription, nics_per_leaf)
     elif topology.kind == "star":
         _wire_star(edges, devices, topology.aggregator, catalog_link(topology.key[2]))
-    return _Wiring(devices, frozenset(devices), edges)
+    edge_list = tuple(edges)
+    return _Wiring(devices, frozenset(devices), edges, edge_list, {e: i for i, e in enumerate(edge_list)})
 
 
 @dataclass(frozen=True)

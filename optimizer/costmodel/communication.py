@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 from trainwall.core.caches import bounded
 from trainwall.hardware import collectives
-from trainwall.hardware.collectives import CollectivePlan
+from trainwall.hardware.collectives import CollectivePlan, LinkShares
 from trainwall.models.transformer import TransformerSpec
 from trainwall.optimizer.costmodel.layout import parallel_groups
 from trainwall.optimizer.costmodel.resolve import ResolvedPlan
@@ -98,12 +98,12 @@ SIGNATURES_MAXSIZE = 512
 
 
 @bounded(SIGNATURES_MAXSIZE)
-def _signatures(shares: tuple[tuple[tuple[tuple, float], ...], ...]) -> tuple[tuple[float, ...], ...]:
+def _signatures(shares: tuple[LinkShares, ...]) -> tuple[tuple[float, ...], ...]:
     """The distinct tuples (share of collective 1, share of collective 2, ...) over the network
     links any collective crosses (``shares``: each collective's ``network_shares``)."""
     per_edge: dict = defaultdict(lambda: [0.0] * len(shares))
     for k, plan_shares in enumerate(shares):
-        for edge, share in plan_shares:
+        for edge, share in plan_shares.numbered():
             per_edge[edge][k] += share
     return tuple(sorted({tuple(v) for v in per_edge.values()}))
 
