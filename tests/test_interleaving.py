@@ -141,3 +141,26 @@ def test_part_3_memory_limit_is_the_largest_m_that_fits_by_brute_force():
         assert min(mode.m_memory, mode.m_hi) == (max(fitting) if fitting else 0), mode.choices
         checked += mode.choices["training.virtual_stages"] > 1 and 0 < len(fitting) < mode.m_hi
     assert checked, "no interleaved mode where memory binds inside the range"
+
+
+def test_pipeline_sends_without_sequence_parallelism_scatter_and_gather():
+    """Megatron-LM's scatter/gather optimization (Narayanan et al. 2021, section 4.1): without
+    sequence parallelism each tensor-parallel rank sends 1/t of the layer's output to the next
+    stage, and the receiving group all-gathers it over NVLink; by hand, on the cloud example
+    (Llama-3-70B, micro-batch 1 x 8,192 tokens x 8,192 wide in bf16, t = 8, one NIC per GPU):
+
+        sends    (S / t) / NDR's achievable 48 GB/s (+ latency), forward and back, as with SP
+        gathers  2 x ((t - 1)/t x S / NVLink 4's achievable 0.82 x 450 GB/s + 7 ring steps x 3 us),
+                 per micro-batch: 32 a step (global batch 1,024 / data parallel 32)."""
+    from trainwall.hardware import collectives
+    from trainwall.optimizer.costmodel.layout import parallel_groups
+
+    on, off = evaluate(_config()), evaluate(_config(sequence_parallel=False))
+    plan = resolve(_config(sequence_parallel=False))
+    tp_groups, _, _, _ = parallel_groups(8, 32, 4)
+    S = 8192 * 8192 * 2
+    gather = collectives.all_gather(plan.topology, tp_groups)
+    assert gather.seconds_per_byte == pytest.approx(7 / 8 / (0.82 * 450e9), rel=1e-12, abs=0)
+    added = 32 * 2 * gather.time(S)
+    assert off.time.pipeline_p2p_s == pytest.approx(on.time.pipeline_p2p_s + added, rel=1e-12)
+    assert added == pytest.approx(32 * 2 * (7 / 8 * S / (0.82 * 450e9) + 7 * 3e-6), rel=1e-9)

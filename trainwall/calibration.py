@@ -93,14 +93,15 @@ def run_config(run: dict) -> dict:
 
 def _mechanisms(run: dict) -> dict:
     """The training keys of the run's ``mechanisms`` table: its attention kernel, its
-    tensor-parallel backward overlap where stated and, on the interleaved schedule, its
-    virtual stages."""
+    tensor-parallel backward overlap and sequence parallelism where stated and, on the
+    interleaved schedule, its virtual stages."""
     mech = run["mechanisms"]
     if mech["context_parallel"] != 1:
         raise ValueError(f"run {run['name']!r}: context parallelism is not modelled")
     keys = {"attention": mech["attention"]}
-    if "tp_backward_overlap" in mech:
-        keys["tp_backward_overlap"] = mech["tp_backward_overlap"]
+    for stated in ("tp_backward_overlap", "sequence_parallel"):
+        if stated in mech:
+            keys[stated] = mech[stated]
     if mech["schedule"] == "interleaved-1f1b":
         keys["virtual_stages"] = mech["virtual_stages"]
     elif mech["schedule"] not in ("none", "1f1b"):

@@ -10,8 +10,15 @@ state of one micro-batch (tokens x hidden x activation bytes):
   stage with the most split blocks; the backward ones hidden behind the weight-gradient
   GEMMs (Megatron's default), and with Transformer Engine's overlap all of them behind
   the GEMMs but a chunk (:func:`_tensor_parallel`);
-* pipeline: S_act (/ tp under sequence parallelism) sent forward and its gradient back
-  (the reverse direction of each link: a first stage's NIC sends one, a middle stage's two);
+* pipeline: S_act / tp sent forward and its gradient back (the reverse direction of each
+  link: a first stage's NIC sends one, a middle stage's two), once per model chunk. Each
+  tensor-parallel rank sends its 1/tp: under sequence parallelism the tensor is split
+  already; without it, Megatron-LM's scatter/gather optimization splits it and the receiving
+  ranks all-gather it over the node's links (Narayanan et al. 2021, section 4.1: "each
+  transformer layer's output is replicated across the tensor-parallel ranks ... we split the
+  sending and receiving of the output tensor into t equal-size chunks ... then perform an
+  all-gather on the receiving node"; Megatron-LM's default since, ``--no-scatter-gather-
+  tensors-in-pipeline`` to switch it off) (:func:`_pipeline`);
 * context parallel: each attention layer's K/V all-gathered forward and backward and its
   gradients reduce-scattered over the ranks sharing a sequence, hidden behind the attention
   matmuls (:func:`_context_parallel`); the tensor- and pipeline-parallel messages carry a
@@ -136,14 +143,8 @@ def communication(plan: ResolvedPlan, stages: Stages, t_stage: float) -> Communi
         loads.add(coll, traffic * act_msg, per_micro_batch=True)
         link = coll.bottleneck_link
     if pp > 1:
-        msg = act_msg / (tp if plan.sequence_parallel else 1)
-        coll = collectives.point_to_point(plan.topology, pp_pairs, plan.background)
-        back = collectives.point_to_point(plan.topology, tuple((b, a) for a, b in pp_pairs), plan.background)
+        coll, pp_mb = _pipeline(plan, pp_pairs, tp_groups, act_msg, loads)
         algorithms.append(("pipeline", coll.algorithm))
-        # activations forward, their gradients back; once per model chunk (interleaving)
-        pp_mb = chunks * (coll.time(msg) + back.time(msg))
-        loads.add(coll, chunks * msg, per_micro_batch=True)
-        loads.add(back, chunks * msg, per_micro_batch=True)
         link = coll.bottleneck_link or link
     cp_mb, cp_exposed = 0.0, 0.0
     if cp > 1:
@@ -161,6 +162,25 @@ def communication(plan: ResolvedPlan, stages: Stages, t_stage: float) -> Communi
                          sync.dp_exposed_fixed_s, sync.dp_exposed_per_micro_batch_s, loads.links(),
                          sync.data_parallel_bytes, coll, (*algorithms, ("data_parallel", coll.algorithm)), link,
                          tp_all)
+
+
+def _pipeline(plan: ResolvedPlan, pp_pairs, tp_groups, act_msg: float, loads: _LinkLoads):
+    """The pipeline's sends per micro-batch (module docstring): (the forward sends' plan, seconds).
+    Activations forward and their gradients back, once per model chunk (interleaving), each rank
+    sending its 1/tp; without sequence parallelism the receiving tensor-parallel group
+    all-gathers the whole tensor (the scatter/gather optimization)."""
+    chunks, tp = plan.schedule.chunks, plan.tensor_parallel
+    msg = act_msg / tp
+    coll = collectives.point_to_point(plan.topology, pp_pairs, plan.background)
+    back = collectives.point_to_point(plan.topology, tuple((b, a) for a, b in pp_pairs), plan.background)
+    seconds = chunks * (coll.time(msg) + back.time(msg))
+    loads.add(coll, chunks * msg, per_micro_batch=True)
+    loads.add(back, chunks * msg, per_micro_batch=True)
+    if tp > 1 and not plan.sequence_parallel:
+        gather = collectives.all_gather(plan.topology, tp_groups, plan.background)
+        seconds += chunks * 2 * gather.time(act_msg)
+        loads.add(gather, chunks * 2 * act_msg, per_micro_batch=True)
+    return coll, seconds
 
 
 #: Transformer Engine's pipelined overlap splits each GEMM's reduce-scatter into 4 chunks and
