@@ -14,11 +14,11 @@ state of one micro-batch (tokens x hidden x activation bytes):
   link: a first stage's NIC sends one, a middle stage's two), once per model chunk. Each
   tensor-parallel rank sends its 1/tp: under sequence parallelism the tensor is split
   already; without it, Megatron-LM's scatter/gather optimization splits it and the receiving
-  ranks all-gather it over the node's links (Narayanan et al. 2021, section 4.1: "each
-  transformer layer's output is replicated across the tensor-parallel ranks ... we split the
-  sending and receiving of the output tensor into t equal-size chunks ... then perform an
-  all-gather on the receiving node"; Megatron-LM's default since, ``--no-scatter-gather-
-  tensors-in-pipeline`` to switch it off) (:func:`_pipeline`);
+  ranks all-gather it over the node's links (Narayanan et al. 2021, section 4.1, in our
+  words: a layer's output is replicated on the t tensor-parallel ranks, so each sends one
+  of t equal chunks through its own InfiniBand card and the next stage's ranks rebuild the
+  tensor with an all-gather over NVLink; Megatron-LM's default since, switched off by
+  ``--no-scatter-gather-tensors-in-pipeline``) (:func:`_pipeline`);
 * context parallel: each attention layer's K/V all-gathered forward and backward and its
   gradients reduce-scattered over the ranks sharing a sequence, hidden behind the attention
   matmuls (:func:`_context_parallel`); the tensor- and pipeline-parallel messages carry a
