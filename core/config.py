@@ -202,6 +202,9 @@ class TrainingSection(_Strict):
     pipeline_parallel: Sized(MAX_DEVICES) = 1          # 1 to 2^14
     virtual_stages: Annotated[int, Field(ge=1, le=1024)] = 1   # model chunks per pipeline rank (interleaved 1F1B)
     context_parallel: Sized(MAX_DEVICES) = 1           # ranks splitting each sequence, 1 to 2^14
+    # how the attention layers exchange K and V: Transformer Engine's ring, hidden behind the
+    # attention matmuls, or Llama 3's all-gather before the attention, exposed
+    context_parallel_exchange: Literal["ring", "all_gather"] = "ring"
     data_parallel: Sized(MAX_DEVICES) | None = None    # 1 to 2^14
     sequence_parallel: bool = True
     # Megatron-LM's tensor-parallel backward collective overlapped with the weight-gradient GEMM

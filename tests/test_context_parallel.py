@@ -91,6 +91,19 @@ def test_an_exchange_the_attention_cannot_hide_is_exposed():
     assert st.exposed_per_micro_batch_s >= st.cp_exposed_per_micro_batch_s
 
 
+def test_llama_3s_all_gather_exchange_is_all_exposed():
+    """Llama 3's context parallelism (Dubey et al. 2024, section 3.3.2) all-gathers K and V before
+    the attention: the same bytes as the ring (the 20 or 21 blocks' 4 transfers of the test above),
+    none hidden, on the fast fabric where the ring hides all of it; the step grows by exactly that."""
+    ring = structure_of(_plan(2))
+    gathered = structure_of(_plan(2, context_parallel_exchange="all_gather"))
+    assert gathered.cp_per_micro_batch_s == ring.cp_per_micro_batch_s
+    assert ring.cp_exposed_per_micro_batch_s == 0.0
+    assert gathered.cp_exposed_per_micro_batch_s == gathered.cp_per_micro_batch_s > 0.0
+    assert gathered.per_micro_batch_s == pytest.approx(ring.per_micro_batch_s + gathered.cp_per_micro_batch_s,
+                                                       rel=1e-12)
+
+
 @pytest.mark.parametrize("change, says", [
     ({"workload": {"model": "resnet-50"}, "training": {"tensor_parallel": 1, "data_parallel": 256}},
      "transformer"),

@@ -233,9 +233,12 @@ def _context_parallel(plan: ResolvedPlan, cp_groups, stages: Stages, loads: _Lin
     Each attention layer all-gathers the sequence's K and V around the group for the forward
     and again for the backward, and reduce-scatters their gradients, (n - 1)/n of the buffer
     each (Transformer Engine's ring exchange: every rank sends its chunk n - 1 times; Liu et al.
-    2023), one more all-gather where the attention is recomputed: 3 or 4 x per layer. The ring
-    runs beside the attention of the chunk already received, so only what exceeds the stage's
-    attention matmuls is exposed, for the stage where that is most."""
+    2023), one more all-gather where the attention is recomputed: 3 or 4 x per layer. Exposed:
+    * ``ring`` (the default): the ring runs beside the attention of the chunk already received,
+      so only what exceeds the stage's attention matmuls is exposed, for the stage where that is most;
+    * ``all_gather`` (Llama 3, Dubey et al. 2024, section 3.3.2: K and V all-gathered first, then
+      the attention of the local query chunks; chosen for its flexibility with attention masks
+      and because GQA's K and V are small): the same bytes, none of them hidden."""
     coll = collectives.all_gather(plan.topology, cp_groups, plan.background)
     passes, kv = 3 + (plan.recompute in ("selective", "full")), kv_exchange_bytes(plan)
     per_layer = passes * coll.time(kv)
@@ -243,6 +246,8 @@ def _context_parallel(plan: ResolvedPlan, cp_groups, stages: Stages, loads: _Lin
     attention_layers = [sum(1 for layer in layers[a:b] if any(op.kind == "attention" for op in layer.ops))
                         for a, b in plan.bounds]
     loads.add(coll, max(attention_layers) * passes * kv, per_micro_batch=True)
+    if plan.cp_exchange == "all_gather":
+        return coll, max(attention_layers) * per_layer, max(attention_layers) * per_layer
     exposed = max(max(0.0, n * per_layer - hidden) for n, hidden in zip(attention_layers, stages.attention))
     return coll, max(attention_layers) * per_layer, exposed
 

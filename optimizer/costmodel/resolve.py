@@ -73,6 +73,7 @@ class ResolvedPlan:
     tensor_parallel: int
     data_parallel: int
     context_parallel: int        # ranks sharing each sequence (1: none)
+    cp_exchange: str             # "ring" (hidden behind the attention) or "all_gather" (exposed)
     sequence_parallel: bool      # effective: asked for and tensor_parallel > 1
     tp_overlap: tuple[bool, bool]  # (Transformer Engine's forward and backward overlap, Megatron's backward one)
     devices: int
@@ -118,6 +119,7 @@ def resolve(config: Config, device: hw.Device | None = None) -> ResolvedPlan:
     return ResolvedPlan(
         network=network, family=work.family, topology=topology, schedule=pipeline_schedule(config, work, network),
         tensor_parallel=t.tensor_parallel, data_parallel=config.data_parallel, context_parallel=t.context_parallel,
+        cp_exchange=t.context_parallel_exchange,
         sequence_parallel=t.sequence_parallel and t.tensor_parallel > 1, tp_overlap=tp_overlap(config),
         devices=s.devices,
         micro_batch=t.micro_batch, policy=policy, rates=rates, trainable=mask,
