@@ -111,7 +111,7 @@ class _Trace:
 
     def loss(self) -> None:
         n = self.c
-        self.ops.append(Op("cross-entropy loss", "elementwise", reads=n, writes=n,
+        self.ops.append(Op("cross-entropy loss", "loss", reads=n, writes=n,
                            saves=((self.b.tensor(n, FP32), "x"),)))
 
     def begin(self) -> Tensor:

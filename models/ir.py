@@ -38,7 +38,9 @@ from functools import cached_property
 from itertools import count
 
 ACT, FP32, MASK, INDEX, INPUT = "act", "fp32", "mask", "index", "input"
-KINDS = ("gemm", "attention", "elementwise", "embedding")
+#: ``loss``: the cross-entropy, an element-wise op computed in fp32 whatever the activations
+#: (the logits upcast; PyTorch's log-softmax and NLL run on it).
+KINDS = ("gemm", "attention", "elementwise", "embedding", "loss")
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,7 @@ class Layer:
     @cached_property
     def params(self) -> int:
         return sum(op.params for op in self.ops)
+
 
     @cached_property
     def param_tensors(self) -> int:

@@ -255,7 +255,7 @@ def _head(b: Builder, spec: TransformerSpec, s: int) -> Layer:
         ops.append(Op("LM head", "gemm", flops=2.0 * s * h * V, params=0 if tied else V * h,
                       param_tensors=0 if tied else 1, reads=s * h, writes=s * V,
                       saves=((n, "w"),), tp=True, weight_grad_flops=2.0 * s * h * V if tied else None))
-        ops.append(Op("cross-entropy loss", "elementwise", reads=s * V, writes=s * V,
+        ops.append(Op("cross-entropy loss", "loss", reads=s * V, writes=s * V,
                       saves=((b.tensor(s * V, FP32, tp=True), "x"),), tp=True))
     return Layer("head", tuple(ops), input=x)
 

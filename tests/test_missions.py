@@ -370,12 +370,14 @@ def test_cloud_1_reports_the_primary_optimum():
 
 
 def test_cloud_1_trains_at_least_the_embedding_and_head_plan():
-    """Issue 12: a plan training the embedding, the head and blocks 8-80 fits (79.7 of 80 GiB)
-    and beat the old "certified" optimum by 0.6 %; the optimum trains at least as much."""
+    """Issue 12: a plan training the embedding, the head and blocks 8-80 fitted (79.7 of 80 GiB)
+    and beat the old "certified" optimum by 0.6 %. The optimum trains at least as much as every
+    such plan that fits, the embedding and head with the blocks from any k on (since the loss's
+    fp32 gradients are counted, the first that fits starts at block 9: 79.4 GiB)."""
     m = mission("cloud/1")
     layers = len(state_audit_problem(m).tables[0].params)
-    rivals = [evaluate(plans.decided(m, {**mode, "training.trainable": [0, *range(8, layers)]}))
-              for mode in m.modes()]
+    rivals = [evaluate(plans.decided(m, {**mode, "training.trainable": [0, *range(k, layers)]}))
+              for mode in m.modes() for k in range(6, 14)]
     fitting = [r.memory.trainable_params for r in rivals if r.feasible]
     assert fitting and solve(m).objective >= max(fitting)
 
