@@ -39,6 +39,27 @@ def _ray():
     return ray
 
 
+#: Seconds to wait for a named cluster's head to answer before saying it does not (Ray itself
+#: retries an unreachable head for minutes).
+CONNECT_TIMEOUT_S = 10.0
+
+
+def _check_reachable(address: str) -> None:
+    """An address of the form ``host:port`` or ``ray://host:port`` must answer a TCP connection
+    within :data:`CONNECT_TIMEOUT_S` (``auto`` and other forms are left to Ray)."""
+    import socket
+
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise InputError("--ray-address", address, f"a Ray cluster's head that answers (here: {exc.strerror or exc}); "
+                                                   "start one with 'ray start --head', or leave --ray-address and "
+                                                   "RAY_ADDRESS out for a local instance") from None
+
+
 class RayPool:
     """Actors of one worker class on a Ray cluster, each built with the same ``args``."""
 
@@ -47,15 +68,20 @@ class RayPool:
 
         ray = self._ray = _ray()
         address = address or os.environ.get("RAY_ADDRESS") or None
+        if address is not None:
+            _check_reachable(address)
         try:
             if address is None:
                 ray.init(num_cpus=jobs or os.cpu_count() or 1, include_dashboard=False, log_to_driver=False,
                          logging_level=logging.ERROR)
             else:
                 ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
-        except (ConnectionError, ValueError, RuntimeError) as exc:
-            raise InputError("--ray-address", address or "(a local instance)",
-                             f"a Ray cluster to connect to ({exc})") from None
+        except Exception as exc:  # noqa: BLE001 - whatever Ray raises, the user gets one line
+            if address is None:
+                raise InputError("--backend", "ray", f"a local Ray instance that starts here (it did not: "
+                                                     f"{type(exc).__name__}: {exc})") from None
+            raise InputError("--ray-address", address, f"a Ray cluster to connect to ({type(exc).__name__}: "
+                                                       f"{exc})") from None
         count = jobs or max(1, int(ray.available_resources().get("CPU", 1)))
         shared = ray.put(args)            # shipped once, resolved in each actor's constructor
         remote = ray.remote(num_cpus=1)(worker)

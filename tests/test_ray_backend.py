@@ -102,6 +102,25 @@ def test_ray_options_are_checked_before_any_work(tmp_path, capsys, argv, message
     assert not (tmp_path / "v" / "keys").exists()
 
 
+def test_a_cluster_that_does_not_answer_is_a_clear_error_at_once(tmp_path, capsys):
+    """Ray retries an unreachable head for minutes; the CLI says so within its connect timeout.
+    A port nothing listens on (bound and released here) refuses at once."""
+    import socket
+
+    pytest.importorskip("ray")
+    from trainwall.cli import main
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    code = main(["generate", "mobile/2", "--count", "1", "--seed", "1", "--out", str(tmp_path / "v"),
+                 "--backend", "ray", "--ray-address", f"127.0.0.1:{port}"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"--ray-address = '127.0.0.1:{port}'" in err and "ray start --head" in err
+    assert not (tmp_path / "v" / "keys").exists()
+
+
 def test_the_local_backend_never_imports_ray(tmp_path):
     """The default backend runs without Ray: not one Ray module is loaded by generate or grade."""
     script = ("import sys\nfrom trainwall.cli import main\n"
