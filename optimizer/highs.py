@@ -181,16 +181,11 @@ class Solver:
                            time.perf_counter() - start, name)
 
 
-def wall_pin(wall: str, lifted: bool, imposed) -> float:
-    """The value wall ``wall``'s relaxation variable r_w is pinned to: 1 (lifted) when asked or
-    when the problem does not impose the wall, else 0 (held)."""
-    return float(lifted or wall not in imposed)
-
-
 def pin_wall(relax, wall: str, lifted: bool, imposed) -> None:
-    """Pin the Pyomo variable r_w by its bounds (:func:`wall_pin`). Only bounds move, so a
-    persistent solver re-solves without rebuilding."""
-    value = wall_pin(wall, lifted, imposed)
+    """Pin wall ``wall``'s relaxation variable r_w by its bounds: 1 (lifted) when asked or when the
+    problem does not impose the wall, else 0 (held). Only bounds move, so a persistent solver
+    re-solves without rebuilding."""
+    value = float(lifted or wall not in imposed)
     relax[wall].setlb(value)
     relax[wall].setub(value)
 
