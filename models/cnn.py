@@ -217,6 +217,8 @@ def mobilenet_v2(width_multiplier: float, image_size: int, classes: int, dropout
             t.end(f"block {stage + 1}.{i + 1}")
     t.begin()
     t.conv_bn_act(_make_divisible(1280 * max(1.0, width_multiplier)), 1, act="relu6")
+    t.end("last conv")          # torchvision's features[18]: checkpointing recomputes it, not the classifier
+    t.begin()
     t.global_avgpool()
     if dropout:
         t.dropout()

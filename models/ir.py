@@ -113,6 +113,17 @@ class Layer:
     def params(self) -> int:
         return sum(op.params for op in self.ops)
 
+    def checkpointed(self, recompute: str) -> str:
+        """The recompute this layer gets under the training's ``recompute``: all of it, but for
+        the layer that holds the loss, which activation checkpointing never recomputes. It wraps
+        the feature layers: Megatron-LM's ``--recompute-granularity full`` checkpoints the
+        transformer layers (its HFU formula counts the logits' 6BsVh once: Narayanan et al.
+        2021, eq. 3); Hugging Face's ``gradient_checkpointing_enable`` and torchtitan wrap each
+        decoder block; torchvision models are checkpointed over ``features``, not the classifier.
+        The head then keeps its saved tensors, the loss's fp32 log-probabilities among them
+        (measured with PyTorch's MemTracker: a checkpointed GPT-2 keeps them)."""
+        return "none" if any(op.kind == "loss" for op in self.ops) else recompute
+
 
     @cached_property
     def param_tensors(self) -> int:

@@ -70,8 +70,8 @@ def layer_cost(layer: Layer, trainable: bool, grad_flows: bool, micro_batch: int
     tensor-parallel split only where the layer has split ops.
     """
     sharded = tp > 1 and layer.tensor_parallel
-    return _ops_cost(layer.ops, trainable, grad_flows, micro_batch / cp, rates, recompute, tp if sharded else 1,
-                     sequence_parallel and sharded)
+    return _ops_cost(layer.ops, trainable, grad_flows, micro_batch / cp, rates, layer.checkpointed(recompute),
+                     tp if sharded else 1, sequence_parallel and sharded)
 
 
 @bounded(8192)

@@ -85,7 +85,8 @@ def layer_activation_bytes(layer: Layer, trainable: bool, grad_flows: bool, reco
         return 0.0, 0.0
     sharded = tp > 1 and layer.tensor_parallel
     return _saved_bytes(layer.ops, layer.input, layer.core_inputs, layer.inherited, trainable, grad_flows,
-                        recompute, activation_bytes, tp if sharded else 1, sequence_parallel and sharded)
+                        layer.checkpointed(recompute), activation_bytes, tp if sharded else 1,
+                        sequence_parallel and sharded)
 
 
 @bounded(8192)

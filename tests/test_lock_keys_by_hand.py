@@ -219,11 +219,13 @@ def cnn_step(sc: Scenario) -> tuple[float, float, float]:
     FLOPs again) or a gradient must pass (an earlier parameter trains; a GEMM's input gradient: the
     FLOPs again); it reads the saved input and the output gradient, writes the input gradient
     (2 reads + writes), reads the weights, writes their gradients. Full recompute re-runs the
-    forward of each layer with a backward; augmentation on the accelerator makes fp32 read + write
+    forward of each layer with a backward but the last, the classifier holding the loss (the
+    checkpoint wraps the features); augmentation on the accelerator makes fp32 read + write
     passes over each sample (models/data/modalities.toml accelerator_passes)."""
     seconds = backward = flops = 0.0
     flows, act = False, sc.ab * sc.mb
-    for layer, trains in layers_of(sc):
+    layers = list(layers_of(sc))
+    for index, (layer, trains) in enumerate(layers):
         fwd = bwd = 0.0
         for k in layer:
             fwd += max(k.flops * sc.mb / sc.flops, ((k.reads + k.writes) * act + k.params * sc.wb) / sc.bw)
@@ -233,7 +235,7 @@ def cnn_step(sc: Scenario) -> tuple[float, float, float]:
                 b = (2 * k.reads + k.writes) * act + k.params * (sc.wb + w_grad * sc.gb)
                 bwd += max((f - k.flops * sc.mb) / sc.flops, b / sc.bw)
             flows, flops = flows or (trains and k.params > 0), flops + f
-        bwd += fwd if sc.t["recompute"] == "full" and bwd else 0.0
+        bwd += fwd if sc.t["recompute"] == "full" and bwd and index < len(layers) - 1 else 0.0
         seconds, backward = seconds + fwd + bwd, backward + bwd
     if sc.d["augmentation_on"] != "cpu":
         seconds += sc.io["accelerator_passes"][sc.d["augmentation"]] * sc.io["device_bytes"] * 8 * sc.mb / sc.bw

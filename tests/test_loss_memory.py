@@ -1,10 +1,11 @@
-"""The loss's memory: its backward's two fp32 gradients.
+"""The loss's memory: its backward's two fp32 gradients, and a head checkpointing keeps.
 
 With a large vocabulary the step's peak is the first op of the backward, PyTorch's
 ``log_softmax_backward``: every saved activation (the fp32 log-probabilities among them) plus
 the gradients of the log-probabilities and of the logits, both fp32 whatever the activations
-(the logits are upcast for the loss). Checked by hand on Llama-3-8B's numbers, and against
-PyTorch's MemTracker on a real GPT-2 (random weights, CPU).
+(the logits are upcast for the loss). Activation checkpointing wraps the blocks, so the head
+keeps its log-probabilities and is not recomputed. Checked by hand on Llama-3-8B's numbers,
+and against PyTorch's MemTracker on a real GPT-2 (random weights, CPU).
 """
 
 from __future__ import annotations
@@ -32,6 +33,22 @@ def test_the_loss_backward_holds_two_fp32_gradients_of_the_logits(activation_byt
     _, transient = activation_case(head, True, True, "none", activation_bytes, tp, tp > 1)
     assert transient == 2 * 4 * S8K * V8B / tp
     assert transient / 2**30 == pytest.approx(7.83 / tp, abs=0.01)
+
+
+def test_full_recompute_keeps_the_head_and_does_not_recompute_it():
+    """Checkpointing wraps the blocks: under full recompute a block keeps only its input, the head
+    keeps what it keeps without recompute (the fp32 log-probabilities among it) and redoes nothing."""
+    from trainwall.optimizer.compute import Rates, layer_cost
+
+    rates = Rates(1e15, 1e15, 3e12, 2, 2, 2)
+    net = workload("llama-3-8b").network(S8K, "flash")
+    block, head = net.layers[1], net.layers[-1]
+    none_kept, _ = activation_case(head, True, True, "none", 2, 1, False)
+    full_kept, _ = activation_case(head, True, True, "full", 2, 1, False)
+    assert full_kept == none_kept >= 4 * S8K * V8B
+    assert activation_case(block, True, True, "full", 2, 1, False)[0] == 2 * S8K * 4096   # a block keeps its input
+    assert layer_cost(head, True, True, 1, rates, "full").recompute_s == 0.0
+    assert layer_cost(block, True, True, 1, rates, "full").recompute_s > 0.0
 
 
 def test_the_peak_at_the_loss_backward_against_pytorch():

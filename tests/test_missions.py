@@ -189,9 +189,9 @@ def test_dynamic_programme_equals_enumeration_on_random_instances(seed, monkeypa
 def test_dynamic_programme_equals_enumeration_on_mobile_1(monkeypatch):
     m = mission("mobile/1")
     problem = state_audit_problem(m)
-    everything = _certify_with(problem, 64, monkeypatch)   # 12 modes x 2^19 selections
+    everything = _certify_with(problem, 64, monkeypatch)   # 12 modes x 2^20 selections
     dynamic = _certify_with(problem, 0, monkeypatch)
-    assert everything.configurations == dynamic.configurations == 12 * 2 ** 19
+    assert everything.configurations == dynamic.configurations == 12 * 2 ** 20
     assert (dynamic.mode, dynamic.mask, dynamic.objective) == (everything.mode, everything.mask, everything.objective)
 
 
