@@ -183,10 +183,11 @@ def _init_worker(source: grading.MissionSource, optima: list, fmt: str, fingerpr
         answers.remember(mission, best)
 
 
-def _grade_one(path: Path) -> tuple[str, dict]:
-    """One submission's results file and record (the worker renders: no Grade crosses back)."""
-    g = grading.grade_file(path, _SOURCE)
-    return render(g, _FORMAT), ledger.record(g, ledger.submission_key(path, _FINGERPRINT))
+def _grade_one(path: Path | str, contents: Contents | None = None, key: str | None = None) -> tuple[str, dict]:
+    """One submission's results file and record (the worker renders: no Grade crosses back);
+    ``contents`` and ``key``: the file as read, and its record's key, on another machine."""
+    g = grading.grade_file(path, _SOURCE, contents)
+    return render(g, _FORMAT), ledger.record(g, key or ledger.submission_key(path, _FINGERPRINT))
 
 
 def _shipped(path: Path, fingerprint: str) -> tuple[str, Contents, str]:
@@ -204,11 +205,7 @@ class ChunkGrader:
         _init_worker(*args)
 
     def grade(self, chunk: list[tuple[str, Contents, str]]) -> list[tuple[str, dict]]:
-        out = []
-        for path, contents, key in chunk:
-            g = grading.grade_file(path, _SOURCE, contents)
-            out.append((render(g, _FORMAT), ledger.record(g, key)))
-        return out
+        return [_grade_one(path, contents, key) for path, contents, key in chunk]
 
 
 def check_output(folder: Path, out: Path, inputs=()) -> Path:

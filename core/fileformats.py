@@ -127,7 +127,7 @@ class Contents:
     this way): its bytes, or the InputError reading them raised, as its parts (an exception does
     not travel between processes); :meth:`bytes` gives the one or raises the other."""
 
-    raw: bytes | None
+    raw: bytes | None                                  # None exactly when reading failed
     error: tuple[str, object, str, str] | None = None
 
     @classmethod
@@ -141,7 +141,7 @@ class Contents:
         if self.error is not None:
             field, value, allowed, source = self.error
             raise InputError(field, value, allowed, source=source)
-        return self.raw if self.raw is not None else b""
+        return self.raw
 
 
 def read_text(path: str | Path, what: str = "file", contents: Contents | None = None) -> str:

@@ -124,7 +124,6 @@ class Layer:
         (measured with PyTorch's MemTracker: a checkpointed GPT-2 keeps them)."""
         return "none" if any(op.kind == "loss" for op in self.ops) else recompute
 
-
     @cached_property
     def param_tensors(self) -> int:
         return sum(op.param_tensors for op in self.ops)

@@ -246,10 +246,11 @@ def _context_parallel(plan: ResolvedPlan, cp_groups, stages: Stages, loads: _Lin
     attention_layers = [sum(1 for layer in layers[a:b] if any(op.kind == "attention" for op in layer.ops))
                         for a, b in plan.bounds]
     loads.add(coll, max(attention_layers) * passes * kv, per_micro_batch=True)
+    total = max(attention_layers) * per_layer
     if plan.cp_exchange == "all_gather":
-        return coll, max(attention_layers) * per_layer, max(attention_layers) * per_layer
+        return coll, total, total
     exposed = max(max(0.0, n * per_layer - hidden) for n, hidden in zip(attention_layers, stages.attention))
-    return coll, max(attention_layers) * per_layer, exposed
+    return coll, total, exposed
 
 
 def _data_parallel(plan: ResolvedPlan, dp_groups, stages: Stages, t_stage: float,
