@@ -196,11 +196,17 @@ class TrainingSection(_Strict):
     gradient_dtype: Literal["param", "fp32"] = "param"   # gradients in the parameters' format, or fp32 (Megatron)
     recompute: Literal[RECOMPUTE] = "none"  # type: ignore[valid-type]
     attention: Literal[ATTENTION] = "flash"  # type: ignore[valid-type]
+    # what a SwiGLU FFN keeps for the backward: PyTorch autograd's 4 tensors of the FFN's width,
+    # or Megatron-LM's fused kernel's 3 (models/transformer.py, _swiglu)
+    swiglu: Literal["eager", "fused"] = "eager"
     micro_batch: Sized(MAX_BATCH) = 1                  # 1 to 2^40
     global_batch: Sized(MAX_BATCH) | None = None       # 1 to 2^40 (also when defaulted)
     tensor_parallel: Sized(MAX_DEVICES) = 1            # 1 to 2^14
     pipeline_parallel: Sized(MAX_DEVICES) = 1          # 1 to 2^14
     virtual_stages: Annotated[int, Field(ge=1, le=1024)] = 1   # model chunks per pipeline rank (interleaved 1F1B)
+    # how a transformer's layers split into pipeline stages: by FLOPs, or every layer (the embedding
+    # and the head with the loss included) counting as one (Llama 3; optimizer/costmodel/layout.py)
+    pipeline_split: Literal["balanced", "layers"] = "balanced"
     context_parallel: Sized(MAX_DEVICES) = 1           # ranks splitting each sequence, 1 to 2^14
     # how the attention layers exchange K and V: Transformer Engine's ring, hidden behind the
     # attention matmuls, or Llama 3's all-gather before the attention, exposed

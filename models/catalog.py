@@ -85,10 +85,11 @@ class Workload:
             return self.stability.critical_batch
         return self.stability.critical_batch * self.default_seq_len / (seq_len or self.default_seq_len)
 
-    def network(self, seq_len: int | None = None, attention: str = "flash") -> Network:
-        """The network at this sequence length (transformers) or its fixed input size."""
+    def network(self, seq_len: int | None = None, attention: str = "flash", swiglu: str = "eager") -> Network:
+        """The network at this sequence length (transformers) or its fixed input size, with the
+        attention and SwiGLU kernels named (transformers only)."""
         return build_network(self.family, _freeze(self.arch), seq_len or self.default_seq_len,
-                             attention, self.name)
+                             attention, self.name, swiglu)
 
 
 def _freeze(arch: Mapping[str, Any]) -> tuple:
@@ -98,11 +99,12 @@ def _freeze(arch: Mapping[str, Any]) -> tuple:
 TRANSFORMER_FIELDS = tuple(f.name for f in fields(transformer.TransformerSpec))
 
 
-def build_network(family: str, arch: tuple, seq_len: int, attention: str, name: str) -> Network:
+def build_network(family: str, arch: tuple, seq_len: int, attention: str, name: str,
+                  swiglu: str = "eager") -> Network:
     """Dispatch an architecture table to its builder."""
     a = dict(arch)
     if family == "transformer":
-        return transformer.build(transformer.TransformerSpec(**a), seq_len, attention, name)
+        return transformer.build(transformer.TransformerSpec(**a), seq_len, attention, name, swiglu)
     if family == "resnet":
         return cnn.resnet(tuple(a["blocks"]), a.get("bottleneck", True), a["image_size"], a["classes"],
                           a.get("channels", 3), a.get("width"), name)

@@ -16,8 +16,9 @@ head_dim, f = ffn):
   s b h (34 + 5 a s / h) bytes: LayerNorm inputs 4sbh, QKV input 2sbh, Q and K
   4sbh, softmax output 2as^2b, its dropout mask as^2b and output 2as^2b, V 2sbh,
   output-projection input 2sbh, FFN input 2sbh, GELU input 8sbh, FC2 input 8sbh,
-  two dropout masks 2sbh. SwiGLU (gate, up, SiLU output, product: 4 f per token),
-  RMSNorm and GQA are derived from their own tensors, not forced into that formula.
+  two dropout masks 2sbh. SwiGLU (gate, up, SiLU output, product: 4 f per token;
+  3 f with Megatron-LM's fused kernel, ``swiglu="fused"``), RMSNorm and GQA are derived
+  from their own tensors, not forced into that formula.
 * ``attention="flash"`` (FlashAttention; Dao et al. 2022) keeps no s^2 tensor: it
   saves Q, K, V, the output and the log-sum-exp per row, and its backward recomputes
   QK^T (2 s^2 H more FLOPs). ``"eager"`` materialises scores, probabilities and
@@ -161,7 +162,26 @@ def _attention(b: Builder, spec: TransformerSpec, s: int, q: Tensor, k: Tensor, 
     return ops, out
 
 
-def _block(b: Builder, spec: TransformerSpec, s: int, attention: str, index: int) -> Layer:
+def _swiglu(b: Builder, n: int, gate: Tensor, up: Tensor, kernel: str) -> list[Op]:
+    """SiLU(gate) x up over ``n`` elements, as the kernel keeps it for the backward:
+
+    * ``eager`` (PyTorch autograd, Hugging Face's and torchtitan's Llama): two ops; SiLU keeps
+      its input, the product both its inputs, SiLU(gate) and up: 3 tensors of n.
+    * ``fused`` (Megatron-LM's ``bias_swiglu_impl``, ``megatron/core/fusions/fused_bias_swiglu.py``:
+      ``SwiGLUFunction`` saves only its input, gate and up concatenated, and recomputes SiLU in
+      its backward): one op reading 2 n and writing n, keeping 2 tensors of n.
+
+    The down projection keeps the product (its input) either way."""
+    if kernel == "fused":
+        return [Op("SwiGLU (fused)", "elementwise", reads=2 * n, writes=n, saves=((gate, "x"), (up, "x")), tp=True)]
+    if kernel != "eager":
+        raise ValueError(f"swiglu must be 'eager' or 'fused', not {kernel!r}")
+    silu = b.tensor(n, tp=True)
+    return [Op("SiLU", "elementwise", reads=n, writes=n, saves=((gate, "x"),), tp=True),
+            Op("gate x up", "elementwise", reads=2 * n, writes=n, saves=((silu, "x"), (up, "x")), tp=True)]
+
+
+def _block(b: Builder, spec: TransformerSpec, s: int, attention: str, index: int, swiglu: str = "eager") -> Layer:
     h, H, KV, f = spec.hidden, spec.heads * spec.hd, spec.kv * spec.hd, spec.ffn
     x = b.tensor(s * h)
     ops: list[Op] = []
@@ -194,11 +214,8 @@ def _block(b: Builder, spec: TransformerSpec, s: int, attention: str, index: int
     if spec.ffn_kind == "swiglu":
         gate_op, gate = _linear(b, spec, "FFN gate", n2, s, h, f, tp=True)
         up_op, up = _linear(b, spec, "FFN up", n2, s, h, f, tp=True)
-        silu, prod = b.tensor(s * f, tp=True), b.tensor(s * f, tp=True)
-        ops += [gate_op, up_op,
-                Op("SiLU", "elementwise", reads=s * f, writes=s * f, saves=((gate, "x"),), tp=True),
-                Op("gate x up", "elementwise", reads=2 * s * f, writes=s * f,
-                   saves=((silu, "x"), (up, "x")), tp=True)]
+        prod = b.tensor(s * f, tp=True)
+        ops += [gate_op, up_op, *_swiglu(b, s * f, gate, up, swiglu)]
         op, _ = _linear(b, spec, "FFN down", prod, s, f, h, tp=True, out_tp=False)
         ops.append(op)
     elif spec.ffn_kind == "gelu":
@@ -264,11 +281,13 @@ def _head(b: Builder, spec: TransformerSpec, s: int) -> Layer:
 # shapes x sequence lengths x attention kinds (a seq_len slider, a class's inline
 # architectures) in under 20 MB.
 @bounded(256)
-def build(spec: TransformerSpec, seq_len: int, attention: str = "flash", name: str = "transformer") -> Network:
-    """The network for sequences of ``seq_len`` tokens."""
+def build(spec: TransformerSpec, seq_len: int, attention: str = "flash", name: str = "transformer",
+          swiglu: str = "eager") -> Network:
+    """The network for sequences of ``seq_len`` tokens, with the attention and SwiGLU kernels named
+    (``swiglu`` matters only to a SwiGLU FFN; see :func:`_swiglu`)."""
     b = Builder()
     layers = [_embedding(b, spec, seq_len)]
-    block = _block(b, spec, seq_len, attention, 0)
+    block = _block(b, spec, seq_len, attention, 0, swiglu)
     # Every block has the same shape: one Layer object, repeated, keeps caches small.
     layers += [block] * spec.layers
     layers.append(_head(b, spec, seq_len))

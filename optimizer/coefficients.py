@@ -67,7 +67,7 @@ def mode_table(config, all_layers, choices: dict) -> ModeTable:
     trainable) and which layers ``config`` itself trains, labelled ``choices``."""
     from trainwall.hardware import catalog as hw
     from trainwall.optimizer.costmodel import (_device_params, activation_case, check_stability, device_capacity,
-                                                resolve_workload, trainable_mask)
+                                                resolve_network, resolve_workload, trainable_mask)
     from trainwall.optimizer.memory import model_state_bytes
     from trainwall.optimizer.precision import training_policy
 
@@ -76,7 +76,7 @@ def mode_table(config, all_layers, choices: dict) -> ModeTable:
         raise InputError("training.pipeline_parallel", t.pipeline_parallel, "must be 1 in a part-1 mission")
     device = hw.device(s.accelerator)
     work = resolve_workload(all_layers)
-    network = work.network(all_layers.workload.seq_len, t.attention)
+    network = resolve_network(all_layers, work)
     policy = training_policy(t.precision, t.gradient_dtype)
     tp, dp = t.tensor_parallel, all_layers.data_parallel * t.context_parallel   # ZeRO shards over data x context
     sp = t.sequence_parallel and tp > 1

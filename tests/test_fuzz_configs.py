@@ -113,6 +113,7 @@ FIELDS = {
     "training.pipeline_parallel": degree, "training.virtual_stages": size(1024), "training.context_parallel": degree,
     "training.data_parallel": degree, "training.sequence_parallel": FLAG, "training.tp_backward_overlap": FLAG,
     "training.tp_comm_overlap": FLAG, "training.context_parallel_exchange": choice(["ring", "all_gather"]),
+    "training.swiglu": choice(["eager", "fused"]), "training.pipeline_split": choice(["balanced", "layers"]),
     "training.zero_stage": size(3, low=0), "training.gradient_clipping": FLAG,
     "training.trainable": (st.sampled_from(["all", "none", "last:1", "first:2", [0, 1]]), trainable),
     "training.local_steps": size(cfg.MAX_LOCAL_STEPS, small=8), "data.workers": size(4096, low=0),

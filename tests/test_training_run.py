@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from llama3_layout import table_4
 from trainwall.core.config import load_config, parse_config
 from trainwall.optimizer.costmodel import evaluate
 from trainwall.optimizer.training_run import Goal, TimeToTrain, time_to_train
@@ -88,15 +89,8 @@ REFERENCE = tomllib.loads((Path(__file__).parent / "reference" / "training_cost.
 
 
 def _llama_405b_table_4(**system):
-    """The Llama 3 paper's Table 4 layout for 8,192 H100s, as a configuration."""
-    row = REFERENCE["llama3_paper"]["table4"]["8192_gpus"]
-    return parse_config({
-        "workload": {"model": "llama-3-405b", "seq_len": row["seq_len"]},
-        "system": {"accelerator": "h100-sxm", "devices": row["gpus"], **system},
-        "training": {"optimizer": "adam", "precision": "bf16-mixed", "recompute": "selective", "micro_batch": 1,
-                     "global_batch": row["dp"] * row["batch_per_dp"], "tensor_parallel": row["tp"],
-                     "pipeline_parallel": row["pp"], "data_parallel": row["dp"], "zero_stage": 1},
-        "data": {"workers": 8, "augmentation": "none"}}, "Llama 3 405B, Table 4")
+    """The Llama 3 paper's Table 4 layout for 8,192 H100s, as published (tests/llama3_layout.py)."""
+    return table_4("8192_gpus", system=system)
 
 
 def test_llama_3_405b_device_hours_against_the_model_card():
@@ -104,8 +98,7 @@ def test_llama_3_405b_device_hours_against_the_model_card():
     H100s, TP 8 x PP 16 x DP 64, 2,048 sequences of 8,192 tokens) to the 15.6T-token budget,
     against the Llama 3.1 model card's 30.84M GPU-hours for 405B. Tolerance 30 %: the card
     counts the whole training (long-context and annealing phases, and the >90 % effective
-    time the paper reports), and this model's MFU for the layout is lower than the paper's
-    43 % (plain 1F1B, no interleaved schedule: issue 17), which the first two partly offset."""
+    time the paper reports), which this run at one layout does not."""
     published = REFERENCE["llama31_model_card"]["405B"]["gpu_hours"]
     run = evaluate(_llama_405b_table_4()).training
     assert run.budget == pytest.approx(REFERENCE["llama31_model_card"]["405B"]["tokens"])  # at B_noise: the budget

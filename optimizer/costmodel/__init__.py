@@ -37,7 +37,8 @@ from trainwall.optimizer.costmodel.inputs import AUGMENT_BYTES_PER_ELEMENT_PASS
 from trainwall.optimizer.costmodel.layout import parallel_groups, stage_bounds
 from trainwall.optimizer.costmodel.metrics import Memory, Metrics, StepTime, Violation
 from trainwall.optimizer.costmodel.resolve import (InputPlan, ResolvedPlan, device_capacity, resolve,
-                                                   resolve_topology, resolve_workload, trainable_mask)
+                                                   resolve_network, resolve_topology, resolve_workload,
+                                                   trainable_mask)
 from trainwall.optimizer.costmodel.schedule import OneFOneB, PipelineSchedule
 from trainwall.optimizer.costmodel.stages import activation_case, device_params
 from trainwall.optimizer.costmodel.structure import StepStructure, step_structure, structure_of
@@ -50,6 +51,6 @@ __all__ = [
     "AUGMENT_BYTES_PER_ELEMENT_PASS", "OVERLAP_EFFICIENCY", "InputPlan", "Memory", "Metrics", "OneFOneB",
     "PipelineSchedule", "ResolvedPlan", "StepStructure", "StepTime", "Violation", "activation_case",
     "check_stability", "device_capacity", "device_params", "evaluate", "parallel_groups", "resolve",
-    "resolve_topology", "resolve_workload", "stage_bounds", "step_structure", "structure_of",
+    "resolve_network", "resolve_topology", "resolve_workload", "stage_bounds", "step_structure", "structure_of",
     "trainable_mask", "violations",
 ]

@@ -20,6 +20,21 @@ def stage_bounds(network: Network, pp: int) -> tuple[tuple[int, int], ...]:
     return _linear_partition(_layer_costs(network), pp)
 
 
+def layer_count_bounds(layers: int, pp: int) -> tuple[tuple[int, int], ...]:
+    """``layers`` split into ``pp`` contiguous stages of equal count (``layers`` a multiple of ``pp``).
+
+    ``training.pipeline_split = "layers"``: the embedding and the head with its loss each count
+    as one layer, as a transformer block does (Dubey et al. 2024, "The Llama 3 Herd of Models",
+    section 3.3.2: "one Transformer layer is reduced each from the first and the last stages ...
+    the first model chunk on the first stage has only the embedding, and the last model chunk
+    on the last stage has only output projection and loss calculation"; Megatron-LM's
+    ``account_for_embedding_in_pipeline_split`` and ``account_for_loss_in_pipeline_split``).
+    With v model chunks per rank the chunks hold layers / (p v) layers each; rank i holds v of
+    them, so its totals are those of a contiguous run of layers / p layers, as here."""
+    size = layers // pp
+    return tuple((i * size, (i + 1) * size) for i in range(pp))
+
+
 @bounded(256)
 def _layer_costs(network: Network) -> tuple[float, ...]:
     """Each layer's forward FLOPs (at least 1, so an empty layer still takes a place)."""

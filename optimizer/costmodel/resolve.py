@@ -21,7 +21,7 @@ from trainwall.hardware import topology as topo
 from trainwall.models.catalog import Workload, make_workload, workload as catalog_workload
 from trainwall.models.ir import Network
 from trainwall.optimizer.compute import Rates
-from trainwall.optimizer.costmodel.layout import stage_bounds
+from trainwall.optimizer.costmodel.layout import layer_count_bounds, stage_bounds
 from trainwall.optimizer.costmodel.power import PowerDraw, resolve_power
 from trainwall.optimizer.costmodel.schedule import Interleaved, OneFOneB, PipelineSchedule
 from trainwall.optimizer.precision import PrecisionPolicy, training_policy
@@ -106,7 +106,7 @@ def resolve(config: Config, device: hw.Device | None = None) -> ResolvedPlan:
     device = device or hw.device(config.system.accelerator)
     s, t = config.system, config.training
     work = resolve_workload(config)
-    network = work.network(config.workload.seq_len, t.attention)
+    network = resolve_network(config, work)
     check_tensor_parallel(work, t.tensor_parallel)
     check_context_parallel(work, network, t.context_parallel)
     topology = resolve_topology(config, device)
@@ -123,7 +123,7 @@ def resolve(config: Config, device: hw.Device | None = None) -> ResolvedPlan:
         sequence_parallel=t.sequence_parallel and t.tensor_parallel > 1, tp_overlap=tp_overlap(config),
         devices=s.devices,
         micro_batch=t.micro_batch, policy=policy, rates=rates, trainable=mask,
-        bounds=stage_bounds(network, t.pipeline_parallel), recompute=t.recompute, optimizer=t.optimizer,
+        bounds=pipeline_bounds(config, work, network), recompute=t.recompute, optimizer=t.optimizer,
         optimizer_state=t.optimizer_state, zero_stage=t.zero_stage, local_steps=t.local_steps,
         background=s.background_network_load, mcu=device.kind == "mcu",
         runtime_reserve=device.runtime_reserve_bytes, reference_peak=device.reference_peak,
@@ -131,10 +131,30 @@ def resolve(config: Config, device: hw.Device | None = None) -> ResolvedPlan:
         workload=work, device=device)
 
 
+def pipeline_bounds(config: Config, work: Workload, network: Network) -> tuple[tuple[int, int], ...]:
+    """Each pipeline stage's [start, end) layers: balanced by FLOPs (``training.pipeline_split =
+    "balanced"``), or every layer counting as one, the embedding and the head with its loss
+    included (``"layers"``: a transformer's, split evenly into pipeline_parallel x virtual_stages)."""
+    t = config.training
+    if t.pipeline_split == "balanced":
+        return stage_bounds(network, t.pipeline_parallel)
+    if work.family != "transformer":
+        raise InputError("training.pipeline_split", t.pipeline_split, f"counts a transformer's embedding and head "
+                         f"as layers; {work.name} is a {work.family}: use \"balanced\"")
+    chunks, layers = t.pipeline_parallel * t.virtual_stages, len(network.layers)
+    if layers % chunks:
+        raise InputError("training.pipeline_split", t.pipeline_split,
+                         f"{work.name}'s {layers} layers (its blocks, the embedding and the head) must split evenly "
+                         f"into pipeline_parallel x virtual_stages = {t.pipeline_parallel} x {t.virtual_stages} "
+                         f"chunks")
+    return layer_count_bounds(layers, t.pipeline_parallel)
+
+
 def pipeline_schedule(config: Config, work: Workload, network: Network) -> PipelineSchedule:
     """1F1B, or Megatron-LM's interleaved 1F1B with ``training.virtual_stages`` = v >= 2 model
     chunks per rank, under Megatron's rules: a transformer (its schedules interleave transformer
-    blocks), at least two pipeline stages, and blocks that split evenly into p x v chunks."""
+    blocks), at least two pipeline stages, and blocks that split evenly into p x v chunks (with
+    ``training.pipeline_split = "layers"``, blocks + 2: :func:`pipeline_bounds` checks)."""
     t = config.training
     p, v = t.pipeline_parallel, t.virtual_stages
     if v == 1:
@@ -145,9 +165,10 @@ def pipeline_schedule(config: Config, work: Workload, network: Network) -> Pipel
     if p < 2:
         raise InputError("training.virtual_stages", v, "interleaving needs training.pipeline_parallel >= 2")
     blocks = sum(1 for layer in network.layers if layer.name.startswith("block "))   # models/transformer.py
-    if blocks % (p * v):
+    if t.pipeline_split == "balanced" and blocks % (p * v):
         raise InputError("training.virtual_stages", v, f"{work.name}'s {blocks} blocks must split evenly into "
-                         f"pipeline_parallel x virtual_stages = {p} x {v} chunks")
+                         f"pipeline_parallel x virtual_stages = {p} x {v} chunks (or count the embedding and "
+                         f"the head as layers: training.pipeline_split = \"layers\")")
     return Interleaved(p, v)
 
 
@@ -200,6 +221,16 @@ def tp_overlap(config: Config) -> tuple[bool, bool]:
         raise InputError("training.tp_comm_overlap", True, "overlaps the all-gathers and reduce-scatters of "
                          "sequence parallelism: set training.sequence_parallel = true")
     return t.tp_comm_overlap, t.tp_backward_overlap
+
+
+def resolve_network(config: Config, work: Workload) -> Network:
+    """``work``'s network at the configured sequence length, with the configured attention and
+    SwiGLU kernels; ``training.swiglu = "fused"`` names a kernel only a SwiGLU FFN has."""
+    t = config.training
+    if t.swiglu == "fused" and work.arch.get("ffn_kind") != "swiglu":
+        raise InputError("training.swiglu", t.swiglu, f"{work.name} has no SwiGLU FFN: use \"eager\" "
+                         f"(the default, which has no effect on it)")
+    return work.network(config.workload.seq_len, t.attention, t.swiglu)
 
 
 def check_context_parallel(work: Workload, network: Network, cp: int) -> None:

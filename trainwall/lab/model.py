@@ -41,9 +41,9 @@ class Move:
 
 
 def _network(config):
-    from trainwall.models import catalog
+    from trainwall.optimizer.costmodel import resolve_network, resolve_workload
 
-    return catalog.workload(config.workload.model).network(config.workload.seq_len, config.training.attention)
+    return resolve_network(config, resolve_workload(config))
 
 
 def selectable_layers(mission) -> list[tuple[int, str]]:
