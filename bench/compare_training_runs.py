@@ -8,7 +8,9 @@ device's fitted ``gemm_efficiency`` beside the catalog's, and the leave-one-run-
 errors (each run predicted with the constant fitted on the other runs of its device), and
 each run's step time split into its mechanisms (compute, recompute, optimizer, bubble,
 exposed tensor-, pipeline-, context- and data-parallel communication, data stall) as shares of the step,
-and what each mechanism a run uses (the interleaved schedule) adds to its prediction.
+and what each mechanism a run uses (the interleaved schedule, FlashAttention, sequence
+parallelism, the tensor-parallel overlaps) adds to its prediction: the prediction less the
+same run's with the mechanism switched off.
 tests/test_training_runs.py holds in-sample MAE <= 0.025 with no run off by more than
 0.08, and leave-one-out MAE <= 0.035.
 

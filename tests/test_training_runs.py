@@ -103,6 +103,24 @@ def test_interleaving_lifts_the_deep_pipelines_by_shrinking_their_bubble():
             assert gains[run["name"]] >= 0.02, run["name"]
 
 
+def test_each_mechanism_is_switched_off_exactly_where_a_run_uses_it():
+    """The contributions name a mechanism for a run exactly when the run's configuration turns
+    it on (FlashAttention: the runs the reference file says used it; sequence parallelism: a
+    tensor-parallel run that keeps it), and FlashAttention never slows a run down (the
+    materialised softmax reads and writes the s^2 scores)."""
+    from trainwall.calibration import contributions, run_config
+
+    listed = {(name, mechanism): delta for name, mechanism, delta in contributions(RUNS)}
+    for run in load_runs(RUNS):
+        training = run_config(run)["training"]
+        flash = run["mechanisms"]["attention"] == "flash"
+        assert ((run["name"], "FlashAttention") in listed) == flash, run["name"]
+        tp_sp = training.get("tensor_parallel", 1) > 1 and training.get("sequence_parallel", True)
+        assert ((run["name"], "sequence parallelism") in listed) == tp_sp, run["name"]
+        if flash:
+            assert listed[run["name"], "FlashAttention"] > 0, run["name"]
+
+
 def test_the_readmes_calibration_table_is_the_bench_scripts(rows):
     from trainwall.calibration import readme_table
 

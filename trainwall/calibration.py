@@ -27,9 +27,14 @@ Assumptions, stated because the sources do not give them:
   whose gradient traffic is the same all-reduce. Its memory is therefore not compared.
 * MPT (llm-foundry): FSDP ``full_shard`` is ZeRO stage 3; ALiBi positions carry no
   parameters (as RoPE here); no biases; flash attention.
+
+:func:`contributions` replays each run once more per mechanism it uses, with that mechanism
+switched off, and reports the difference: what the mechanism adds to the prediction.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import tomllib
 from dataclasses import dataclass, replace
@@ -167,23 +172,42 @@ def decomposition(path: Path) -> list[tuple[str, float, dict[str, float]]]:
     return out
 
 
-#: Each modelled mechanism a published run may use, and how its configuration reads without it.
-_SWITCHED_OFF = {
-    "interleaved schedule": lambda training: {k: v for k, v in training.items() if k != "virtual_stages"},
+def _without(key: str, value: object, in_use: Callable[[dict], bool]) -> Callable[[dict], dict | None]:
+    """A run's training keys with ``key`` set to ``value``, or None where ``in_use`` says the run
+    does not use the mechanism (so switching it off would change nothing)."""
+    return lambda training: {**training, key: value} if in_use(training) else None
+
+
+def _tensor_parallel(training: dict) -> bool:
+    return training.get("tensor_parallel", 1) > 1
+
+
+#: Each modelled mechanism a published run may use, and its configuration without it (defaults
+#: as core/config.py's): the interleaved schedule becomes plain 1F1B, FlashAttention the
+#: materialised softmax, and the tensor-parallel overlaps and sequence parallelism go. Rings per
+#: NIC and NCCL's bus-bandwidth factors are the topology's physics, with no switch to turn off.
+_SWITCHED_OFF: dict[str, Callable[[dict], dict | None]] = {
+    "interleaved schedule": _without("virtual_stages", 1, lambda t: t.get("virtual_stages", 1) > 1),
+    "FlashAttention": _without("attention", "eager", lambda t: t.get("attention", "flash") == "flash"),
+    "sequence parallelism": _without("sequence_parallel", False,
+                                     lambda t: _tensor_parallel(t) and t.get("sequence_parallel", True)),
+    "TP backward overlap": _without("tp_backward_overlap", False,
+                                    lambda t: _tensor_parallel(t) and t.get("tp_backward_overlap", True)),
+    "TP comm overlap (TE)": _without("tp_comm_overlap", False, lambda t: t.get("tp_comm_overlap", False)),
 }
 
 
 def contributions(path: Path) -> list[tuple[str, str, float]]:
     """What each mechanism a run uses adds to its predicted utilisation (catalog constants):
-    (run, mechanism, predicted with it - predicted with it switched off), for every run that
-    uses one. Switched off: the interleaved schedule becomes plain 1F1B."""
+    (run, mechanism, predicted with it - predicted with it switched off, as ``_SWITCHED_OFF``
+    says), for every mechanism every run uses."""
     from trainwall.core.config import parse_config
 
     out = []
     for run in load_runs(path):
         raw, (metric, _) = run_config(run), _published(run)
-        used = [(mechanism, {**raw, "training": off(raw["training"])}) for mechanism, off in _SWITCHED_OFF.items()]
-        used = [(mechanism, without) for mechanism, without in used if without["training"] != raw["training"]]
+        used = [(mechanism, off(raw["training"])) for mechanism, off in _SWITCHED_OFF.items()]
+        used = [(mechanism, {**raw, "training": training}) for mechanism, training in used if training is not None]
         if used:
             with_it = _predict(parse_config(raw, run["name"]), metric)
             out += [(run["name"], mechanism, with_it - _predict(parse_config(without, run["name"]), metric))
