@@ -3,6 +3,7 @@ the cost model's numbers (tested through the figure's data, not its pixels), and
 input gives the same bytes."""
 
 import math
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -182,6 +183,37 @@ def test_math_peek_results_are_the_cost_models(track):
     assert _number(mfu.result) == pytest.approx(m.mfu, abs=5e-5)
     assert _number(states.result) == pytest.approx(m.memory.bytes_per_param()["total"], rel=1e-2)
     assert _number(bubble.result) == pytest.approx(m.time.bubble_s, rel=1e-3, abs=1e-12)
+
+
+def _arithmetic(text: str) -> float:
+    """The value of a substituted formula's plain arithmetic (numbers, + - * / and brackets)."""
+    import ast
+    import operator
+
+    ops = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
+
+    def value(node):
+        if isinstance(node, ast.BinOp):
+            return ops[type(node.op)](value(node.left), value(node.right))
+        assert isinstance(node, ast.Constant), ast.dump(node)
+        return node.value
+    return value(ast.parse(text.replace(" s", "").strip(), mode="eval").body)
+
+
+@pytest.mark.parametrize("virtual_stages", [1, 2, 5])
+def test_the_bubble_terms_numbers_give_its_result(virtual_stages):
+    """What the Math Peek substitutes is what it states: the printed arithmetic evaluates to the
+    bubble and to its share, 1F1B's and the interleaved schedule's (which divides by v)."""
+    raw = tomllib.loads((EXAMPLES / "cloud.toml").read_text())
+    raw["training"]["virtual_stages"] = virtual_stages
+    config = parse_config(raw, "cloud")
+    m = evaluate(config)
+    bubble = explain.math_peek(config).terms[4]
+    seconds, share = bubble.text_substituted.removeprefix("t_bubble = ").split(";")
+    assert _arithmetic(seconds) == pytest.approx(m.time.bubble_s, rel=1e-3)
+    fraction, printed = share.split("=")
+    assert _arithmetic(fraction) == pytest.approx(float(printed), abs=5e-4)
+    assert (f"v = {virtual_stages}" in bubble.title) == (virtual_stages > 1)
 
 
 def test_ring_all_reduce_term_is_the_textbook_formula_on_the_models_plan(tmp_path):

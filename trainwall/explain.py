@@ -9,7 +9,8 @@ configuration's numbers substituted, then the result - all numbers from the cost
   (Patarasuk & Yuan 2009) - the collective the topology's plan picked, with its own
   bandwidth and latency terms;
 * the pipeline bubble, (p - 1) t_stage, a fraction (p - 1) / (m + p - 1) of the pipeline's
-  compute (Huang et al. 2019, GPipe; Narayanan et al. 2021);
+  compute (Huang et al. 2019, GPipe; Narayanan et al. 2021); with v model chunks per rank
+  (the interleaved schedule, Narayanan et al. 2021, section 2.2.2) divided by v;
 * time to train, S(B) x T with S(B) = S_min (1 + B_noise / B) (McCandlish et al. 2018), where
   the workload has a budget (:mod:`trainwall.optimizer.training_run`).
 """
@@ -137,15 +138,26 @@ def _all_reduce(config, st) -> Term:
 
 
 def _bubble(config, st, m) -> Term:
-    p, mb = st.pipeline_parallel, config.micro_batches
+    """1F1B's (p - 1) t_stage, or the interleaved schedule's (p - 1) t_stage / v with v model chunks
+    per rank (:mod:`trainwall.optimizer.costmodel.schedule`), and its share of the pipeline."""
+    p, mb, v = st.pipeline_parallel, config.micro_batches, st.schedule.chunks
     fraction = st.schedule.bubble_fraction(mb)
-    return Term(f"Pipeline bubble (p = {p} stages, m = {mb} micro-batches)",
-                r"$t_{bubble} = (p-1)\,t_{stage},\ \ \frac{p-1}{m+p-1}$ of the pipeline's compute",
-                rf"$t_{{bubble}} = {p - 1} \cdot {_tex(st.t_stage)}\ \mathrm{{s}},\ \ "
-                rf"\frac{{{p - 1}}}{{{mb} + {p - 1}}} = {fraction:.3f}$",
-                f"{_txt(m.time.bubble_s)} s per step, {fraction:.1%} of the pipeline's compute",
-                "t_bubble = (p-1) * t_stage;  (p-1)/(m+p-1) of the pipeline's compute",
-                f"t_bubble = {p - 1} * {_txt(st.t_stage)} s;  {p - 1}/({mb} + {p - 1}) = {fraction:.3f}")
+    title = f"Pipeline bubble (p = {p} stages, m = {mb} micro-batches" + (f", v = {v} chunks per rank)" if v > 1
+                                                                         else ")")
+    result = f"{_txt(m.time.bubble_s)} s per step, {fraction:.1%} of the pipeline's compute"
+    if v == 1:
+        return Term(title, r"$t_{bubble} = (p-1)\,t_{stage},\ \ \frac{p-1}{m+p-1}$ of the pipeline's compute",
+                    rf"$t_{{bubble}} = {p - 1} \cdot {_tex(st.t_stage)}\ \mathrm{{s}},\ \ "
+                    rf"\frac{{{p - 1}}}{{{mb} + {p - 1}}} = {fraction:.3f}$", result,
+                    "t_bubble = (p-1) * t_stage;  (p-1)/(m+p-1) of the pipeline's compute",
+                    f"t_bubble = {p - 1} * {_txt(st.t_stage)} s;  {p - 1}/({mb} + {p - 1}) = {fraction:.3f}")
+    return Term(title, r"$t_{bubble} = \frac{(p-1)\,t_{stage}}{v},\ \ \frac{(p-1)/v}{m+(p-1)/v}$ of the "
+                       r"pipeline's compute",
+                rf"$t_{{bubble}} = \frac{{{p - 1} \cdot {_tex(st.t_stage)}\ \mathrm{{s}}}}{{{v}}},\ \ "
+                rf"\frac{{{p - 1}/{v}}}{{{mb} + {p - 1}/{v}}} = {fraction:.3f}$", result,
+                "t_bubble = (p-1) * t_stage / v;  ((p-1)/v)/(m+(p-1)/v) of the pipeline's compute",
+                f"t_bubble = {p - 1} * {_txt(st.t_stage)} s / {v};  ({p - 1}/{v})/({mb} + {p - 1}/{v}) = "
+                f"{fraction:.3f}")
 
 
 def as_text(peek: MathPeek) -> str:
