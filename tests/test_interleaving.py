@@ -164,3 +164,13 @@ def test_pipeline_sends_without_sequence_parallelism_scatter_and_gather():
     added = 32 * 2 * gather.time(S)
     assert off.time.pipeline_p2p_s == pytest.approx(on.time.pipeline_p2p_s + added, rel=1e-12)
     assert added == pytest.approx(32 * 2 * (7 / 8 * S / (0.82 * 450e9) + 7 * 3e-6), rel=1e-9)
+
+
+def test_the_report_names_the_schedule():
+    """``trainwall evaluate``'s header says when the pipeline is interleaved, and into how many chunks."""
+    from trainwall.report import text_report
+
+    for v, shown in ((1, False), (4, True)):
+        config = _config(virtual_stages=v)
+        header = text_report(config, evaluate(config)).splitlines()[1]
+        assert ("PP 4 (interleaved, 4 chunks per rank) x DP 32" in header) == shown, header

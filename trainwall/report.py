@@ -90,7 +90,8 @@ def text_report(config: Config, m: Metrics, source: str = "") -> str:
     lines = [f"trainwall evaluate {source}".rstrip(),
              f"  {config.workload.model or 'inline architecture'} on {m.devices} x {config.system.accelerator}; "
              f"{t.optimizer} {t.precision}, recompute {t.recompute}, TP {t.tensor_parallel} x PP "
-             f"{t.pipeline_parallel} x DP {config.data_parallel}"
+             f"{t.pipeline_parallel}" + (f" (interleaved, {t.virtual_stages} chunks per rank)" if t.virtual_stages > 1
+                                         else "") + f" x DP {config.data_parallel}"
              + (f" x CP {t.context_parallel}" if t.context_parallel > 1 else "") + f", micro-batch {t.micro_batch}, "
              f"global batch {config.global_batch}, ZeRO {t.zero_stage}", ""]
     lines += memory_table(m)
