@@ -74,6 +74,9 @@ def mode_table(config, all_layers, choices: dict) -> ModeTable:
     s, t = all_layers.system, all_layers.training
     if t.pipeline_parallel != 1:
         raise InputError("training.pipeline_parallel", t.pipeline_parallel, "must be 1 in a part-1 mission")
+    if t.zero_stage >= 3 and all_layers.data_parallel * t.context_parallel > 1:
+        raise InputError("training.zero_stage", t.zero_stage, "at most 2 in a part-1 mission with data parallelism "
+                         "(ZeRO-3's gathered layer is not one of the layer-selection model's per-layer terms)")
     device = hw.device(s.accelerator)
     work = resolve_workload(all_layers)
     network = resolve_network(all_layers, work)

@@ -8,6 +8,7 @@ import pytest
 
 from trainwall.core.config import parse_config
 from trainwall.hardware.catalog import device, link
+from trainwall.models.catalog import workload
 from trainwall.optimizer import stability
 from trainwall.optimizer.costmodel import evaluate
 from trainwall.optimizer.datapipe import solve_flow
@@ -84,7 +85,24 @@ def test_zero3_gathers_weights_three_times_per_micro_batch():
     nvlink = link("nvlink4")
     per_gather = 7 / 8 * params * 2 / (nvlink.bandwidth * nvlink.achievable) + 7 * nvlink.latency
     assert m.time.data_parallel_s == pytest.approx(2 * 3 * per_gather)  # 32 / (8 x 2) = 2 micro-batches
-    assert m.memory.weights == pytest.approx(params * 2 / 8)
+    # sharded 1/8, plus the layers gathered at once at the head's backward: the head's and the last
+    # block's bf16 weights (the block prefetched) and the head's bf16 gradients
+    layers = workload("llama-3-8b").network(2048).layers
+    head, block = layers[-1].params, layers[-2].params
+    assert m.memory.weights == pytest.approx(params * 2 / 8 + (head + block) * 2, rel=1e-12)
+    assert m.memory.gradients == pytest.approx(params * 2 / 8 + head * 2, rel=1e-12)
+
+
+def test_zero3_gathers_nothing_without_data_parallelism_and_zero2_never():
+    base = {"workload": {"model": "llama-3-8b", "seq_len": 2048}, "system": {"accelerator": "h100-sxm", "devices": 8},
+            "training": {"optimizer": "adam", "precision": "bf16-mixed", "micro_batch": 1, "global_batch": 8,
+                         "tensor_parallel": 8, "zero_stage": 3}, "data": {"workers": 8}}
+    alone = evaluate(parse_config(base, "tp only")).memory
+    assert alone.weights == pytest.approx(alone.params * 2, rel=1e-12)
+    base["training"] |= {"tensor_parallel": 1, "data_parallel": 8, "zero_stage": 2}
+    zero2 = evaluate(parse_config(base, "zero 2")).memory
+    assert zero2.weights == pytest.approx(zero2.params * 2, rel=1e-12)
+    assert zero2.gradients == pytest.approx(zero2.params * 2 / 8, rel=1e-12)
 
 
 def test_reserved_compute_slows_the_edge_step():

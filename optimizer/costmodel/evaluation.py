@@ -130,7 +130,7 @@ def _memory(st: StepStructure, m: int, plan: ResolvedPlan, capacity: float) -> M
     per_stage = [float(x) for x in st.stage_memory(m)]
     worst = max(range(len(per_stage)), key=lambda i: per_stage[i])
     s = st.stage_states[worst]
-    return Memory(s.weights, s.states.gradients, s.states.optimizer_state, per_stage[worst] - st.stage_static[worst],
+    return Memory(s.weights, s.gradients, s.states.optimizer_state, per_stage[worst] - st.stage_static[worst],
                   s.other, per_stage[worst], capacity,
                   flash=s.states.frozen_weights if plan.mcu else 0.0,
                   flash_capacity=plan.device.flash_bytes if plan.mcu else 0.0,

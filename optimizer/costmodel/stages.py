@@ -100,7 +100,8 @@ class StageStates:
     """One stage's model states on one device: the static part of its memory."""
 
     states: ModelStates
-    weights: float      # in RAM: the trained weights, and the frozen ones except on a microcontroller
+    weights: float      # in RAM: the trained weights, the frozen ones except on a microcontroller, and ZeRO-3's gathered ones
+    gradients: float    # ZeRO's, and ZeRO-3's unsharded gradients of the layer in its backward
     params: float
     trainable: float
     other: float        # the runtime's reserve
@@ -108,7 +109,7 @@ class StageStates:
     @property
     def static(self) -> float:
         """weights + gradients + optimizer state + other."""
-        return self.weights + self.states.gradients + self.states.optimizer_state + self.other
+        return self.weights + self.gradients + self.states.optimizer_state + self.other
 
 
 @dataclass(frozen=True)
@@ -158,4 +159,28 @@ def _stage_states(plan: ResolvedPlan, params: list[float], a: int, b: int) -> St
     states = model_state_bytes(held, trainable, tensors, plan.optimizer, plan.policy, plan.zero_stage,
                                plan.data_parallel * plan.context_parallel, plan.optimizer_state)
     weights = states.weights + (0.0 if plan.mcu else states.frozen_weights)
-    return StageStates(states, weights, held, trainable, plan.runtime_reserve)
+    gathered_weights, gathered_gradients = _zero3_gathered(plan, params, a, b)
+    return StageStates(states, weights + gathered_weights, states.gradients + gathered_gradients, held, trainable,
+                       plan.runtime_reserve)
+
+
+def _zero3_gathered(plan: ResolvedPlan, params: list[float], a: int, b: int) -> tuple[float, float]:
+    """ZeRO-3's working set on one device of the stage, (weights, gradients): the layers it holds
+    sharded are gathered whole to be computed, one layer (one FSDP unit) at a time with the next
+    one prefetched, and in the backward a layer's gradients are whole until reduce-scattered
+    (Rajbhandari et al. 2020, section 5.3; PyTorch's FSDP notes, "FSDP Prefetch Nuances": the
+    backward prefetches the next unit's all-gather explicitly, the forward issues it as the
+    current unit computes). So, over the stage's layers l (whole on this tensor-parallel rank):
+
+        max( max_l w_l + w_(l-1) + g_l,  max_l w_l + w_(l+1) )
+
+    with w the layer's weights in the compute format and g its gradients (trained layers).
+    Each trainwall layer is taken as one unit (FSDP applied per block; its root unit, the
+    embedding with the head, is larger). Nothing is gathered without data parallelism."""
+    if plan.zero_stage < 3 or plan.data_parallel * plan.context_parallel <= 1:
+        return 0.0, 0.0
+    w = [params[i] * plan.policy.weight_bytes for i in range(a, b)]
+    g = [params[i] * plan.policy.grad_bytes if plan.trainable[i] else 0.0 for i in range(a, b)]
+    backward = max(((w[i] + (w[i - 1] if i else 0.0), g[i]) for i in range(len(w))), key=sum)
+    forward = max(w[i] + (w[i + 1] if i + 1 < len(w) else 0.0) for i in range(len(w)))
+    return backward if sum(backward) >= forward else (forward, 0.0)
