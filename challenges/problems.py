@@ -24,12 +24,19 @@ from trainwall.optimizer.state_audit import StateAuditProblem
 from trainwall.optimizer.walls import demand_factor
 
 
+def _refused_mode(mission, exc: InputError, choices: dict) -> MissionError:
+    """A mode the cost model refuses, blamed on the mission: on its decisions where the refused
+    field is one, else on its scenario."""
+    where = "decisions" if exc.field in choices else "scenario"
+    return MissionError.of(mission.reference, exc, where, f"the mode {choices}")
+
+
 def _mode_plan(mission, choices: dict, micro_batches: int | None = None, **extra):
     """The plan of one listed mode; a refusal is the mission's mistake."""
     try:
         return plans.decided(mission, {**choices, **extra}, micro_batches)
     except InputError as exc:
-        raise MissionError.of(mission.reference, exc, "decisions", f"the mode {choices}") from None
+        raise _refused_mode(mission, exc, choices) from None
 
 
 def state_audit_problem(mission) -> StateAuditProblem:
@@ -41,7 +48,7 @@ def state_audit_problem(mission) -> StateAuditProblem:
         try:
             tables.append(mode_table(config, every_layer, choices))
         except InputError as exc:
-            raise MissionError.of(mission.reference, exc, "decisions", f"the mode {choices}") from None
+            raise _refused_mode(mission, exc, choices) from None
     return StateAuditProblem(tuple(tables), tuple(mission.constraints), mission.select_layers,
                              mission.objective.quantity, mission.objective.sense == "maximize")
 

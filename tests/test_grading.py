@@ -484,6 +484,27 @@ def test_every_part_of_a_mission_is_checked_at_load():
             parse_mission(data, "m.toml")
 
 
+@pytest.mark.parametrize("where, mutate", [
+    ("scenario.training.zero_stage", lambda d: (d["scenario"]["system"].update(devices=16),
+                                                d["scenario"]["training"].update(data_parallel=2, zero_stage=3))),
+    ("decisions.training.zero_stage", lambda d: (d["scenario"]["system"].update(devices=16),
+                                                 d["scenario"]["training"].update(data_parallel=2),
+                                                 d["decisions"].update({"training.zero_stage": [1, 3]}))),
+])
+def test_a_mode_the_cost_model_refuses_is_blamed_where_the_author_wrote_it(where, mutate):
+    """cloud/1 on two nodes with ZeRO-3, which part 1's per-layer model does not take: the error
+    names the scenario's field when the scenario set it, the decisions' when a decision did."""
+    from trainwall.challenges.mission import parse_mission
+    from trainwall.challenges.solve import solve
+    from trainwall.core.errors import MissionError
+
+    data = _shipped_data("cloud/1")
+    mutate(data)
+    with pytest.raises(MissionError, match="at most 2 in a part-1 mission with data parallelism") as caught:
+        solve(parse_mission(data, "c.toml"))
+    assert caught.value.field == where
+
+
 def test_a_mission_that_cannot_be_solved_is_the_graders_failure(tmp_path):
     """Exit 1 and a results file that says the grader failed, never 'fix your submission'."""
     data = _shipped_data("mobile/1")
