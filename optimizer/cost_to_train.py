@@ -52,7 +52,7 @@ class CostObjective:
         self.w = dict(zip(kept, (int(c) for c in lp.add_columns(len(kept), 0, 1))))   # 1 / q_k for q_k >= 1
         self.cost = int(lp.add_columns(1, 0, float("inf"))[0])
         self.cut_at: set[tuple[int, int]] = set()
-        self._cut([(k, j) for k in kept for j in sorted(_first_cuts(owner.ranges(k), *terms[k]))])
+        self._cut([(k, j) for k in kept for j in sorted(_first_cuts(owner.integer_range(k), *terms[k]))])
         columns = [self.cost, *(owner.q[k] for k in kept), *(owner.u[k] for k in kept), *(self.w[k] for k in kept)]
         lp.add_rows([(0.0, 0.0, columns, [1.0, *(-self.terms[k][0] for k in kept), *(-self.terms[k][1] for k in kept),
                                           *(-self.terms[k][2] for k in kept)])])     # cost = sum a q + b u + h w
@@ -147,13 +147,12 @@ def cost_terms(md, objective: str) -> tuple[float, float, float]:
     return k_c * alpha, k_c * (beta + alpha * c), k_c * beta * c
 
 
-def _first_cuts(ranges: list[tuple[int, int]], a: float, b: float, h: float) -> set[int]:
-    """Where a mode's optimum can lie: over each of its allowed ranges [lo, hi], the integer
-    minimum of a q + b + h / q (convex) is next to its unconstrained minimiser sqrt(h / a)
-    clipped into the range (the range's end when the minimiser lies outside it)."""
-    centre = math.sqrt(h / a) if a > 0 else math.inf
-    points = set()
-    for lo, hi in ranges:
-        inside = min(hi, max(lo, centre))
-        points |= {min(hi, max(lo, math.floor(inside))), min(hi, max(lo, math.ceil(inside)))}
-    return points
+def _first_cuts(span: tuple[int, int] | None, a: float, b: float, h: float) -> set[int]:
+    """Where a mode's optimum can lie: over its allowed range [lo, hi] (None: nowhere), the
+    integer minimum of a q + b + h / q (convex) is next to its unconstrained minimiser
+    sqrt(h / a) clipped into the range (the range's end when the minimiser lies outside it)."""
+    if span is None:
+        return set()
+    lo, hi = span
+    inside = min(hi, max(lo, math.sqrt(h / a) if a > 0 else math.inf))
+    return {min(hi, max(lo, math.floor(inside))), min(hi, max(lo, math.ceil(inside)))}

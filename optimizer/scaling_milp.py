@@ -59,8 +59,8 @@ class ScalingMILP:
         if mode in self.u:
             self.lp.set_bounds(self.u[mode], 0, int(allowed))
 
-    def ranges(self, k: int) -> list[tuple[int, int]]:
-        """Mode k's micro-batch counts this question's walls allow, as (lo, hi) (none: [])."""
+    def integer_range(self, k: int) -> tuple[int, int] | None:
+        """Mode k's micro-batch counts this question's walls allow, as (lo, hi), or None."""
         return self.owner.integer_range(k, self.lifted)
 
     def current(self) -> tuple[int, int]:

@@ -121,6 +121,7 @@ class ScalingWallModel:
         # configuration has: a violation then bounds the relative MFU shortfall (<= the
         # solver's 1e-9), so the tolerance cannot admit a configuration outside the TIE window.
         self._least_den = min(self._den_q[k] * md.m_lo + self._den_u[k] for k, md in enumerate(modes))
+        self._ranges: dict[tuple[int, str | None], tuple[float, float]] = {}   # _allowed's, per (mode, lifted)
         self.wall_rows = self._wall_coefficients()
         self.forbidden: set[int] = set()
         self._questions: dict[str | None, ScalingMILP] = {}
@@ -148,7 +149,6 @@ class ScalingWallModel:
         target = self.problem.target
         rows = {wall: [] for wall in WALLS}
         self.bounds = [[] for _ in self.modes]   # per mode: (wall, q >= x or q <= x, x) of its imposed walls
-        self._ranges: dict[tuple[int, str | None], tuple[float, float]] = {}   # _allowed's, per (mode, lifted)
         for k, md in enumerate(self.modes):
             st = md.structure
             A, B, S = st.per_micro_batch_s, st.fixed_s, st.fed_per_micro_batch_s
@@ -180,11 +180,11 @@ class ScalingWallModel:
                                                min([md.m_hi] + [x for above, x in held if not above]))
         return found
 
-    def integer_range(self, k: int, lifted: str | None = None) -> list[tuple[int, int]]:
-        """Mode k's micro-batch counts its walls (``lifted`` left out) allow, as [(lo, hi)], or []."""
+    def integer_range(self, k: int, lifted: str | None = None) -> tuple[int, int] | None:
+        """Mode k's micro-batch counts its walls (``lifted`` left out) allow, as (lo, hi), or None."""
         lo, hi = self._allowed(k, lifted)
         lo, hi = math.ceil(lo - 1e-9), math.floor(hi + 1e-9)
-        return [(lo, hi)] if lo <= hi else []
+        return (lo, hi) if lo <= hi else None
 
     def can_be_feasible(self, k: int, lifted: str | None = None) -> bool:
         """Do mode k's walls (``lifted`` left out) leave it a micro-batch count? Loose by a
