@@ -186,9 +186,11 @@ def test_math_peek_results_are_the_cost_models(track):
 
 
 def _arithmetic(text: str) -> float:
-    """The value of a substituted formula's plain arithmetic (numbers, + - * / and brackets)."""
+    """The value of a substituted formula's plain arithmetic (numbers with their units, + - * /
+    and brackets)."""
     import ast
     import operator
+    import re
 
     ops = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
 
@@ -197,23 +199,32 @@ def _arithmetic(text: str) -> float:
             return ops[type(node.op)](value(node.left), value(node.right))
         assert isinstance(node, ast.Constant), ast.dump(node)
         return node.value
-    return value(ast.parse(text.replace(" s", "").strip(), mode="eval").body)
+    return value(ast.parse(re.sub(r"\s(?:B/s|s/B|B|s)\b", "", text).strip(), mode="eval").body)
 
 
-@pytest.mark.parametrize("virtual_stages", [1, 2, 5])
-def test_the_bubble_terms_numbers_give_its_result(virtual_stages):
-    """What the Math Peek substitutes is what it states: the printed arithmetic evaluates to the
-    bubble and to its share, 1F1B's and the interleaved schedule's (which divides by v)."""
+def _peek_cases():
+    cases = [(track, load_config(EXAMPLES / f"{track}.toml")) for track in TRACKS]
     raw = tomllib.loads((EXAMPLES / "cloud.toml").read_text())
-    raw["training"]["virtual_stages"] = virtual_stages
-    config = parse_config(raw, "cloud")
-    m = evaluate(config)
-    bubble = explain.math_peek(config).terms[4]
+    raw["training"]["virtual_stages"] = 2
+    return cases + [("cloud, interleaved", parse_config(raw, "cloud, interleaved"))]
+
+
+@pytest.mark.parametrize("label, config", _peek_cases(), ids=lambda x: x if isinstance(x, str) else "")
+def test_every_math_peek_substitution_gives_its_result(label, config):
+    """What the Math Peek substitutes is what it states: the printed arithmetic of the Iron Law,
+    MFU, the all-reduce and the bubble (1F1B's, and the interleaved schedule's divided by v)
+    evaluates to the printed result, to the 4 significant figures printed."""
+    iron, mfu, _, all_reduce, bubble, *_ = explain.math_peek(config, label).terms
+    assert _arithmetic(iron.text_substituted.split(" = ")[1]) == pytest.approx(_number(iron.result), rel=2e-3)
+    assert _arithmetic(mfu.text_substituted.removeprefix("MFU = ")) == pytest.approx(_number(mfu.result), rel=2e-3)
+    if "no gradient to exchange" not in all_reduce.text_substituted:
+        assert _arithmetic(all_reduce.text_substituted.removeprefix("t_AR = ")) == pytest.approx(
+            _number(all_reduce.result), rel=2e-3)
     seconds, share = bubble.text_substituted.removeprefix("t_bubble = ").split(";")
-    assert _arithmetic(seconds) == pytest.approx(m.time.bubble_s, rel=1e-3)
+    assert _arithmetic(seconds) == pytest.approx(_number(bubble.result), rel=2e-3, abs=1e-12)
     fraction, printed = share.split("=")
     assert _arithmetic(fraction) == pytest.approx(float(printed), abs=5e-4)
-    assert (f"v = {virtual_stages}" in bubble.title) == (virtual_stages > 1)
+    assert ("v = 2" in bubble.title) == ("interleaved" in label)
 
 
 def test_ring_all_reduce_term_is_the_textbook_formula_on_the_models_plan(tmp_path):
