@@ -206,20 +206,29 @@ def _peek_cases():
     cases = [(track, load_config(EXAMPLES / f"{track}.toml")) for track in TRACKS]
     raw = tomllib.loads((EXAMPLES / "cloud.toml").read_text())
     raw["training"]["virtual_stages"] = 2
-    return cases + [("cloud, interleaved", parse_config(raw, "cloud, interleaved"))]
+    zero3 = parse_config({"workload": {"model": "llama-3-8b", "seq_len": 2048},
+                          "system": {"accelerator": "h100-sxm", "devices": 8},
+                          "training": {"optimizer": "adam", "precision": "bf16-mixed", "micro_batch": 2,
+                                       "global_batch": 32, "data_parallel": 8, "zero_stage": 3}}, "ZeRO-3")
+    return cases + [("cloud, interleaved", parse_config(raw, "cloud, interleaved")), ("ZeRO-3", zero3)]
 
 
 @pytest.mark.parametrize("label, config", _peek_cases(), ids=lambda x: x if isinstance(x, str) else "")
 def test_every_math_peek_substitution_gives_its_result(label, config):
     """What the Math Peek substitutes is what it states: the printed arithmetic of the Iron Law,
-    MFU, the all-reduce and the bubble (1F1B's, and the interleaved schedule's divided by v)
+    MFU, the data-parallel collective (the gradient all-reduce, or ZeRO-3's weight all-gather,
+    three per micro-batch) and the bubble (1F1B's, and the interleaved schedule's divided by v)
     evaluates to the printed result, to the 4 significant figures printed."""
-    iron, mfu, _, all_reduce, bubble, *_ = explain.math_peek(config, label).terms
+    iron, mfu, _, collective, bubble, *_ = explain.math_peek(config, label).terms
     assert _arithmetic(iron.text_substituted.split(" = ")[1]) == pytest.approx(_number(iron.result), rel=2e-3)
     assert _arithmetic(mfu.text_substituted.removeprefix("MFU = ")) == pytest.approx(_number(mfu.result), rel=2e-3)
-    if "no gradient to exchange" not in all_reduce.text_substituted:
-        assert _arithmetic(all_reduce.text_substituted.removeprefix("t_AR = ")) == pytest.approx(
-            _number(all_reduce.result), rel=2e-3)
+    if "no gradient to exchange" not in collective.text_substituted:
+        assert _arithmetic(collective.text_substituted.split(" = ", 1)[1]) == pytest.approx(
+            _number(collective.result), rel=2e-3)
+    assert ("ZeRO-3 weight all-gather" in collective.title) == (label == "ZeRO-3")
+    if label == "ZeRO-3":
+        assert 3 * config.micro_batches * _number(collective.result) == pytest.approx(
+            evaluate(config).time.data_parallel_s, rel=2e-3)
     seconds, share = bubble.text_substituted.removeprefix("t_bubble = ").split(";")
     assert _arithmetic(seconds) == pytest.approx(_number(bubble.result), rel=2e-3, abs=1e-12)
     fraction, printed = share.split("=")

@@ -7,7 +7,8 @@ configuration's numbers substituted, then the result - all numbers from the cost
 * the bytes-per-parameter sum of the model states (Rajbhandari et al. 2020, ZeRO, sec. 3.1);
 * the data-parallel gradient all-reduce, for a ring 2(n-1)/n x S / B + 2(n-1) alpha
   (Patarasuk & Yuan 2009) - the collective the topology's plan picked, with its own
-  bandwidth and latency terms;
+  bandwidth and latency terms; under ZeRO-3 the weights' ring all-gather,
+  (n-1)/n x S / B + (n-1) alpha, three per micro-batch;
 * the pipeline bubble, (p - 1) t_stage, a fraction (p - 1) / (m + p - 1) of the pipeline's
   compute (Huang et al. 2019, GPipe; Narayanan et al. 2021); with v model chunks per rank
   (the interleaved schedule, Narayanan et al. 2021, section 2.2.2) divided by v;
@@ -63,7 +64,7 @@ def math_peek(config, label: str = "") -> MathPeek:
              f"{mfu:.2%}",
              "MFU = O / (T * N * R_peak)", f"MFU = {_txt(O)} / ({_txt(T)} s * {N} * {_txt(R)})"),
         _bytes_per_param(m),
-        _all_reduce(config, st),
+        _data_parallel(config, st),
         _bubble(config, st, m),
     ]
     if m.training is not None:
@@ -109,32 +110,48 @@ def _bytes_per_param(m) -> Term:
                 f"b = {w:.3g} + {g:.3g} + {o:.3g} = {per['total']:.3g} B; x {_txt(held)} params = {_txt(states)} B")
 
 
-def _all_reduce(config, st) -> Term:
+def _data_parallel(config, st) -> Term:
+    """The data-parallel collective the cost model priced: the gradient all-reduce (ZeRO 0-2),
+    or ZeRO-3's weight all-gather, run three times per micro-batch (the forward's and the
+    backward's gathers, the gradients' reduce-scatter, which costs the same)."""
     # the ranks holding the same weights: data x context parallel
     n, plan, S = config.data_parallel * config.training.context_parallel, st.data_parallel_plan, st.data_parallel_bytes
-    title = "Data-parallel gradient all-reduce"
     if plan is None or S == 0:
-        return Term(title, r"$t_{AR} = 0$", rf"$n = {n}$: no gradient to exchange", "0 s",
+        return Term("Data-parallel gradient all-reduce", r"$t_{AR} = 0$", rf"$n = {n}$: no gradient to exchange", "0 s",
                     "t_AR = 0", f"n = {n}: no gradient to exchange")
-    t = plan.time(S)
+    if config.training.zero_stage >= 3:
+        return _ring_term("ZeRO-3 weight all-gather", "AG", n, S, plan, 1, "all-gather",
+                          "; 3 per micro-batch: the forward's and the backward's gathers, the gradients' reduce-scatter")
     if plan.algorithm == "ring all-reduce":
-        factor = 2 * (n - 1) / n
-        bandwidth = factor / plan.seconds_per_byte
-        alpha = plan.latency / (2 * (n - 1))
-        return Term(f"{title} (ring, n = {n})",
-                    r"$t_{AR} = \frac{2(n-1)}{n} \cdot \frac{S}{B} + 2(n-1)\,\alpha$",
-                    rf"$t_{{AR}} = \frac{{2 \cdot {n - 1}}}{{{n}}} \cdot \frac{{{_tex(S)}\ \mathrm{{B}}}}"
-                    rf"{{{_tex(bandwidth)}\ \mathrm{{B/s}}}} + 2 \cdot {n - 1} \cdot {_tex(alpha)}\ \mathrm{{s}}$",
-                    f"{_txt(t)} s per all-reduce (busiest link {plan.bottleneck_link})",
-                    "t_AR = 2(n-1)/n * S/B + 2(n-1) * alpha",
-                    f"t_AR = 2*{n - 1}/{n} * {_txt(S)} B / {_txt(bandwidth)} B/s + 2*{n - 1} * {_txt(alpha)} s")
-    return Term(f"{title} ({plan.algorithm}, n = {n})",
+        return _ring_term("Data-parallel gradient all-reduce", "AR", n, S, plan, 2, "all-reduce")
+    t = plan.time(S)
+    return Term(f"Data-parallel gradient all-reduce ({plan.algorithm}, n = {n})",
                 r"$t_{AR} = S \cdot \beta + \alpha$",
                 rf"$t_{{AR}} = {_tex(S)}\ \mathrm{{B}} \cdot {_tex(plan.seconds_per_byte)}\ \mathrm{{s/B}}"
                 rf" + {_tex(plan.latency)}\ \mathrm{{s}}$",
                 f"{_txt(t)} s per all-reduce (busiest link {plan.bottleneck_link})",
                 "t_AR = S * beta + alpha", f"t_AR = {_txt(S)} B * {_txt(plan.seconds_per_byte)} s/B + "
                                            f"{_txt(plan.latency)} s")
+
+
+def _ring_term(title: str, sub: str, n: int, S: float, plan, passes: int, what: str, more: str = "") -> Term:
+    """A ring collective over n ranks, ``passes`` = 2 for an all-reduce (reduce-scatter then
+    all-gather), 1 for an all-gather: passes (n-1)/n x S / B + passes (n-1) alpha (Patarasuk &
+    Yuan 2009), with B and alpha read back from the plan the cost model priced."""
+    t = plan.time(S)
+    bandwidth = passes * (n - 1) / n / plan.seconds_per_byte
+    alpha = plan.latency / (passes * (n - 1))
+    k, times = (f"{passes}", f"{passes}*") if passes > 1 else ("", "")
+    tex_times = f"{passes} \\cdot " if passes > 1 else ""
+    return Term(f"{title} (ring, n = {n})",
+                rf"$t_{{{sub}}} = \frac{{{k}(n-1)}}{{n}} \cdot \frac{{S}}{{B}} + {k}(n-1)\,\alpha$",
+                rf"$t_{{{sub}}} = \frac{{{tex_times}{n - 1}}}{{{n}}} \cdot "
+                rf"\frac{{{_tex(S)}\ \mathrm{{B}}}}{{{_tex(bandwidth)}\ \mathrm{{B/s}}}} + "
+                rf"{tex_times}{n - 1} \cdot {_tex(alpha)}\ \mathrm{{s}}$",
+                f"{_txt(t)} s per {what} (busiest link {plan.bottleneck_link}){more}",
+                f"t_{sub} = {k}(n-1)/n * S/B + {k}(n-1) * alpha",
+                f"t_{sub} = {times}{n - 1}/{n} * {_txt(S)} B / {_txt(bandwidth)} B/s + {times}{n - 1} * "
+                f"{_txt(alpha)} s")
 
 
 def _bubble(config, st, m) -> Term:
