@@ -65,7 +65,7 @@ def _torchtitan(row: dict):
         "training": {"optimizer": "adam", "precision": "bf16-mixed", "recompute": "full",
                      "micro_batch": row["local_batch"], "global_batch": row["local_batch"] * row["fsdp"],
                      "tensor_parallel": row["tp"], "context_parallel": row["cp"], "data_parallel": row["fsdp"],
-                     "zero_stage": 3, "context_parallel_exchange": "ring"},
+                     "zero_stage": 3},
         "data": {"workers": 8, "augmentation": "none"}}, f"torchtitan Table {row['table']}")
 
 
