@@ -4,8 +4,10 @@ Both sources report what the process held, not only what its tensors needed: NVM
 (the Hugging Face table) and ``torch.cuda.max_memory_reserved`` (torchtitan) include what
 PyTorch's caching allocator keeps reserved beyond its live tensors, which trainwall does not
 model (it depends on the order and sizes of allocations, measurable only on a GPU). So a run
-the model states faithfully must need at most what it was measured to hold; and where nothing
-else is unmodelled (fp32, eager PyTorch) the measurement is within 15 % above the model.
+the model states faithfully must need at most what it was measured to hold, and the measurement
+can exceed the need by at most what the allocator has been published to reserve beyond the
+tensors' peak; where nothing else is unmodelled (fp32, eager PyTorch, one GPU) the measurement
+is within 15 % above the model.
 The data and what each row is: ``tests/reference/memory.toml``.
 """
 
@@ -69,8 +71,17 @@ def _torchtitan(row: dict):
         "data": {"workers": 8, "augmentation": "none"}}, f"torchtitan Table {row['table']}")
 
 
-@pytest.mark.parametrize("row", MEMORY["torchtitan_202412"]["rows"], ids=lambda r: f"{r['model']}-{r['seq_len']}")
-def test_torchtitan_runs_need_at_most_what_they_reserved(row):
-    """Full activation checkpointing, FSDP (ZeRO-3), bf16: the model's peak stays under the
-    reserved peak torchtitan measured on its 96 GB H100s."""
-    assert evaluate(_torchtitan(row)).memory.total <= row["gib"] * GIB
+#: The most PyTorch's caching allocator has been published to reserve beyond the tensors' peak
+#: in FSDP training (max reserved / max allocated, memory.toml's ``allocator_overhead``).
+ALLOCATOR_OVERHEAD = max(r["reserved"] / r["allocated"] for r in MEMORY["allocator_overhead"])
+
+
+@pytest.mark.parametrize("row", MEMORY["torchtitan_202412"]["rows"], ids=lambda r: f"{r['table']}-{r['seq_len']}")
+def test_torchtitan_reserved_what_the_model_needs_and_at_most_the_allocators_overhead_more(row):
+    """Full activation checkpointing, FSDP (ZeRO-3), bf16, on torchtitan's 96 GB H100s: the
+    model's peak is at most the reserved peak measured, and the reserved peak at most the
+    largest published allocator overhead above it (1.62: FSDP2, reserved 8,512 MiB against an
+    allocated peak of 5,258). Before the loss's two fp32 gradients were modelled, the 70B run was
+    2.1x below its measurement (34.3 GiB against 71.9)."""
+    need = evaluate(_torchtitan(row)).memory.total
+    assert need <= row["gib"] * GIB <= ALLOCATOR_OVERHEAD * need, (need / GIB, row["gib"])
