@@ -67,6 +67,30 @@ def model_state_bytes(params: float, trainable_params: float, param_tensors: int
     return ModelStates(weights, grads, opt, frozen_w)
 
 
+def zero3_working_set(weights: list[float], gradients: list[float], shards: int) -> tuple[float, float]:
+    """ZeRO-3's working set beyond the shards, as (weights, gradients) bytes, over units l in
+    forward order with ``weights[l]`` their whole weights in the compute format and
+    ``gradients[l]`` their whole gradients in the format they are reduced in (0: not trained):
+
+        backward:  w_l + w_(l-1)  +  2 g_l + g_l / n
+        forward:   w_l + w_(l+1)
+
+    the largest over l. A unit is gathered whole to be computed while the next is gathered
+    (the backward prefetches it explicitly, the forward as the unit computes: PyTorch's FSDP
+    notes), and its gradients, whole, are copied into the reduce-scatter's input, which with
+    the scattered output (1/n of it) lives beside them (Rajbhandari et al. 2020, section 5.3,
+    for the gathering; the buffers as PyTorch's FSDP2 allocates them, measured with its
+    MemTracker on 2 and 4 ranks in fp32 and in bf16 reduced in fp32: exact for equal units,
+    an upper bound by at most half a unit's fp32 gradients otherwise,
+    tests/test_zero3_against_fsdp2.py)."""
+    if not weights:
+        return 0.0, 0.0
+    backward = max(((w + (weights[i - 1] if i else 0.0), (2 + 1 / shards) * g)
+                    for i, (w, g) in enumerate(zip(weights, gradients))), key=sum)
+    forward = max(w + (weights[i + 1] if i + 1 < len(weights) else 0.0) for i, w in enumerate(weights))
+    return backward if sum(backward) >= forward else (forward, 0.0)
+
+
 def tensor_bytes(elements: float, dtype: str, activation_bytes: int) -> float:
     return elements * _FIXED_BYTES.get(dtype, activation_bytes)
 

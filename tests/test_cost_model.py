@@ -85,12 +85,13 @@ def test_zero3_gathers_weights_three_times_per_micro_batch():
     nvlink = link("nvlink4")
     per_gather = 7 / 8 * params * 2 / (nvlink.bandwidth * nvlink.achievable) + 7 * nvlink.latency
     assert m.time.data_parallel_s == pytest.approx(2 * 3 * per_gather)  # 32 / (8 x 2) = 2 micro-batches
-    # sharded 1/8, plus the layers gathered at once at the head's backward: the head's and the last
-    # block's bf16 weights (the block prefetched) and the head's bf16 gradients
+    # sharded 1/8, plus the working set at the head's backward: the head's and the last block's
+    # bf16 weights (the block prefetched), the head's bf16 gradients twice (the reduce-scatter's
+    # input beside them) and the scattered 1/8
     layers = workload("llama-3-8b").network(2048).layers
     head, block = layers[-1].params, layers[-2].params
     assert m.memory.weights == pytest.approx(params * 2 / 8 + (head + block) * 2, rel=1e-12)
-    assert m.memory.gradients == pytest.approx(params * 2 / 8 + head * 2, rel=1e-12)
+    assert m.memory.gradients == pytest.approx(params * 2 / 8 + (2 + 1 / 8) * head * 2, rel=1e-12)
 
 
 def test_zero3_gathers_nothing_without_data_parallelism_and_zero2_never():

@@ -64,7 +64,8 @@ def _torchtitan(row: dict):
     return parse_config({
         "workload": {"model": row["model"], "seq_len": row["seq_len"]},
         "system": {"accelerator": "h100-sxm", "devices": row["devices"]},
-        "training": {"optimizer": "adam", "precision": "bf16-mixed", "recompute": "full",
+        # torchtitan's FSDP2 reduces gradients in fp32 (its mixed_precision_reduce default)
+        "training": {"optimizer": "adam", "precision": "bf16-mixed", "gradient_dtype": "fp32", "recompute": "full",
                      "micro_batch": row["local_batch"], "global_batch": row["local_batch"] * row["fsdp"],
                      "tensor_parallel": row["tp"], "context_parallel": row["cp"], "data_parallel": row["fsdp"],
                      "zero_stage": 3},

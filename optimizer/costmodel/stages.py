@@ -25,7 +25,8 @@ from trainwall.core.caches import bounded
 from trainwall.models.ir import FP32, Layer, Op
 from trainwall.optimizer.compute import LayerCost, layer_cost
 from trainwall.optimizer.costmodel.resolve import ResolvedPlan
-from trainwall.optimizer.memory import ModelStates, layer_activation_bytes, model_state_bytes, tensor_bytes
+from trainwall.optimizer.memory import (ModelStates, layer_activation_bytes, model_state_bytes, tensor_bytes,
+                                        zero3_working_set)
 
 T = TypeVar("T")
 
@@ -165,22 +166,14 @@ def _stage_states(plan: ResolvedPlan, params: list[float], a: int, b: int) -> St
 
 
 def _zero3_gathered(plan: ResolvedPlan, params: list[float], a: int, b: int) -> tuple[float, float]:
-    """ZeRO-3's working set on one device of the stage, (weights, gradients): the layers it holds
-    sharded are gathered whole to be computed, one layer (one FSDP unit) at a time with the next
-    one prefetched, and in the backward a layer's gradients are whole until reduce-scattered
-    (Rajbhandari et al. 2020, section 5.3; PyTorch's FSDP notes, "FSDP Prefetch Nuances": the
-    backward prefetches the next unit's all-gather explicitly, the forward issues it as the
-    current unit computes). So, over the stage's layers l (whole on this tensor-parallel rank):
-
-        max( max_l w_l + w_(l-1) + g_l,  max_l w_l + w_(l+1) )
-
-    with w the layer's weights in the compute format and g its gradients (trained layers).
-    Each trainwall layer is taken as one unit (FSDP applied per block; its root unit, the
-    embedding with the head, is larger). Nothing is gathered without data parallelism."""
-    if plan.zero_stage < 3 or plan.data_parallel * plan.context_parallel <= 1:
+    """ZeRO-3's working set on one device of the stage, (weights, gradients), with each
+    trainwall layer one unit (FSDP applied per block; its root unit, the embedding with the
+    head, is larger): :func:`trainwall.optimizer.memory.zero3_working_set` over the stage's
+    layers, whole on this tensor-parallel rank, the gradients of the trained ones in the
+    format they are reduced in. Nothing is gathered without data parallelism."""
+    shards = plan.data_parallel * plan.context_parallel
+    if plan.zero_stage < 3 or shards <= 1:
         return 0.0, 0.0
-    w = [params[i] * plan.policy.weight_bytes for i in range(a, b)]
-    g = [params[i] * plan.policy.grad_bytes if plan.trainable[i] else 0.0 for i in range(a, b)]
-    backward = max(((w[i] + (w[i - 1] if i else 0.0), g[i]) for i in range(len(w))), key=sum)
-    forward = max(w[i] + (w[i + 1] if i + 1 < len(w) else 0.0) for i in range(len(w)))
-    return backward if sum(backward) >= forward else (forward, 0.0)
+    return zero3_working_set([params[i] * plan.policy.weight_bytes for i in range(a, b)],
+                             [params[i] * plan.policy.grad_bytes if plan.trainable[i] else 0.0 for i in range(a, b)],
+                             shards)
