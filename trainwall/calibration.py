@@ -34,9 +34,8 @@ switched off, and reports the difference: what the mechanism adds to the predict
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
