@@ -124,12 +124,16 @@ def presolve_rules_off(*rules: str) -> int:
     return sum(1 << PRESOLVE_RULE_BITS[rule] for rule in sorted(set(rules) | set(ALWAYS_OFF)))
 
 
+#: What makes a solve a proof and repeatable: one thread, and no MIP gap, absolute or relative.
+EXACT_AND_SERIAL = {"threads": 1, "mip_rel_gap": 0.0, "mip_abs_gap": 0.0}
+
+
 def reference_options(options: Mapping | None = None) -> dict:
     """HiGHS's options for a reference solve: the fixed seed, no log, the rules every solve
-    switches off, a formulation's own speed ``options``, and :data:`TOLERANCES` last (no
-    formulation loosens them)."""
+    switches off, a formulation's own speed ``options``, then :data:`EXACT_AND_SERIAL` and
+    :data:`TOLERANCES` (no formulation loosens them)."""
     return {"random_seed": 0, "output_flag": False, "presolve_rule_off": presolve_rules_off(),
-            **(options or {}), **TOLERANCES}
+            **(options or {}), **EXACT_AND_SERIAL, **TOLERANCES}
 
 
 class Solver:
@@ -166,9 +170,9 @@ class Solver:
         try:
             updates = {**self._updates, "check_for_new_or_removed_constraints": True} if self._added else self._updates
             self._added = False
-            res = self._highs.solve(self.model, threads=1, rel_gap=0.0, abs_gap=0.0, time_limit=self._time_limit,
-                                    load_solutions=False, raise_exception_on_nonoptimal_result=False,
-                                    auto_updates=updates, solver_options=self._options)
+            res = self._highs.solve(self.model, time_limit=self._time_limit, load_solutions=False,
+                                    raise_exception_on_nonoptimal_result=False, auto_updates=updates,
+                                    solver_options=self._options)
         except Exception as exc:  # HiGHS or Pyomo raised: report it, never crash the caller
             return SolveResult(Status.ERROR, None, None, time.perf_counter() - start, f"error: {exc}")
         name = res.termination_condition.name
@@ -211,8 +215,7 @@ class MatrixModel:
 
         self._highspy = highspy
         self._highs = highspy._Highs()
-        settings = {**reference_options(options), "threads": 1, "mip_rel_gap": 0.0, "mip_abs_gap": 0.0,
-                    "time_limit": float(time_limit)}
+        settings = {**reference_options(options), "time_limit": float(time_limit)}
         for name, value in settings.items():
             self._highs.setOptionValue(name, value)
         self.columns = 0
