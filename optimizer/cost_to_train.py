@@ -154,5 +154,5 @@ def _first_cuts(span: tuple[int, int] | None, a: float, b: float, h: float) -> s
     if span is None:
         return set()
     lo, hi = span
-    inside = min(hi, max(lo, math.sqrt(h / a) if a > 0 else math.inf))
-    return {min(hi, max(lo, math.floor(inside))), min(hi, max(lo, math.ceil(inside)))}
+    inside = min(hi, max(lo, math.sqrt(h / a) if a > 0 else math.inf))    # lo, hi integers: so are its floor, ceil
+    return {math.floor(inside), math.ceil(inside)}
