@@ -157,21 +157,22 @@ def _stage_states(plan: ResolvedPlan, params: list[float], a: int, b: int) -> St
     tensors = sum(layer.param_tensors for layer, tr in zip(layers, mask) if tr)
     # ZeRO shards over every rank holding the same weights: data x context parallel (Megatron-LM's
     # distributed optimizer shards over its data-parallel group with context parallelism)
+    shards = plan.data_parallel * plan.context_parallel
     states = model_state_bytes(held, trainable, tensors, plan.optimizer, plan.policy, plan.zero_stage,
-                               plan.data_parallel * plan.context_parallel, plan.optimizer_state)
+                               shards, plan.optimizer_state)
     weights = states.weights + (0.0 if plan.mcu else states.frozen_weights)
-    gathered_weights, gathered_gradients = _zero3_gathered(plan, params, a, b)
+    gathered_weights, gathered_gradients = _zero3_gathered(plan, params, a, b, shards)
     return StageStates(states, weights + gathered_weights, states.gradients + gathered_gradients, held, trainable,
                        plan.runtime_reserve)
 
 
-def _zero3_gathered(plan: ResolvedPlan, params: list[float], a: int, b: int) -> tuple[float, float]:
+def _zero3_gathered(plan: ResolvedPlan, params: list[float], a: int, b: int, shards: int) -> tuple[float, float]:
     """ZeRO-3's working set on one device of the stage, (weights, gradients), with each
     trainwall layer one unit (FSDP applied per block; its root unit, the embedding with the
     head, is larger): :func:`trainwall.optimizer.memory.zero3_working_set` over the stage's
     layers, whole on this tensor-parallel rank, the gradients of the trained ones in the
-    format they are reduced in. Nothing is gathered without data parallelism."""
-    shards = plan.data_parallel * plan.context_parallel
+    format they are reduced in. Nothing is gathered when the weights are in one piece
+    (``shards``, the ranks sharing them, 1)."""
     if plan.zero_stage < 3 or shards <= 1:
         return 0.0, 0.0
     return zero3_working_set([params[i] * plan.policy.weight_bytes for i in range(a, b)],
