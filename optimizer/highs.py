@@ -185,13 +185,21 @@ class Solver:
                            time.perf_counter() - start, name)
 
 
-def pin_wall(relax, wall: str, lifted: bool, imposed) -> None:
-    """Pin wall ``wall``'s relaxation variable r_w by its bounds: 1 (lifted) when asked or when the
-    problem does not impose the wall, else 0 (held). Only bounds move, so a persistent solver
-    re-solves without rebuilding."""
-    value = float(lifted or wall not in imposed)
-    relax[wall].setlb(value)
-    relax[wall].setub(value)
+class PinnedByBounds:
+    """What parts 1 and 2's Pyomo formulations change between solves, by variable bounds only, so
+    a persistent solver re-solves without rebuilding. The formulation has ``model.relax`` (each
+    wall's r_w), ``model.u`` (each mode's binary) and ``problem.walls`` (the imposed walls)."""
+
+    def lift(self, wall: str, lifted: bool = True) -> None:
+        """Drop (or restore) one wall: pin its r_w to 1 (lifted) when asked or when the problem does
+        not impose the wall, else to 0 (held)."""
+        value = float(lifted or wall not in self.problem.walls)
+        self.model.relax[wall].setlb(value)
+        self.model.relax[wall].setub(value)
+
+    def allow(self, mode: int, allowed: bool = True) -> None:
+        """Forbid (or allow again) one mode, by its binary's upper bound: for the runner-up."""
+        self.model.u[mode].setub(int(allowed))
 
 
 #: A row: (lower, upper, its columns, their coefficients); +-inf for a side without a bound.

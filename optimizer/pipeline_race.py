@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from trainwall.optimizer.coefficients import PipelineRates
-from trainwall.optimizer.highs import Solver, Status, pin_wall
+from trainwall.optimizer.highs import PinnedByBounds, Solver, Status
 
 #: The walls a part-2 mode either meets or breaks whatever the workers or echoes.
 MODE_WALLS = ("memory", "stability", "flash")
@@ -89,7 +89,7 @@ class PipelineRaceSolution:
     mip_gap: float | None
 
 
-class PipelineRaceModel:
+class PipelineRaceModel(PinnedByBounds):
     """The MILP of the module docstring, built once per problem."""
 
     def __init__(self, problem: PipelineRaceProblem):
@@ -119,14 +119,6 @@ class PipelineRaceModel:
         m.objective = pyo.Objective(expr=(len(C) + 1) * m.n + sum(c * m.u[c] for c in C), sense=pyo.minimize)
         self.solver = Solver(m)
         self.build_s = time.perf_counter() - start
-
-    def lift(self, wall: str, lifted: bool = True) -> None:
-        """Drop (or restore) one wall by the bounds of its r_w; a wall not imposed stays lifted."""
-        pin_wall(self.model.relax, wall, lifted, self.problem.walls)
-
-    def allow(self, mode: int, allowed: bool = True) -> None:
-        """Forbid (or allow again) one mode, by its binary's upper bound: for the runner-up."""
-        self.model.u[mode].setub(int(allowed))
 
     def _coefficient(self, rate: float) -> float:
         """Fresh samples/s in units of the largest demand (capped: beyond twice the demand a

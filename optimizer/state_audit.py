@@ -43,7 +43,7 @@ import time
 from dataclasses import dataclass
 
 from trainwall.optimizer.coefficients import ModeTable
-from trainwall.optimizer.highs import SolveResult, Solver, Status, pin_wall, presolve_rules_off
+from trainwall.optimizer.highs import PinnedByBounds, SolveResult, Solver, Status, presolve_rules_off
 
 #: The least difference between two plans' objectives: one parameter, or one sample of micro-batch.
 OBJECTIVE_UNIT = 1.0
@@ -88,7 +88,7 @@ class StateAuditSolution:
     build_s: float
 
 
-class StateAuditModel:
+class StateAuditModel(PinnedByBounds):
     """The MILP of the module docstring, built once per problem, re-solved in stages."""
 
     def __init__(self, problem: StateAuditProblem):
@@ -122,14 +122,6 @@ class StateAuditModel:
         self._objectives()
         self.solver = Solver(m, options=PRESOLVE)
         self.build_s = time.perf_counter() - start
-
-    def lift(self, wall: str, lifted: bool = True) -> None:
-        """Drop (or restore) one wall by the bounds of its r_w; a wall not imposed stays lifted."""
-        pin_wall(self.model.relax, wall, lifted, self.problem.walls)
-
-    def allow(self, mode: int, allowed: bool = True) -> None:
-        """Forbid (or allow again) one mode, by its binary's upper bound: for the runner-up."""
-        self.model.u[mode].setub(int(allowed))
 
     def _fix_layers(self) -> None:
         """Pin x_l by its bounds (0 for a layer without parameters; the configuration's own
