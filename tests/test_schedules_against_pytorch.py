@@ -13,7 +13,6 @@ min(p - i, m) micro-batches, and the interleaved schedule's min(W_i + 1, m v) ch
 from __future__ import annotations
 
 import json
-import socket
 
 import pytest
 
@@ -21,6 +20,8 @@ from trainwall.optimizer.costmodel.schedule import Interleaved, OneFOneB
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("torch.distributed.pipelining")
+
+from torch_truth import join_gloo, on_ranks, peak_saved_bytes  # noqa: E402
 
 H, B, K = 64, 4, 3                        # width, rows per micro-batch, linear layers per chunk
 CHUNK_BYTES = K * B * H * 4               # what one chunk keeps per micro-batch (fp32)
@@ -35,45 +36,11 @@ class _Copy(torch.nn.Module):
         return x * 1.0
 
 
-def _peak_saved(stages, step) -> int:
-    """Bytes of distinct tensors autograd holds at once while ``step`` runs (parameters aside)."""
-    import weakref
-
-    params = {p.untyped_storage().data_ptr() for stage in stages for p in stage.submod.parameters()}
-    live, refs = {"now": 0, "peak": 0}, {}
-
-    def release(ptr: int, n: int) -> None:
-        refs[ptr] -= 1
-        if not refs[ptr]:
-            del refs[ptr]
-            live["now"] -= n
-
-    class Held:
-        def __init__(self, t):
-            self.t, ptr = t, t.untyped_storage().data_ptr()
-            if ptr in params:
-                return
-            n = t.untyped_storage().nbytes()
-            if ptr not in refs:
-                refs[ptr] = 0
-                live["now"] += n
-                live["peak"] = max(live["peak"], live["now"])
-            refs[ptr] += 1
-            weakref.finalize(self, release, ptr, n)
-
-    with torch.autograd.graph.saved_tensors_hooks(Held, lambda held: held.t):
-        step()
-    return live["peak"]
-
-
 def _worker(rank: int, p: int, port: int, out: str) -> None:
-    import os
-
     import torch.distributed as dist
     from torch.distributed.pipelining import PipelineStage, Schedule1F1B, ScheduleInterleaved1F1B
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=p)
+    join_gloo(rank, p, port)
     peaks = []
     for v, m in RUNS[p]:
         torch.manual_seed(0)
@@ -93,7 +60,7 @@ def _worker(rank: int, p: int, port: int, out: str) -> None:
             else:
                 schedule.step()
         step()                                        # the first step also infers shapes
-        peaks.append(_peak_saved(stages, step))
+        peaks.append(peak_saved_bytes([q for stage in stages for q in stage.submod.parameters()], step))
     gathered = [None] * p
     dist.all_gather_object(gathered, peaks)
     if rank == 0:
@@ -104,13 +71,8 @@ def _worker(rank: int, p: int, port: int, out: str) -> None:
 
 @pytest.mark.parametrize("p", sorted(RUNS))
 def test_each_rank_holds_what_the_schedule_says(p, tmp_path):
-    import torch.multiprocessing as mp
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     out = tmp_path / "peaks.json"
-    mp.spawn(_worker, args=(p, port, str(out)), nprocs=p)
+    on_ranks(_worker, p, str(out))
     measured = json.loads(out.read_text())            # [rank][run] bytes
     for run, (v, m) in enumerate(RUNS[p]):
         schedule = OneFOneB(p) if v == 1 else Interleaved(p, v)

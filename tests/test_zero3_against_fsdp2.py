@@ -11,7 +11,6 @@ bf16 weights reduced in fp32 (``MixedPrecisionPolicy``, as torchtitan trains).
 from __future__ import annotations
 
 import json
-import socket
 
 import pytest
 
@@ -19,6 +18,8 @@ from trainwall.optimizer.memory import zero3_working_set
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("torch.distributed._tools.mem_tracker")
+
+from torch_truth import join_gloo, on_ranks  # noqa: E402
 
 #: Each case: the layers' widths (unit l maps widths[l] to widths[l + 1]) and whether the
 #: weights are bf16 (reduced in fp32).
@@ -29,15 +30,12 @@ CASES = [((256, 256, 256, 256, 256), False), ((256, 256, 256, 256, 256), True),
 
 
 def _worker(rank: int, world: int, port: int, out: str) -> None:
-    import os
-
     import torch.distributed as dist
     from torch.distributed._tools.mem_tracker import MemTracker
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+    join_gloo(rank, world, port)
     mesh, peaks = init_device_mesh("cpu", (world,)), []
     for widths, bf16 in CASES:
         torch.manual_seed(0)
@@ -61,13 +59,8 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
 
 
 def _measured(world: int, tmp_path) -> list[int]:
-    import torch.multiprocessing as mp
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     out = str(tmp_path / f"peaks-{world}.json")
-    mp.spawn(_worker, args=(world, port, out), nprocs=world)
+    on_ranks(_worker, world, out)
     with open(out) as f:
         return json.load(f)
 

@@ -4,7 +4,9 @@ Each function runs the model on the CPU and reports what PyTorch itself counts:
 ``numel`` of the parameters, the bytes ``torch.optim`` allocates, the FLOPs
 ``FlopCounterMode`` sees in forward + backward, and the bytes of every distinct
 storage autograd saves for backward (``saved_tensors_hooks``), parameters and
-buffers excluded (they are counted as weights, not activations).
+buffers excluded (they are counted as weights, not activations), or the most it holds at
+once; and runs a function on several CPU ranks in a gloo process group (the distributed
+measurements).
 """
 
 from __future__ import annotations
@@ -68,3 +70,59 @@ def saved_activation_bytes(model: torch.nn.Module, inputs: dict) -> int:
     loss.backward()
     model.zero_grad(set_to_none=True)
     return sum(seen.values())
+
+
+def peak_saved_bytes(parameters, step) -> int:
+    """The most bytes of distinct tensors autograd holds at once for the backward while
+    ``step()`` runs (``parameters`` left out): a tensor counts from when a graph saves it until
+    every graph holding it lets it go."""
+    import weakref
+
+    excluded = {p.untyped_storage().data_ptr() for p in parameters}
+    live, refs = {"now": 0, "peak": 0}, {}
+
+    def release(ptr: int, n: int) -> None:
+        refs[ptr] -= 1
+        if not refs[ptr]:
+            del refs[ptr]
+            live["now"] -= n
+
+    class Held:
+        def __init__(self, t):
+            self.t, ptr = t, t.untyped_storage().data_ptr()
+            if ptr in excluded:
+                return
+            n = t.untyped_storage().nbytes()
+            if ptr not in refs:
+                refs[ptr] = 0
+                live["now"] += n
+                live["peak"] = max(live["peak"], live["now"])
+            refs[ptr] += 1
+            weakref.finalize(self, release, ptr, n)
+
+    with torch.autograd.graph.saved_tensors_hooks(Held, lambda held: held.t):
+        step()
+    return live["peak"]
+
+
+def on_ranks(worker, world: int, *args) -> None:
+    """Run ``worker(rank, world, port, *args)`` in ``world`` processes (CPU), ``port`` a free one
+    for :func:`join_gloo`."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(worker, args=(world, port, *args), nprocs=world)
+
+
+def join_gloo(rank: int, world: int, port: int) -> None:
+    """This process's place in a CPU process group of ``world`` ranks (gloo) on ``port``."""
+    import os
+
+    import torch.distributed as dist
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
